@@ -1,0 +1,15 @@
+"""A skills-based contact-center ACD on Redis: the package the lab teaches.
+
+Start with :class:`acd.center.Center` for operations and :mod:`acd.dispatcher` for the
+dispatcher; key names live in :mod:`acd.keys`, the atomic operations in ``acd/lua/``.
+"""
+
+from acd.center import Center
+from acd.connection import connect
+from acd.errors import ACDError, AlreadyExists, Conflict, InvalidInput, InvalidState, NotFound
+from acd.models import Agent, AgentState, Assignment, Contact, ContactState
+
+__all__ = [
+    "ACDError", "Agent", "AgentState", "AlreadyExists", "Assignment", "Center", "Conflict",
+    "Contact", "ContactState", "InvalidInput", "InvalidState", "NotFound", "connect",
+]

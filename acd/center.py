@@ -1,0 +1,237 @@
+"""One contact center's operations: agents, skills, contacts, dispatch, statistics.
+
+Every write that touches several keys is one Redis Function call (acd/lua/acd.lua), so it
+is atomic and needs no client-side lock. Arguments are validated here, before they become
+key names; a bad one raises InvalidInput and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any, cast
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from acd.errors import InvalidInput, NotFound
+from acd.functions import Functions
+from acd.keys import Keys, check_name
+from acd.models import (
+    MAX_NAME,
+    Agent,
+    AgentIn,
+    AgentState,
+    Assignment,
+    Candidate,
+    CenterStats,
+    Contact,
+    ContactIn,
+)
+from acd.settings import get_settings
+
+DEFAULT_BATCH = 200
+DEFAULT_BUDGET = 20_000  # queued contacts one dispatch call may examine
+
+
+def _valid(kind: str, value: str) -> str:
+    try:
+        return check_name(kind, value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _model(cls: type[Any], **fields: Any) -> Any:
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(problems) from None
+
+
+class Center:
+    """A contact center stored under the hash tag ``{acd:<name>}``."""
+
+    def __init__(self, redis: Redis, name: str | None = None) -> None:
+        self.redis = redis
+        self.name = _valid("center", name or get_settings().acd_center)
+        self.keys = Keys(self.name)
+        self.fn = Functions(redis, self.keys)
+
+    # -- agents ---------------------------------------------------------------------
+    async def create_agent(
+        self, agent_id: str, fname: str, lname: str, skills: Iterable[str],
+        available: bool = False,
+    ) -> Agent:
+        _valid("agent id", agent_id)
+        spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills))
+        raw = await self.fn.agent_create(agent_id, spec.model_dump_json(), available)
+        return Agent.model_validate_json(raw)
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        raw = await self.redis.execute_command("JSON.GET", self.keys.agent(
+            _valid("agent id", agent_id)), ".")
+        if raw is None:
+            raise NotFound(f"agent {agent_id}")
+        return Agent.model_validate_json(raw)
+
+    async def list_agents(self) -> list[Agent]:
+        ids = sorted(await cast(Any, self.redis.smembers(self.keys.agents)))
+        if not ids:
+            return []
+        docs = await self.redis.execute_command(
+            "JSON.MGET", *[self.keys.agent(i) for i in ids], ".")
+        return [Agent.model_validate_json(d) for d in docs if d is not None]
+
+    async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
+        _valid("agent id", agent_id)
+        for field, value in (("fname", fname), ("lname", lname)):
+            if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
+                raise InvalidInput(f"{field}: must be 1-{MAX_NAME} characters")
+        raw = await self.fn.agent_update(agent_id, json.dumps(fname), json.dumps(lname))
+        return Agent.model_validate_json(raw)
+
+    async def delete_agent(self, agent_id: str) -> None:
+        await self.fn.agent_delete(_valid("agent id", agent_id))
+
+    async def set_agent_state(self, agent_id: str, state: AgentState | str) -> Agent:
+        _valid("agent id", agent_id)
+        try:
+            wanted = AgentState(state)
+        except ValueError:
+            raise InvalidInput(f"state {state!r}: must be 'available' or 'unavailable'") from None
+        if wanted is AgentState.BUSY:
+            raise InvalidInput("state 'busy' is set by the dispatcher, not by callers")
+        return Agent.model_validate_json(await self.fn.agent_state(agent_id, wanted.value))
+
+    async def set_available(self, agent_id: str) -> Agent:
+        return await self.set_agent_state(agent_id, AgentState.AVAILABLE)
+
+    async def set_unavailable(self, agent_id: str) -> Agent:
+        return await self.set_agent_state(agent_id, AgentState.UNAVAILABLE)
+
+    # -- skills ---------------------------------------------------------------------
+    async def add_skill(self, agent_id: str, skill: str) -> Agent:
+        raw = await self.fn.agent_skill(
+            _valid("agent id", agent_id), _valid("skill", skill), "add")
+        return Agent.model_validate_json(raw)
+
+    async def remove_skill(self, agent_id: str, skill: str) -> Agent:
+        raw = await self.fn.agent_skill(
+            _valid("agent id", agent_id), _valid("skill", skill), "remove")
+        return Agent.model_validate_json(raw)
+
+    async def delete_skill(self, skill: str) -> int:
+        """Remove ``skill`` from every agent; returns how many agents had it."""
+        return await self.fn.skill_delete(_valid("skill", skill))
+
+    async def list_skills(self) -> list[str]:
+        return sorted(await cast(Any, self.redis.smembers(self.keys.skills)))
+
+    # -- the center -----------------------------------------------------------------
+    async def open(self) -> int:
+        """Every agent not on a contact becomes available; returns how many changed."""
+        return await self.fn.center_state(True)
+
+    async def close(self) -> int:
+        """Every agent not on a contact becomes unavailable; returns how many changed."""
+        return await self.fn.center_state(False)
+
+    # -- contacts -------------------------------------------------------------------
+    async def create_contact(self, skills: Iterable[str], contact_id: str | None = None) -> Contact:
+        """Queue a contact that needs an agent with every one of ``skills``."""
+        cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
+        spec = _model(ContactIn, skills=list(skills))
+        ordered = sorted(spec.skills)
+        raw = await self.fn.contact_create(cid, json.dumps(ordered), spec.signature)
+        return Contact.model_validate_json(raw)
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        raw = await self.redis.execute_command(
+            "JSON.GET", self.keys.contact(_valid("contact id", contact_id)), ".")
+        if raw is None:
+            raise NotFound(f"contact {contact_id}")
+        return Contact.model_validate_json(raw)
+
+    async def complete_contact(self, contact_id: str) -> Contact:
+        """End an assigned contact; its agent becomes available again."""
+        raw = await self.fn.contact_end(
+            _valid("contact id", contact_id), "complete", get_settings().contact_keep_seconds)
+        return Contact.model_validate_json(raw)
+
+    async def abandon_contact(self, contact_id: str) -> Contact:
+        """The caller hung up while queued: the contact leaves the queue at once."""
+        raw = await self.fn.contact_end(
+            _valid("contact id", contact_id), "abandon", get_settings().contact_keep_seconds)
+        return Contact.model_validate_json(raw)
+
+    async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
+        """The oldest ``limit`` waiting contacts with the ms they were queued."""
+        rows = await self.redis.zrange(self.keys.queue, 0, limit - 1, withscores=True)
+        return [(str(m), int(s)) for m, s in rows]
+
+    # -- dispatch -------------------------------------------------------------------
+    async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET
+                       ) -> list[Assignment]:
+        """Assign up to ``most`` waiting contacts atomically (see acd_dispatch)."""
+        pairs, _ = await self.fn.dispatch(most, budget)
+        return [Assignment(contact=c, agent=a) for c, a in pairs]
+
+    async def candidates(self, skills: Iterable[str]) -> list[Candidate]:
+        """Every available agent with all ``skills``, longest available first (ZINTER).
+
+        This is the explanation of an LAA choice, not how dispatch chooses: dispatch
+        stops at the first qualified agent instead of building the whole intersection.
+        """
+        spec = _model(ContactIn, skills=list(skills))
+        rows = await self.redis.zinter(
+            [self.keys.avail(s) for s in spec.skills], aggregate="MIN", withscores=True)
+        return [Candidate(agent=str(a), available_since=int(s)) for a, s in rows]
+
+    # -- statistics and cleanup -----------------------------------------------------
+    async def stats(self) -> CenterStats:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.zcard(self.keys.queue)
+            pipe.zrange(self.keys.queue, 0, 0, withscores=True)
+            pipe.hgetall(self.keys.stats)
+            pipe.hget(self.keys.meta, "open")
+            now_s, waiting, oldest, counters, is_open = await pipe.execute()
+        now = int(now_s[0]) * 1000 + int(now_s[1]) // 1000
+        by_state = {s: 0 for s in AgentState}
+        for agent in await self.list_agents():
+            by_state[agent.state] += 1
+        assigned = int(counters.get("assigned", 0))
+        return CenterStats(
+            center=self.name,
+            open=is_open == "1",
+            waiting=waiting,
+            oldest_wait_ms=max(0, now - int(oldest[0][1])) if oldest else 0,
+            agents=by_state,
+            offered=int(counters.get("offered", 0)),
+            assigned=assigned,
+            completed=int(counters.get("completed", 0)),
+            abandoned=int(counters.get("abandoned", 0)),
+            mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
+        )
+
+    async def delete(self) -> int:
+        """Delete every key of this center (never other centers'); returns how many."""
+        deleted = 0
+        async for batch in _chunks(self.redis.scan_iter(match=self.keys.pattern(), count=500)):
+            deleted += await self.redis.unlink(*batch)
+        return deleted
+
+
+async def _chunks(source: Any, size: int = 500) -> Any:
+    batch: list[str] = []
+    async for item in source:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

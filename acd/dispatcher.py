@@ -1,0 +1,143 @@
+"""The dispatcher: matches waiting contacts to longest-available agents, atomically.
+
+Each round is one call of the ``acd_dispatch`` Redis Function, which finds and claims
+agents for up to ``batch`` contacts in one atomic step: there is no moment at which a
+contact or an agent is held by this process, so killing it at any point loses nothing and
+strands nobody. Between rounds it blocks on the center's wake stream (XREAD with a
+timeout) from the last id the function reported, so it runs again as soon as a contact is
+queued or an agent becomes available, and never misses a wake-up.
+
+Run it: ``python -m acd.dispatcher --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import time
+from typing import Any, cast
+
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
+
+from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
+from acd.connection import connect
+from acd.settings import get_settings
+
+log = logging.getLogger("acd.dispatcher")
+
+TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
+
+
+class Dispatcher:
+    """Dispatch loop for one center."""
+
+    def __init__(self, center: Center, batch: int = DEFAULT_BATCH,
+                 budget: int = DEFAULT_BUDGET, idle_ms: int = 1000,
+                 summary_every: float = 10.0) -> None:
+        self.center = center
+        self.batch = batch
+        self.budget = budget
+        self.idle_ms = idle_ms
+        self.summary_every = summary_every
+        self.assigned = 0
+        self.rounds = 0
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def round(self) -> str:
+        """Assign until nothing more can be assigned; return the last wake id seen."""
+        while True:
+            pairs, wake_id = await self.center.fn.dispatch(self.batch, self.budget)
+            self.rounds += 1
+            self.assigned += len(pairs)
+            for contact, agent in pairs:
+                log.debug("assigned contact %s to agent %s", contact, agent)
+            if len(pairs) < self.batch:
+                return wake_id
+
+    async def wait_for_wake(self, after: str) -> None:
+        streams = {self.center.keys.wake: after}
+        await cast(Any, self.center.redis.xread(streams, count=1, block=self.idle_ms))
+
+    async def run(self) -> None:
+        """Run until stop(); reconnect with backoff when Redis goes away."""
+        summary = asyncio.create_task(self._summaries())
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(TRANSIENT),
+                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                before_sleep=before_sleep_log(log, logging.WARNING),
+                reraise=True,
+            ):
+                with attempt:
+                    while not self._stop.is_set():
+                        wake_id = await self.round()
+                        await self.wait_for_wake(wake_id)
+        finally:
+            summary.cancel()
+
+    async def _summaries(self) -> None:
+        last, last_t = 0, time.monotonic()
+        while True:
+            await asyncio.sleep(self.summary_every)
+            now = time.monotonic()
+            rate = (self.assigned - last) / (now - last_t)
+            log.info("center %s: %d assigned (%.1f/s over the last %.0f s), %d rounds",
+                     self.center.name, self.assigned, rate, now - last_t, self.rounds)
+            last, last_t = self.assigned, now
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    settings = get_settings()
+    p = argparse.ArgumentParser(
+        prog="python -m acd.dispatcher",
+        description="Assign waiting contacts to the longest-available qualified agents.")
+    p.add_argument("--redis-url", default=settings.redis_url,
+                   help="Redis URL (default: REDIS_URL from the environment or .env)")
+    p.add_argument("--center", action="append",
+                   help=f"center to serve; repeat for several (default: {settings.acd_center})")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help="most assignments per atomic round (default: %(default)s)")
+    p.add_argument("--idle-ms", type=int, default=1000,
+                   help="longest wait for a wake-up before checking again (default: %(default)s)")
+    p.add_argument("--summary-every", type=float, default=10.0,
+                   help="seconds between summary log lines (default: %(default)s)")
+    p.add_argument("--log-level", default="INFO", help="DEBUG logs every assignment")
+    return p.parse_args(argv)
+
+
+async def amain(args: argparse.Namespace) -> None:
+    redis = connect(args.redis_url)
+    centers = args.center or [get_settings().acd_center]
+    dispatchers = [Dispatcher(Center(redis, c), args.batch, idle_ms=args.idle_ms,
+                              summary_every=args.summary_every) for c in centers]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: [d.stop() for d in dispatchers])
+    log.info("dispatching for %s", ", ".join(centers))
+    try:
+        await asyncio.gather(*(d.run() for d in dispatchers))
+    finally:
+        await redis.aclose()
+    log.info("stopped after %d assignments", sum(d.assigned for d in dispatchers))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    main()

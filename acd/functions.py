@@ -1,0 +1,112 @@
+"""Typed wrappers of the Redis Functions in ``acd/lua/acd.lua``: one per function.
+
+The library is loaded with FUNCTION LOAD REPLACE the first time a client needs it, and
+again if a server answers that it does not know it (a fresh or restored server).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from acd.errors import from_reply
+from acd.keys import Keys
+
+LIBRARY_PATH = Path(__file__).parent / "lua" / "acd.lua"
+LIBRARY = LIBRARY_PATH.read_text()
+
+
+async def load_library(redis: Redis) -> None:
+    """Load (or replace) the acd library unless the server has this exact code already."""
+    listed = await redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "acd", "WITHCODE")
+    for lib in listed or []:
+        info = _pairs(lib)
+        if info.get("library_name") == "acd" and info.get("library_code") == LIBRARY:
+            return
+    await redis.execute_command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
+
+
+def _pairs(flat: Any) -> dict[str, Any]:
+    if isinstance(flat, dict):
+        return {str(k): v for k, v in flat.items()}
+    return {str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+async def fcall(redis: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    """FCALL ``name``; map the library's error replies to acd exceptions."""
+    for attempt in (1, 2):
+        try:
+            return await cast(Any, redis.fcall(name, len(keys), *keys, *args))
+        except ResponseError as exc:
+            message = str(exc)
+            if attempt == 1 and "Function not found" in message:
+                await load_library(redis)
+                continue
+            mapped = from_reply(message)
+            if mapped is not None:
+                raise mapped from None
+            raise
+    raise AssertionError("unreachable")
+
+
+class Functions:
+    """The library's functions, bound to one center's keys."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def agent_create(self, agent_id: str, doc: str, available: bool) -> str:
+        k = self.keys
+        return await fcall(self.redis, "acd_agent_create",
+                           [k.agent(agent_id), k.agents, k.skills],
+                           [agent_id, doc, "1" if available else "0"])
+
+    async def agent_update(self, agent_id: str, fname_json: str, lname_json: str) -> str:
+        return await fcall(self.redis, "acd_agent_update", [self.keys.agent(agent_id)],
+                           [agent_id, fname_json, lname_json])
+
+    async def agent_delete(self, agent_id: str) -> None:
+        k = self.keys
+        await fcall(self.redis, "acd_agent_delete", [k.agent(agent_id), k.agents], [agent_id])
+
+    async def agent_state(self, agent_id: str, state: str) -> str:
+        return await fcall(self.redis, "acd_agent_state", [self.keys.agent(agent_id)],
+                           [agent_id, state])
+
+    async def agent_skill(self, agent_id: str, skill: str, op: str) -> str:
+        k = self.keys
+        return await fcall(self.redis, "acd_agent_skill", [k.agent(agent_id), k.skills],
+                           [agent_id, skill, op])
+
+    async def skill_delete(self, skill: str) -> int:
+        return int(await fcall(self.redis, "acd_skill_delete", [self.keys.skills], [skill]))
+
+    async def center_state(self, is_open: bool) -> int:
+        k = self.keys
+        return int(await fcall(self.redis, "acd_center_state", [k.meta, k.agents],
+                               ["1" if is_open else "0"]))
+
+    async def contact_create(self, contact_id: str, skills_json: str, signature: str) -> str:
+        k = self.keys
+        return await fcall(self.redis, "acd_contact_create",
+                           [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats],
+                           [contact_id, skills_json, signature])
+
+    async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:
+        k = self.keys
+        return await fcall(self.redis, "acd_contact_end",
+                           [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats],
+                           [contact_id, how, keep_seconds])
+
+    async def dispatch(self, most: int, budget: int) -> tuple[list[tuple[str, str]], str]:
+        """Returns the (contact, agent) pairs assigned and the last wake id seen."""
+        k = self.keys
+        reply = await fcall(self.redis, "acd_dispatch", [k.queue, k.waiting_sigs, k.stats],
+                            [most, budget])
+        flat = reply[2:]
+        pairs = [(str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return pairs, str(reply[1])

@@ -1,0 +1,96 @@
+"""Every Redis key the ACD uses, in one place.
+
+All keys of one contact center share the hash tag ``{acd:<center>}``, so they live in one
+hash slot: every script, function, MULTI and multi-key command of a center is legal on a
+sharded database (Redis Cluster, Redis Enterprise), and several centers share one database
+without touching each other's keys. ``acd/lua/acd.lua`` builds the same names from the
+tag it finds in its first key; ``tests/test_keys.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Centers, agent ids, contact ids and skills: they become parts of key names."""
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def check_name(kind: str, value: str) -> str:
+    """Return ``value`` if it may be part of a key name, else raise ValueError naming it."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{kind} {value!r} is not valid: use 1-64 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+class Keys:
+    """Key names of one contact center."""
+
+    __slots__ = ("center", "tag")
+
+    def __init__(self, center: str) -> None:
+        self.center = check_name("center", center)
+        self.tag = "{acd:" + center + "}"
+
+    # Documents
+    def agent(self, agent_id: str) -> str:
+        return f"{self.tag}:agent:{agent_id}"
+
+    def contact(self, contact_id: str) -> str:
+        return f"{self.tag}:contact:{contact_id}"
+
+    # Sorted sets: member agent id, score = ms the agent became available
+    def avail(self, skill: str) -> str:
+        return f"{self.tag}:avail:{skill}"
+
+    # Sets: every agent that has the skill, available or not (to delete a skill everywhere)
+    def skill_agents(self, skill: str) -> str:
+        return f"{self.tag}:skill:{skill}"
+
+    @property
+    def queue(self) -> str:
+        """Sorted set: member contact id, score = ms it was queued (FIFO)."""
+        return f"{self.tag}:queue"
+
+    @property
+    def agents(self) -> str:
+        """Set of every agent id of the center."""
+        return f"{self.tag}:agents"
+
+    @property
+    def skills(self) -> str:
+        """Set of every skill some agent of the center has."""
+        return f"{self.tag}:skills"
+
+    @property
+    def waiting_sigs(self) -> str:
+        """Hash: skill signature of waiting contacts ("a,b") -> how many wait with it."""
+        return f"{self.tag}:sigs"
+
+    @property
+    def meta(self) -> str:
+        """Hash: center settings (open flag)."""
+        return f"{self.tag}:meta"
+
+    @property
+    def stats(self) -> str:
+        """Hash: cumulative counters (offered, assigned, completed, abandoned, wait_ms)."""
+        return f"{self.tag}:stats"
+
+    @property
+    def events(self) -> str:
+        """Stream: every state change, capped, for live views and audits."""
+        return f"{self.tag}:events"
+
+    @property
+    def wake(self) -> str:
+        """Stream: 'something may be assignable now' signals that wake the dispatchers."""
+        return f"{self.tag}:wake"
+
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of the center (for cleanup)."""
+        return self.tag.replace("{", "\\{").replace("}", "\\}") + ":*"

@@ -1,0 +1,415 @@
+#!lua name=acd
+--[[
+The ACD's atomic operations, loaded once with FUNCTION LOAD (functions are part of the
+dataset: persisted in AOF/RDB and replicated, so they survive restarts and failover).
+
+Every function receives, as KEYS, the keys of the center it starts from; all keys of a
+center share the hash tag {acd:<center>} (see acd/keys.py), so the keys a function derives
+below (skill sets, agent documents) are in the same slot as the keys it declares.
+
+A function either fails before it writes anything or completes all its writes: errors
+are checked first. Error replies start with a code the Python side maps to exceptions:
+  NOTFOUND <what>   EXISTS <what>   STATE <why>
+Times are the server's clock in ms, so clients' clocks never matter.
+]]
+
+local VERSION = '1'
+local EVENTS_MAXLEN = 10000
+local WAKE_MAXLEN = 100
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Raised as a table so the reply is '-NOTFOUND ...' rather than a Lua traceback.
+local function fail(message)
+  error({err = message})
+end
+
+local function tag_of(key)
+  return string.match(key, '^({[^}]*})')
+end
+
+local function k_agent(tag, id) return tag .. ':agent:' .. id end
+local function k_contact(tag, id) return tag .. ':contact:' .. id end
+local function k_avail(tag, skill) return tag .. ':avail:' .. skill end
+local function k_skill(tag, skill) return tag .. ':skill:' .. skill end
+
+local function json_get(key, path)
+  local raw = redis.call('JSON.GET', key, path)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function event(tag, kind, ...)
+  redis.call('XADD', tag .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind, ...)
+end
+
+local function wake(tag, why)
+  redis.call('XADD', tag .. ':wake', 'MAXLEN', '~', WAKE_MAXLEN, '*', 'why', why)
+end
+
+local function last_wake_id(tag)
+  local last = redis.call('XREVRANGE', tag .. ':wake', '+', '-', 'COUNT', 1)
+  if #last == 0 then return '0-0' end
+  return last[1][1]
+end
+
+-- Availability: an agent's score is the same in every one of its skill sets (the ms it
+-- became available). That is what lets dispatch find the longest available agent by
+-- walking one set in order instead of intersecting them all.
+local function make_available(tag, id, agent, since)
+  for _, skill in ipairs(agent.skills) do
+    redis.call('ZADD', k_avail(tag, skill), since, id)
+  end
+end
+
+local function make_unavailable(tag, id, agent)
+  for _, skill in ipairs(agent.skills) do
+    redis.call('ZREM', k_avail(tag, skill), id)
+  end
+end
+
+local function load_agent(tag, id)
+  local agent = json_get(k_agent(tag, id), '.')
+  if not agent then fail('NOTFOUND agent ' .. id) end
+  return agent
+end
+
+local function set_agent_state(tag, id, agent, state, now)
+  -- Leaving 'busy' releases the agent from its contact; the contact stays assigned.
+  local key = k_agent(tag, id)
+  if state == 'available' then
+    if agent.state == 'available' then return end
+    make_available(tag, id, agent, now)
+    redis.call('JSON.MSET', key, '.state', '"available"', key, '.available_since', now,
+      key, '.contact', 'null')
+    wake(tag, 'agent')
+  else
+    if agent.state == 'unavailable' then return end
+    make_unavailable(tag, id, agent)
+    redis.call('JSON.MSET', key, '.state', '"unavailable"', key, '.available_since', 'null',
+      key, '.contact', 'null')
+  end
+  event(tag, 'agent_state', 'agent', id, 'state', state)
+end
+
+--[[ acd_agent_create
+KEYS[1] agent document   KEYS[2] set of the center's agents   KEYS[3] set of skills
+ARGV[1] id  ARGV[2] agent JSON (fname, lname, skills)  ARGV[3] '1' to start available
+Returns the stored agent JSON. ]]
+local function agent_create(keys, args)
+  local tag = tag_of(keys[1])
+  if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS agent ' .. args[1]) end
+  local agent = cjson.decode(args[2])
+  local now = now_ms()
+  agent.id = args[1]
+  agent.state = 'unavailable'
+  agent.available_since = cjson.null
+  agent.contact = cjson.null
+  agent.last_assigned_at = cjson.null
+  agent.created_at = now
+  for _, skill in ipairs(agent.skills) do
+    redis.call('SADD', k_skill(tag, skill), agent.id)
+    redis.call('SADD', keys[3], skill)
+  end
+  redis.call('JSON.SET', keys[1], '.', cjson.encode(agent))
+  redis.call('SADD', keys[2], agent.id)
+  event(tag, 'agent_created', 'agent', agent.id)
+  if args[3] == '1' then set_agent_state(tag, agent.id, agent, 'available', now) end
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_agent_delete
+KEYS[1] agent document   KEYS[2] set of the center's agents
+ARGV[1] id. Fails with STATE while the agent is on a contact. ]]
+local function agent_delete(keys, args)
+  local tag = tag_of(keys[1])
+  local agent = load_agent(tag, args[1])
+  if agent.state == 'busy' then fail('STATE agent ' .. args[1] .. ' is on a contact') end
+  make_unavailable(tag, args[1], agent)
+  for _, skill in ipairs(agent.skills) do redis.call('SREM', k_skill(tag, skill), args[1]) end
+  redis.call('DEL', keys[1])
+  redis.call('SREM', keys[2], args[1])
+  event(tag, 'agent_deleted', 'agent', args[1])
+  return 1
+end
+
+--[[ acd_agent_update
+KEYS[1] agent document
+ARGV[1] id  ARGV[2] first name JSON string  ARGV[3] last name JSON string
+Returns the stored agent JSON. ]]
+local function agent_update(keys, args)
+  load_agent(tag_of(keys[1]), args[1])
+  redis.call('JSON.MSET', keys[1], '.fname', args[2], keys[1], '.lname', args[3])
+  event(tag_of(keys[1]), 'agent_updated', 'agent', args[1])
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_agent_state
+KEYS[1] agent document
+ARGV[1] id  ARGV[2] 'available' | 'unavailable'
+Returns the stored agent JSON. ]]
+local function agent_state(keys, args)
+  local tag = tag_of(keys[1])
+  local agent = load_agent(tag, args[1])
+  set_agent_state(tag, args[1], agent, args[2], now_ms())
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_agent_skill
+KEYS[1] agent document   KEYS[2] set of skills
+ARGV[1] id  ARGV[2] skill  ARGV[3] 'add' | 'remove'
+Returns the stored agent JSON. Adding a skill the agent has, or removing one it lacks,
+fails with EXISTS / NOTFOUND. ]]
+local function agent_skill(keys, args)
+  local tag = tag_of(keys[1])
+  local id, skill = args[1], args[2]
+  local agent = load_agent(tag, id)
+  local index = nil
+  for i, s in ipairs(agent.skills) do if s == skill then index = i end end
+  if args[3] == 'add' then
+    if index then fail('EXISTS skill ' .. skill .. ' of agent ' .. id) end
+    redis.call('JSON.ARRAPPEND', keys[1], '.skills', cjson.encode(skill))
+    redis.call('SADD', k_skill(tag, skill), id)
+    redis.call('SADD', keys[2], skill)
+    if agent.state == 'available' then
+      redis.call('ZADD', k_avail(tag, skill), agent.available_since, id)
+      wake(tag, 'skill')
+    end
+  else
+    if not index then fail('NOTFOUND skill ' .. skill .. ' of agent ' .. id) end
+    redis.call('JSON.ARRPOP', keys[1], '.skills', index - 1)
+    redis.call('SREM', k_skill(tag, skill), id)
+    redis.call('ZREM', k_avail(tag, skill), id)
+  end
+  event(tag, 'agent_skill', 'agent', id, 'skill', skill, 'op', args[3])
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_skill_delete
+KEYS[1] set of skills
+ARGV[1] skill. Removes the skill from every agent. Returns how many agents had it. ]]
+local function skill_delete(keys, args)
+  local tag = tag_of(keys[1])
+  local skill = args[1]
+  local members = redis.call('SMEMBERS', k_skill(tag, skill))
+  for _, id in ipairs(members) do
+    local key = k_agent(tag, id)
+    local skills = json_get(key, '.skills')
+    for i, s in ipairs(skills) do
+      if s == skill then redis.call('JSON.ARRPOP', key, '.skills', i - 1) break end
+    end
+  end
+  redis.call('DEL', k_skill(tag, skill), k_avail(tag, skill))
+  redis.call('SREM', keys[1], skill)
+  event(tag, 'skill_deleted', 'skill', skill)
+  return #members
+end
+
+--[[ acd_center_state
+KEYS[1] center meta hash   KEYS[2] set of the center's agents
+ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable)
+Returns how many agents changed state. ]]
+local function center_state(keys, args)
+  local tag = tag_of(keys[1])
+  local target = args[1] == '1' and 'available' or 'unavailable'
+  local now = now_ms()
+  local changed = 0
+  for _, id in ipairs(redis.call('SMEMBERS', keys[2])) do
+    local agent = json_get(k_agent(tag, id), '.')
+    if agent and agent.state ~= 'busy' and agent.state ~= target then
+      set_agent_state(tag, id, agent, target, now)
+      changed = changed + 1
+    end
+  end
+  redis.call('HSET', keys[1], 'open', args[1])
+  event(tag, 'center_state', 'open', args[1])
+  return changed
+end
+
+--[[ acd_contact_create
+KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
+ARGV[1] id  ARGV[2] skills JSON array, sorted and unique  ARGV[3] signature 'a,b'
+Returns the stored contact JSON. ]]
+local function contact_create(keys, args)
+  local tag = tag_of(keys[1])
+  if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
+  local now = now_ms()
+  local contact = {id = args[1], skills = cjson.decode(args[2]), state = 'queued',
+    agent = cjson.null, queued_at = now, assigned_at = cjson.null, ended_at = cjson.null}
+  redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
+  redis.call('ZADD', keys[2], now, args[1])
+  redis.call('HINCRBY', keys[3], args[3], 1)
+  redis.call('HINCRBY', keys[4], 'offered', 1)
+  event(tag, 'contact_queued', 'contact', args[1])
+  wake(tag, 'contact')
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+local function unqueue(keys, id, skills)
+  redis.call('ZREM', keys[2], id)
+  local sig = table.concat(skills, ',')
+  if redis.call('HINCRBY', keys[3], sig, -1) <= 0 then redis.call('HDEL', keys[3], sig) end
+end
+
+--[[ acd_contact_end
+KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
+ARGV[1] id  ARGV[2] 'complete' | 'abandon'  ARGV[3] seconds to keep the ended contact
+complete: an assigned contact ends; its agent, if still on it, becomes available again.
+  A queued contact that is completed was never answered: it is abandoned.
+abandon: a queued contact leaves the queue at once; an assigned one fails with STATE.
+Ending an ended contact changes nothing. Returns the stored contact JSON. ]]
+local function contact_end(keys, args)
+  local tag = tag_of(keys[1])
+  local id, how = args[1], args[2]
+  local contact = json_get(keys[1], '.')
+  if not contact then fail('NOTFOUND contact ' .. id) end
+  if contact.state == 'assigned' and how == 'abandon' then
+    fail('STATE contact ' .. id .. ' is assigned: complete it instead')
+  end
+  if contact.state ~= 'queued' and contact.state ~= 'assigned' then
+    return redis.call('JSON.GET', keys[1], '.')
+  end
+  local now = now_ms()
+  local final = 'completed'
+  if contact.state == 'queued' then
+    final = 'abandoned'
+    unqueue(keys, id, contact.skills)
+    redis.call('HINCRBY', keys[4], 'abandoned', 1)
+  else
+    redis.call('HINCRBY', keys[4], 'completed', 1)
+    local akey = k_agent(tag, contact.agent)
+    local agent = json_get(akey, '.')
+    if agent and agent.state == 'busy' and agent.contact == id then
+      set_agent_state(tag, contact.agent, agent, 'available', now)
+    end
+  end
+  redis.call('JSON.MSET', keys[1], '.state', cjson.encode(final), keys[1], '.ended_at', now)
+  redis.call('EXPIRE', keys[1], tonumber(args[3]))
+  event(tag, 'contact_' .. final, 'contact', id)
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+-- The longest available agent that has every skill: walk the smallest availability set
+-- in score order (oldest first) and keep the first agent present in all the others.
+-- No intersection is built; with plenty of agents the first page answers.
+local function longest_available(tag, skills)
+  local sets, sizes = {}, {}
+  for i, skill in ipairs(skills) do
+    sets[i] = k_avail(tag, skill)
+    sizes[sets[i]] = redis.call('ZCARD', sets[i])
+    if sizes[sets[i]] == 0 then return nil end
+  end
+  table.sort(sets, function(a, b) return sizes[a] < sizes[b] end)
+  local page, start = 8, 0
+  while start < sizes[sets[1]] do
+    local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
+    for i = 2, #sets do
+      if #candidates == 0 then break end
+      local scores = redis.call('ZMSCORE', sets[i], unpack(candidates))
+      local kept = {}
+      for j, score in ipairs(scores) do
+        if score then kept[#kept + 1] = candidates[j] end
+      end
+      candidates = kept
+    end
+    if #candidates > 0 then return candidates[1] end
+    start = start + page
+    page = math.min(page * 4, 512)
+  end
+  return nil
+end
+
+local function claim(keys, tag, cid, skills, aid, now)
+  local akey = k_agent(tag, aid)
+  local agent = json_get(akey, '.')
+  make_unavailable(tag, aid, agent)
+  redis.call('JSON.MSET', akey, '.state', '"busy"', akey, '.contact', cjson.encode(cid),
+    akey, '.available_since', 'null', akey, '.last_assigned_at', now)
+  local ckey = k_contact(tag, cid)
+  redis.call('JSON.MSET', ckey, '.state', '"assigned"', ckey, '.agent', cjson.encode(aid),
+    ckey, '.assigned_at', now)
+  unqueue(keys, cid, skills)
+end
+
+--[[ acd_dispatch
+KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats
+ARGV[1] most assignments to make  ARGV[2] most queued contacts to examine
+Walks the queue oldest first. Each contact gets the longest available agent with all its
+skills; a contact nobody available can serve keeps its place and is skipped, so it does
+not hold up later contacts (no head-of-line blocking). Contacts with a signature already
+found unservable in this call are skipped without a look-up, and the walk stops once
+every waiting signature is unservable.
+Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}: a
+dispatcher that then waits for wake entries after that id misses no wake-up. ]]
+local function dispatch(keys, args)
+  local tag = tag_of(keys[1])
+  local most, budget = tonumber(args[1]), tonumber(args[2])
+  local qkeys = {keys[1], keys[1], keys[2]}  -- unqueue() expects queue at 2, sigs at 3
+  local now = now_ms()
+  local result = {0, ''}
+  local blocked, blocked_n = {}, 0
+  -- An empty signature hash with a non-empty queue means contacts were queued by other
+  -- means (the naive lessons): then walk without the early stop.
+  local sig_n = redis.call('HLEN', keys[2])
+  if sig_n == 0 then sig_n = math.huge end
+  local offset, examined, assigned, wait_total = 0, 0, 0, 0
+  while assigned < most and examined < budget and blocked_n < sig_n do
+    local page = redis.call('ZRANGE', keys[1], offset, offset + 99, 'WITHSCORES')
+    if #page == 0 then break end
+    local removed = 0
+    for i = 1, #page, 2 do
+      local cid = page[i]
+      examined = examined + 1
+      local skills = json_get(k_contact(tag, cid), '.skills')
+      local sig = skills and table.concat(skills, ',')
+      if not skills then
+        -- A queue entry whose document is gone can never be served: drop it.
+        redis.call('ZREM', keys[1], cid)
+        removed = removed + 1
+      elseif not blocked[sig] then
+        local aid = longest_available(tag, skills)
+        if aid then
+          claim(qkeys, tag, cid, skills, aid, now)
+          local wait = now - tonumber(page[i + 1])
+          wait_total = wait_total + wait
+          event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+          removed = removed + 1
+          assigned = assigned + 1
+          result[#result + 1] = cid
+          result[#result + 1] = aid
+          if assigned >= most then break end
+        else
+          blocked[sig] = true
+          blocked_n = blocked_n + 1
+          if blocked_n >= sig_n then break end
+        end
+      end
+      if examined >= budget then break end
+    end
+    offset = offset + #page / 2 - removed
+  end
+  if assigned > 0 then
+    redis.call('HINCRBY', keys[3], 'assigned', assigned)
+    redis.call('HINCRBY', keys[3], 'wait_ms', wait_total)
+  end
+  result[1] = assigned
+  result[2] = last_wake_id(tag)
+  return result
+end
+
+local function version() return VERSION end
+
+redis.register_function('acd_version', version)
+redis.register_function('acd_agent_create', agent_create)
+redis.register_function('acd_agent_delete', agent_delete)
+redis.register_function('acd_agent_update', agent_update)
+redis.register_function('acd_agent_state', agent_state)
+redis.register_function('acd_agent_skill', agent_skill)
+redis.register_function('acd_skill_delete', skill_delete)
+redis.register_function('acd_center_state', center_state)
+redis.register_function('acd_contact_create', contact_create)
+redis.register_function('acd_contact_end', contact_end)
+redis.register_function('acd_dispatch', dispatch)

@@ -1,0 +1,125 @@
+"""Agents, contacts and their states, as stored in the RedisJSON documents."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from acd.keys import NAME_PATTERN
+
+MAX_SKILLS = 32
+MAX_NAME = 100
+
+Id = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Skill = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+
+
+class AgentState(StrEnum):
+    UNAVAILABLE = "unavailable"
+    AVAILABLE = "available"
+    BUSY = "busy"  # on a contact
+
+
+class ContactState(StrEnum):
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED_STATES
+
+
+ENDED_STATES = frozenset({ContactState.COMPLETED, ContactState.ABANDONED})
+
+
+def _unique_skills(skills: list[str]) -> list[str]:
+    dupes = sorted({s for s in skills if skills.count(s) > 1})
+    if dupes:
+        raise ValueError(f"skills must be unique; repeated: {', '.join(dupes)}")
+    return skills
+
+
+class AgentIn(BaseModel):
+    """What a caller gives to create an agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fname: PersonName
+    lname: PersonName
+    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
+
+    _unique = field_validator("skills")(_unique_skills)
+
+
+class ContactIn(BaseModel):
+    """What a caller gives to queue a contact: the skills an agent must all have."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
+
+    _unique = field_validator("skills")(_unique_skills)
+
+    @property
+    def signature(self) -> str:
+        """The sorted skill list joined by commas: contacts with one signature are alike."""
+        return ",".join(sorted(self.skills))
+
+
+class Agent(BaseModel):
+    id: str
+    fname: str
+    lname: str
+    skills: list[str]
+    state: AgentState
+    available_since: int | None = None  # ms; also the agent's score in its skill sets
+    contact: str | None = None
+    last_assigned_at: int | None = None
+    created_at: int
+
+
+class Contact(BaseModel):
+    id: str
+    skills: list[str]
+    state: ContactState
+    agent: str | None = None
+    queued_at: int
+    assigned_at: int | None = None
+    ended_at: int | None = None
+
+    @property
+    def wait_ms(self) -> int | None:
+        """Time in queue until assignment, for assigned contacts."""
+        return None if self.assigned_at is None else self.assigned_at - self.queued_at
+
+
+class Assignment(BaseModel):
+    contact: str
+    agent: str
+
+
+class Candidate(BaseModel):
+    """An available agent with every skill a contact needs, as LAA ranks them."""
+
+    agent: str
+    available_since: int
+
+
+class CenterStats(BaseModel):
+    """Real-time figures of one center plus its cumulative counters."""
+
+    center: str
+    open: bool
+    waiting: int
+    oldest_wait_ms: int
+    agents: dict[AgentState, int]
+    offered: int
+    assigned: int
+    completed: int
+    abandoned: int
+    mean_wait_ms: float | None

@@ -1,0 +1,35 @@
+"""One settings object for every component, read from the environment and ``.env``.
+
+The lab's start.sh writes ``.env`` at the repository root with the same keys in every
+environment (embedded, HA, Enterprise), so notebooks, the API, the dispatchers and the
+simulator find Redis the same way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_url: str = "http://127.0.0.1:8000"
+    jupyter_url: str = "http://127.0.0.1:8888/lab"
+    acd_env: str = "embedded"
+    acd_center: str = "default"
+    # Every network call has a deadline: no client hangs on a dead server.
+    redis_socket_timeout: float = 5.0
+    redis_connect_timeout: float = 2.0
+    # How long a completed or abandoned contact stays readable.
+    contact_keep_seconds: int = 3600
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,71 @@
+"""The embedded Redis: a real redis-server with RedisJSON, on 127.0.0.1, with AOF."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import redis
+
+from lab.binaries import redis_server, rejson_module
+from lab.processes import Service
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_argv(port: int, data_dir: Path, password: str | None, bind: str = "127.0.0.1",
+               extra: list[str] | None = None) -> list[str]:
+    argv = [
+        str(redis_server()),
+        "--port", str(port),
+        "--bind", bind,
+        "--dir", str(data_dir),
+        "--loadmodule", str(rejson_module()),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+        "--daemonize", "no",
+        "--protected-mode", "yes" if password is None else "no",
+    ]
+    if password:
+        argv += ["--requirepass", password]
+    return argv + (extra or [])
+
+
+class EmbeddedRedis(Service):
+    """redis-server as a lab service; ``url`` is what clients use."""
+
+    def __init__(self, run_dir: Path, port: int, password: str | None = None,
+                 name: str = "redis") -> None:
+        self.port = port
+        self.password = password
+        self.data_dir = run_dir / "data" / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(name=name, argv=redis_argv(port, self.data_dir, password),
+                         run_dir=run_dir, healthy=self.ping, start_timeout=30)
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5,
+                                    socket_connect_timeout=2)
+
+    def ping(self) -> bool:
+        with self.client() as r:
+            return bool(r.ping())
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        # SHUTDOWN flushes the AOF; the SIGTERM in Service.stop is the fallback.
+        try:
+            with self.client() as r:
+                r.shutdown()
+        except redis.RedisError:
+            pass
+        return super().stop(timeout)

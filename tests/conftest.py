@@ -1,0 +1,48 @@
+"""Test fixtures: one real redis-server with RedisJSON for the whole session.
+
+The server is the embedded lab's own (lab/embedded.py) on a free port in a temporary
+folder, so tests never touch a running lab. Each test gets its own center (its own hash
+tag), so tests cannot see each other's keys.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from acd import Center, connect
+from lab.embedded import EmbeddedRedis, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port(), password="test-pw")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def subprocess_env(redis_url: str) -> dict[str, str]:
+    """Environment for child processes (dispatchers, API) pointed at the test server."""
+    return {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture
+async def center(redis_url: str) -> AsyncIterator[Center]:
+    redis = connect(redis_url)
+    c = Center(redis, f"t-{uuid.uuid4().hex[:10]}")
+    yield c
+    await c.delete()
+    await redis.aclose()
