@@ -91,6 +91,11 @@ class Keys:
         """Stream: 'something may be assignable now' signals that wake the dispatchers."""
         return f"{self.tag}:wake"
 
+    @property
+    def kpis(self) -> str:
+        """JSON document: the KPIs of the last simulator run on this center."""
+        return f"{self.tag}:kpis"
+
     def pattern(self) -> str:
         """SCAN pattern matching every key of the center (for cleanup)."""
         return self.tag.replace("{", "\\{").replace("}", "\\}") + ":*"
