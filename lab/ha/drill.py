@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from . import core
 
@@ -61,7 +63,9 @@ def run_drill(
              "action_at": None, "recovered_at": None}
 
     def client() -> redis.Redis:
-        return topo.client(socket_timeout=0.5, socket_connect_timeout=0.5)
+        # No retries inside redis-py: every error must be seen (and counted) here.
+        return topo.client(socket_timeout=0.5, socket_connect_timeout=0.5,
+                           retry=Retry(NoBackoff(), 0))
 
     def writer() -> None:
         r = client()
