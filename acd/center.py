@@ -171,7 +171,7 @@ class Center:
     async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
         """The oldest ``limit`` waiting contacts with the ms they were queued."""
         rows = await self.redis.zrange(self.keys.queue, 0, limit - 1, withscores=True)
-        return [(str(m), int(s)) for m, s in rows]
+        return [(str(m), int(s)) for m, s in rows]  # scores carry 0.001 ms tie-breakers
 
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET

@@ -75,7 +75,7 @@ class Dispatcher:
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(TRANSIENT),
-                wait=wait_exponential_jitter(initial=0.05, max=2.0),
+                wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
                 before_sleep=before_sleep_log(log, logging.WARNING),
                 reraise=True,
             ):

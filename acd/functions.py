@@ -93,7 +93,7 @@ class Functions:
     async def contact_create(self, contact_id: str, skills_json: str, signature: str) -> str:
         k = self.keys
         return await fcall(self.redis, "acd_contact_create",
-                           [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats],
+                           [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
                            [contact_id, skills_json, signature])
 
     async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:

@@ -231,8 +231,11 @@ end
 
 --[[ acd_contact_create
 KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
+KEYS[5] center meta hash
 ARGV[1] id  ARGV[2] skills JSON array, sorted and unique  ARGV[3] signature 'a,b'
-Returns the stored contact JSON. ]]
+The queue score is the ms of arrival, made strictly increasing (+0.001 ms when two
+contacts arrive in the same ms): otherwise equal scores would order by contact id, not
+by arrival. Returns the stored contact JSON. ]]
 local function contact_create(keys, args)
   local tag = tag_of(keys[1])
   if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
@@ -240,7 +243,12 @@ local function contact_create(keys, args)
   local contact = {id = args[1], skills = cjson.decode(args[2]), state = 'queued',
     agent = cjson.null, queued_at = now, assigned_at = cjson.null, ended_at = cjson.null}
   redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
-  redis.call('ZADD', keys[2], now, args[1])
+  local score = now
+  local last = tonumber(redis.call('HGET', keys[5], 'last_queued') or 0)
+  if score <= last then score = last + 0.001 end
+  score = string.format('%.3f', score)
+  redis.call('HSET', keys[5], 'last_queued', score)
+  redis.call('ZADD', keys[2], score, args[1])
   redis.call('HINCRBY', keys[3], args[3], 1)
   redis.call('HINCRBY', keys[4], 'offered', 1)
   event(tag, 'contact_queued', 'contact', args[1])
@@ -373,7 +381,7 @@ local function dispatch(keys, args)
         local aid = longest_available(tag, skills)
         if aid then
           claim(qkeys, tag, cid, skills, aid, now)
-          local wait = now - tonumber(page[i + 1])
+          local wait = math.max(0, math.floor(now - tonumber(page[i + 1])))
           wait_total = wait_total + wait
           event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
           removed = removed + 1

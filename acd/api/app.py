@@ -1,0 +1,73 @@
+"""The FastAPI application: ``python -m uvicorn acd.api.app:app --workers 2``.
+
+Each worker process runs the lifespan once: it creates that worker's Redis clients (one
+for ordinary commands, one with a longer socket timeout for blocking event reads) and
+makes sure the acd Functions library is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.exceptions import RedisError
+
+from acd.api import errors
+from acd.api.limits import MAX_BODY_BYTES, BodySizeLimit
+from acd.api.routes import agents, centers, compat, contacts, health
+from acd.api.schemas import MAX_BLOCK_MS
+from acd.connection import connect
+from acd.functions import load_library
+from acd.settings import Settings, get_settings
+
+log = logging.getLogger("acd.api")
+
+DESCRIPTION = """\
+A skills-based contact-center ACD on Redis.
+
+* `/v1/centers/{center}/...`: the versioned API (agents, skills, contacts, queue, stats,
+  events, KPIs), one center per name.
+* `/acd`, `/contact`, `/agent`, `/skill`: the original demo's routes, unchanged payloads,
+  on the default center.
+"""
+
+
+def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_BYTES
+               ) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect(settings=settings)
+        blocking = connect(settings=settings.model_copy(update={
+            "redis_socket_timeout": settings.redis_socket_timeout + MAX_BLOCK_MS / 1000}))
+        app.state.settings = settings
+        app.state.redis = redis
+        app.state.blocking_redis = blocking
+        try:
+            await asyncio.wait_for(load_library(redis), timeout=settings.redis_socket_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # Not fatal: /health says 503 and the first FCALL loads the library.
+            log.warning("could not load the acd library at startup: %s", exc)
+        try:
+            yield
+        finally:
+            await blocking.aclose()
+            await redis.aclose()
+
+    app = FastAPI(title="Redis ACD", version="1.0.0", description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(compat.router)
+    for module in (agents, contacts, centers):
+        app.include_router(module.router, prefix="/v1/centers/{center}")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,56 @@
+"""FastAPI dependencies: the settings, the worker's Redis clients, centers, checked names.
+
+Every name that becomes part of a Redis key (center, agent id, contact id, skill) is checked
+against acd.keys.NAME_PATTERN here, before any handler runs: a bad one is a 422.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from redis.asyncio import Redis
+
+from acd.center import Center
+from acd.keys import NAME_PATTERN
+from acd.settings import Settings
+
+CenterName = Annotated[str, Path(pattern=NAME_PATTERN, description="center name")]
+AgentId = Annotated[str, Path(pattern=NAME_PATTERN, description="agent id")]
+ContactId = Annotated[str, Path(pattern=NAME_PATTERN, description="contact id")]
+SkillPath = Annotated[str, Path(pattern=NAME_PATTERN, description="skill")]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_redis(request: Request) -> Redis:
+    """The worker's client for ordinary commands (created in the lifespan)."""
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+def get_blocking_redis(request: Request) -> Redis:
+    """The worker's client for blocking reads: its socket timeout outlasts the longest block."""
+    redis: Redis = request.app.state.blocking_redis
+    return redis
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+BlockingRedisDep = Annotated[Redis, Depends(get_blocking_redis)]
+
+
+def get_center(center: CenterName, redis: RedisDep) -> Center:
+    return Center(redis, center)
+
+
+def get_default_center(redis: RedisDep, settings: SettingsDep) -> Center:
+    """The center of the original demo's routes: settings.acd_center."""
+    return Center(redis, settings.acd_center)
+
+
+CenterDep = Annotated[Center, Depends(get_center)]
+DefaultCenterDep = Annotated[Center, Depends(get_default_center)]

@@ -1,0 +1,82 @@
+"""How errors become HTTP responses.
+
+422 validation (field-level ``detail`` list, like FastAPI's, without echoing the input),
+404 NotFound, 409 AlreadyExists / InvalidState, 503 when Redis cannot be reached.
+Anything else is a bug and stays a 500: the schema test looks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from acd.errors import Conflict, InvalidInput, NotFound
+
+log = logging.getLogger("acd.api")
+
+# "agent id 'x' is not valid ...", "skills.0: String should ...", "state 'busy': must ..."
+_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_. ]*?)(?::| ')")
+
+
+class FieldError(InvalidInput):
+    """An input problem the API found itself, with the location of the field."""
+
+    def __init__(self, loc: list[str | int], msg: str) -> None:
+        super().__init__(msg)
+        self.loc = loc
+        self.msg = msg
+
+
+def validation_response(items: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": items})
+
+
+async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    items = [
+        {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+         "msg": str(e.get("msg", "invalid")), "type": str(e.get("type", "value_error"))}
+        for e in exc.errors()
+    ]
+    return validation_response(items)
+
+
+async def _invalid_input(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidInput)
+    if isinstance(exc, FieldError):
+        return validation_response([{"loc": exc.loc, "msg": exc.msg, "type": "invalid_input"}])
+    message = str(exc)
+    match = _FIELD.match(message)
+    field = match.group(1).strip() if match else "input"
+    loc: list[str | int] = [int(p) if p.isdigit() else p for p in field.split(".")]
+    return validation_response([{"loc": loc, "msg": message, "type": "invalid_input"}])
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=404, content={"detail": f"not found: {exc}"})
+
+
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+
+async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=503, content={"detail": "Redis is unavailable; retry"},
+                        headers={"Retry-After": "1"})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(RedisConnectionError, _redis_down)
+    app.add_exception_handler(RedisTimeoutError, _redis_down)

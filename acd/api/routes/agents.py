@@ -1,0 +1,78 @@
+"""/v1/centers/{center}/agents and /skills: agents, their state and their skills."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from acd.api.deps import AgentId, CenterDep, SkillPath
+from acd.api.schemas import AgentCreate, AgentNames, AgentStateIn, Problem, SkillDeleted
+from acd.models import Agent
+
+router = APIRouter(tags=["agents"])
+
+NOT_FOUND = {404: {"model": Problem, "description": "no such agent"}}
+CONFLICT = {409: {"model": Problem}}
+
+
+@router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent,
+             responses={409: {"model": Problem, "description": "an agent with that id exists"}})
+async def create_agent(body: AgentCreate, center: CenterDep) -> Agent:
+    return await center.create_agent(body.id, body.fname, body.lname, body.skills,
+                                      available=body.available)
+
+
+@router.get("/agents", response_model=list[Agent])
+async def list_agents(center: CenterDep) -> list[Agent]:
+    return await center.list_agents()
+
+
+@router.get("/agents/{agent_id}", response_model=Agent, responses=NOT_FOUND)
+async def get_agent(agent_id: AgentId, center: CenterDep) -> Agent:
+    return await center.get_agent(agent_id)
+
+
+@router.patch("/agents/{agent_id}", response_model=Agent, responses=NOT_FOUND)
+async def update_agent(agent_id: AgentId, body: AgentNames, center: CenterDep) -> Agent:
+    """Change both names (send both)."""
+    return await center.update_agent(agent_id, body.fname, body.lname)
+
+
+@router.delete("/agents/{agent_id}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response,
+               responses={**NOT_FOUND, 409: {"model": Problem,
+                                             "description": "the agent is on a contact"}})
+async def delete_agent(agent_id: AgentId, center: CenterDep) -> Response:
+    await center.delete_agent(agent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/agents/{agent_id}/state", response_model=Agent, responses=NOT_FOUND)
+async def set_agent_state(agent_id: AgentId, body: AgentStateIn, center: CenterDep) -> Agent:
+    """Available or unavailable. Making a busy agent available releases it from its
+    contact (the contact stays assigned until completed)."""
+    return await center.set_agent_state(agent_id, body.state)
+
+
+@router.put("/agents/{agent_id}/skills/{skill}", response_model=Agent,
+            responses={**NOT_FOUND, 409: {"model": Problem,
+                                          "description": "the agent has the skill"}})
+async def add_skill(agent_id: AgentId, skill: SkillPath, center: CenterDep) -> Agent:
+    return await center.add_skill(agent_id, skill)
+
+
+@router.delete("/agents/{agent_id}/skills/{skill}", response_model=Agent,
+               responses={404: {"model": Problem,
+                                "description": "no such agent, or it lacks the skill"}})
+async def remove_skill(agent_id: AgentId, skill: SkillPath, center: CenterDep) -> Agent:
+    return await center.remove_skill(agent_id, skill)
+
+
+@router.get("/skills", response_model=list[str], tags=["skills"])
+async def list_skills(center: CenterDep) -> list[str]:
+    return await center.list_skills()
+
+
+@router.delete("/skills/{skill}", response_model=SkillDeleted, tags=["skills"])
+async def delete_skill(skill: SkillPath, center: CenterDep) -> SkillDeleted:
+    """Remove the skill from every agent that has it."""
+    return SkillDeleted(skill=skill, agents=await center.delete_skill(skill))

@@ -1,0 +1,74 @@
+"""/v1/centers/{center}/contacts: queue, read, complete and abandon contacts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from acd.api.deps import CenterDep, ContactId
+from acd.api.schemas import ContactCreate, Problem
+from acd.center import Center
+from acd.errors import AlreadyExists, NotFound
+from acd.models import Contact
+
+router = APIRouter(tags=["contacts"])
+
+NOT_FOUND = {404: {"model": Problem, "description": "no such contact (or it expired)"}}
+
+
+@router.post(
+    "/contacts", status_code=status.HTTP_201_CREATED, response_model=Contact,
+    responses={
+        200: {"model": Contact,
+              "description": "a retry: the contact with this id and these skills exists"},
+        409: {"model": Problem,
+              "description": "a contact with this id exists with other skills"},
+    })
+async def create_contact(body: ContactCreate, center: CenterDep, response: Response
+                         ) -> Contact:
+    """Queue a contact needing an agent with every skill in ``skills``.
+
+    With ``id``, retries are safe: the same id with the same skills returns the existing
+    contact with 200 instead of queueing another.
+    """
+    if body.id is None:
+        return await center.create_contact(body.skills)
+    for _ in range(3):
+        try:
+            return await center.create_contact(body.skills, body.id)
+        except AlreadyExists:
+            existing = await _existing(center, body.id)
+            if existing is None:  # it expired between the two calls: create it again
+                continue
+            if sorted(existing.skills) != sorted(body.skills):
+                raise AlreadyExists(
+                    f"contact {body.id} exists with skills {existing.skills}") from None
+            response.status_code = status.HTTP_200_OK
+            return existing
+    raise AlreadyExists(f"contact {body.id} keeps changing; retry")
+
+
+async def _existing(center: Center, contact_id: str) -> Contact | None:
+    try:
+        return await center.get_contact(contact_id)
+    except NotFound:
+        return None
+
+
+@router.get("/contacts/{contact_id}", response_model=Contact, responses=NOT_FOUND)
+async def get_contact(contact_id: ContactId, center: CenterDep) -> Contact:
+    return await center.get_contact(contact_id)
+
+
+@router.post("/contacts/{contact_id}/complete", response_model=Contact, responses=NOT_FOUND)
+async def complete_contact(contact_id: ContactId, center: CenterDep) -> Contact:
+    """End the contact; its agent, if still on it, becomes available. A contact still
+    queued was never answered: it ends abandoned. Ending an ended contact changes nothing."""
+    return await center.complete_contact(contact_id)
+
+
+@router.post("/contacts/{contact_id}/abandon", response_model=Contact,
+             responses={**NOT_FOUND, 409: {"model": Problem,
+                                           "description": "the contact is assigned"}})
+async def abandon_contact(contact_id: ContactId, center: CenterDep) -> Contact:
+    """The caller hung up while queued: the contact leaves the queue."""
+    return await center.abandon_contact(contact_id)

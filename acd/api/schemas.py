@@ -1,0 +1,149 @@
+"""Request and response bodies of the REST API that are not the stored documents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from acd.keys import NAME_PATTERN
+from acd.models import AgentIn, ContactIn, Id, PersonName
+
+NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
+"""NAME_PATTERN without its anchors, to build the original demo's ``agent:<id>`` keys."""
+
+AGENT_KEY_PATTERN = rf"^agent:{NAME_BODY}$"
+CONTACT_KEY_PATTERN = rf"^contact:{NAME_BODY}$"
+
+MAX_BLOCK_MS = 5000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- /v1 ------------------------------------------------------------------------------
+class AgentCreate(AgentIn):
+    """A new agent: its id, names, skills, and whether it starts available."""
+
+    id: Id
+    available: bool = False
+
+
+class AgentNames(_Strict):
+    fname: PersonName
+    lname: PersonName
+
+
+class AgentStateIn(_Strict):
+    state: Literal["available", "unavailable"]
+
+
+class SkillDeleted(BaseModel):
+    skill: str
+    agents: int = Field(description="how many agents had the skill")
+
+
+class CenterStateIn(_Strict):
+    open: bool
+
+
+class CenterStateOut(BaseModel):
+    open: bool
+    changed: int = Field(description="how many agents changed state")
+
+
+class ContactCreate(ContactIn):
+    """A contact to queue. Give ``id`` to make retries idempotent."""
+
+    id: Id | None = None
+
+
+class QueueEntry(BaseModel):
+    contact: str
+    queued_at: int = Field(description="ms since the epoch, server clock")
+    wait_ms: int
+
+
+class Event(BaseModel):
+    """One entry of the center's event stream: its id, its type and its other fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str
+
+
+class EventsPage(BaseModel):
+    last_id: str = Field(description="pass it as `after` to read the events that follow")
+    events: list[Event]
+
+
+class Health(BaseModel):
+    status: str
+    redis: str
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(BaseModel):
+    detail: list[ErrorItem]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+# -- the original demo's routes ---------------------------------------------------------
+class AcdStateIn(BaseModel):
+    state: Literal[0, 1] = Field(description="1 open, 0 closed")
+
+
+class AcdStateOut(BaseModel):
+    acd_state: int
+    changed: int
+
+
+class CompatContactIn(BaseModel):
+    skills: Annotated[list[str], Field(min_length=1)]
+
+
+class ContactKey(BaseModel):
+    contact_key: str
+
+
+class CompatContact(BaseModel):
+    skills: list[str]
+    state: int = Field(description="1 queued, 2 assigned, 3 complete (or abandoned)")
+    agent: str | None = Field(description="agent:<id> while or after assigned")
+
+
+class CompatAgentIn(BaseModel):
+    fname: PersonName
+    lname: PersonName
+    skills: Annotated[list[str], Field(min_length=1)]
+
+
+class CompatNames(BaseModel):
+    fname: PersonName
+    lname: PersonName
+
+
+class CompatAgentStateIn(BaseModel):
+    state: Literal[0, 1] = Field(description="1 available, 0 unavailable")
+
+
+class CompatSkillIn(BaseModel):
+    skill: str
+
+
+class AgentKey(BaseModel):
+    agent_key: str
+
+
+class SkillName(BaseModel):
+    skill: str

@@ -1,0 +1,433 @@
+"""The measured runs: naive and real throughput, latency at an offered rate, several
+dispatcher processes, and the whole path through the REST API.
+
+Every run gets a fresh center (its own hash tag) loaded with the same workload, so runs
+cannot see each other's keys and every dispatcher starts from the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from acd.bench.workload import (
+    Check,
+    Workload,
+    check_assignments,
+    create_agents,
+    queue_contacts,
+    stream_memory,
+    used_memory,
+)
+from acd.center import DEFAULT_BUDGET, Center
+from acd.dispatcher import Dispatcher
+from acd.functions import Functions
+from acd.naive import NaiveDispatcher
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def new_center(redis: Redis, label: str) -> Center:
+    return Center(redis, f"bench-{label}-{uuid.uuid4().hex[:8]}")
+
+
+@dataclass
+class Setup:
+    center: Center
+    memory_per_agent: float
+    memory_per_contact: float
+
+
+async def prepare(redis: Redis, workload: Workload, label: str, available: bool = True,
+                  contacts: Sequence[tuple[str, list[str]]] | None = None) -> Setup:
+    """A fresh center with the workload's agents and its contacts queued.
+
+    Memory deltas exclude the capped event/wake streams, which do not grow per agent.
+    """
+    center = new_center(redis, label)
+    specs = workload.contact_specs if contacts is None else contacts
+    m0, s0 = await used_memory(redis), await stream_memory(redis, center)
+    await create_agents(center, workload, available)
+    m1, s1 = await used_memory(redis), await stream_memory(redis, center)
+    await queue_contacts(center, specs)
+    m2, s2 = await used_memory(redis), await stream_memory(redis, center)
+    per_agent = ((m1 - m0) - (s1 - s0)) / max(1, workload.agents)
+    per_contact = ((m2 - m1) - (s2 - s1)) / max(1, len(specs))
+    return Setup(center, per_agent, per_contact)
+
+
+class RecordingFunctions(Functions):
+    """The library's functions, remembering the pairs acd_dispatch returns."""
+
+    def __init__(self, redis: Redis, center: Center) -> None:
+        super().__init__(redis, center.keys)
+        self.pairs: list[tuple[str, str]] = []
+        self.calls = 0
+
+    async def dispatch(self, most: int, budget: int) -> tuple[list[tuple[str, str]], str]:
+        pairs, wake = await super().dispatch(most, budget)
+        self.pairs.extend(pairs)
+        self.calls += 1
+        return pairs, wake
+
+
+@dataclass
+class Throughput:
+    assigned: int
+    seconds: float
+    check: Check
+    calls: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.assigned / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def us_per_assignment(self) -> float | None:
+        return self.seconds / self.assigned * 1e6 if self.assigned else None
+
+
+async def naive_throughput(center: Center, specs: Sequence[tuple[str, list[str]]]
+                           ) -> Throughput:
+    """acd.naive.NaiveDispatcher over the pre-queued contacts, without its back-off sleep.
+
+    Stops when every contact is assigned, or when every contact left came back unserved.
+    """
+    naive = NaiveDispatcher(center, pop_timeout=0.2, backoff=(0.0, 0.0))
+    pairs: list[tuple[str, str]] = []
+    misses = 0
+    start = time.perf_counter()
+    while len(pairs) < len(specs) and misses <= len(specs) - len(pairs):
+        result = await naive.step()
+        if result is None:
+            break
+        if result.agent is None:
+            misses += 1
+        else:
+            pairs.append((result.contact, result.agent))
+            misses = 0
+    seconds = time.perf_counter() - start
+    check = await check_assignments(center, specs, pairs, naive=True)
+    return Throughput(len(pairs), seconds, check)
+
+
+async def real_throughput(center: Center, specs: Sequence[tuple[str, list[str]]], batch: int,
+                          budget: int = DEFAULT_BUDGET) -> Throughput:
+    """One acd.dispatcher.Dispatcher round over the pre-queued contacts: it calls
+    acd_dispatch until a call assigns fewer than ``batch``."""
+    fn = RecordingFunctions(center.redis, center)
+    center.fn = fn
+    dispatcher = Dispatcher(center, batch=batch, budget=budget)
+    start = time.perf_counter()
+    await dispatcher.round()
+    seconds = time.perf_counter() - start
+    check = await check_assignments(center, specs, fn.pairs)
+    return Throughput(dispatcher.assigned, seconds, check, fn.calls)
+
+
+# -- dispatcher processes ------------------------------------------------------------------
+_ASSIGNED = re.compile(r"assigned contact (\S+) to agent (\S+)")
+
+
+@dataclass
+class DispatcherProcess:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def pairs(self) -> list[tuple[str, str]]:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return [(m[1], m[2]) for m in _ASSIGNED.finditer(text)]
+
+
+async def xread_clients(redis: Redis) -> int:
+    clients = await cast(Any, redis.client_list())
+    return sum(1 for c in clients if c.get("cmd") == "xread")
+
+
+@asynccontextmanager
+async def dispatcher_processes(redis: Redis, url: str, center: Center, count: int,
+                               log_dir: Path, batch: int, debug: bool
+                               ) -> AsyncIterator[list[DispatcherProcess]]:
+    """``count`` processes of ``python -m acd.dispatcher``, started and waiting on the wake
+    stream when the block runs; stopped (SIGTERM, then SIGKILL) after it."""
+    before = await xread_clients(redis)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": url}
+    started: list[DispatcherProcess] = []
+    try:
+        for i in range(count):
+            log = log_dir / f"dispatcher-{center.name}-{i}.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "acd.dispatcher", "--center", center.name,
+                     "--redis-url", url, "--batch", str(batch),
+                     "--log-level", "DEBUG" if debug else "WARNING"],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    cwd=REPO, env=env, start_new_session=True)
+            started.append(DispatcherProcess(proc, log))
+        deadline = time.monotonic() + 30
+        while await xread_clients(redis) - before < count:
+            dead = [p for p in started if p.proc.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"dispatcher did not start; see {started[0].log}")
+            await asyncio.sleep(0.05)
+        yield started
+    finally:
+        for p in started:
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGTERM)
+        for p in started:
+            try:
+                await asyncio.to_thread(p.proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()
+                await asyncio.to_thread(p.proc.wait, 5)
+
+
+@dataclass
+class MultiResult:
+    dispatchers: int
+    assigned: int
+    seconds: float
+    check: Check
+    per_process: list[int]
+
+    @property
+    def rate(self) -> float:
+        return self.assigned / self.seconds if self.seconds > 0 else 0.0
+
+
+async def multi_dispatchers(redis: Redis, url: str, workload: Workload, count: int,
+                            log_dir: Path, batch: int) -> MultiResult:
+    """Pre-queued contacts, agents unavailable; ``count`` dispatcher processes wait on the
+    wake stream; the center opens (one atomic call makes every agent available and wakes
+    them) and the clock runs from then until every contact is assigned."""
+    setup = await prepare(redis, workload, f"multi{count}", available=False)
+    center = setup.center
+    try:
+        async with dispatcher_processes(redis, url, center, count, log_dir, batch,
+                                        debug=True) as procs:
+            await center.open()
+            start = time.perf_counter()
+            goal, last, last_change = len(workload.contact_specs), -1, time.monotonic()
+            while True:
+                assigned = int(await redis.hget(center.keys.stats, "assigned") or 0)
+                now = time.monotonic()
+                if assigned >= goal:
+                    break
+                if assigned != last:
+                    last, last_change = assigned, now
+                elif now - last_change > 3.0:
+                    break
+                await asyncio.sleep(0.002)
+            seconds = time.perf_counter() - start
+            await asyncio.sleep(0.3)  # let log lines reach the files
+        pairs = [pair for p in procs for pair in p.pairs()]
+        check = await check_assignments(center, workload.contact_specs, pairs)
+        return MultiResult(count, assigned, seconds, check, [len(p.pairs()) for p in procs])
+    finally:
+        await center.delete()
+
+
+# -- latency at an offered rate ------------------------------------------------------------
+@dataclass
+class Latency:
+    offered_rate: float
+    achieved_rate: float
+    sent: int
+    assigned: int
+    client_ms: list[float]  # enqueue call start -> assignment event seen by the bench
+    server_ms: list[int]  # the function's own wait_ms (ms clock of the server)
+    check: Check
+
+
+async def offered_latency(redis: Redis, url: str, workload: Workload, rate: float,
+                          seconds: float, handle_ms: float, log_dir: Path,
+                          dispatchers: int = 1, batch: int = 200) -> Latency:
+    """Contacts queued at ``rate`` per second by Center.create_contact while dispatcher
+    processes woken by the wake stream assign them; each contact is completed
+    ``handle_ms`` after its assignment, which makes its agent available again.
+
+    Latency is taken two ways: on the bench's clock, from just before the enqueue call to
+    the moment its contact_assigned event reaches the bench (an upper bound: it includes
+    the enqueue round trip and the event hop); and the wait_ms the function itself records
+    (server ms clock, 1 ms resolution).
+    """
+    n = int(rate * seconds)
+    specs = workload.contact_specs[:n]
+    setup = await prepare(redis, workload, "lat", available=True, contacts=[])
+    center = setup.center
+    sent_at: dict[str, float] = {}
+    client_ms: list[float] = []
+    server_ms: list[int] = []
+    completions: set[asyncio.Task[Any]] = set()
+    done = asyncio.Event()
+
+    async def complete_later(cid: str) -> None:
+        await asyncio.sleep(handle_ms / 1000)
+        await center.complete_contact(cid)
+
+    async def observe(after: str) -> None:
+        last = after
+        while len(client_ms) < n:
+            reply = await cast(Any, redis.xread({center.keys.events: last}, count=500,
+                                                block=2000))
+            if not reply:
+                if done.is_set():
+                    return
+                continue
+            seen = time.perf_counter()
+            for entry_id, fields in reply[0][1]:
+                last = entry_id
+                if fields.get("type") != "contact_assigned":
+                    continue
+                cid = fields["contact"]
+                if cid in sent_at:
+                    client_ms.append((seen - sent_at[cid]) * 1000)
+                    server_ms.append(int(fields["wait_ms"]))
+                    task = asyncio.create_task(complete_later(cid))
+                    completions.add(task)
+                    task.add_done_callback(completions.discard)
+
+    try:
+        async with dispatcher_processes(redis, url, center, dispatchers, log_dir, batch,
+                                        debug=False):
+            tail = await cast(Any, redis.xrevrange(center.keys.events, count=1))
+            observer = asyncio.create_task(observe(tail[0][0] if tail else "0-0"))
+            start = time.perf_counter()
+            for i, (cid, skills) in enumerate(specs):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent_at[cid] = time.perf_counter()
+                await center.create_contact(skills, contact_id=cid)
+            sent_seconds = time.perf_counter() - start
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(observer), timeout=10)
+            done.set()
+            observer.cancel()
+            with suppress(asyncio.CancelledError):
+                await observer
+            if completions:
+                await asyncio.gather(*completions, return_exceptions=True)
+        check = await check_assignments(center, specs)
+        return Latency(rate, n / sent_seconds, n, len(client_ms), client_ms, server_ms, check)
+    finally:
+        await center.delete()
+
+
+# -- the whole path: REST API -> queue -> dispatcher ---------------------------------------
+@dataclass
+class ApiResult:
+    posted: int
+    post_seconds: float
+    assigned: int
+    total_seconds: float
+
+    @property
+    def post_rate(self) -> float:
+        return self.posted / self.post_seconds if self.post_seconds else 0.0
+
+    @property
+    def assign_rate(self) -> float:
+        return self.assigned / self.total_seconds if self.total_seconds else 0.0
+
+
+def api_available() -> bool:
+    return (REPO / "acd" / "api" / "app.py").exists()
+
+
+async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
+                   concurrency: int, log_dir: Path) -> ApiResult:
+    """POST contacts to /v1/centers/{center}/contacts as fast as ``concurrency`` clients
+    can, with one dispatcher process assigning them; contacts/s through the API into
+    assignments."""
+    import httpx  # the API's own test dependency; only needed here
+
+    from lab.embedded import free_port
+
+    setup = await prepare(redis, workload, "api", available=True, contacts=[])
+    center = setup.center
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": url}
+    log = log_dir / f"api-{center.name}.log"
+    with open(log, "wb") as out:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "acd.api.app:app", "--port", str(port),
+             "--log-level", "warning", "--no-access-log"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
+            env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    specs = workload.contact_specs[:contacts]
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                if api.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"API did not start; see {log}")
+                try:
+                    await http.get("/openapi.json")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            async with dispatcher_processes(redis, url, center, 1, log_dir, 200,
+                                            debug=False):
+                queue: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
+                for spec in specs:
+                    queue.put_nowait(spec)
+                failures: list[str] = []
+
+                async def poster() -> None:
+                    while not queue.empty():
+                        _, skills = queue.get_nowait()
+                        resp = await http.post(f"/v1/centers/{center.name}/contacts",
+                                               json={"skills": skills})
+                        if resp.status_code >= 300:
+                            failures.append(f"{resp.status_code} {resp.text[:200]}")
+
+                start = time.perf_counter()
+                await asyncio.gather(*(poster() for _ in range(concurrency)))
+                post_seconds = time.perf_counter() - start
+                if failures:
+                    raise RuntimeError(f"API refused contacts: {failures[0]}")
+                assigned = 0
+                give_up = time.monotonic() + 10
+                while assigned < len(specs) and time.monotonic() < give_up:
+                    assigned = int(await redis.hget(center.keys.stats, "assigned") or 0)
+                    await asyncio.sleep(0.002)
+                total = time.perf_counter() - start
+        return ApiResult(len(specs), post_seconds, assigned, total)
+    finally:
+        if api.poll() is None:
+            api.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(api.wait, 10)
+            except subprocess.TimeoutExpired:
+                api.kill()
+        await center.delete()
+
+
+def dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(", ", ": "))

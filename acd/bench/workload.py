@@ -1,0 +1,175 @@
+"""The generated workload and how it is loaded into Redis, plus the correctness checks.
+
+One seeded generator gives every dispatcher the same agents (skills) and the same contacts
+(required skills, ids). Agents and contacts are written with the library's own functions
+(``acd_agent_create``, ``acd_contact_create``), pipelined so setup stays short; nothing is
+written behind the library's back.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from acd.center import Center
+from acd.functions import load_library
+
+PIPELINE = 500
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Agents with ``agent_skills`` of ``skills`` skills each; contacts needing 2-3 of them."""
+
+    agents: int
+    contacts: int
+    skills: int = 20
+    agent_skills: int = 8
+    contact_skills: tuple[int, ...] = (2, 3)
+    seed: int = 1
+    agent_skill_sets: list[list[str]] = field(default_factory=list, repr=False, compare=False)
+    contact_specs: list[tuple[str, list[str]]] = field(
+        default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def generate(cls, agents: int, contacts: int, skills: int = 20, agent_skills: int = 8,
+                 contact_skills: tuple[int, ...] = (2, 3), seed: int = 1) -> Workload:
+        rng = random.Random(seed)
+        names = [f"s{i:02d}" for i in range(skills)]
+        agent_sets = [sorted(rng.sample(names, agent_skills)) for _ in range(agents)]
+        specs = [(uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+                  sorted(rng.sample(names, rng.choice(contact_skills))))
+                 for _ in range(contacts)]
+        return cls(agents, contacts, skills, agent_skills, contact_skills, seed,
+                   agent_sets, specs)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "agents": self.agents,
+            "skills": self.skills,
+            "skills_per_agent": self.agent_skills,
+            "skills_per_contact": "-".join(str(n) for n in self.contact_skills),
+            "contacts": self.contacts,
+        }
+
+    @staticmethod
+    def agent_id(i: int) -> str:
+        return f"a{i:06d}"
+
+
+async def used_memory(redis: Redis) -> int:
+    info = await redis.info("memory")
+    return int(info["used_memory"])
+
+
+async def stream_memory(redis: Redis, center: Center) -> int:
+    """Bytes held by the center's capped event and wake streams (excluded from deltas)."""
+    total = 0
+    for key in (center.keys.events, center.keys.wake):
+        usage = await redis.memory_usage(key, samples=0)
+        total += int(usage or 0)
+    return total
+
+
+async def create_agents(center: Center, workload: Workload, available: bool) -> None:
+    """Create every agent of the workload through ``acd_agent_create`` (pipelined)."""
+    await load_library(center.redis)
+    k = center.keys
+    for start in range(0, workload.agents, PIPELINE):
+        async with center.redis.pipeline(transaction=False) as pipe:
+            for i in range(start, min(start + PIPELINE, workload.agents)):
+                aid = workload.agent_id(i)
+                doc = json.dumps({"fname": "Agent", "lname": aid,
+                                  "skills": workload.agent_skill_sets[i]})
+                pipe.fcall("acd_agent_create", 3, k.agent(aid), k.agents, k.skills,
+                           aid, doc, "1" if available else "0")
+            await pipe.execute()
+
+
+async def queue_contacts(center: Center, specs: Sequence[tuple[str, list[str]]]) -> None:
+    """Queue contacts through ``acd_contact_create`` (pipelined), oldest first."""
+    await load_library(center.redis)
+    k = center.keys
+    for start in range(0, len(specs), PIPELINE):
+        async with center.redis.pipeline(transaction=False) as pipe:
+            for cid, skills in specs[start:start + PIPELINE]:
+                pipe.fcall("acd_contact_create", 4, k.contact(cid), k.queue, k.waiting_sigs,
+                           k.stats, cid, json.dumps(skills), ",".join(skills))
+            await pipe.execute()
+
+
+@dataclass
+class Check:
+    """Correctness of one run, read back from the documents after it."""
+
+    contacts: int = 0
+    assigned: int = 0
+    still_queued: int = 0
+    double_assigned_contacts: int = 0  # a contact reported assigned more than once
+    agents_with_two_contacts: int = 0  # an agent named by two assigned contacts
+    agent_contact_mismatch: int = 0  # busy agent's .contact does not name the contact
+    missing_skill: int = 0  # agent lacks a skill the contact needs
+    stats_assigned: int = 0  # the center's 'assigned' counter
+
+    @property
+    def ok(self) -> bool:
+        return (self.double_assigned_contacts == 0 and self.agents_with_two_contacts == 0
+                and self.agent_contact_mismatch == 0 and self.missing_skill == 0
+                and self.stats_assigned == self.assigned)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]]],
+                            reported: Sequence[tuple[str, str]] | None = None,
+                            naive: bool = False) -> Check:
+    """Read every contact and the agents they name; count what breaks the invariants.
+
+    ``reported`` are the (contact, agent) pairs the dispatcher(s) reported, if known: a
+    contact appearing twice there was assigned twice. The naive dispatcher keeps no stats
+    counter, so ``naive`` skips that comparison.
+    """
+    r, k = center.redis, center.keys
+    check = Check(contacts=len(specs))
+    by_agent: dict[str, list[str]] = {}
+    contact_agent: dict[str, str] = {}
+    for start in range(0, len(specs), PIPELINE):
+        chunk = specs[start:start + PIPELINE]
+        docs = await r.execute_command("JSON.MGET", *[k.contact(c) for c, _ in chunk], ".")
+        for (cid, _), raw in zip(chunk, docs, strict=True):
+            doc = json.loads(raw) if raw else {}
+            if doc.get("state") == "assigned" and doc.get("agent"):
+                check.assigned += 1
+                contact_agent[cid] = doc["agent"]
+                by_agent.setdefault(doc["agent"], []).append(cid)
+            elif doc.get("state") == "queued":
+                check.still_queued += 1
+    check.agents_with_two_contacts = sum(1 for cs in by_agent.values() if len(cs) > 1)
+    need = dict(specs)
+    agents = sorted(by_agent)
+    for start in range(0, len(agents), PIPELINE):
+        chunk = agents[start:start + PIPELINE]
+        docs = await r.execute_command("JSON.MGET", *[k.agent(a) for a in chunk], ".")
+        for aid, raw in zip(chunk, docs, strict=True):
+            doc = json.loads(raw) if raw else {}
+            cids = by_agent[aid]
+            if doc.get("state") != "busy" or doc.get("contact") not in cids:
+                check.agent_contact_mismatch += 1
+            have = set(doc.get("skills", []))
+            check.missing_skill += sum(1 for c in cids if not set(need[c]) <= have)
+    if reported is not None:
+        seen: set[str] = set()
+        for cid, _ in reported:
+            if cid in seen:
+                check.double_assigned_contacts += 1
+            seen.add(cid)
+    counters = await r.hgetall(k.stats)
+    check.stats_assigned = check.assigned if naive else int(counters.get("assigned", 0))
+    return check
