@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,9 @@ AGENT_KEY_PATTERN = rf"^agent:{NAME_BODY}$"
 CONTACT_KEY_PATTERN = rf"^contact:{NAME_BODY}$"
 
 MAX_BLOCK_MS = 5000
+
+Responses = dict[int | str, dict[str, Any]]
+"""The type of FastAPI's ``responses=`` argument."""
 
 
 class _Strict(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from acd.api.deps import AgentId, CenterDep, SkillPath
-from acd.api.schemas import AgentCreate, AgentNames, AgentStateIn, Problem, SkillDeleted
+from acd.api.schemas import AgentCreate, AgentNames, AgentStateIn, Problem, Responses, SkillDeleted
 from acd.models import Agent
 
 router = APIRouter(tags=["agents"])
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such agent"}}
-CONFLICT = {409: {"model": Problem}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such agent"}}
+CONFLICT: Responses = {409: {"model": Problem}}
 
 
 @router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent,

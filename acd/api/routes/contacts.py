@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from acd.api.deps import CenterDep, ContactId
-from acd.api.schemas import ContactCreate, Problem
+from acd.api.schemas import ContactCreate, Problem, Responses
 from acd.center import Center
 from acd.errors import AlreadyExists, NotFound
 from acd.models import Contact
 
 router = APIRouter(tags=["contacts"])
 
-NOT_FOUND = {404: {"model": Problem, "description": "no such contact (or it expired)"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such contact (or it expired)"}}
 
 
 @router.post(

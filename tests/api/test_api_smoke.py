@@ -1,0 +1,55 @@
+"""Health, docs and the request size limit."""
+
+from __future__ import annotations
+
+import httpx
+
+from acd.api.app import create_app
+from acd.settings import Settings
+from lab.embedded import free_port
+
+
+async def test_health_ok(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "redis": "ok"}
+
+
+async def test_docs_and_openapi(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "/v1/centers/{center}/contacts" in paths
+    assert "/contact/{contact_key}" in paths
+
+
+async def test_body_over_limit_is_413(client: httpx.AsyncClient, v1: str) -> None:
+    big = {"x": "a" * (70 * 1024)}
+    r = await client.put(f"{v1}/kpis", json=big)
+    assert r.status_code == 413, r.text
+    assert "larger than" in r.json()["detail"]
+
+
+async def test_streamed_body_over_limit_is_413(client: httpx.AsyncClient, v1: str) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(10):
+            yield b"[" * 8192
+
+    r = await client.put(f"{v1}/kpis", content=chunks(),
+                         headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+
+
+async def test_health_503_and_routes_503_when_redis_is_down() -> None:
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                        redis_connect_timeout=0.2, redis_socket_timeout=0.5)
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                          timeout=15.0) as c,
+    ):
+        r = await c.get("/health")
+        assert r.status_code == 503
+        assert r.json()["redis"] == "down"
+        r = await c.get("/v1/centers/x/agents")
+        assert r.status_code == 503, r.text
