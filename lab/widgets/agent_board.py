@@ -19,7 +19,7 @@ import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import Agent, AgentState, Center
 from acd.errors import ACDError
-from lab.widgets._base import TaskRunner, age, esc, server_ms
+from lab.widgets._base import TaskRunner, age, error_html, esc, server_ms
 
 Listener = Callable[[Agent], None]
 
@@ -61,7 +61,8 @@ class AgentRow:
             return
         self._binding = True
         try:
-            self.name.value = f"<b>{esc(agent.fname)} {esc(agent.lname)}</b> <code>{esc(agent.id)}</code>"
+            self.name.value = (f"<b>{esc(agent.fname)} {esc(agent.lname)}</b> "
+                               f"<code>{esc(agent.id)}</code>")
             for skill, button in self.skill_buttons.items():
                 button.value = skill in agent.skills
                 button.button_style = "info" if button.value else ""
@@ -112,7 +113,7 @@ class AgentBoard(TaskRunner):
         self.page_label = w.Label()
         self.prev.on_click(lambda _: self.show_page(self.page - 1))
         self.next.on_click(lambda _: self.show_page(self.page + 1))
-        self.refresh_button.on_click(lambda _: self.spawn(self.refresh()))
+        self.refresh_button.on_click(lambda _: self.request_refresh())
         self.rows_box = w.VBox()
         self.widget = w.VBox([
             w.HTML(f"<h4>Agents of center <code>{esc(center.name)}</code></h4>"),
@@ -135,7 +136,7 @@ class AgentBoard(TaskRunner):
         self._listeners.append(listener)
 
     def on_error(self, exc: BaseException) -> None:
-        self.status.value = f"<span style='color:#b00'>⚠ {esc(type(exc).__name__)}: {esc(exc)}</span>"
+        self.status.value = error_html(exc)
 
     @property
     def pages(self) -> int:
@@ -189,6 +190,9 @@ class AgentBoard(TaskRunner):
         self._ensure_skills(agents)
         self.page = min(self.page, self.pages - 1)
         self._render()
+
+    def request_refresh(self) -> None:
+        self.spawn(self.refresh())
 
     def request(self, agent_id: str, op: str, skill: str | None = None) -> None:
         """What a click does: schedule the change (callbacks cannot await)."""

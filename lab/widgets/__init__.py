@@ -1,0 +1,14 @@
+"""Jupyter widgets of the lab: agent board, contact composer, live view.
+
+The logic lives in plain classes that hold their ipywidgets (``.widget``) and display as
+them; tests drive them without a browser by setting widget values and awaiting
+``settle()``. See ``_base`` for why they use asyncio tasks, and ``python -m
+lab.widgets.bench`` for their speed with 200 agents.
+"""
+
+from lab.widgets.agent_board import AgentBoard
+from lab.widgets.composer import ContactComposer
+from lab.widgets.laa import LAALab
+from lab.widgets.live import LiveView
+
+__all__ = ["AgentBoard", "ContactComposer", "LAALab", "LiveView"]
