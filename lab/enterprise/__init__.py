@@ -19,6 +19,14 @@ from .bootstrap import (
 )
 
 __all__ = [
-    "COMPOSE_FILE", "DATABASE_JSON", "PROJECT", "DockerUnavailable", "database_definition",
-    "down", "make_certificate", "require_docker", "up", "update_env_file",
+    "COMPOSE_FILE",
+    "DATABASE_JSON",
+    "PROJECT",
+    "DockerUnavailable",
+    "database_definition",
+    "down",
+    "make_certificate",
+    "require_docker",
+    "up",
+    "update_env_file",
 ]

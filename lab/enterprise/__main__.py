@@ -10,8 +10,11 @@ from .bootstrap import DockerUnavailable, EnterpriseError, bootstrap, down, up
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.enterprise", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "bootstrap"],
-                        help="up = compose up + bootstrap; bootstrap = cluster and database only")
+    parser.add_argument(
+        "command",
+        choices=["up", "down", "bootstrap"],
+        help="up = compose up + bootstrap; bootstrap = cluster and database only",
+    )
     parser.add_argument("--volumes", action="store_true", help="down: also remove volumes")
     args = parser.parse_args(argv)
     try:

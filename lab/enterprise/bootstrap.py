@@ -36,8 +36,10 @@ PROJECT = "acd-enterprise"
 VIP = "192.168.20.100"
 NODES = {"re1": "192.168.20.11", "re2": "192.168.20.12", "re3": "192.168.20.13"}
 CLUSTER_NAME = "acd.lab.local"
-NODE_PATHS = {"persistent_path": "/var/opt/redislabs/persist",
-              "ephemeral_path": "/var/opt/redislabs/tmp"}
+NODE_PATHS = {
+    "persistent_path": "/var/opt/redislabs/persist",
+    "ephemeral_path": "/var/opt/redislabs/tmp",
+}
 
 
 class DockerUnavailable(RuntimeError):
@@ -54,23 +56,32 @@ class EnterpriseError(RuntimeError):
 def require_docker(timeout: float = 10) -> None:
     """Raise DockerUnavailable with a clear message unless `docker compose` can work."""
     docker = shutil.which("docker")
-    hint = ("The Enterprise environment needs a Docker engine with Compose v2. Without "
-            "Docker, run the open-source HA lab instead: sudo python -m lab.ha start")
+    hint = (
+        "The Enterprise environment needs a Docker engine with Compose v2. Without "
+        "Docker, run the open-source HA lab instead: sudo python -m lab.ha start"
+    )
     if docker is None:
         raise DockerUnavailable(f"the docker client is not installed. {hint}")
     try:
-        info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
-                              capture_output=True, text=True, timeout=timeout)
+        info = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as exc:
         raise DockerUnavailable(f"no Docker engine answered within {timeout}s. {hint}") from exc
     if info.returncode != 0 or not info.stdout.strip():
         detail = (info.stderr or info.stdout).strip().splitlines()
-        raise DockerUnavailable(
-            f"no Docker engine is reachable ({detail[-1] if detail else 'docker info failed'}). {hint}")
-    compose = subprocess.run([docker, "compose", "version"], capture_output=True, text=True,
-                             timeout=timeout)
+        last = detail[-1] if detail else "docker info failed"
+        raise DockerUnavailable(f"no Docker engine is reachable ({last}). {hint}")
+    compose = subprocess.run(
+        [docker, "compose", "version"], capture_output=True, text=True, timeout=timeout
+    )
     if compose.returncode != 0:
-        raise DockerUnavailable(f"the Docker Compose v2 plugin is missing (`docker compose`). {hint}")
+        raise DockerUnavailable(
+            f"the Docker Compose v2 plugin is missing (`docker compose`). {hint}"
+        )
 
 
 def _compose(*args: str, timeout: float = 1800) -> None:
@@ -136,9 +147,25 @@ def make_certificate(cert_dir: Path, common_name: str = "acd-lab.local") -> Path
         raise EnterpriseError("openssl is needed to make the 8443 certificate")
     key, crt = cert_dir / "haproxy.key", cert_dir / "haproxy.crt"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825",
-         "-subj", f"/CN={common_name}", "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "825",
+            "-subj",
+            f"/CN={common_name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     pem.write_bytes(crt.read_bytes() + key.read_bytes())
     os.chmod(pem, 0o644)  # read by HAProxy inside the container
@@ -171,8 +198,10 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: flo
         except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
             last = exc
         time.sleep(interval)
-    raise EnterpriseError(f"timed out after {timeout}s waiting for {what}"
-                          + (f" (last error: {last})" if last else ""))
+    raise EnterpriseError(
+        f"timed out after {timeout}s waiting for {what}"
+        + (f" (last error: {last})" if last else "")
+    )
 
 
 def _api(host: str, auth: tuple[str, str] | None = None) -> httpx.Client:
@@ -201,25 +230,40 @@ def bootstrap(password: str | None = None, timeout: float = 600) -> None:
 
     with _api(first[1], (user, admin_pw)) as c:
         if c.get("/v1/nodes").status_code != 200:  # not yet a cluster
-            reply = _api(first[1]).post("/v1/bootstrap/create_cluster", json={
-                "action": "create_cluster", "cluster": {"name": CLUSTER_NAME},
-                "node": {"paths": NODE_PATHS}, "credentials": creds,
-            })
+            reply = _api(first[1]).post(
+                "/v1/bootstrap/create_cluster",
+                json={
+                    "action": "create_cluster",
+                    "cluster": {"name": CLUSTER_NAME},
+                    "node": {"paths": NODE_PATHS},
+                    "credentials": creds,
+                },
+            )
             if reply.status_code >= 400:
                 raise EnterpriseError(f"create_cluster: {reply.status_code} {reply.text}")
-    _wait(lambda: _api(first[1], (user, admin_pw)).get("/v1/nodes").status_code == 200,
-          timeout, "the cluster on re1")
+    _wait(
+        lambda: _api(first[1], (user, admin_pw)).get("/v1/nodes").status_code == 200,
+        timeout,
+        "the cluster on re1",
+    )
 
     for name, addr in others:
+
         def joined(a: str = addr) -> bool:
             with _api(first[1], (user, admin_pw)) as c:
                 return any(n.get("addr") == a for n in c.get("/v1/nodes").json())
+
         if joined():
             continue
-        reply = _api(addr).post("/v1/bootstrap/join_cluster", json={
-            "action": "join_cluster", "cluster": {"nodes": [first[1]]},
-            "node": {"paths": NODE_PATHS}, "credentials": creds,
-        })
+        reply = _api(addr).post(
+            "/v1/bootstrap/join_cluster",
+            json={
+                "action": "join_cluster",
+                "cluster": {"nodes": [first[1]]},
+                "node": {"paths": NODE_PATHS},
+                "credentials": creds,
+            },
+        )
         if reply.status_code >= 400:
             raise EnterpriseError(f"join_cluster {name}: {reply.status_code} {reply.text}")
         _wait(joined, timeout, f"{name} to join the cluster")
@@ -247,15 +291,26 @@ def bootstrap(password: str | None = None, timeout: float = 600) -> None:
             return c.get(f"/v1/bdbs/{uid}").json().get("status") == "active"
 
     _wait(db_active, timeout, f"database {uid} to be active")
-    _wait(lambda: _redis_ping(VIP, definition["port"], password), timeout,
-          f"the database through the VIP {VIP}:{definition['port']}", interval=1)
-    update_env_file({
-        "REDIS_URL": f"redis://:{password}@{VIP}:{definition['port']}/0",
-        "API_URL": f"http://{VIP}:8000",
-        "JUPYTER_URL": os.environ.get("JUPYTER_URL", env.get("JUPYTER_URL", "http://127.0.0.1:8888/lab")),
-    })
-    print(f"lab.enterprise: database {definition['name']} ready at {VIP}:{definition['port']}; "
-          f"admin console https://{VIP}:8443 ({user}); .env updated", file=sys.stderr)
+    _wait(
+        lambda: _redis_ping(VIP, definition["port"], password),
+        timeout,
+        f"the database through the VIP {VIP}:{definition['port']}",
+        interval=1,
+    )
+    update_env_file(
+        {
+            "REDIS_URL": f"redis://:{password}@{VIP}:{definition['port']}/0",
+            "API_URL": f"http://{VIP}:8000",
+            "JUPYTER_URL": os.environ.get(
+                "JUPYTER_URL", env.get("JUPYTER_URL", "http://127.0.0.1:8888/lab")
+            ),
+        }
+    )
+    print(
+        f"lab.enterprise: database {definition['name']} ready at {VIP}:{definition['port']}; "
+        f"admin console https://{VIP}:8443 ({user}); .env updated",
+        file=sys.stderr,
+    )
 
 
 def _redis_ping(host: str, port: int, password: str) -> bool:

@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
             info = core.status(args.run_dir)
             print(json.dumps(info, indent=2) if args.json else core.format_status(info))
         elif args.command == "drill":
-            for result in (drill.drill_kill_primary(run_dir=args.run_dir),
-                           drill.drill_stop_lb(run_dir=args.run_dir)):
+            for result in (
+                drill.drill_kill_primary(run_dir=args.run_dir),
+                drill.drill_stop_lb(run_dir=args.run_dir),
+            ):
                 print(result.summary())
     except LabError as exc:
         print(f"lab.ha: {exc}", file=sys.stderr)

@@ -160,7 +160,9 @@ def _require_state(run_dir: Path | str | None) -> tuple[Path, dict, HATopology]:
     rd = _resolve_run_dir(run_dir)
     state = _load_state(rd)
     if state is None:
-        raise LabError(f"the HA lab is not running (no {_state_path(rd)}): run `python -m lab.ha start`")
+        raise LabError(
+            f"the HA lab is not running (no {_state_path(rd)}): run `python -m lab.ha start`"
+        )
     return rd, state, HATopology.from_dict(state["topology"])
 
 
@@ -189,7 +191,9 @@ def ensure_packages(timeout: float = 900) -> None:
     if not missing:
         return
     if not shutil.which("apt-get"):
-        raise LabError(f"{', '.join(missing)} missing and no apt-get: install them with your package manager")
+        raise LabError(
+            f"{', '.join(missing)} missing and no apt-get: install them with your package manager"
+        )
     print(f"lab.ha: installing {' '.join(missing)} (apt-get)...", file=sys.stderr)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", *missing]):
@@ -251,9 +255,10 @@ def render_haproxy_cfg(topo: HATopology, name: str) -> str:
     redis_servers = "\n".join(
         f"    server {n} {addr}:{NODE_PORT} check" for n, addr in topo.nodes.items()
     )
-    api_servers = "\n".join(
-        f"    server {n} {addr}:{port} check" for n, addr, port in topo.api_servers
-    ) or "    # no API replicas configured"
+    api_servers = (
+        "\n".join(f"    server {n} {addr}:{port} check" for n, addr, port in topo.api_servers)
+        or "    # no API replicas configured"
+    )
     return render(
         "haproxy.cfg",
         name=name,
@@ -307,8 +312,12 @@ def write_configs(topo: HATopology, rejson_module: Path | str) -> None:
 
 def _client(host: str, port: int, password: str | None, **kwargs: object) -> redis.Redis:
     opts: dict[str, object] = dict(
-        host=host, port=port, password=password, socket_timeout=1.0,
-        socket_connect_timeout=1.0, decode_responses=True,
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        decode_responses=True,
     )
     opts.update(kwargs)
     return redis.Redis(**opts)  # type: ignore[arg-type]
@@ -331,8 +340,13 @@ def _proc_key(host: str, role: str) -> str:
 
 
 def _start_process(
-    rd: Path, state: dict, host: str, role: str, cmd: Sequence[str],
-    env: Mapping[str, str] | None = None, cwd: Path | None = None,
+    rd: Path,
+    state: dict,
+    host: str,
+    role: str,
+    cmd: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> int:
     key = _proc_key(host, role)
     old = state["processes"].get(key)
@@ -340,10 +354,16 @@ def _start_process(
         raise LabError(f"{key} already runs (pid {old['pid']})")
     log = rd / host / f"{role}.log"
     pidfile = rd / host / f"{role}.pid"
-    pid = procs.spawn(host if host != "host" else None, cmd, log=log, pidfile=pidfile, env=env, cwd=cwd)
+    pid = procs.spawn(
+        host if host != "host" else None, cmd, log=log, pidfile=pidfile, env=env, cwd=cwd
+    )
     state["processes"][key] = {
-        "host": host, "role": role, "pid": pid, "cmd": list(cmd),
-        "log": str(log), "pidfile": str(pidfile),
+        "host": host,
+        "role": role,
+        "pid": pid,
+        "cmd": list(cmd),
+        "log": str(log),
+        "pidfile": str(pidfile),
     }
     _save_state(rd, state)
     return pid
@@ -372,7 +392,10 @@ def _start_sentinel(rd: Path, state: dict, topo: HATopology, name: str) -> None:
     from lab.binaries import redis_server
 
     _start_process(
-        rd, state, name, "sentinel",
+        rd,
+        state,
+        name,
+        "sentinel",
         [str(redis_server()), str(rd / name / "sentinel.conf"), "--sentinel"],
     )
 
@@ -380,27 +403,44 @@ def _start_sentinel(rd: Path, state: dict, topo: HATopology, name: str) -> None:
 def _start_haproxy(rd: Path, state: dict, name: str) -> None:
     cfg = rd / name / "haproxy.cfg"
     net.run([_which("haproxy") or "haproxy", "-c", "-q", "-f", str(cfg)])
-    _start_process(rd, state, name, "haproxy", [_which("haproxy") or "haproxy", "-db", "-f", str(cfg)])
+    _start_process(
+        rd, state, name, "haproxy", [_which("haproxy") or "haproxy", "-db", "-f", str(cfg)]
+    )
     pid = _pid(state, name, "haproxy")
     procs.wait_until(
-        lambda: procs.alive(pid) and _listening(name, REDIS_PORT), 10,
+        lambda: procs.alive(pid) and _listening(name, REDIS_PORT),
+        10,
         what=f"HAProxy on {name} to listen",
     )
 
 
 def _listening(host: str, port: int) -> bool:
-    out = net.run(["ip", "netns", "exec", net.ns_name(host), "ss", "-Hltn", f"sport = :{port}"], check=False)
+    out = net.run(
+        ["ip", "netns", "exec", net.ns_name(host), "ss", "-Hltn", f"sport = :{port}"], check=False
+    )
     return bool(out.strip())
 
 
 def _start_keepalived(rd: Path, state: dict, name: str) -> None:
     d = rd / name
     _start_process(
-        rd, state, name, "keepalived",
+        rd,
+        state,
+        name,
+        "keepalived",
         [
-            _which("keepalived") or "keepalived", "-n", "-l", "-D", "-G", "-P",
-            "-f", str(d / "keepalived.conf"),
-            "-p", str(d / "keepalived-main.pid"), "-r", str(d / "keepalived-vrrp.pid"),
+            _which("keepalived") or "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "-G",
+            "-P",
+            "-f",
+            str(d / "keepalived.conf"),
+            "-p",
+            str(d / "keepalived-main.pid"),
+            "-r",
+            str(d / "keepalived-vrrp.pid"),
         ],
     )
 
@@ -433,14 +473,19 @@ def start(
         topo = HATopology.from_dict(existing["topology"])
         if net.link_exists(topo.bridge):
             _active_run_dir = rd
-            print(f"lab.ha: already running (run dir {rd}):\n{format_status(status(rd))}", file=sys.stderr)
+            print(
+                f"lab.ha: already running (run dir {rd}):\n{format_status(status(rd))}",
+                file=sys.stderr,
+            )
             return topo
         # a stale state file (the machine restarted): clean up what is left, then start
         stop(rd)
     if password is None:
         password = secrets.token_hex(16)
     if not password or not set(password) <= PASSWORD_CHARS:
-        raise LabError("password: use letters, digits, '_' and '-' only (it goes into config files)")
+        raise LabError(
+            "password: use letters, digits, '_' and '-' only (it goes into config files)"
+        )
     users = net.subnet_users()
     if users or net.link_exists(net.BRIDGE):
         what = "; ".join(users) or f"interface {net.BRIDGE} exists"
@@ -449,22 +494,27 @@ def start(
             "Free it, or stop the other lab (python -m lab.ha stop --run-dir ...)"
         )
     ensure_packages()
-    from lab.binaries import rejson_module, redis_server
+    from lab.binaries import redis_server, rejson_module
 
     redis_server()  # fail early with a clear message when missing
     module = rejson_module()
 
     topo = HATopology(
-        run_dir=rd, password=password,
+        run_dir=rd,
+        password=password,
         api_servers=list(api_servers) if api_servers is not None else list(DEFAULT_API_SERVERS),
-        down_after_ms=down_after_ms, failover_timeout_ms=failover_timeout_ms,
+        down_after_ms=down_after_ms,
+        failover_timeout_ms=failover_timeout_ms,
     )
     # Fresh per-host directories (data of an earlier run would confuse Sentinel).
     rd.mkdir(parents=True, exist_ok=True)
     for host in [*topo.nodes, *topo.lbs, *(s[0] for s in topo.api_servers)]:
         shutil.rmtree(rd / host, ignore_errors=True)
     state: dict = {
-        "topology": topo.to_dict(), "bridge": None, "hosts": [], "processes": {},
+        "topology": topo.to_dict(),
+        "bridge": None,
+        "hosts": [],
+        "processes": {},
         "started_at": time.time(),
     }
     _save_state(rd, state)
@@ -496,27 +546,43 @@ def _bring_up(rd: Path, state: dict, topo: HATopology, timeout: float) -> None:
     for name in topo.nodes:
         _start_redis(rd, state, topo, name)
     for name in topo.nodes:
-        procs.wait_until(lambda n=name: _client(topo.nodes[n], NODE_PORT, topo.password).ping(),
-                         left(), what=f"redis on {name} to answer PING")
+        procs.wait_until(
+            lambda n=name: _client(topo.nodes[n], NODE_PORT, topo.password).ping(),
+            left(),
+            what=f"redis on {name} to answer PING",
+        )
     replicas = list(topo.nodes)[1:]
     procs.wait_until(
         lambda: all(_info_replication(topo, n).get("master_link_status") == "up" for n in replicas),
-        left(), what="both replicas to sync with the primary",
+        left(),
+        what="both replicas to sync with the primary",
     )
     for name in topo.nodes:
         _start_sentinel(rd, state, topo, name)
-    procs.wait_until(lambda: _sentinels_ready(topo), left(), interval=0.25,
-                     what="every Sentinel to see 2 replicas and 2 other Sentinels")
+    procs.wait_until(
+        lambda: _sentinels_ready(topo),
+        left(),
+        interval=0.25,
+        what="every Sentinel to see 2 replicas and 2 other Sentinels",
+    )
     names = list(topo.lbs)
     for name in names:
         _start_haproxy(rd, state, name)
     # keepalived on lb1 first so that it takes the VIP (nopreempt keeps it where it is).
     _start_keepalived(rd, state, names[0])
-    procs.wait_until(lambda: net.has_address(names[0], topo.vip), left(), interval=0.2,
-                     what=f"the VIP {topo.vip} on {names[0]}")
+    procs.wait_until(
+        lambda: net.has_address(names[0], topo.vip),
+        left(),
+        interval=0.2,
+        what=f"the VIP {topo.vip} on {names[0]}",
+    )
     _start_keepalived(rd, state, names[1])
-    procs.wait_until(lambda: _vip_role(topo) == "master", left(), interval=0.2,
-                     what="role:master through the VIP")
+    procs.wait_until(
+        lambda: _vip_role(topo) == "master",
+        left(),
+        interval=0.2,
+        what="role:master through the VIP",
+    )
 
 
 def _sentinels_ready(topo: HATopology) -> bool:
@@ -587,20 +653,23 @@ def status(run_dir: Path | str | None = None) -> dict:
         return {"running": False, "run_dir": str(rd)}
     topo = HATopology.from_dict(state["topology"])
     info: dict = {
-        "running": net.link_exists(topo.bridge), "run_dir": str(rd),
-        "vip": topo.vip, "redis_url": topo.redis_url.replace(topo.password, "***"),
-        "api_url": topo.api_url, "stats_url": topo.stats_url,
+        "running": net.link_exists(topo.bridge),
+        "run_dir": str(rd),
+        "vip": topo.vip,
+        "redis_url": topo.redis_url.replace(topo.password, "***"),
+        "api_url": topo.api_url,
+        "stats_url": topo.stats_url,
         "processes": {k: procs.alive(e["pid"]) for k, e in sorted(state["processes"].items())},
     }
     try:
         info["primary"] = primary(rd)
-    except Exception as exc:
+    except (LabError, redis.RedisError, OSError) as exc:
         info["primary"] = f"unknown ({exc})"
     roles = {}
     for name in topo.nodes:
         try:
             roles[name] = _info_replication(topo, name).get("role")
-        except Exception:
+        except (redis.RedisError, OSError):
             roles[name] = "down"
     info["roles"] = roles
     info["vip_holder"] = vip_holders(rd)
@@ -610,10 +679,15 @@ def status(run_dir: Path | str | None = None) -> dict:
 def format_status(info: dict) -> str:
     if not info.get("running"):
         return f"not running (run dir {info['run_dir']})"
-    lines = [f"run dir   {info['run_dir']}", f"redis     {info['redis_url']}",
-             f"api       {info['api_url']}", f"stats     {info['stats_url']}",
-             f"primary   {info['primary']}", f"roles     {info['roles']}",
-             f"VIP on    {', '.join(info['vip_holder']) or 'nobody'}"]
+    lines = [
+        f"run dir   {info['run_dir']}",
+        f"redis     {info['redis_url']}",
+        f"api       {info['api_url']}",
+        f"stats     {info['stats_url']}",
+        f"primary   {info['primary']}",
+        f"roles     {info['roles']}",
+        f"VIP on    {', '.join(info['vip_holder']) or 'nobody'}",
+    ]
     for key, alive in info["processes"].items():
         lines.append(f"  {key:<18} {'running' if alive else 'STOPPED'}")
     return "\n".join(lines)
@@ -630,13 +704,15 @@ def primary(run_dir: Path | str | None = None) -> str:
     for name in topo.nodes:
         try:
             with _sentinel(topo, name) as s:
-                addr, _port = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", topo.master_name)
-        except Exception:
+                addr, _port = s.execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", topo.master_name
+                )
+        except (redis.RedisError, OSError):
             continue
         votes[addr] = votes.get(addr, 0) + 1
     if not votes:
         raise LabError("no Sentinel answers")
-    addr, count = max(votes.items(), key=lambda kv: kv[1])
+    addr, _count = max(votes.items(), key=lambda kv: kv[1])
     return by_ip.get(addr, addr)
 
 
@@ -655,7 +731,7 @@ def vip_holder(run_dir: Path | str | None = None) -> str | None:
 
 def kill_primary(run_dir: Path | str | None = None) -> str:
     """kill -9 the current primary's redis-server; returns the node's name."""
-    rd, state, topo = _require_state(run_dir)
+    rd, state, _ = _require_state(run_dir)
     name = primary(rd)
     pid = _pid(state, name, "redis")
     if not pid or not procs.alive(pid):
@@ -667,7 +743,7 @@ def kill_primary(run_dir: Path | str | None = None) -> str:
 
 def stop_node(name: str, run_dir: Path | str | None = None, sig: int = signal.SIGKILL) -> None:
     """Stop a node's redis-server (kill -9 by default); its Sentinel keeps running."""
-    rd, state, _ = _require_state(run_dir)
+    _, state, _ = _require_state(run_dir)
     pid = _pid(state, name, "redis")
     if pid and procs.alive(pid):
         procs.signal_pid(pid, sig)
@@ -687,12 +763,18 @@ def restart_node(name: str, run_dir: Path | str | None = None, timeout: float = 
         info = _info_replication(topo, name)
         current = primary(rd)
         return (
-            info.get("role") == "slave" and info.get("master_link_status") == "up"
-            and info.get("master_host") == topo.nodes.get(current) and current != name
+            info.get("role") == "slave"
+            and info.get("master_link_status") == "up"
+            and info.get("master_host") == topo.nodes.get(current)
+            and current != name
         )
 
-    procs.wait_until(is_synced_replica, timeout, interval=0.25,
-                     what=f"{name} to rejoin as a replica of the primary")
+    procs.wait_until(
+        is_synced_replica,
+        timeout,
+        interval=0.25,
+        what=f"{name} to rejoin as a replica of the primary",
+    )
     return primary(rd)
 
 
@@ -707,7 +789,7 @@ def stop_lb(name: str, run_dir: Path | str | None = None) -> None:
 
 def kill_haproxy(name: str, run_dir: Path | str | None = None) -> None:
     """kill -9 one balancer's HAProxy only: its keepalived notices by pid file and drops the VIP."""
-    rd, state, _ = _require_state(run_dir)
+    _, state, _ = _require_state(run_dir)
     pid = _pid(state, name, "haproxy")
     if pid and procs.alive(pid):
         procs.signal_pid(pid, signal.SIGKILL)
@@ -781,10 +863,15 @@ def start_api_replicas(
     pids = []
     for name, addr, port in topo.api_servers:
         host = "host" if addr == topo.host_ip else name
-        pids.append(run_in_namespace(host, "app", cmd_factory(name, addr, port), env=env, run_dir=rd))
-    for (name, addr, port), pid in zip(topo.api_servers, pids):
-        procs.wait_until(lambda a=addr, p=port, i=pid: _tcp_open(a, p, i), timeout,
-                         what=f"API replica {name} to listen on {addr}:{port}")
+        pids.append(
+            run_in_namespace(host, "app", cmd_factory(name, addr, port), env=env, run_dir=rd)
+        )
+    for (name, addr, port), pid in zip(topo.api_servers, pids, strict=True):
+        procs.wait_until(
+            lambda a=addr, p=port, i=pid: _tcp_open(a, p, i),
+            timeout,
+            what=f"API replica {name} to listen on {addr}:{port}",
+        )
     return pids
 
 
@@ -803,8 +890,16 @@ def start_dispatchers(
     pids = []
     for i in range(1, count + 1):
         name, addr = f"disp{i}", f"192.168.20.{DISPATCHER_BASE + i - 1}"
-        pids.append(run_in_namespace(name, "app", cmd_factory(name, addr), address=addr,
-                                     env={"DISPATCHER_NAME": name, **(env or {})}, run_dir=rd))
+        pids.append(
+            run_in_namespace(
+                name,
+                "app",
+                cmd_factory(name, addr),
+                address=addr,
+                env={"DISPATCHER_NAME": name, **(env or {})},
+                run_dir=rd,
+            )
+        )
     for pid in pids:
         procs.wait_until(lambda p=pid: procs.alive(p), 2, what="dispatcher to start")
     return pids

@@ -59,19 +59,31 @@ def run_drill(
     acked: list[int] = []
     errors: list[str] = []
     stop = threading.Event()
-    state = {"attempts": 0, "failed": 0, "outage": 0.0, "first_fail": None, "last_ok": None,
-             "action_at": None, "recovered_at": None}
+    state = {
+        "attempts": 0,
+        "failed": 0,
+        "outage": 0.0,
+        "first_fail": None,
+        "last_ok": None,
+        "action_at": None,
+        "recovered_at": None,
+    }
 
     def client() -> redis.Redis:
         # No retries inside redis-py: every error must be seen (and counted) here.
-        return topo.client(socket_timeout=0.5, socket_connect_timeout=0.5,
-                           retry=Retry(NoBackoff(), 0))
+        return topo.client(
+            socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+        )
 
     def writer() -> None:
         r = client()
         seq = 0
         start = time.monotonic()
-        while not stop.is_set() and seq < max_writes and time.monotonic() - start < deadline_s + warmup_s:
+        while (
+            not stop.is_set()
+            and seq < max_writes
+            and time.monotonic() - start < deadline_s + warmup_s
+        ):
             seq += 1
             state["attempts"] += 1
             try:
@@ -132,14 +144,23 @@ def run_drill(
         except (redis.RedisError, OSError) as exc:
             errors.append(f"verify: {exc}")
             time.sleep(0.25)
-    return DrillResult(event=event, outage_s=round(outage, 3), attempts=state["attempts"],
-                       acknowledged=len(acked), lost=lost, failed_calls=state["failed"],
-                       recovered=recovered, errors=errors)
+    return DrillResult(
+        event=event,
+        outage_s=round(outage, 3),
+        attempts=state["attempts"],
+        acknowledged=len(acked),
+        lost=lost,
+        failed_calls=state["failed"],
+        recovered=recovered,
+        errors=errors,
+    )
 
 
 def drill_kill_primary(**kwargs: object) -> DrillResult:
     """kill -9 the primary while writing through the VIP."""
-    return run_drill(lambda: core.kill_primary(kwargs.get("run_dir")), event="kill -9 primary", **kwargs)  # type: ignore[arg-type]
+    return run_drill(
+        lambda: core.kill_primary(kwargs.get("run_dir")), event="kill -9 primary", **kwargs
+    )  # type: ignore[arg-type]
 
 
 def drill_stop_lb(name: str | None = None, **kwargs: object) -> DrillResult:

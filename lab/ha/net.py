@@ -23,7 +23,9 @@ class LabError(RuntimeError):
     """The HA lab cannot do what was asked; the message says why and what to do."""
 
 
-def run(args: Sequence[str], *, timeout: float = 15, check: bool = True, input: str | None = None) -> str:
+def run(
+    args: Sequence[str], *, timeout: float = 15, check: bool = True, input: str | None = None
+) -> str:
     """Run a command with a timeout; raise LabError with its stderr on failure."""
     try:
         proc = subprocess.run(
@@ -64,9 +66,12 @@ def lab_namespaces() -> list[str]:
 
 
 def link_exists(name: str) -> bool:
-    return subprocess.run(
-        ["ip", "link", "show", "dev", name], capture_output=True, timeout=10
-    ).returncode == 0
+    return (
+        subprocess.run(
+            ["ip", "link", "show", "dev", name], capture_output=True, timeout=10
+        ).returncode
+        == 0
+    )
 
 
 def subnet_users(own_bridge: str = BRIDGE) -> list[str]:
@@ -134,6 +139,4 @@ def has_address(host: str, address: str) -> bool:
     out = ip("-n", ns_name(host), "-j", "-4", "addr", "show", "dev", "eth0", check=False)
     if not out.strip():
         return False
-    return any(
-        a.get("local") == address for e in json.loads(out) for a in e.get("addr_info", [])
-    )
+    return any(a.get("local") == address for e in json.loads(out) for a in e.get("addr_info", []))

@@ -8,6 +8,7 @@ as dead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,10 +87,8 @@ def cmdline(pid: int) -> str:
 
 
 def signal_pid(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def terminate(pid: int | None, *, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
@@ -118,7 +117,7 @@ def wait_until(
         try:
             if predicate():
                 return True
-        except Exception as exc:  # a probe may fail while a component starts
+        except Exception as exc:  # noqa: BLE001 - a probe may fail while a component starts
             last_exc = exc
         if time.monotonic() >= deadline:
             if raise_on_timeout:

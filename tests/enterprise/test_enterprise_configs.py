@@ -30,20 +30,30 @@ HERE = Path(__file__).resolve().parent
 ENT = REPO / "lab" / "enterprise"
 HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
 KEEPALIVED = shutil.which("keepalived") or shutil.which("keepalived", path="/usr/sbin")
-needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy not installed (apt-get install haproxy)")
-needs_keepalived = pytest.mark.skipif(KEEPALIVED is None, reason="keepalived not installed (apt-get install keepalived)")
+needs_haproxy = pytest.mark.skipif(
+    HAPROXY is None, reason="haproxy not installed (apt-get install haproxy)"
+)
+needs_keepalived = pytest.mark.skipif(
+    KEEPALIVED is None, reason="keepalived not installed (apt-get install keepalived)"
+)
 
 
 def _haproxy_check(cfg: Path, env: dict[str, str] | None = None) -> None:
-    proc = subprocess.run([str(HAPROXY), "-c", "-f", str(cfg)], capture_output=True, text=True,
-                          timeout=30, env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [str(HAPROXY), "-c", "-f", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _keepalived_check(cfg: Path) -> None:
     assert cfg.is_file()  # keepalived -t exits 0 on a missing file
-    proc = subprocess.run([str(KEEPALIVED), "-t", "-f", str(cfg)], capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        [str(KEEPALIVED), "-t", "-f", str(cfg)], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "not found" not in proc.stderr, proc.stderr  # e.g. a track script it cannot run
 
@@ -82,8 +92,9 @@ def test_ha_keepalived_config_is_valid(tmp_path: Path, lb: str) -> None:
 
 
 def test_ha_haproxy_api_backends_are_a_parameter(tmp_path: Path) -> None:
-    topo = ha_core.HATopology(run_dir=tmp_path, password="pw",
-                              api_servers=[("host", "192.168.20.1", 8001)])
+    topo = ha_core.HATopology(
+        run_dir=tmp_path, password="pw", api_servers=[("host", "192.168.20.1", 8001)]
+    )
     text = ha_core.render_haproxy_cfg(topo, "lb1")
     assert "server host 192.168.20.1:8001 check" in text and "api1" not in text
 
@@ -116,8 +127,10 @@ def test_enterprise_haproxy_config_is_valid(enterprise_haproxy_cfg: Path) -> Non
 
 def _section(text: str, header: str) -> str:
     start = re.search(rf"^{re.escape(header)}\b", text, re.M).start()  # type: ignore[union-attr]
-    nxt = re.search(r"^(frontend|backend|listen|resolvers|global|defaults)\b", text[start + 1:], re.M)
-    return text[start: start + 1 + nxt.start()] if nxt else text[start:]
+    nxt = re.search(
+        r"^(frontend|backend|listen|resolvers|global|defaults)\b", text[start + 1 :], re.M
+    )
+    return text[start : start + 1 + nxt.start()] if nxt else text[start:]
 
 
 @needs_haproxy
@@ -133,19 +146,39 @@ def test_enterprise_database_check_authenticates(tmp_path: Path) -> None:
     backend = re.sub(r"^\s+server .*$", "", backend, flags=re.M)
     backend += f"    server local 127.0.0.1:{rport} check inter 200ms\n"
     cfg = tmp_path / "h.cfg"
-    cfg.write_text(
-        "global\n    stats socket {s} mode 600 level admin\n"
+    stats = tmp_path / "stats.sock"
+    header = (
+        f"global\n    stats socket {stats} mode 600 level admin\n"
         "defaults\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n"
         "    timeout check 1s\n"
-        f"frontend redis\n    mode tcp\n    bind 127.0.0.1:{fport}\n    default_backend redis_proxies\n"
-        .replace("{s}", str(tmp_path / "stats.sock")) + backend
+        f"frontend redis\n    mode tcp\n    bind 127.0.0.1:{fport}\n"
+        "    default_backend redis_proxies\n"
     )
-    redis = subprocess.Popen([str(redis_server()), "--port", str(rport), "--bind", "127.0.0.1",
-                              "--requirepass", "s3cret", "--save", "", "--appendonly", "no",
-                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    haproxy = subprocess.Popen([str(HAPROXY), "-db", "-f", str(cfg)],
-                               env={**os.environ, "REDIS_PASSWORD": "s3cret"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg.write_text(header + backend)
+    redis = subprocess.Popen(
+        [
+            str(redis_server()),
+            "--port",
+            str(rport),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    haproxy = subprocess.Popen(
+        [str(HAPROXY), "-db", "-f", str(cfg)],
+        env={**os.environ, "REDIS_PASSWORD": "s3cret"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 15
         status = ""
@@ -156,6 +189,7 @@ def test_enterprise_database_check_authenticates(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert status == "UP", f"check did not pass: {status}"
         import redis as redis_py
+
         with redis_py.Redis(port=fport, password="s3cret", socket_timeout=2) as r:
             assert r.ping()
     finally:
@@ -177,7 +211,9 @@ def _server_status(sock_path: Path) -> str:
     for line in data.decode().splitlines():
         parts = line.split()
         if len(parts) > 5 and parts[3] == "local":
-            return {"0": "DOWN", "1": "STARTING", "2": "UP", "3": "STOPPING"}.get(parts[5], parts[5])
+            return {"0": "DOWN", "1": "STARTING", "2": "UP", "3": "STOPPING"}.get(
+                parts[5], parts[5]
+            )
     return data.decode()
 
 
@@ -217,8 +253,11 @@ def test_compose_file_describes_the_environment() -> None:
     assert doc["networks"]["acd"]["ipam"]["config"][0]["subnet"] == "192.168.20.0/24"
     for name in ("re1", "re2", "re3"):
         assert services[name]["image"].startswith("redislabs/redis")
-    addresses = {n: s["networks"]["acd"]["ipv4_address"] for n, s in services.items()
-                 if isinstance(s.get("networks"), dict)}
+    addresses = {
+        n: s["networks"]["acd"]["ipv4_address"]
+        for n, s in services.items()
+        if isinstance(s.get("networks"), dict)
+    }
     assert addresses["lb1"] == "192.168.20.2" and addresses["lb2"] == "192.168.20.3"
     assert "192.168.20.100" not in addresses.values()  # the VIP belongs to keepalived
     for lb in ("lb1", "lb2"):
@@ -227,7 +266,9 @@ def test_compose_file_describes_the_environment() -> None:
             src = volume.split(":")[0]
             if not src.startswith("./.lab/"):  # the certificate dir is made by `up`
                 assert (REPO / src).exists(), src
-        assert (REPO / services[lb]["build"]["context"] / services[lb]["build"]["dockerfile"]).exists()
+        assert (
+            REPO / services[lb]["build"]["context"] / services[lb]["build"]["dockerfile"]
+        ).exists()
     assert services["api"]["deploy"]["replicas"] == 2
     assert services["dispatcher"]["deploy"]["replicas"] == 2
     assert services["dispatcher"]["command"][-2:] == ["-m", "acd.dispatcher"]
@@ -258,8 +299,13 @@ def test_up_fails_clearly_without_docker_engine() -> None:
         pass
     else:
         pytest.skip("a Docker engine is reachable here")
-    proc = subprocess.run([sys.executable, "-m", "lab.enterprise", "up"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lab.enterprise", "up"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "Docker" in proc.stderr and "lab.ha" in proc.stderr, proc.stderr
 

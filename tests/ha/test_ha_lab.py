@@ -31,8 +31,10 @@ _state: dict[str, object] = {}
 def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ha.HATopology]:
     users = net.subnet_users()
     if users or net.link_exists(net.BRIDGE):
-        pytest.skip(f"192.168.20.0/24 is in use here ({users or net.BRIDGE}): "
-                    "stop the running lab first (python -m lab.ha stop)")
+        pytest.skip(
+            f"192.168.20.0/24 is in use here ({users or net.BRIDGE}): "
+            "stop the running lab first (python -m lab.ha stop)"
+        )
     run_dir = tmp_path_factory.mktemp("ha")
     try:
         topology = ha.start("test-password", run_dir=run_dir, timeout=90)
@@ -50,7 +52,10 @@ def test_vip_serves_the_primary_with_json(topo: ha.HATopology) -> None:
     with topo.client() as r:
         assert r.ping()
         assert r.execute_command("ROLE")[0] == "master"
-        assert r.execute_command("JSON.SET", "lab:ha:doc", "$", '{"agent":"a1","skills":["x"]}') == "OK"
+        assert (
+            r.execute_command("JSON.SET", "lab:ha:doc", "$", '{"agent":"a1","skills":["x"]}')
+            == "OK"
+        )
         assert r.execute_command("JSON.GET", "lab:ha:doc", "$.agent") == '["a1"]'
         info = r.info("replication")
         assert info["connected_slaves"] == 2
@@ -76,14 +81,25 @@ def test_api_frontend_round_robins_over_replicas(topo: ha.HATopology, tmp_path: 
         root = tmp_path / name
         root.mkdir()
         (root / "who").write_text(name)
-        return [sys.executable, "-m", "http.server", str(port), "--bind", address,
-                "--directory", str(root)]
+        return [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            address,
+            "--directory",
+            str(root),
+        ]
 
     ha.start_api_replicas(stand_in, run_dir=topo.run_dir)
     # HAProxy marks the servers up after its checks (rise 2, inter 1 s).
     seen: set[str] = set()
-    procs.wait_until(lambda: _collect(topo, seen) >= {"api1", "api2"}, 15,
-                     what="both API replicas through the VIP")
+    procs.wait_until(
+        lambda: _collect(topo, seen) >= {"api1", "api2"},
+        15,
+        what="both API replicas through the VIP",
+    )
     for name, _, _ in topo.api_servers:
         ha.stop_in_namespace(name, "app", run_dir=topo.run_dir)
 
@@ -98,8 +114,12 @@ def _collect(topo: ha.HATopology, seen: set[str]) -> set[str]:
 @pytest.mark.timeout(60)
 def test_kill_primary_recovers_without_losing_acknowledged_writes(topo: ha.HATopology) -> None:
     before = ha.primary(topo.run_dir)
-    result = ha.run_drill(lambda: _state.setdefault("killed", ha.kill_primary(topo.run_dir)),
-                          event="kill -9 primary", deadline_s=30, run_dir=topo.run_dir)
+    result = ha.run_drill(
+        lambda: _state.setdefault("killed", ha.kill_primary(topo.run_dir)),
+        event="kill -9 primary",
+        deadline_s=30,
+        run_dir=topo.run_dir,
+    )
     print(result.summary())
     assert result.recovered, result.errors
     assert result.failed_calls > 0  # the kill was seen by the client
@@ -148,8 +168,11 @@ def test_keepalived_tracks_its_own_haproxy(topo: ha.HATopology) -> None:
     other = next(n for n in topo.lbs if n != holder)
     # The other HAProxy still runs: a check by process name would keep the VIP here.
     ha.kill_haproxy(holder, run_dir=topo.run_dir)
-    procs.wait_until(lambda: ha.vip_holders(topo.run_dir) == [other], 15,
-                     what=f"the VIP to move from {holder} to {other}")
+    procs.wait_until(
+        lambda: ha.vip_holders(topo.run_dir) == [other],
+        15,
+        what=f"the VIP to move from {holder} to {other}",
+    )
     with topo.client() as r:
         assert r.ping()
     ha.start_lb(holder, run_dir=topo.run_dir)
