@@ -8,19 +8,21 @@ written behind the library's back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
 from acd.center import Center
-from acd.functions import load_library
 
-PIPELINE = 500
+PIPELINE = 500  # documents per JSON.MGET when checking
+CONCURRENCY = 32
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,31 +79,35 @@ async def stream_memory(redis: Redis, center: Center) -> int:
     return total
 
 
+async def _each(items: Sequence[T], work: Callable[[T], Awaitable[object]],
+                concurrency: int = CONCURRENCY) -> None:
+    """Run ``work`` on every item, ``concurrency`` at a time, in order of start."""
+    it = iter(items)
+
+    async def worker() -> None:
+        for item in it:
+            await work(item)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
 async def create_agents(center: Center, workload: Workload, available: bool) -> None:
-    """Create every agent of the workload through ``acd_agent_create`` (pipelined)."""
-    await load_library(center.redis)
-    k = center.keys
-    for start in range(0, workload.agents, PIPELINE):
-        async with center.redis.pipeline(transaction=False) as pipe:
-            for i in range(start, min(start + PIPELINE, workload.agents)):
-                aid = workload.agent_id(i)
-                doc = json.dumps({"fname": "Agent", "lname": aid,
-                                  "skills": workload.agent_skill_sets[i]})
-                pipe.fcall("acd_agent_create", 3, k.agent(aid), k.agents, k.skills,
-                           aid, doc, "1" if available else "0")
-            await pipe.execute()
+    """Create every agent of the workload with Center.create_agent (acd_agent_create)."""
+
+    async def one(i: int) -> None:
+        aid = workload.agent_id(i)
+        await center.create_agent(aid, "Agent", aid, workload.agent_skill_sets[i], available)
+
+    await _each(range(workload.agents), one)
 
 
 async def queue_contacts(center: Center, specs: Sequence[tuple[str, list[str]]]) -> None:
-    """Queue contacts through ``acd_contact_create`` (pipelined), oldest first."""
-    await load_library(center.redis)
-    k = center.keys
-    for start in range(0, len(specs), PIPELINE):
-        async with center.redis.pipeline(transaction=False) as pipe:
-            for cid, skills in specs[start:start + PIPELINE]:
-                pipe.fcall("acd_contact_create", 4, k.contact(cid), k.queue, k.waiting_sigs,
-                           k.stats, cid, json.dumps(skills), ",".join(skills))
-            await pipe.execute()
+    """Queue contacts with Center.create_contact (acd_contact_create), in order.
+
+    One at a time: the queue's order must be the workload's order for every run.
+    """
+    for cid, skills in specs:
+        await center.create_contact(skills, contact_id=cid)
 
 
 @dataclass
