@@ -226,7 +226,7 @@ def bootstrap(password: str | None = None, timeout: float = 600) -> None:
         return state in ("idle", "completed")
 
     for _name, addr in NODES.items():
-        _wait(lambda a=addr: bootstrap_idle(a), timeout, f"the REST API of {addr}")
+        _wait(lambda a=addr: bootstrap_idle(a), timeout, f"the REST API of {addr}")  # type: ignore[misc]
 
     with _api(first[1], (user, admin_pw)) as c:
         if c.get("/v1/nodes").status_code != 200:  # not yet a cluster
@@ -288,7 +288,7 @@ def bootstrap(password: str | None = None, timeout: float = 600) -> None:
 
     def db_active() -> bool:
         with _api(first[1], (user, admin_pw)) as c:
-            return c.get(f"/v1/bdbs/{uid}").json().get("status") == "active"
+            return bool(c.get(f"/v1/bdbs/{uid}").json().get("status") == "active")
 
     _wait(db_active, timeout, f"database {uid} to be active")
     _wait(

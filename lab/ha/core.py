@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import redis
 
@@ -108,11 +109,11 @@ class HATopology:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> HATopology:
+    def from_dict(cls, data: Mapping[str, Any]) -> HATopology:
         kwargs = dict(data)
         kwargs["run_dir"] = Path(str(kwargs["run_dir"]))
-        kwargs["api_servers"] = [tuple(s) for s in kwargs.get("api_servers", [])]  # type: ignore[union-attr]
-        return cls(**kwargs)  # type: ignore[arg-type]
+        kwargs["api_servers"] = [tuple(s) for s in kwargs.get("api_servers", [])]
+        return cls(**kwargs)
 
     # Convenience: the module's helpers bound to this topology.
     def primary(self) -> str:
@@ -141,14 +142,15 @@ def _resolve_run_dir(run_dir: Path | str | None) -> Path:
     return Path(os.environ.get("LAB_HA_DIR", DEFAULT_RUN_DIR))
 
 
-def _load_state(run_dir: Path) -> dict | None:
+def _load_state(run_dir: Path) -> dict[str, Any] | None:
     path = _state_path(run_dir)
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    state: dict[str, Any] = json.loads(path.read_text())
+    return state
 
 
-def _save_state(run_dir: Path, state: dict) -> None:
+def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
     path = _state_path(run_dir)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2))
@@ -156,7 +158,7 @@ def _save_state(run_dir: Path, state: dict) -> None:
     tmp.replace(path)
 
 
-def _require_state(run_dir: Path | str | None) -> tuple[Path, dict, HATopology]:
+def _require_state(run_dir: Path | str | None) -> tuple[Path, dict[str, Any], HATopology]:
     rd = _resolve_run_dir(run_dir)
     state = _load_state(rd)
     if state is None:
@@ -323,9 +325,10 @@ def _client(host: str, port: int, password: str | None, **kwargs: object) -> red
     return redis.Redis(**opts)  # type: ignore[arg-type]
 
 
-def _info_replication(topo: HATopology, name: str) -> dict:
+def _info_replication(topo: HATopology, name: str) -> dict[str, Any]:
     with _client(topo.nodes[name], NODE_PORT, topo.password) as r:
-        return r.info("replication")
+        info: dict[str, Any] = r.info("replication")
+        return info
 
 
 def _sentinel(topo: HATopology, name: str) -> redis.Redis:
@@ -341,7 +344,7 @@ def _proc_key(host: str, role: str) -> str:
 
 def _start_process(
     rd: Path,
-    state: dict,
+    state: dict[str, Any],
     host: str,
     role: str,
     cmd: Sequence[str],
@@ -369,12 +372,14 @@ def _start_process(
     return pid
 
 
-def _pid(state: dict, host: str, role: str) -> int | None:
+def _pid(state: dict[str, Any], host: str, role: str) -> int | None:
     entry = state["processes"].get(_proc_key(host, role))
     return entry["pid"] if entry else None
 
 
-def _stop_process(rd: Path, state: dict, host: str, role: str, sig: int = signal.SIGTERM) -> None:
+def _stop_process(
+    rd: Path, state: dict[str, Any], host: str, role: str, sig: int = signal.SIGTERM
+) -> None:
     pid = _pid(state, host, role)
     if pid and procs.alive(pid):
         procs.terminate(pid, sig=sig)
@@ -382,13 +387,13 @@ def _stop_process(rd: Path, state: dict, host: str, role: str, sig: int = signal
     _save_state(rd, state)
 
 
-def _start_redis(rd: Path, state: dict, topo: HATopology, name: str) -> None:
+def _start_redis(rd: Path, state: dict[str, Any], topo: HATopology, name: str) -> None:
     from lab.binaries import redis_server
 
     _start_process(rd, state, name, "redis", [str(redis_server()), str(rd / name / "redis.conf")])
 
 
-def _start_sentinel(rd: Path, state: dict, topo: HATopology, name: str) -> None:
+def _start_sentinel(rd: Path, state: dict[str, Any], topo: HATopology, name: str) -> None:
     from lab.binaries import redis_server
 
     _start_process(
@@ -400,7 +405,7 @@ def _start_sentinel(rd: Path, state: dict, topo: HATopology, name: str) -> None:
     )
 
 
-def _start_haproxy(rd: Path, state: dict, name: str) -> None:
+def _start_haproxy(rd: Path, state: dict[str, Any], name: str) -> None:
     cfg = rd / name / "haproxy.cfg"
     net.run([_which("haproxy") or "haproxy", "-c", "-q", "-f", str(cfg)])
     _start_process(
@@ -421,7 +426,7 @@ def _listening(host: str, port: int) -> bool:
     return bool(out.strip())
 
 
-def _start_keepalived(rd: Path, state: dict, name: str) -> None:
+def _start_keepalived(rd: Path, state: dict[str, Any], name: str) -> None:
     d = rd / name
     _start_process(
         rd,
@@ -510,7 +515,7 @@ def start(
     rd.mkdir(parents=True, exist_ok=True)
     for host in [*topo.nodes, *topo.lbs, *(s[0] for s in topo.api_servers)]:
         shutil.rmtree(rd / host, ignore_errors=True)
-    state: dict = {
+    state: dict[str, Any] = {
         "topology": topo.to_dict(),
         "bridge": None,
         "hosts": [],
@@ -537,7 +542,7 @@ def start(
     return topo
 
 
-def _bring_up(rd: Path, state: dict, topo: HATopology, timeout: float) -> None:
+def _bring_up(rd: Path, state: dict[str, Any], topo: HATopology, timeout: float) -> None:
     deadline = time.monotonic() + timeout
 
     def left() -> float:
@@ -547,7 +552,7 @@ def _bring_up(rd: Path, state: dict, topo: HATopology, timeout: float) -> None:
         _start_redis(rd, state, topo, name)
     for name in topo.nodes:
         procs.wait_until(
-            lambda n=name: _client(topo.nodes[n], NODE_PORT, topo.password).ping(),
+            lambda n=name: _client(topo.nodes[n], NODE_PORT, topo.password).ping(),  # type: ignore[misc]
             left(),
             what=f"redis on {name} to answer PING",
         )
@@ -597,7 +602,7 @@ def _sentinels_ready(topo: HATopology) -> bool:
 
 def _vip_role(topo: HATopology) -> str | None:
     with topo.client() as r:
-        return r.execute_command("ROLE")[0]
+        return str(r.execute_command("ROLE")[0])
 
 
 def stop(run_dir: Path | str | None = None) -> list[str]:
@@ -636,7 +641,7 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
     return removed
 
 
-def _is_ours(pid: int, entry: dict) -> bool:
+def _is_ours(pid: int, entry: dict[str, Any]) -> bool:
     """Guard against a recycled pid: the command line must still be the one we started."""
     line = procs.cmdline(pid)
     return bool(line) and Path(entry["cmd"][0]).name in line
@@ -645,14 +650,14 @@ def _is_ours(pid: int, entry: dict) -> bool:
 # --------------------------------------------------------------------------- status
 
 
-def status(run_dir: Path | str | None = None) -> dict:
+def status(run_dir: Path | str | None = None) -> dict[str, Any]:
     """What runs: processes (alive or not), primary, replicas, VIP holder."""
     rd = _resolve_run_dir(run_dir).resolve()
     state = _load_state(rd)
     if state is None:
         return {"running": False, "run_dir": str(rd)}
     topo = HATopology.from_dict(state["topology"])
-    info: dict = {
+    info: dict[str, Any] = {
         "running": net.link_exists(topo.bridge),
         "run_dir": str(rd),
         "vip": topo.vip,
@@ -676,7 +681,7 @@ def status(run_dir: Path | str | None = None) -> dict:
     return info
 
 
-def format_status(info: dict) -> str:
+def format_status(info: dict[str, Any]) -> str:
     if not info.get("running"):
         return f"not running (run dir {info['run_dir']})"
     lines = [
@@ -868,7 +873,7 @@ def start_api_replicas(
         )
     for (name, addr, port), pid in zip(topo.api_servers, pids, strict=True):
         procs.wait_until(
-            lambda a=addr, p=port, i=pid: _tcp_open(a, p, i),
+            lambda a=addr, p=port, i=pid: _tcp_open(a, p, i),  # type: ignore[misc]
             timeout,
             what=f"API replica {name} to listen on {addr}:{port}",
         )
@@ -901,7 +906,11 @@ def start_dispatchers(
             )
         )
     for pid in pids:
-        procs.wait_until(lambda p=pid: procs.alive(p), 2, what="dispatcher to start")
+        procs.wait_until(
+            lambda p=pid: procs.alive(p),  # type: ignore[misc]
+            2,
+            what="dispatcher to start",
+        )
     return pids
 
 

@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from . import core
+from .net import LabError
 
 
 @dataclass
@@ -59,7 +61,7 @@ def run_drill(
     acked: list[int] = []
     errors: list[str] = []
     stop = threading.Event()
-    state = {
+    state: dict[str, Any] = {
         "attempts": 0,
         "failed": 0,
         "outage": 0.0,
@@ -88,7 +90,8 @@ def run_drill(
             state["attempts"] += 1
             try:
                 r.rpush(key, seq)
-                if wait_replicas and r.execute_command("WAIT", 1, 500) < 1:
+                confirmed = r.execute_command("WAIT", 1, 500) if wait_replicas else 1  # type: ignore[no-untyped-call]
+                if confirmed < 1:
                     raise redis.RedisError("WAIT: no replica confirmed")
             except (redis.RedisError, OSError) as exc:
                 state["failed"] += 1
@@ -156,15 +159,17 @@ def run_drill(
     )
 
 
-def drill_kill_primary(**kwargs: object) -> DrillResult:
+def drill_kill_primary(**kwargs: Any) -> DrillResult:
     """kill -9 the primary while writing through the VIP."""
     return run_drill(
         lambda: core.kill_primary(kwargs.get("run_dir")), event="kill -9 primary", **kwargs
-    )  # type: ignore[arg-type]
+    )
 
 
-def drill_stop_lb(name: str | None = None, **kwargs: object) -> DrillResult:
+def drill_stop_lb(name: str | None = None, **kwargs: Any) -> DrillResult:
     """Stop the balancer holding the VIP (or ``name``) while writing through the VIP."""
     rd = kwargs.get("run_dir")
-    target = name or core.vip_holder(rd)  # type: ignore[arg-type]
-    return run_drill(lambda: core.stop_lb(target, rd), event=f"stop {target}", **kwargs)  # type: ignore[arg-type]
+    target = name or core.vip_holder(rd)
+    if target is None:
+        raise LabError("no balancer holds the VIP")
+    return run_drill(lambda: core.stop_lb(target, rd), event=f"stop {target}", **kwargs)
