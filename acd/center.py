@@ -15,9 +15,10 @@ from typing import Any, cast
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from acd.commands import command, json_get_raw
 from acd.errors import InvalidInput, NotFound
 from acd.functions import Functions
-from acd.keys import Keys, check_name
+from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
 from acd.models import (
     MAX_NAME,
     Agent,
@@ -52,6 +53,9 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
+_registered: set[tuple[str, str]] = set()  # (server, center) this process registered
+
+
 class Center:
     """A contact center stored under the hash tag ``{acd:<name>}``."""
 
@@ -61,6 +65,16 @@ class Center:
         self.keys = Keys(self.name)
         self.fn = Functions(redis, self.keys)
 
+    async def register(self) -> None:
+        """Add the center to the set dispatchers serve (once per process)."""
+        key = (repr(self.redis.connection_pool), self.name)
+        if key in _registered:
+            return
+        if await self.redis.sadd(CENTERS, self.name):
+            await self.redis.xadd(CENTERS_STREAM, {"center": self.name}, maxlen=1000,
+                                  approximate=True)
+        _registered.add(key)
+
     # -- agents ---------------------------------------------------------------------
     async def create_agent(
         self, agent_id: str, fname: str, lname: str, skills: Iterable[str],
@@ -68,12 +82,12 @@ class Center:
     ) -> Agent:
         _valid("agent id", agent_id)
         spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills))
+        await self.register()
         raw = await self.fn.agent_create(agent_id, spec.model_dump_json(), available)
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
-        raw = await self.redis.execute_command("JSON.GET", self.keys.agent(
-            _valid("agent id", agent_id)), ".")
+        raw = await json_get_raw(self.redis, self.keys.agent(_valid("agent id", agent_id)))
         if raw is None:
             raise NotFound(f"agent {agent_id}")
         return Agent.model_validate_json(raw)
@@ -82,8 +96,7 @@ class Center:
         ids = sorted(await cast(Any, self.redis.smembers(self.keys.agents)))
         if not ids:
             return []
-        docs = await self.redis.execute_command(
-            "JSON.MGET", *[self.keys.agent(i) for i in ids], ".")
+        docs = await command(self.redis, "JSON.MGET", *[self.keys.agent(i) for i in ids], ".")
         return [Agent.model_validate_json(d) for d in docs if d is not None]
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
@@ -146,12 +159,12 @@ class Center:
         cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
         spec = _model(ContactIn, skills=list(skills))
         ordered = sorted(spec.skills)
+        await self.register()
         raw = await self.fn.contact_create(cid, json.dumps(ordered), spec.signature)
         return Contact.model_validate_json(raw)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        raw = await self.redis.execute_command(
-            "JSON.GET", self.keys.contact(_valid("contact id", contact_id)), ".")
+        raw = await json_get_raw(self.redis, self.keys.contact(_valid("contact id", contact_id)))
         if raw is None:
             raise NotFound(f"contact {contact_id}")
         return Contact.model_validate_json(raw)
@@ -170,8 +183,9 @@ class Center:
 
     async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
         """The oldest ``limit`` waiting contacts with the ms they were queued."""
-        rows = await self.redis.zrange(self.keys.queue, 0, limit - 1, withscores=True)
-        return [(str(m), int(s)) for m, s in rows]  # scores carry 0.001 ms tie-breakers
+        rows = await command(self.redis, "ZRANGE", self.keys.queue, 0, limit - 1, "WITHSCORES")
+        # Scores carry 0.001 ms tie-breakers (see acd_contact_create).
+        return [(str(m), int(float(s))) for m, s in rows]
 
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET
@@ -187,9 +201,10 @@ class Center:
         stops at the first qualified agent instead of building the whole intersection.
         """
         spec = _model(ContactIn, skills=list(skills))
-        rows = await self.redis.zinter(
-            [self.keys.avail(s) for s in spec.skills], aggregate="MIN", withscores=True)
-        return [Candidate(agent=str(a), available_since=int(s)) for a, s in rows]
+        sets = [self.keys.avail(s) for s in spec.skills]
+        rows = await command(self.redis, "ZINTER", len(sets), *sets, "AGGREGATE", "MIN",
+                             "WITHSCORES")
+        return [Candidate(agent=str(a), available_since=int(float(s))) for a, s in rows]
 
     # -- statistics and cleanup -----------------------------------------------------
     async def stats(self) -> CenterStats:
@@ -221,6 +236,8 @@ class Center:
     async def delete(self) -> int:
         """Delete every key of this center (never other centers'); returns how many."""
         deleted = 0
+        await self.redis.srem(CENTERS, self.name)
+        _registered.discard((repr(self.redis.connection_pool), self.name))
         async for batch in _chunks(self.redis.scan_iter(match=self.keys.pattern(), count=500)):
             deleted += await self.redis.unlink(*batch)
         return deleted

@@ -10,11 +10,16 @@ from redis.exceptions import ConnectionError, TimeoutError
 from acd.settings import Settings, get_settings
 
 
-def connect(url: str | None = None, settings: Settings | None = None) -> Redis:
-    """An asyncio client that retries a failed command three times with backoff."""
+def connect(url: str | None = None, settings: Settings | None = None,
+            client_name: str | None = None) -> Redis:
+    """An asyncio client that retries a failed command three times with backoff.
+
+    ``client_name`` shows in CLIENT LIST, which is how the lab sees its dispatchers.
+    """
     settings = settings or get_settings()
     return Redis.from_url(
         url or settings.redis_url,
+        client_name=client_name,
         decode_responses=True,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,

@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import time
+from collections.abc import Iterable
 from typing import Any, cast
 
+from redis.asyncio import Redis
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from tenacity import (
     AsyncRetrying,
@@ -28,7 +31,9 @@ from tenacity import (
 )
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
+from acd.commands import command, xread
 from acd.connection import connect
+from acd.keys import CENTERS, CENTERS_STREAM
 from acd.settings import get_settings
 
 log = logging.getLogger("acd.dispatcher")
@@ -66,8 +71,7 @@ class Dispatcher:
                 return wake_id
 
     async def wait_for_wake(self, after: str) -> None:
-        streams = {self.center.keys.wake: after}
-        await cast(Any, self.center.redis.xread(streams, count=1, block=self.idle_ms))
+        await xread(self.center.redis, {self.center.keys.wake: after}, self.idle_ms, count=1)
 
     async def run(self) -> None:
         """Run until stop(); reconnect with backoff when Redis goes away."""
@@ -97,6 +101,57 @@ class Dispatcher:
             last, last_t = self.assigned, now
 
 
+class AllCenters:
+    """Runs a Dispatcher for every registered center, starting new ones as they appear."""
+
+    def __init__(self, redis: Redis, **options: Any) -> None:
+        self.redis = redis
+        self.options = options
+        self.dispatchers: dict[str, Dispatcher] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for d in self.dispatchers.values():
+            d.stop()
+
+    @property
+    def assigned(self) -> int:
+        return sum(d.assigned for d in self.dispatchers.values())
+
+    def _serve(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.dispatchers:
+                d = Dispatcher(Center(self.redis, name), **self.options)
+                self.dispatchers[name] = d
+                task = asyncio.create_task(d.run())
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                log.info("serving center %s", name)
+
+    async def run(self, idle_ms: int = 5000) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+            before_sleep=before_sleep_log(log, logging.WARNING), reraise=True,
+        ):
+            with attempt:
+                # Read the stream's position before the set: a center registered in
+                # between is then seen on the stream.
+                last = await command(self.redis, "XREVRANGE", CENTERS_STREAM, "+", "-",
+                                     "COUNT", 1)
+                after = str(last[0][0]) if last else "0-0"
+                self._serve(await cast(Any, self.redis.smembers(CENTERS)))
+                while not self._stop.is_set():
+                    reply = await xread(self.redis, {CENTERS_STREAM: after}, idle_ms)
+                    for _, entries in reply:
+                        for entry_id, fields in entries:
+                            after = entry_id
+                            self._serve([fields["center"]])
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     settings = get_settings()
     p = argparse.ArgumentParser(
@@ -105,7 +160,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-url", default=settings.redis_url,
                    help="Redis URL (default: REDIS_URL from the environment or .env)")
     p.add_argument("--center", action="append",
-                   help=f"center to serve; repeat for several (default: {settings.acd_center})")
+                   help="center to serve; repeat for several (default: every registered "
+                        "center, and new ones as they appear)")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help="most assignments per atomic round (default: %(default)s)")
     p.add_argument("--idle-ms", type=int, default=1000,
@@ -117,19 +173,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> None:
-    redis = connect(args.redis_url)
-    centers = args.center or [get_settings().acd_center]
-    dispatchers = [Dispatcher(Center(redis, c), args.batch, idle_ms=args.idle_ms,
-                              summary_every=args.summary_every) for c in centers]
+    redis = connect(args.redis_url, client_name=f"acd-dispatcher-{os.getpid()}")
+    options = {"batch": args.batch, "idle_ms": args.idle_ms,
+               "summary_every": args.summary_every}
+    runners: list[Dispatcher | AllCenters]
+    if args.center:
+        runners = [Dispatcher(Center(redis, c), **options) for c in args.center]
+        log.info("dispatching for %s", ", ".join(args.center))
+    else:
+        runners = [AllCenters(redis, **options)]
+        log.info("dispatching for every registered center")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [d.stop() for d in dispatchers])
-    log.info("dispatching for %s", ", ".join(centers))
+        loop.add_signal_handler(sig, lambda: [r.stop() for r in runners])
     try:
-        await asyncio.gather(*(d.run() for d in dispatchers))
+        await asyncio.gather(*(r.run() for r in runners))
     finally:
         await redis.aclose()
-    log.info("stopped after %d assignments", sum(d.assigned for d in dispatchers))
+    log.info("stopped after %d assignments", sum(r.assigned for r in runners))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from acd.commands import command
 from acd.errors import from_reply
 from acd.keys import Keys
 
@@ -21,12 +22,12 @@ LIBRARY = LIBRARY_PATH.read_text()
 
 async def load_library(redis: Redis) -> None:
     """Load (or replace) the acd library unless the server has this exact code already."""
-    listed = await redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "acd", "WITHCODE")
+    listed = await command(redis, "FUNCTION", "LIST", "LIBRARYNAME", "acd", "WITHCODE")
     for lib in listed or []:
         info = _pairs(lib)
         if info.get("library_name") == "acd" and info.get("library_code") == LIBRARY:
             return
-    await redis.execute_command("FUNCTION", "LOAD", "REPLACE", LIBRARY)
+    await command(redis, "FUNCTION", "LOAD", "REPLACE", LIBRARY)
 
 
 def _pairs(flat: Any) -> dict[str, Any]:
@@ -61,26 +62,26 @@ class Functions:
 
     async def agent_create(self, agent_id: str, doc: str, available: bool) -> str:
         k = self.keys
-        return await fcall(self.redis, "acd_agent_create",
+        return str(await fcall(self.redis, "acd_agent_create",
                            [k.agent(agent_id), k.agents, k.skills],
-                           [agent_id, doc, "1" if available else "0"])
+                           [agent_id, doc, "1" if available else "0"]))
 
     async def agent_update(self, agent_id: str, fname_json: str, lname_json: str) -> str:
-        return await fcall(self.redis, "acd_agent_update", [self.keys.agent(agent_id)],
-                           [agent_id, fname_json, lname_json])
+        return str(await fcall(self.redis, "acd_agent_update", [self.keys.agent(agent_id)],
+                           [agent_id, fname_json, lname_json]))
 
     async def agent_delete(self, agent_id: str) -> None:
         k = self.keys
         await fcall(self.redis, "acd_agent_delete", [k.agent(agent_id), k.agents], [agent_id])
 
     async def agent_state(self, agent_id: str, state: str) -> str:
-        return await fcall(self.redis, "acd_agent_state", [self.keys.agent(agent_id)],
-                           [agent_id, state])
+        return str(await fcall(self.redis, "acd_agent_state", [self.keys.agent(agent_id)],
+                           [agent_id, state]))
 
     async def agent_skill(self, agent_id: str, skill: str, op: str) -> str:
         k = self.keys
-        return await fcall(self.redis, "acd_agent_skill", [k.agent(agent_id), k.skills],
-                           [agent_id, skill, op])
+        return str(await fcall(self.redis, "acd_agent_skill", [k.agent(agent_id), k.skills],
+                           [agent_id, skill, op]))
 
     async def skill_delete(self, skill: str) -> int:
         return int(await fcall(self.redis, "acd_skill_delete", [self.keys.skills], [skill]))
@@ -92,15 +93,15 @@ class Functions:
 
     async def contact_create(self, contact_id: str, skills_json: str, signature: str) -> str:
         k = self.keys
-        return await fcall(self.redis, "acd_contact_create",
+        return str(await fcall(self.redis, "acd_contact_create",
                            [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
-                           [contact_id, skills_json, signature])
+                           [contact_id, skills_json, signature]))
 
     async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:
         k = self.keys
-        return await fcall(self.redis, "acd_contact_end",
+        return str(await fcall(self.redis, "acd_contact_end",
                            [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats],
-                           [contact_id, how, keep_seconds])
+                           [contact_id, how, keep_seconds]))
 
     async def dispatch(self, most: int, budget: int) -> tuple[list[tuple[str, str]], str]:
         """Returns the (contact, agent) pairs assigned and the last wake id seen."""

@@ -27,6 +27,14 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+CENTERS = "acd:centers"
+"""Set of every center's name, so dispatchers can serve all of them. A database-wide key
+outside every center's slot: it is only read and added to, never inside a script."""
+
+CENTERS_STREAM = "acd:centers:new"
+"""Stream with an entry per newly registered center: dispatchers start serving it at once."""
+
+
 class Keys:
     """Key names of one contact center."""
 

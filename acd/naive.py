@@ -22,13 +22,13 @@ is a lesson (tests/test_naive_flaws.py proves each):
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
 from acd.center import Center
+from acd.commands import json_get, json_set
 
 Hook = Callable[[str], Awaitable[None]]
 
@@ -62,13 +62,13 @@ class NaiveDispatcher:
         popped = await cast(Any, r.bzpopmin(k.queue, timeout=self.pop_timeout))
         if popped is None:
             return None
-        _, contact_id, score = popped
+        contact_id, score = str(popped[1]), float(popped[2])
         await self.after_pop(contact_id)  # flaw 1: we hold the only copy here
-        skills = json.loads(await r.execute_command("JSON.GET", k.contact(contact_id), ".skills"))
+        skills = await json_get(r, k.contact(contact_id), ".skills")
         ranked = await r.zinter([k.avail(s) for s in skills])  # flaw 5: whole intersection
-        for agent_id in ranked:
-            state = json.loads(await r.execute_command("JSON.GET", k.agent(agent_id), ".state"))
-            if state != "available":
+        for member in ranked:
+            agent_id = str(member)
+            if await json_get(r, k.agent(agent_id), ".state") != "available":
                 continue
             await self.before_claim(agent_id)  # flaw 2: someone else may claim it now
             await self._claim(contact_id, agent_id)
@@ -79,16 +79,13 @@ class NaiveDispatcher:
 
     async def _claim(self, contact_id: str, agent_id: str) -> None:
         r, k = self.center.redis, self.center.keys
-        agent_skills = json.loads(
-            await r.execute_command("JSON.GET", k.agent(agent_id), ".skills"))
-        await r.execute_command("JSON.SET", k.agent(agent_id), ".state", '"busy"')
-        await r.execute_command("JSON.SET", k.agent(agent_id), ".contact",
-                                json.dumps(contact_id))
+        agent_skills = await json_get(r, k.agent(agent_id), ".skills")
+        await json_set(r, k.agent(agent_id), ".state", "busy")
+        await json_set(r, k.agent(agent_id), ".contact", contact_id)
         for skill in agent_skills:
             await r.zrem(k.avail(skill), agent_id)
-        await r.execute_command("JSON.SET", k.contact(contact_id), ".state", '"assigned"')
-        await r.execute_command("JSON.SET", k.contact(contact_id), ".agent",
-                                json.dumps(agent_id))
+        await json_set(r, k.contact(contact_id), ".state", "assigned")
+        await json_set(r, k.contact(contact_id), ".agent", agent_id)
 
     async def run(self, steps: int | None = None) -> list[NaiveResult]:
         """Run up to ``steps`` steps (all if None); stop when the queue stays empty."""

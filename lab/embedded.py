@@ -62,10 +62,13 @@ class EmbeddedRedis(Service):
             return bool(r.ping())
 
     def stop(self, timeout: float = 10.0) -> bool:
-        # SHUTDOWN flushes the AOF; the SIGTERM in Service.stop is the fallback.
-        try:
-            with self.client() as r:
-                r.shutdown()
-        except redis.RedisError:
-            pass
-        return super().stop(timeout)
+        was_running = self.running()
+        if was_running:
+            # SHUTDOWN flushes the AOF; the SIGTERM in Service.stop is the fallback.
+            try:
+                with self.client() as r:
+                    r.shutdown()
+            except redis.RedisError:
+                pass
+        super().stop(timeout)
+        return was_running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -89,8 +90,9 @@ class Service:
             )
         self.pid_file.write_text(str(proc.pid))
         try:
-            wait_until(lambda: proc.poll() is None and self.healthy(), self.start_timeout,
-                       self.name)
+            wait_until(lambda: _exited(proc) or self.healthy(), self.start_timeout, self.name)
+            if proc.poll() is not None:
+                raise TimeoutError
         except TimeoutError:
             code = proc.poll()
             self.stop()
@@ -113,11 +115,13 @@ class Service:
         return True
 
 
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    return proc.poll() is not None
+
+
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass

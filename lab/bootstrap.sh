@@ -1,0 +1,19 @@
+# Sourced by start.sh and tests/run: make .venv and install the pinned requirements,
+# again only when requirements.txt changed since the last install.
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "The lab needs Python 3.11 or newer ($PYTHON is $("$PYTHON" --version 2>&1))." >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv ..."
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "Installing the pinned requirements into .venv (first run takes a minute or two) ..."
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "$want" > "$stamp"
+fi

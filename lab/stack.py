@@ -1,0 +1,173 @@
+"""The embedded lab: Redis, the REST API, two dispatchers and JupyterLab on this machine.
+
+Everything lives under the lab home (``.lab/`` in the repository, or ``$LAB_HOME``):
+``data/`` (Redis AOF), ``logs/``, ``run/`` (pid files). The ``.env`` file at the
+repository root (or ``$LAB_ENV_FILE``) tells every client where things are; the Redis
+password is generated once and kept there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+
+from lab.embedded import EmbeddedRedis
+from lab.envfile import read_env, write_env
+from lab.processes import Service, StartError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    home: Path
+    env_file: Path
+    redis_port: int
+    api_port: int
+    jupyter_port: int
+    api_workers: int = 2
+    dispatchers: int = 2
+
+    @classmethod
+    def from_environment(cls) -> LabConfig:
+        env = os.environ
+        return cls(
+            home=Path(env.get("LAB_HOME", REPO / ".lab")),
+            env_file=Path(env.get("LAB_ENV_FILE", REPO / ".env")),
+            redis_port=int(env.get("LAB_REDIS_PORT", "16379")),
+            api_port=int(env.get("LAB_API_PORT", "8000")),
+            jupyter_port=int(env.get("LAB_JUPYTER_PORT", "8888")),
+            api_workers=int(env.get("LAB_API_WORKERS", "2")),
+            dispatchers=int(env.get("LAB_DISPATCHERS", "2")),
+        )
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return httpx.get(url, timeout=2).status_code == 200
+    return check
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class EmbeddedLab:
+    """Start, stop and describe the embedded lab."""
+
+    def __init__(self, config: LabConfig | None = None) -> None:
+        self.config = config or LabConfig.from_environment()
+        self.env = read_env(self.config.env_file)
+        self.password = self.env.get("REDIS_PASSWORD") or secrets.token_urlsafe(24)
+        self.jupyter_token = self.env.get("JUPYTER_TOKEN") or secrets.token_hex(16)
+        self.redis = EmbeddedRedis(self.config.home, self.config.redis_port, self.password)
+
+    # -- what runs where ---------------------------------------------------------------
+    @property
+    def urls(self) -> dict[str, str]:
+        c = self.config
+        return {
+            "REDIS_URL": self.redis.url,
+            "API_URL": f"http://127.0.0.1:{c.api_port}",
+            "JUPYTER_URL": f"http://127.0.0.1:{c.jupyter_port}/lab?token={self.jupyter_token}",
+        }
+
+    def client_env(self) -> dict[str, str]:
+        """What .env holds and what every component's environment gets."""
+        return {**self.urls, "ACD_ENV": "embedded", "REDIS_PASSWORD": self.password,
+                "JUPYTER_TOKEN": self.jupyter_token}
+
+    def services(self) -> list[Service]:
+        c, py, env = self.config, sys.executable, {**self.client_env(), "PYTHONPATH": str(REPO)}
+        api = Service(
+            "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
+                    "--port", str(c.api_port), "--workers", str(c.api_workers)],
+            c.home, _http_ok(f"http://127.0.0.1:{c.api_port}/health"), env, cwd=REPO)
+        dispatchers = [
+            Service(f"dispatcher-{i + 1}", [py, "-m", "acd.dispatcher"], c.home,
+                    self._dispatcher_connected(f"dispatcher-{i + 1}"), env, cwd=REPO)
+            for i in range(c.dispatchers)
+        ]
+        jupyter = Service(
+            "jupyter", [py, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
+                        "--port", str(c.jupyter_port),
+                        f"--IdentityProvider.token={self.jupyter_token}",
+                        f"--ServerApp.root_dir={REPO}",
+                        *(["--allow-root"] if os.geteuid() == 0 else [])],
+            c.home,
+            _http_ok(f"http://127.0.0.1:{c.jupyter_port}/api/status?token={self.jupyter_token}"),
+            env, start_timeout=90, cwd=REPO)
+        return [self.redis, api, *dispatchers, jupyter]
+
+    def _dispatcher_connected(self, name: str) -> Callable[[], bool]:
+        def check() -> bool:
+            service = next(s for s in self.services() if s.name == name)
+            pid = service.pid()
+            with self.redis.client() as r:
+                names = {c.get("name") for c in r.client_list()}
+            return pid is not None and f"acd-dispatcher-{pid}" in names
+        return check
+
+    def status(self) -> dict[str, int | None]:
+        return {s.name: s.pid() for s in self.services()}
+
+    # -- start and stop ----------------------------------------------------------------
+    def start(self, echo: Callable[[str], None] = print) -> None:
+        """Start what is not running; on a failure stop what this call started."""
+        started: list[Service] = []
+        ports = {"redis": self.config.redis_port, "api": self.config.api_port,
+                 "jupyter": self.config.jupyter_port}
+        try:
+            for service in self.services():
+                if service.running():
+                    echo(f"  {service.name:<13} already running (pid {service.pid()})")
+                    continue
+                port = ports.get(service.name)
+                if port and _port_taken(port):
+                    raise StartError(
+                        f"{service.name}: port {port} is in use by another program; "
+                        f"set LAB_{service.name.upper()}_PORT to a free port")
+                service.start()
+                started.append(service)
+                echo(f"  {service.name:<13} started (pid {service.pid()}), "
+                     f"log {service.log_file}")
+                if service is self.redis:
+                    self._load_functions()
+                    write_env(self.config.env_file, self.client_env())
+        except (StartError, OSError, redis.RedisError) as exc:
+            for service in reversed(started):
+                service.stop()
+            raise StartError(str(exc)) from exc
+
+    def _load_functions(self) -> None:
+        import asyncio
+
+        from acd.connection import connect
+        from acd.functions import load_library
+
+        async def load() -> None:
+            client = connect(self.redis.url)
+            try:
+                await load_library(client)
+            finally:
+                await client.aclose()
+
+        asyncio.run(load())
+
+    def stop(self, purge: bool = False, echo: Callable[[str], None] = print) -> None:
+        for service in reversed(self.services()):
+            if service.stop():
+                echo(f"  {service.name:<13} stopped")
+        if purge:
+            shutil.rmtree(self.config.home / "data", ignore_errors=True)
+            echo(f"  data deleted ({self.config.home / 'data'})")
