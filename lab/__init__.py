@@ -1,0 +1,52 @@
+"""The lab environment: which one is up, at which URLs, and starting or stopping it.
+
+    >>> import lab
+    >>> lab.info()            # from .env: environment, REDIS_URL, API_URL, JUPYTER_URL
+    >>> lab.status()          # embedded components and their pids (None: stopped)
+    >>> lab.start(); lab.stop()
+
+start.sh and stop.sh call the same code through ``python -m lab``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    environment: str  # embedded | ha | enterprise | none
+    redis_url: str | None
+    api_url: str | None
+    jupyter_url: str | None
+
+
+def info() -> LabInfo:
+    """What ``.env`` says is up; ``environment`` is 'none' before the first start."""
+    from lab.envfile import read_env
+    from lab.stack import LabConfig
+
+    env = read_env(LabConfig.from_environment().env_file)
+    return LabInfo(environment=env.get("ACD_ENV", "none"), redis_url=env.get("REDIS_URL"),
+                   api_url=env.get("API_URL"), jupyter_url=env.get("JUPYTER_URL"))
+
+
+def status() -> dict[str, int | None]:
+    """Pid of each embedded component, None for those not running."""
+    from lab.stack import EmbeddedLab
+
+    return EmbeddedLab().status()
+
+
+def start() -> None:
+    """Start the embedded lab (what ./start.sh does); harmless when it runs already."""
+    from lab.stack import EmbeddedLab
+
+    EmbeddedLab().start()
+
+
+def stop(purge: bool = False) -> None:
+    """Stop what start() started; ``purge`` deletes the data too."""
+    from lab.stack import EmbeddedLab
+
+    EmbeddedLab().stop(purge=purge)
