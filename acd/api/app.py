@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from redis.exceptions import RedisError
+from starlette.types import Receive, Scope, Send
 
 from acd.api import errors
 from acd.api.limits import MAX_BODY_BYTES, BodySizeLimit
+from acd.api.nodelay import set_nodelay
 from acd.api.routes import agents, centers, compat, contacts, health
 from acd.api.schemas import MAX_BLOCK_MS
 from acd.connection import connect
@@ -33,6 +35,15 @@ A skills-based contact-center ACD on Redis.
 * `/acd`, `/contact`, `/agent`, `/skill`: the original demo's routes, unchanged payloads,
   on the default center.
 """
+
+
+class ACDApp(FastAPI):
+    """FastAPI, plus TCP_NODELAY on each HTTP connection (see acd.api.nodelay)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            set_nodelay(send)
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_BYTES
@@ -58,7 +69,7 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
             await blocking.aclose()
             await redis.aclose()
 
-    app = FastAPI(title="Redis ACD", version="1.0.0", description=DESCRIPTION,
+    app = ACDApp(title="Redis ACD", version="1.0.0", description=DESCRIPTION,
                   lifespan=lifespan)
     app.state.settings = settings
     errors.install(app)
