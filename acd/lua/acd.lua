@@ -303,16 +303,24 @@ end
 -- The longest available agent that has every skill: walk the smallest availability set
 -- in score order (oldest first) and keep the first agent present in all the others.
 -- No intersection is built; with plenty of agents the first page answers.
-local function longest_available(tag, skills)
-  local sets, sizes = {}, {}
+-- sizes caches the sets' sizes (skill -> ZCARD) for one dispatch call; claim keeps it
+-- exact. Which set is walked only changes the cost, never the answer: an agent's score
+-- is the same in all its sets, so any of them walked in order meets the LAA agent first.
+local function longest_available(tag, skills, sizes)
+  local sets, first, smallest = {}, 1, nil
   for i, skill in ipairs(skills) do
+    local size = sizes[skill]
+    if size == nil then
+      size = redis.call('ZCARD', k_avail(tag, skill))
+      sizes[skill] = size
+    end
+    if size == 0 then return nil end
     sets[i] = k_avail(tag, skill)
-    sizes[sets[i]] = redis.call('ZCARD', sets[i])
-    if sizes[sets[i]] == 0 then return nil end
+    if smallest == nil or size < smallest then first, smallest = i, size end
   end
-  table.sort(sets, function(a, b) return sizes[a] < sizes[b] end)
+  sets[1], sets[first] = sets[first], sets[1]
   local page, start = 8, 0
-  while start < sizes[sets[1]] do
+  while start < smallest do
     local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
     for i = 2, #sets do
       if #candidates == 0 then break end
@@ -330,15 +338,23 @@ local function longest_available(tag, skills)
   return nil
 end
 
-local function claim(keys, tag, cid, skills, aid, now)
+-- Claim agent aid for contact cid. Reads only the agent's skills; writes each document
+-- with one JSON.MERGE (no nulls: a merge patch deletes a null member) and sets the
+-- agent's available_since to null with JSON.SET, which leaves the same documents as
+-- setting each path one by one, at about half the cost.
+local function claim(keys, tag, cid, skills, aid, now, sizes)
   local akey = k_agent(tag, aid)
-  local agent = json_get(akey, '.')
-  make_unavailable(tag, aid, agent)
-  redis.call('JSON.MSET', akey, '.state', '"busy"', akey, '.contact', cjson.encode(cid),
-    akey, '.available_since', 'null', akey, '.last_assigned_at', now)
-  local ckey = k_contact(tag, cid)
-  redis.call('JSON.MSET', ckey, '.state', '"assigned"', ckey, '.agent', cjson.encode(aid),
-    ckey, '.assigned_at', now)
+  local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
+  for _, skill in ipairs(agent_skills) do
+    local removed = redis.call('ZREM', k_avail(tag, skill), aid)
+    if sizes[skill] then sizes[skill] = sizes[skill] - removed end
+  end
+  local at = string.format('%d', now)
+  redis.call('JSON.MERGE', akey, '.', '{"state":"busy","contact":' .. cjson.encode(cid)
+    .. ',"last_assigned_at":' .. at .. '}')
+  redis.call('JSON.SET', akey, '.available_since', 'null')
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
+    .. cjson.encode(aid) .. ',"assigned_at":' .. at .. '}')
   unqueue(keys, cid, skills)
 end
 
@@ -359,6 +375,7 @@ local function dispatch(keys, args)
   local now = now_ms()
   local result = {0, ''}
   local blocked, blocked_n = {}, 0
+  local sizes = {}  -- availability set sizes, see longest_available
   -- An empty signature hash with a non-empty queue means contacts were queued by other
   -- means (the naive lessons): then walk without the early stop.
   local sig_n = redis.call('HLEN', keys[2])
@@ -378,9 +395,9 @@ local function dispatch(keys, args)
         redis.call('ZREM', keys[1], cid)
         removed = removed + 1
       elseif not blocked[sig] then
-        local aid = longest_available(tag, skills)
+        local aid = longest_available(tag, skills, sizes)
         if aid then
-          claim(qkeys, tag, cid, skills, aid, now)
+          claim(qkeys, tag, cid, skills, aid, now, sizes)
           local wait = math.max(0, math.floor(now - tonumber(page[i + 1])))
           wait_total = wait_total + wait
           event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
