@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from acd import Center, connect
+from acd import Center, NotFound, connect
 from acd.functions import LIBRARY_PATH, load_library
 from acd.keys import Keys
 from acd.settings import get_settings
@@ -297,7 +297,11 @@ async def check_no_hol(lab: Lab, served: str, blocked: str) -> bool:
     """Exercise 05: with the atomic dispatch, ``served`` is assigned while ``blocked``
     (nobody can serve it) keeps its place at the head of the queue."""
     first = await lab.redis.zrange(lab.keys.queue, 0, 0)
-    c_served = await lab.center.get_contact(served)
+    try:
+        c_served = await lab.center.get_contact(served)
+    except NotFound:
+        return _wrong(f"There is no contact {served!r} yet: create it with "
+                      f"center.create_contact([...], contact_id={served!r}).")
     if c_served.state.value != "assigned":
         return _wrong(f"{served} is {c_served.state.value}: call await lab.center.dispatch() "
                       "after queueing both contacts (and make sure an agent has its skill).")
