@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,13 @@ def test_start_stop_restart_purge(lab_env: dict[str, str]) -> None:
             redis.Redis(port=int(lab_env["LAB_REDIS_PORT"]), password="wrong",
                         socket_timeout=5).ping()
         assert r0.ping()
+
+    # The Python entry notebooks use says the same.
+    said = run([sys.executable, "-c", "import lab; i = lab.info(); "
+                "print(i.environment, i.redis_url == %r, sorted(k for k, v in "
+                "lab.status().items() if v))" % settings["REDIS_URL"]], lab_env)
+    assert said.split(maxsplit=2)[:2] == ["embedded", "True"], said
+    assert "dispatcher-2" in said and "jupyter" in said
 
     # Again: harmless, reports what runs, starts nothing new.
     assert "already running" in run(["./start.sh"], lab_env)
