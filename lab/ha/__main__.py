@@ -6,29 +6,29 @@ import argparse
 import json
 import sys
 
-from . import core, drill
+from . import drill, layout, roles, services
 from .net import LabError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.ha", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "drill"])
-    parser.add_argument("--run-dir", default=None, help=f"default {core.DEFAULT_RUN_DIR}")
+    parser.add_argument("--run-dir", default=None, help=f"default {layout.DEFAULT_RUN_DIR}")
     parser.add_argument("--password", default=None, help="Redis password (generated if not given)")
     parser.add_argument("--json", action="store_true", help="status as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            topo = core.start(args.password, run_dir=args.run_dir)
-            print(core.format_status(core.status(topo.run_dir)))
+            topo = services.start(args.password, run_dir=args.run_dir)
+            print(roles.format_status(roles.status(topo.run_dir)))
             print(f"REDIS_URL={topo.redis_url}")
             print(f"API_URL={topo.api_url}")
         elif args.command == "stop":
-            removed = core.stop(args.run_dir)
+            removed = services.stop(args.run_dir)
             print("\n".join(f"removed {r}" for r in removed) or "nothing to stop")
         elif args.command == "status":
-            info = core.status(args.run_dir)
-            print(json.dumps(info, indent=2) if args.json else core.format_status(info))
+            info = roles.status(args.run_dir)
+            print(json.dumps(info, indent=2) if args.json else roles.format_status(info))
         elif args.command == "drill":
             for result in (
                 drill.drill_kill_primary(run_dir=args.run_dir),

@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import core
+from . import failover, layout, roles
 from .net import LabError
 
 
@@ -56,7 +56,7 @@ def run_drill(
 ) -> DrillResult:
     """Write through the VIP, call ``action`` after ``warmup_s``, keep writing until writes
     have succeeded again for ``settle_s`` (or ``deadline_s`` passed), then verify."""
-    topo = core.topology(run_dir)
+    topo = layout.topology(run_dir)
     key = f"lab:ha:drill:{uuid.uuid4().hex[:8]}"
     acked: list[int] = []
     errors: list[str] = []
@@ -162,14 +162,14 @@ def run_drill(
 def drill_kill_primary(**kwargs: Any) -> DrillResult:
     """kill -9 the primary while writing through the VIP."""
     return run_drill(
-        lambda: core.kill_primary(kwargs.get("run_dir")), event="kill -9 primary", **kwargs
+        lambda: failover.kill_primary(kwargs.get("run_dir")), event="kill -9 primary", **kwargs
     )
 
 
 def drill_stop_lb(name: str | None = None, **kwargs: Any) -> DrillResult:
     """Stop the balancer holding the VIP (or ``name``) while writing through the VIP."""
     rd = kwargs.get("run_dir")
-    target = name or core.vip_holder(rd)
+    target = name or roles.vip_holder(rd)
     if target is None:
         raise LabError("no balancer holds the VIP")
-    return run_drill(lambda: core.stop_lb(target, rd), event=f"stop {target}", **kwargs)
+    return run_drill(lambda: failover.stop_lb(target, rd), event=f"stop {target}", **kwargs)

@@ -17,6 +17,7 @@ import pytest
 
 import lab.ha as ha
 from lab.ha import net, procs
+from lab.ha.layout import _client
 
 _WHY = ha.check_platform()
 if _WHY:
@@ -138,7 +139,7 @@ def test_restarted_old_primary_rejoins_as_replica(topo: ha.HATopology) -> None:
     old = str(_state["killed"])
     current = ha.restart_node(old, run_dir=topo.run_dir, timeout=40)
     assert current != old
-    with ha.core._client(topo.nodes[old], 6379, topo.password) as r:
+    with _client(topo.nodes[old], 6379, topo.password) as r:
         info = r.info("replication")
     assert info["role"] == "slave" and info["master_link_status"] == "up"
     assert info["master_host"] == topo.nodes[current]
