@@ -14,7 +14,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 
@@ -135,12 +135,14 @@ class Check:
 
 async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]]],
                             reported: Sequence[tuple[str, str]] | None = None,
-                            naive: bool = False) -> Check:
+                            naive: bool = False, ended_ok: bool = False) -> Check:
     """Read every contact and the agents they name; count what breaks the invariants.
 
     ``reported`` are the (contact, agent) pairs the dispatcher(s) reported, if known: a
     contact appearing twice there was assigned twice. The naive dispatcher keeps no stats
-    counter, so ``naive`` skips that comparison.
+    counter, so ``naive`` skips that comparison. With ``ended_ok`` (runs that complete
+    contacts, freeing their agents for the next ones) a completed contact counts as
+    assigned, and only the agents of contacts still assigned are checked.
     """
     r, k = center.redis, center.keys
     check = Check(contacts=len(specs))
@@ -148,10 +150,13 @@ async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]
     contact_agent: dict[str, str] = {}
     for start in range(0, len(specs), PIPELINE):
         chunk = specs[start:start + PIPELINE]
-        docs = await r.execute_command("JSON.MGET", *[k.contact(c) for c, _ in chunk], ".")
+        docs = await cast(Any, r).execute_command(
+            "JSON.MGET", *[k.contact(c) for c, _ in chunk], ".")
         for (cid, _), raw in zip(chunk, docs, strict=True):
             doc = json.loads(raw) if raw else {}
-            if doc.get("state") == "assigned" and doc.get("agent"):
+            if ended_ok and doc.get("state") == "completed" and doc.get("agent"):
+                check.assigned += 1
+            elif doc.get("state") == "assigned" and doc.get("agent"):
                 check.assigned += 1
                 contact_agent[cid] = doc["agent"]
                 by_agent.setdefault(doc["agent"], []).append(cid)
@@ -161,9 +166,9 @@ async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]
     need = dict(specs)
     agents = sorted(by_agent)
     for start in range(0, len(agents), PIPELINE):
-        chunk = agents[start:start + PIPELINE]
-        docs = await r.execute_command("JSON.MGET", *[k.agent(a) for a in chunk], ".")
-        for aid, raw in zip(chunk, docs, strict=True):
+        ids = agents[start:start + PIPELINE]
+        docs = await cast(Any, r).execute_command("JSON.MGET", *[k.agent(a) for a in ids], ".")
+        for aid, raw in zip(ids, docs, strict=True):
             doc = json.loads(raw) if raw else {}
             cids = by_agent[aid]
             if doc.get("state") != "busy" or doc.get("contact") not in cids:

@@ -1,0 +1,55 @@
+"""The benchmark's short mode (CI): both dispatchers over one workload on the test Redis.
+
+Asserts correctness only (no contact assigned twice, no agent holding two contacts, every
+contact served) and a loose sanity floor (the real dispatcher beats the naive one). The
+timing targets are ratios printed for the report to judge: a shared CI machine's timing
+is not a test result.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from acd.bench.main import parse_args, run
+
+pytestmark = pytest.mark.timeout(300)
+
+
+async def test_short_bench_is_correct_and_prints_ratios(
+        redis_url: str, tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse_args(["--short", "--plot", str(tmp_path / "scaling.html"),
+                       "--log-dir", str(tmp_path / "logs")])
+    records = await run(args, redis_url)
+    kinds = {r["kind"] for r in records}
+    assert {"throughput", "latency", "multi", "ratios", "plot"} <= kinds
+
+    for r in records:
+        if "check" in r:
+            c = r["check"]
+            where = f"{r['kind']} {r.get('dispatcher')} agents={r.get('agents')}"
+            assert c["double_assigned_contacts"] == 0, where
+            assert c["agents_with_two_contacts"] == 0, where
+            assert c["agent_contact_mismatch"] == 0, where
+            assert c["missing_skill"] == 0, where
+            assert c["assigned"] == c["contacts"], where  # every contact was served
+            assert r["correct"], where
+
+    multi = [r for r in records if r["kind"] == "multi"]
+    assert [r["dispatchers"] for r in multi] == [1, 2]
+    assert all(sum(r["per_process"]) == r["assigned"] for r in multi)
+
+    ratios = records[-2] if records[-1]["kind"] == "plot" else records[-1]
+    assert ratios["kind"] == "ratios"
+    assert ratios["all_correct"]
+    for agents, ratio in ratios["real_vs_naive"].items():
+        assert ratio > 1, f"real dispatcher not faster than naive at {agents} agents"
+    assert (tmp_path / "scaling.html").exists()
+
+    with capsys.disabled():
+        print("\nacd.bench --short ratios:", json.dumps(
+            {k: ratios[k] for k in ("real_vs_naive", "cost_ratio", "p99_ms_at_offered",
+                                    "memory_per_queued_contact_bytes", "multi_vs_one")
+             if k in ratios}))
