@@ -1,0 +1,302 @@
+"""How the simulator reaches the ACD: in-process through acd.Center, or through the REST API.
+
+Both implement :class:`Backend`. Assignments are learned from the center's event stream
+(``contact_assigned`` entries): XREAD on ``Keys(center).events`` in-process, the long-poll
+``GET /v1/centers/{center}/events`` route through the API. Every call has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from acd.center import Center
+from acd.connection import connect
+from acd.errors import AlreadyExists, InvalidState
+from acd.models import Contact
+
+REQUEST_TIMEOUT = 10.0  # seconds, every API call (the long poll adds its block time)
+RETRY_FOR = 20.0  # seconds of retrying a call through connection errors and 5xx
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str  # stream id "<server ms>-<seq>"
+    type: str
+    fields: dict[str, str]
+
+    @property
+    def ms(self) -> float:
+        return float(self.id.split("-", 1)[0])
+
+
+class Backend(ABC):
+    """The operations the simulator needs from an ACD."""
+
+    name: str
+    center: str
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect; check the ACD is reachable."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+        """Create an unavailable agent; False if an agent with that id exists already."""
+
+    @abstractmethod
+    async def set_agent_available(self, agent_id: str, available: bool) -> None: ...
+
+    @abstractmethod
+    async def set_open(self, is_open: bool) -> None: ...
+
+    @abstractmethod
+    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+        """Queue a contact; a retry with the same id returns the contact, never a second."""
+
+    @abstractmethod
+    async def complete(self, contact_id: str) -> Contact: ...
+
+    @abstractmethod
+    async def abandon(self, contact_id: str) -> Contact | None:
+        """The caller hangs up; None if the contact was assigned meanwhile (answered)."""
+
+    @abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact: ...
+
+    @abstractmethod
+    async def events_tail(self) -> str:
+        """The id of the last event so far: read after it to miss nothing from now on."""
+
+    @abstractmethod
+    async def read_events(self, after: str, block_ms: int, count: int
+                          ) -> tuple[str, list[Event]]:
+        """Events after ``after``, waiting up to ``block_ms``; returns (last id, events)."""
+
+    @abstractmethod
+    async def store_kpis(self, kpis: dict[str, Any]) -> None: ...
+
+    async def server_time_ms(self) -> float | None:
+        """The ACD's clock, if this backend can read it; else None."""
+        return None
+
+
+class RedisBackend(Backend):
+    """In-process: acd.Center on a Redis connection."""
+
+    name = "redis"
+
+    def __init__(self, center: str, redis_url: str | None = None) -> None:
+        self.redis = connect(redis_url)
+        self.acd = Center(self.redis, center)
+        self.center = self.acd.name
+
+    async def start(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def reset(self) -> int:
+        """Delete every key of the center (a fresh center for the run)."""
+        return await self.acd.delete()
+
+    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+        try:
+            await self.acd.create_agent(agent_id, "Sim", agent_id, skills, available=False)
+        except AlreadyExists:
+            return False
+        return True
+
+    async def set_agent_available(self, agent_id: str, available: bool) -> None:
+        await self.acd.set_agent_state(agent_id, "available" if available else "unavailable")
+
+    async def set_open(self, is_open: bool) -> None:
+        await (self.acd.open() if is_open else self.acd.close())
+
+    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+        try:
+            return await self.acd.create_contact(skills, contact_id)
+        except AlreadyExists:  # a retried call that had succeeded
+            return await self.acd.get_contact(contact_id)
+
+    async def complete(self, contact_id: str) -> Contact:
+        return await self.acd.complete_contact(contact_id)
+
+    async def abandon(self, contact_id: str) -> Contact | None:
+        try:
+            return await self.acd.abandon_contact(contact_id)
+        except InvalidState:
+            return None
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        return await self.acd.get_contact(contact_id)
+
+    async def events_tail(self) -> str:
+        last = await cast(Any, self.redis.xrevrange(self.acd.keys.events, "+", "-", count=1))
+        return str(last[0][0]) if last else "0-0"
+
+    async def read_events(self, after: str, block_ms: int, count: int
+                          ) -> tuple[str, list[Event]]:
+        reply = await cast(Any, self.redis.xread({self.acd.keys.events: after}, count=count,
+                                                 block=max(1, block_ms)))
+        events: list[Event] = []
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                events.append(Event(str(entry_id), str(fields.get("type", "")), dict(fields)))
+        return (events[-1].id if events else after), events
+
+    async def store_kpis(self, kpis: dict[str, Any]) -> None:
+        await cast(Any, self.redis).execute_command(
+            "JSON.SET", self.acd.keys.kpis, "$", json.dumps(kpis))
+
+    async def server_time_ms(self) -> float | None:
+        seconds, micros = await self.redis.time()
+        return seconds * 1000.0 + micros / 1000.0
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error the simulator cannot handle; names the call."""
+
+
+class ApiBackend(Backend):
+    """Through the REST API (``/v1/centers/{center}/...``) with httpx."""
+
+    name = "api"
+
+    def __init__(self, center: str, api_url: str, retry_for: float = RETRY_FOR) -> None:
+        self.center = center
+        self.base = f"/v1/centers/{center}"
+        self.retry_for = retry_for
+        self.http = httpx.AsyncClient(
+            base_url=api_url.rstrip("/"), timeout=httpx.Timeout(REQUEST_TIMEOUT),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+
+    async def _call(self, method: str, path: str, ok: tuple[int, ...] = (200, 201),
+                    json_body: Any = None, params: dict[str, Any] | None = None,
+                    timeout: float = REQUEST_TIMEOUT) -> httpx.Response:
+        """One call, retried with backoff on connection errors and 5xx; returns any status
+        in ``ok``, raises ApiError on other statuses."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_transient),
+            wait=wait_exponential_jitter(initial=0.05, max=2.0),
+            stop=stop_after_delay(self.retry_for), reraise=True,
+        ):
+            with attempt:
+                response = await self.http.request(method, self.base + path, json=json_body,
+                                                    params=params, timeout=timeout)
+                if response.status_code >= 500:
+                    response.raise_for_status()
+        if response.status_code not in ok:
+            raise ApiError(f"{method} {self.base + path} -> {response.status_code}: "
+                           f"{response.text[:300]}")
+        return response
+
+    async def start(self) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_for),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0), reraise=True,
+        ):
+            with attempt:
+                (await self.http.get("/health", timeout=REQUEST_TIMEOUT)).raise_for_status()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+        body = {"id": agent_id, "fname": "Sim", "lname": agent_id, "skills": skills,
+                "available": False}
+        response = await self._call("POST", "/agents", ok=(201, 409), json_body=body)
+        return response.status_code == 201
+
+    async def set_agent_available(self, agent_id: str, available: bool) -> None:
+        await self._call("PUT", f"/agents/{agent_id}/state",
+                         json_body={"state": "available" if available else "unavailable"})
+
+    async def set_open(self, is_open: bool) -> None:
+        await self._call("PUT", "/state", json_body={"open": is_open})
+
+    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+        response = await self._call("POST", "/contacts",
+                                    json_body={"skills": skills, "id": contact_id})
+        return Contact.model_validate(response.json())
+
+    async def complete(self, contact_id: str) -> Contact:
+        response = await self._call("POST", f"/contacts/{contact_id}/complete")
+        return Contact.model_validate(response.json())
+
+    async def abandon(self, contact_id: str) -> Contact | None:
+        response = await self._call("POST", f"/contacts/{contact_id}/abandon", ok=(200, 409))
+        return None if response.status_code == 409 else Contact.model_validate(
+            response.json())
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        response = await self._call("GET", f"/contacts/{contact_id}")
+        return Contact.model_validate(response.json())
+
+    async def events_tail(self) -> str:
+        last_id, events = await self.read_events("$", 1, 1)
+        if events:
+            return events[-1].id
+        return last_id if last_id and last_id != "$" else "0-0"
+
+    async def read_events(self, after: str, block_ms: int, count: int
+                          ) -> tuple[str, list[Event]]:
+        block_ms = min(max(block_ms, 1), 5000)
+        response = await self._call(
+            "GET", "/events", params={"after": after, "block_ms": block_ms, "count": count},
+            timeout=REQUEST_TIMEOUT + block_ms / 1000.0)
+        doc = response.json()
+        events = [Event(str(e["id"]), str(e.get("type", "")),
+                        {k: str(v) for k, v in e.items()}) for e in doc.get("events", [])]
+        last = str(doc.get("last_id") or (events[-1].id if events else after))
+        return last, events
+
+    async def store_kpis(self, kpis: dict[str, Any]) -> None:
+        await self._call("PUT", "/kpis", ok=(200, 201, 204), json_body=kpis)
+
+
+class ClockSync:
+    """Maps the ACD's clock (ms) to this process's monotonic clock.
+
+    Each contact creation gives a sample: the server's ``queued_at`` against the middle of
+    the request; the sample with the shortest round trip wins.
+    """
+
+    def __init__(self) -> None:
+        self.offset_ms = 0.0  # server ms - local wall ms
+        self.rtt = float("inf")
+        self._mono0 = time.monotonic()
+        self._wall0 = time.time()
+
+    def sample(self, server_ms: float, t0_wall: float, t1_wall: float) -> None:
+        rtt = t1_wall - t0_wall
+        if rtt < self.rtt:
+            self.rtt = rtt
+            self.offset_ms = server_ms - (t0_wall + t1_wall) * 500.0
+
+    def local(self, server_ms: float) -> float:
+        """The monotonic time at which the server's clock reads ``server_ms``."""
+        return self._mono0 + (server_ms - self.offset_ms) / 1000.0 - self._wall0
+
+    def server_now(self) -> float:
+        return (time.time()) * 1000.0 + self.offset_ms

@@ -1,0 +1,184 @@
+"""KPIs from what happened to each contact, in scenario time, with batch-means intervals.
+
+Definitions (every figure covers contacts that *arrived* in the measurement window, from
+the end of the warm-up to the end of arrivals):
+  offered             contacts queued in the window
+  answered            assigned to an agent;  abandoned: the caller hung up while queued
+  unfinished          neither when the run stopped (Ctrl-C or drain timeout); left out below
+  abandon_rate        abandoned / (answered + abandoned)
+  service_level       answered within T / (answered + abandoned)
+  service_level_answered  answered within T / answered
+  p_wait              not answered within epsilon / (answered + abandoned); epsilon is a few
+                      real milliseconds (dispatch is never instantaneous)
+  asa                 mean wait of the answered contacts (zero waits included)
+  wait_mean/p90/p99   the same waits' mean and percentiles (nearest rank)
+  occupancy           busy time / (agents x window); busy = assigned until completed
+Intervals: the window is cut into equal batches by arrival time; the 95 % interval is
+mean +/- t(0.975, B-1) x sd(batch means) / sqrt(B). Waits are correlated from one contact
+to the next; batch means of batches much longer than a busy period are nearly independent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+# t(0.975, df) for df = 1..30; beyond that 1.96 is close enough.
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201,
+         2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074,
+         2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df: int) -> float:
+    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
+
+
+@dataclass
+class Outcome:
+    """One contact, times in scenario seconds from the start of the run."""
+
+    signature: str
+    arrived: float
+    answered: bool
+    abandoned: bool
+    wait: float | None  # until answered, or until abandoned
+    agent: str | None = None
+    busy_from: float | None = None
+    busy_to: float | None = None
+
+
+class Interval(BaseModel):
+    mean: float | None
+    half_width: float | None  # 95 %; None with fewer than 2 usable batches
+    batches: int
+
+
+class Kpis(BaseModel):
+    offered: int
+    answered: int
+    abandoned: int
+    unfinished: int
+    abandon_rate: float | None
+    service_level: float | None
+    service_level_answered: float | None
+    sl_threshold: float
+    p_wait: float | None
+    wait_epsilon: float
+    asa: float | None
+    wait_mean: float | None
+    wait_p90: float | None
+    wait_p99: float | None
+    occupancy: float | None = None
+    arrival_rate_per_hour: float | None = None
+    handle_mean: float | None = None
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def summarize(outcomes: Iterable[Outcome], threshold: float, epsilon: float) -> Kpis:
+    """The KPIs of ``outcomes`` (occupancy and rates are filled in by :func:`compute`)."""
+    items = list(outcomes)
+    answered = [o for o in items if o.answered]
+    abandoned = sum(1 for o in items if o.abandoned)
+    ended = len(answered) + abandoned
+    waits = sorted(o.wait for o in answered if o.wait is not None)
+    within = sum(1 for w in waits if w <= threshold)
+    quick = sum(1 for w in waits if w <= epsilon)
+    return Kpis(
+        offered=len(items), answered=len(answered), abandoned=abandoned,
+        unfinished=len(items) - ended,
+        abandon_rate=_ratio(abandoned, ended),
+        service_level=_ratio(within, ended),
+        service_level_answered=_ratio(within, len(answered)),
+        sl_threshold=threshold,
+        p_wait=None if not ended else 1.0 - quick / ended,
+        wait_epsilon=epsilon,
+        asa=_ratio(math.fsum(waits), len(waits)),
+        wait_mean=_ratio(math.fsum(waits), len(waits)),
+        wait_p90=percentile(waits, 90), wait_p99=percentile(waits, 99),
+    )
+
+
+def busy_by_agent(outcomes: Iterable[Outcome], start: float, end: float) -> dict[str, float]:
+    """Seconds each agent spent on contacts, clipped to [start, end]."""
+    busy: dict[str, float] = defaultdict(float)
+    for o in outcomes:
+        if o.agent is None or o.busy_from is None:
+            continue
+        stop = o.busy_to if o.busy_to is not None else end
+        busy[o.agent] += max(0.0, min(stop, end) - max(o.busy_from, start))
+    return dict(busy)
+
+
+def compute(outcomes: Sequence[Outcome], agents: Sequence[str], start: float, end: float,
+            threshold: float, epsilon: float) -> tuple[Kpis, dict[str, Kpis], dict[str, float]]:
+    """Overall KPIs, KPIs per skill signature, and occupancy per agent, for the contacts
+    that arrived in [start, end)."""
+    window = [o for o in outcomes if start <= o.arrived < end]
+    kpis = summarize(window, threshold, epsilon)
+    span = end - start
+    busy = busy_by_agent(outcomes, start, end)  # every contact's busy time in the window
+    occupancy = {a: (busy.get(a, 0.0) / span if span > 0 else 0.0) for a in agents}
+    handles = [o.busy_to - o.busy_from for o in window
+               if o.busy_from is not None and o.busy_to is not None]
+    kpis.occupancy = math.fsum(occupancy.values()) / len(agents) if agents and span > 0 \
+        else None
+    kpis.arrival_rate_per_hour = len(window) / span * 3600.0 if span > 0 else None
+    kpis.handle_mean = _ratio(math.fsum(handles), len(handles))
+    groups: dict[str, list[Outcome]] = defaultdict(list)
+    for o in window:
+        groups[o.signature].append(o)
+    per_skill = {sig: summarize(items, threshold, epsilon)
+                 for sig, items in sorted(groups.items())}
+    return kpis, per_skill, occupancy
+
+
+def batch_interval(outcomes: Sequence[Outcome], start: float, end: float, batches: int,
+                   metric: Callable[[Kpis], float | None], threshold: float,
+                   epsilon: float) -> Interval:
+    """Batch-means 95 % interval of ``metric`` over ``batches`` equal slices of time."""
+    if batches < 2 or end <= start:
+        return Interval(mean=None, half_width=None, batches=0)
+    width = (end - start) / batches
+    slices: list[list[Outcome]] = [[] for _ in range(batches)]
+    for o in outcomes:
+        if start <= o.arrived < end:
+            slices[min(batches - 1, int((o.arrived - start) / width))].append(o)
+    values = [v for s in slices if (v := metric(summarize(s, threshold, epsilon))) is not None]
+    if len(values) < 2:
+        return Interval(mean=values[0] if values else None, half_width=None,
+                        batches=len(values))
+    mean = math.fsum(values) / len(values)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return Interval(mean=mean, half_width=t975(len(values) - 1) * sd / math.sqrt(len(values)),
+                    batches=len(values))
+
+
+def queue_series(outcomes: Iterable[Outcome]) -> list[tuple[float, int]]:
+    """(time, contacts waiting) at every change, from arrival and answer/abandon times."""
+    changes: list[tuple[float, int]] = []
+    for o in outcomes:
+        changes.append((o.arrived, 1))
+        if o.wait is not None and (o.answered or o.abandoned):
+            changes.append((o.arrived + o.wait, -1))
+    changes.sort()
+    series: list[tuple[float, int]] = []
+    level = 0
+    for t, step in changes:
+        level += step
+        series.append((t, level))
+    return series

@@ -1,0 +1,184 @@
+"""What to simulate: agents, traffic, handle times, patience, and the draws made from a seed.
+
+Every random quantity is drawn up front by :meth:`Scenario.draw` from one
+``random.Random(seed)``: the same scenario and seed give the same agents' skills, arrival
+times, contact skills, handle times and patience, whatever the backend or the machine.
+
+All durations here are in *scenario* seconds. ``time_scale`` is how many scenario seconds
+pass per real second: 60 runs an hour of traffic in a minute. KPIs are reported in
+scenario time.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from acd.models import Skill
+
+
+class AgentGroup(BaseModel):
+    """``count`` agents that all have exactly ``skills``."""
+
+    model_config = ConfigDict(extra="forbid")
+    count: Annotated[int, Field(ge=1)]
+    skills: Annotated[list[Skill], Field(min_length=1)]
+
+
+class ContactType(BaseModel):
+    """Contacts needing every one of ``skills``, drawn with relative ``weight``."""
+
+    model_config = ConfigDict(extra="forbid")
+    skills: Annotated[list[Skill], Field(min_length=1)]
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+    @property
+    def signature(self) -> str:
+        return ",".join(sorted(set(self.skills)))
+
+
+class RateStep(BaseModel):
+    """From ``start`` (scenario seconds) on, contacts arrive at ``per_hour``."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: Annotated[float, Field(ge=0)]
+    per_hour: Annotated[float, Field(ge=0)]
+
+
+class HandleTime(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mean: Annotated[float, Field(gt=0)] = 240.0
+    dist: Literal["exponential", "lognormal"] = "exponential"
+    cv: Annotated[float, Field(gt=0)] = 1.0  # lognormal only: std dev / mean
+
+    def draw(self, rng: random.Random) -> float:
+        if self.dist == "exponential":
+            return rng.expovariate(1.0 / self.mean)
+        sigma2 = math.log(1.0 + self.cv**2)
+        return rng.lognormvariate(math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2))
+
+
+class Scenario(BaseModel):
+    """A simulation. Durations in scenario seconds; rates per scenario hour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    center: str | None = None  # None: the settings' center (ACD_CENTER)
+    # Agents: either explicit groups, or ``agents`` agents each given ``skills_per_agent``
+    # distinct skills drawn from ``skills``.
+    agents: Annotated[int, Field(ge=1)] = 10
+    skills: Annotated[list[Skill], Field(min_length=1)] = ["support"]
+    skills_per_agent: Annotated[int, Field(ge=1)] = 1
+    groups: list[AgentGroup] | None = None
+    # Contacts: each needs the skills of one contact type (default: one skill of
+    # ``skills``, uniformly).
+    contact_types: list[ContactType] | None = None
+    # Arrivals: Poisson at ``rate_per_hour``, or piecewise constant ``profile``.
+    rate_per_hour: Annotated[float, Field(gt=0)] = 120.0
+    profile: list[RateStep] | None = None
+    handle: HandleTime = HandleTime()
+    patience: Annotated[float | None, Field(gt=0)] = None  # mean, exponential; None: infinite
+    # Stop arrivals at ``duration`` or after ``contacts`` contacts, whichever comes first.
+    duration: Annotated[float | None, Field(gt=0)] = 3600.0
+    contacts: Annotated[int | None, Field(ge=1)] = None
+    warmup: Annotated[float, Field(ge=0)] = 0.0  # arrivals before this are left out of KPIs
+    seed: int = 1
+    time_scale: Annotated[float, Field(gt=0)] = 60.0
+    sl_threshold: Annotated[float, Field(ge=0)] = 20.0  # T of the service level, seconds
+    # A contact "waited" when not answered within this much *real* time: dispatch takes a
+    # few milliseconds, so a zero-wait contact never measures exactly 0.
+    wait_epsilon_ms: Annotated[float, Field(ge=0)] = 5.0
+    # Real seconds to wait after the last arrival for every contact to end.
+    drain_timeout: Annotated[float, Field(gt=0)] = 60.0
+
+    @model_validator(mode="after")
+    def _checks(self) -> Scenario:
+        if self.duration is None and self.contacts is None:
+            raise ValueError("set duration or contacts (or both)")
+        if self.groups is None and self.skills_per_agent > len(set(self.skills)):
+            raise ValueError("skills_per_agent is more than the number of skills")
+        if self.profile is not None:
+            if not self.profile or self.profile[0].start != 0:
+                raise ValueError("profile must start at 0")
+            starts = [s.start for s in self.profile]
+            if starts != sorted(set(starts)):
+                raise ValueError("profile starts must increase")
+            if self.duration is None and self.profile[-1].per_hour == 0:
+                raise ValueError("a profile ending at rate 0 needs a duration")
+        return self
+
+    # -- derived -------------------------------------------------------------------
+    def types(self) -> list[ContactType]:
+        return self.contact_types or [ContactType(skills=[s]) for s in dict.fromkeys(
+            self.skills)]
+
+    def steps(self) -> list[RateStep]:
+        return self.profile or [RateStep(start=0, per_hour=self.rate_per_hour)]
+
+    @property
+    def constant_rate(self) -> bool:
+        return len({s.per_hour for s in self.steps()}) == 1
+
+    def draw(self) -> Draw:
+        """Every random quantity of the run, from ``seed``."""
+        rng = random.Random(self.seed)
+        agents: list[list[str]] = []
+        if self.groups:
+            for g in self.groups:
+                agents += [sorted(set(g.skills)) for _ in range(g.count)]
+        else:
+            pool = list(dict.fromkeys(self.skills))
+            agents = [sorted(rng.sample(pool, self.skills_per_agent))
+                      for _ in range(self.agents)]
+        types = self.types()
+        weights = [t.weight for t in types]
+        arrivals: list[Arrival] = []
+        steps = self.steps()
+        t, i = 0.0, 0
+        limit = self.duration if self.duration is not None else math.inf
+        while self.contacts is None or len(arrivals) < self.contacts:
+            while i + 1 < len(steps) and steps[i + 1].start <= t:
+                i += 1
+            rate = steps[i].per_hour / 3600.0
+            end = steps[i + 1].start if i + 1 < len(steps) else math.inf
+            if rate == 0:
+                if end == math.inf:
+                    break
+                t = end  # memoryless: restarting at the boundary is exact
+                continue
+            gap = rng.expovariate(rate)
+            if t + gap >= end:
+                t = end
+                continue
+            t += gap
+            if t >= limit:
+                break
+            kind = rng.choices(types, weights)[0]
+            handle = self.handle.draw(rng)
+            patience = rng.expovariate(1.0 / self.patience) if self.patience else None
+            arrivals.append(Arrival(len(arrivals), t, kind.signature.split(","), handle,
+                                    patience))
+        return Draw(agents, arrivals)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    index: int
+    at: float  # scenario seconds from the start
+    skills: list[str]
+    handle: float  # scenario seconds
+    patience: float | None  # scenario seconds; None: waits for ever
+
+
+@dataclass(frozen=True)
+class Draw:
+    agents: list[list[str]]  # skills of agent i
+    arrivals: list[Arrival]
+
+    @property
+    def span(self) -> float:
+        return self.arrivals[-1].at if self.arrivals else 0.0
