@@ -23,9 +23,16 @@ def main(argv: list[str] | None = None) -> int:
 
     lab = EmbeddedLab()
     if args.command == "start":
-        if args.ha or args.enterprise:
-            print("not available yet in this version", file=sys.stderr)
+        if args.ha and args.enterprise:
+            print("choose one of --ha and --enterprise", file=sys.stderr)
             return 2
+        if args.enterprise:
+            return start_enterprise()
+        if args.ha:
+            return start_ha()
+        if ha_up():
+            print("The HA lab runs: stop it first with ./stop.sh", file=sys.stderr)
+            return 1
         print("Starting the embedded lab:")
         try:
             lab.start()
@@ -36,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "stop":
         print("Stopping the lab:")
         lab.stop(purge=args.purge)
+        stop_ha(purge=args.purge)
     else:
         for name, pid in lab.status().items():
             print(f"  {name:<13} {'running, pid ' + str(pid) if pid else 'stopped'}")
         if any(lab.status().values()):
             print_where(lab)
+        status_ha()
     return 0
 
 
@@ -52,6 +61,76 @@ The lab is up (environment: embedded). Settings are in {lab.config.env_file}.
   REST API    {urls['API_URL']}/docs
   Redis       redis://127.0.0.1:{lab.config.redis_port} (password in .env)
 Stop it with ./stop.sh (keeps data) or ./stop.sh --purge.""")
+
+
+# -- the HA environment (lab.ha) ----------------------------------------------------------
+def ha_up() -> bool:
+    from lab.ha.launcher import ha_state_exists
+
+    if not ha_state_exists():
+        return False
+    from lab.ha.launcher import HALab
+
+    return HALab().is_up()
+
+
+def start_ha() -> int:
+    from lab.ha.launcher import HALab
+
+    ha = HALab()
+    print("Starting the HA lab (network namespaces; this takes a minute the first time):")
+    try:
+        ha.start()
+    except StartError as exc:
+        print(f"\nThe HA lab did not start: {exc}\nNothing of it was left running.",
+              file=sys.stderr)
+        return 1
+    print(ha.where())
+    return 0
+
+
+def stop_ha(purge: bool = False) -> None:
+    from lab.ha.launcher import HALab, ha_state_exists
+
+    if ha_state_exists() or HALab().jupyter().running():
+        HALab().stop(purge=purge)
+
+
+def status_ha() -> None:
+    from lab.ha.launcher import HALab, ha_state_exists
+
+    if not ha_state_exists():
+        return
+    ha = HALab()
+    info = ha.status()
+    if not info["running"]:
+        print(f"  HA lab        stopped (stale state in {info['run_dir']})")
+        return
+    print("  HA lab        running:")
+    for name, pid in info["components"].items():
+        print(f"    {name:<17} {'running, pid ' + str(pid) if pid else 'STOPPED'}")
+    for key, alive in info["ha"]["processes"].items():
+        if not key.endswith("/app"):
+            print(f"    {key:<17} {'running' if alive else 'STOPPED'}")
+    print(ha.where())
+
+
+# -- Redis Enterprise (lab.enterprise) ------------------------------------------------------
+def start_enterprise() -> int:
+    from lab.enterprise.bootstrap import DockerUnavailable, EnterpriseError, up
+
+    print("Starting Redis Enterprise in Docker (python -m lab.enterprise up):")
+    try:
+        up()
+    except DockerUnavailable as exc:
+        print(f"\nThe Enterprise lab needs Docker: {exc}\n"
+              "Install Docker Engine with Compose v2, or use ./start.sh (embedded) or "
+              "./start.sh --ha.", file=sys.stderr)
+        return 2
+    except EnterpriseError as exc:
+        print(f"\nThe Enterprise lab did not start: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -178,7 +178,10 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         try:
             try:
                 layout.ensure_packages()
-                topo = services.start(self._password(), run_dir=self.run_dir, timeout=90)
+                running = self.topology()
+                topo = running or services.start(
+                    self._password(), run_dir=self.run_dir, timeout=90
+                )
             except LabError as exc:
                 raise StartError(
                     f"HA topology (Redis, Sentinel, HAProxy, keepalived): {exc}; "
