@@ -66,9 +66,13 @@ class ContactComposer(TaskRunner):
         for skill in sorted(set(skills)):
             if skill not in self.skill_buttons:
                 button = w.ToggleButton(description=skill, layout=w.Layout(width="auto"))
-                button.observe(lambda _c: self.request_ranking(), names="value")
+                button.observe(self._on_skill, names="value")
                 self.skill_buttons[skill] = button
         self.skill_box.children = [self.skill_buttons[s] for s in sorted(self.skill_buttons)]
+
+    def _on_skill(self, change: dict[str, Any]) -> None:
+        change["owner"].button_style = "info" if change["new"] else ""
+        self.request_ranking()
 
     @property
     def selected(self) -> list[str]:
