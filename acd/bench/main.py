@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import signal
 import sys
 import tempfile
 import time
@@ -114,11 +115,7 @@ async def throughput_runs(redis: Redis, args: argparse.Namespace,
         setup = await prepare(redis, workload, "naive", contacts=naive_specs)
         try:
             before = await prof.commandstats(redis)
-            if args.profile:
-                naive, pyprof = await prof.cprofiled(
-                    functools.partial(naive_throughput, setup.center, naive_specs))
-            else:
-                naive, pyprof = await naive_throughput(setup.center, naive_specs), []
+            naive = await naive_throughput(setup.center, naive_specs)
             after = await prof.commandstats(redis)
         finally:
             await setup.center.delete()
@@ -131,13 +128,37 @@ async def throughput_runs(redis: Redis, args: argparse.Namespace,
               "memory_per_agent_bytes": round(setup.memory_per_agent),
               "memory_per_queued_contact_bytes": round(setup.memory_per_contact),
               "correct": naive.check.ok, "check": naive.check.as_dict(),
-              "redis_per_assignment": dict(list(rows.items())[:8]),
-              **({"python_profile": pyprof} if pyprof else {})})
+              "redis_per_assignment": dict(list(rows.items())[:8])})
         for batch in args.batches:
-            runs = [await _real_once(redis, args, workload, batch, base, profile=(
-                args.profile and batch == PRIMARY_BATCH and i == 0))
-                for i in range(args.repeat)]
+            runs = [await _real_once(redis, workload, batch, base)
+                    for _ in range(args.repeat)]
             emit(_median(runs))
+        if args.profile and agents in (min(args.agents), max(args.agents)):
+            await profile_runs(redis, workload, naive_specs, emit)
+
+
+async def profile_runs(redis: Redis, workload: Workload,
+                       naive_specs: Sequence[tuple[str, list[str]]],
+                       emit: Callable[[dict[str, Any]], None]) -> None:
+    """cProfile of the Python side, in runs of their own: the profiler's overhead would
+    distort the measured runs (it slows the Python-heavy naive loop three-fold)."""
+    for name in ("naive", "real"):
+        specs = naive_specs if name == "naive" else workload.contact_specs
+        setup = await prepare(redis, workload, f"prof-{name}", contacts=specs)
+        try:
+            if name == "naive":
+                res, rows = await prof.cprofiled(
+                    functools.partial(naive_throughput, setup.center, specs))
+            else:
+                res, rows = await prof.cprofiled(
+                    functools.partial(real_throughput, setup.center, specs, PRIMARY_BATCH))
+        finally:
+            await setup.center.delete()
+        emit({"kind": "profile", "dispatcher": name, "agents": workload.agents,
+              "batch": PRIMARY_BATCH if name == "real" else None,
+              "assignments": res.assigned,
+              "profiled_us_per_assignment": _r(res.us_per_assignment),
+              "python_top_own_time": rows})
 
 
 def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -149,19 +170,13 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-async def _real_once(redis: Redis, args: argparse.Namespace, workload: Workload, batch: int,
-                     base: dict[str, Any], profile: bool) -> dict[str, Any]:
+async def _real_once(redis: Redis, workload: Workload, batch: int,
+                     base: dict[str, Any]) -> dict[str, Any]:
     setup = await prepare(redis, workload, f"real{batch}")
     try:
         await redis.slowlog_reset()
         before = await prof.commandstats(redis)
-        center = setup.center
-        pyprof: list[dict[str, Any]] = []
-        if profile:
-            real, pyprof = await prof.cprofiled(
-                functools.partial(real_throughput, center, workload.contact_specs, batch))
-        else:
-            real = await real_throughput(center, workload.contact_specs, batch)
+        real = await real_throughput(setup.center, workload.contact_specs, batch)
         after = await prof.commandstats(redis)
         slowest = await prof.slowlog_max_us(redis)
     finally:
@@ -179,8 +194,7 @@ async def _real_once(redis: Redis, args: argparse.Namespace, workload: Workload,
             "memory_per_queued_contact_bytes": round(setup.memory_per_contact),
             "correct": real.check.ok and real.assigned == workload.contacts,
             "check": real.check.as_dict(),
-            "redis_per_assignment": dict(list(rows.items())[:12]),
-            **({"python_profile": pyprof} if pyprof else {})}
+            "redis_per_assignment": dict(list(rows.items())[:12])}
 
 
 async def latency_runs(redis: Redis, url: str, args: argparse.Namespace, log_dir: Path,
@@ -341,6 +355,8 @@ def _print(record: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    # SIGTERM unwinds like Ctrl-C, so the embedded Redis below is stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.redis_url:
         records = asyncio.run(run(args, args.redis_url))
     else:
