@@ -17,3 +17,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# acd and lab importable from anywhere (notebook kernels, services), like an editable
+# install: a .pth file that puts this folder on the venv's sys.path.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/redis-acd-lab.pth"
