@@ -179,9 +179,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             try:
                 layout.ensure_packages()
                 running = self.topology()
-                topo = running or services.start(
-                    self._password(), run_dir=self.run_dir, timeout=90
-                )
+                topo = running or services.start(self._password(), run_dir=self.run_dir, timeout=90)
             except LabError as exc:
                 raise StartError(
                     f"HA topology (Redis, Sentinel, HAProxy, keepalived): {exc}; "

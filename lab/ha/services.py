@@ -319,13 +319,16 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
     if state is None:
         return []
     removed: list[str] = []
-    # keepalived first (it releases the VIP), then the rest.
-    entries = sorted(state["processes"].values(), key=lambda e: e["role"] != "keepalived")
-    for entry in entries:
-        pid = entry["pid"]
-        if procs.alive(pid) and _is_ours(pid, entry):
-            procs.terminate(pid, timeout=5)
-            removed.append(f"process {entry['host']}/{entry['role']} (pid {pid})")
+    # keepalived first (it releases the VIP), then the rest, each group in parallel (a
+    # dispatcher may take seconds to notice SIGTERM: it blocks reading its streams).
+    entries = list(state["processes"].values())
+    for group in (
+        [e for e in entries if e["role"] == "keepalived"],
+        [e for e in entries if e["role"] != "keepalived"],
+    ):
+        ours = [e for e in group if procs.alive(e["pid"]) and _is_ours(e["pid"], e)]
+        _terminate_all([e["pid"] for e in ours], timeout=8)
+        removed += [f"process {e['host']}/{e['role']} (pid {e['pid']})" for e in ours]
     for host in state.get("hosts", []):
         # anything else still running inside a namespace the lab made is the lab's too
         if net.ns_name(host) in net.namespaces():
@@ -341,6 +344,22 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
     _state_path(rd).unlink(missing_ok=True)
     clear_active(rd)
     return removed
+
+
+def _terminate_all(pids: list[int], timeout: float) -> None:
+    """SIGTERM every pid, wait for all of them, SIGKILL what is left at the deadline."""
+    for pid in pids:
+        procs.signal_pid(pid, signal.SIGTERM)
+    if procs.wait_until(
+        lambda: not any(procs.alive(p) for p in pids), timeout, raise_on_timeout=False
+    ):
+        return
+    for pid in pids:
+        if procs.alive(pid):
+            procs.signal_pid(pid, signal.SIGKILL)
+    procs.wait_until(
+        lambda: not any(procs.alive(p) for p in pids), 5, what="processes to die after SIGKILL"
+    )
 
 
 def _is_ours(pid: int, entry: dict[str, Any]) -> bool:

@@ -1,0 +1,203 @@
+"""./start.sh --ha end to end: ``python -m lab start --ha``, the contact failover drill
+(``python -m lab.drill``), ``python -m lab stop``.
+
+Real processes in real network namespaces: Linux and root only. LAB_HOME and LAB_ENV_FILE
+point into a temporary folder, so a developer's .lab/ and .env are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lab.envfile import read_env
+from lab.ha import layout, net
+
+REPO = Path(__file__).resolve().parents[2]
+
+_WHY = layout.check_platform()
+if _WHY:
+    print(f"HA start/drill tests skipped: {_WHY}", file=sys.stderr)
+    pytest.skip(f"HA start/drill tests skipped: {_WHY}", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _lab_env(home: Path, jupyter_port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LAB_HOME": str(home),
+        "LAB_ENV_FILE": str(home / ".env"),
+        "LAB_JUPYTER_PORT": str(jupyter_port),
+        "PYTHONPATH": str(REPO),
+    }
+
+
+def _lab(env: dict[str, str], *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], env=env, cwd=REPO, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def _require_free_subnet() -> None:
+    users = net.subnet_users()
+    if users or net.link_exists(net.BRIDGE):
+        pytest.skip(
+            f"192.168.20.0/24 is in use here ({users or net.BRIDGE}): stop the running HA lab "
+            "first (./stop.sh)"
+        )
+
+
+def _leftovers(home: Path) -> list[str]:
+    """Namespaces, links and processes of the lab (under ``home``) that still exist."""
+    left = [n for n in net.namespaces() if n.startswith(net.NS_PREFIX)]
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    left += [
+        line.split()[0]
+        for line in links.splitlines()
+        if line.split()[0].startswith((net.BRIDGE, net.VETH_PREFIX))
+    ]
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    left += [line for line in ps.splitlines() if str(home) in line]
+    return left
+
+
+def _wait_gone(pids: list[int], timeout: float) -> list[int]:
+    """Pids still present at the deadline (a zombie waits for init to reap it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids if Path(f"/proc/{p}").exists()]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def dev_env_file() -> Iterator[None]:
+    """The developer's .env must be the same after these tests."""
+    path = REPO / ".env"
+    before = path.read_bytes() if path.exists() else None
+    yield
+    assert (path.read_bytes() if path.exists() else None) == before, ".env of the repo changed"
+
+
+@pytest.mark.timeout(150)
+def test_a_failed_start_names_the_component_and_leaves_nothing(
+    tmp_path: Path, dev_env_file: None
+) -> None:
+    _require_free_subnet()
+    with socket.socket() as busy:  # JupyterLab's port is taken: the last component fails
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = _lab_env(tmp_path, busy.getsockname()[1])
+        try:
+            proc = _lab(env, "lab", "start", "--ha")
+        finally:
+            _lab(env, "lab", "stop")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "jupyter: port" in proc.stderr and "LAB_JUPYTER_PORT" in proc.stderr, proc.stderr
+    assert "Nothing of it was left running" in proc.stderr
+    assert not (tmp_path / ".env").exists()
+    assert not _leftovers(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def ha_lab(
+    tmp_path_factory: pytest.TempPathFactory, dev_env_file: None
+) -> Iterator[dict[str, str]]:
+    _require_free_subnet()
+    home = tmp_path_factory.mktemp("lab")
+    env = _lab_env(home, _free_port())
+    try:
+        started = time.monotonic()
+        proc = _lab(env, "lab", "start", "--ha")
+        print(proc.stdout, proc.stderr, f"started in {time.monotonic() - started:.1f} s")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        yield env
+    finally:
+        _lab(env, "lab", "stop")
+
+
+@pytest.mark.timeout(60)
+def test_start_writes_env_and_serves_through_the_vip(ha_lab: dict[str, str]) -> None:
+    values = read_env(Path(ha_lab["LAB_ENV_FILE"]))
+    assert values["ACD_ENV"] == "ha"
+    assert set(values) >= {"REDIS_URL", "API_URL", "JUPYTER_URL", "REDIS_PASSWORD", "JUPYTER_TOKEN"}
+    assert "@192.168.20.100:12000" in values["REDIS_URL"]
+    assert values["API_URL"] == "http://192.168.20.100:8000"
+    assert httpx.get(values["API_URL"] + "/health", timeout=5).json()["redis"] == "ok"
+    jupyter = values["JUPYTER_URL"].split("/lab?")[0]
+    reply = httpx.get(f"{jupyter}/api/status", params={"token": values["JUPYTER_TOKEN"]}, timeout=5)
+    assert reply.status_code == 200
+    # JupyterLab's kernels get REDIS_URL through the VIP
+    pid = int((Path(ha_lab["LAB_HOME"]) / "ha" / "run" / "jupyter.pid").read_text())
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"REDIS_URL={values['REDIS_URL']}".encode() in environ
+
+
+@pytest.mark.timeout(60)
+def test_start_again_is_harmless(ha_lab: dict[str, str]) -> None:
+    state = json.loads((Path(ha_lab["LAB_HOME"]) / "ha" / "state.json").read_text())
+    before = {k: v["pid"] for k, v in state["processes"].items()}
+    proc = _lab(ha_lab, "lab", "start", "--ha", timeout=50)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("already running") >= 6, proc.stdout
+    state = json.loads((Path(ha_lab["LAB_HOME"]) / "ha" / "state.json").read_text())
+    assert {k: v["pid"] for k, v in state["processes"].items()} == before
+    status = _lab(ha_lab, "lab", "status", timeout=30)
+    assert "HA lab        running" in status.stdout and "STOPPED" not in status.stdout
+
+
+@pytest.mark.timeout(150)
+def test_drill_loses_no_contact(ha_lab: dict[str, str]) -> None:
+    started = time.monotonic()
+    proc = _lab(ha_lab, "lab.drill", "--json", timeout=140)
+    print(proc.stderr[-3000:], f"drill took {time.monotonic() - started:.1f} s")
+    report = json.loads(proc.stdout)
+    print(json.dumps(report["events"], indent=1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report["lost"] == 0 and report["duplicates"] == 0, report
+    assert report["components_survived"], report["components"]
+    events = report["events"]
+    assert len(events) == 4
+    for event in events:
+        assert event["offered"] > 0 and event["lost"] == 0, event
+        assert event["assigned"] == event["offered"], event
+    kill = events[2]
+    assert kill["event"].startswith("kill -9 primary")
+    assert kill["client_errors"] > 0 and 0 < kill["outage_s"] < 15, kill
+    assert events[1]["outage_s"] < 10, events[1]
+    # the old primary is back, as a replica
+    assert sorted(report["final_roles"].values()) == ["master", "slave", "slave"]
+
+
+@pytest.mark.timeout(90)
+def test_stop_leaves_nothing_behind(ha_lab: dict[str, str]) -> None:
+    home = Path(ha_lab["LAB_HOME"])
+    state = json.loads((home / "ha" / "state.json").read_text())
+    pids = [int(e["pid"]) for e in state["processes"].values()]
+    pids.append(int((home / "ha" / "run" / "jupyter.pid").read_text()))
+    proc = _lab(ha_lab, "lab", "stop", timeout=80)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "removed bridge acdlab-br0" in proc.stdout
+    assert not _wait_gone(pids, 15), "processes left (even zombies)"
+    assert not _leftovers(home)
+    assert not (home / "ha" / "state.json").exists()
+    again = _lab(ha_lab, "lab", "stop", timeout=30)
+    assert again.returncode == 0 and "removed" not in again.stdout
