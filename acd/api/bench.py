@@ -1,0 +1,202 @@
+"""Benchmark: contacts created per second through the real API.
+
+Starts ``uvicorn acd.api.app:app --workers 2`` (or uses ``--api-url``), then N concurrent
+clients (each its own httpx.AsyncClient and keep-alive connection) POST
+``/v1/centers/<bench center>/contacts`` until ``--count`` contacts exist; prints one JSON
+line with the rate, latency percentiles and the machine. The center is deleted afterwards.
+No dispatcher runs: this measures the API and the create function, not assignment.
+
+    python -m acd.api.bench                  # Redis from REDIS_URL / .env
+    python -m acd.api.bench --embedded       # a throw-away embedded Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from acd.center import Center
+from acd.connection import connect
+from acd.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[2]
+SKILLS = [["English", "Spanish"], ["Support", "Disputes", "Billing"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def embedded_redis() -> Iterator[str]:
+    from lab.embedded import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory(prefix="acd-bench-") as tmp:
+        server = EmbeddedRedis(Path(tmp), _free_port(), password="bench")
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@contextmanager
+def uvicorn(redis_url: str, workers: int, deadline_s: float = 30.0) -> Iterator[str]:
+    """Run the API under uvicorn on a free port until the block ends."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+         "--no-access-log"],
+        env=env, cwd=REPO, start_new_session=True)
+    try:
+        deadline = time.monotonic() + deadline_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn not healthy after {deadline_s} s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+async def run_clients(api_url: str, center: str, count: int, clients: int,
+                      timeout_s: float) -> dict[str, Any]:
+    """``clients`` concurrent clients create ``count`` contacts; returns the figures."""
+    remaining = count
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+
+    async def client(seed: int) -> None:
+        nonlocal remaining
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as http:
+            while remaining > 0:
+                remaining -= 1
+                body = {"skills": [rng.choice(SKILLS[0]), rng.choice(SKILLS[1])]}
+                t0 = time.perf_counter()
+                try:
+                    r = await http.post(f"/v1/centers/{center}/contacts", json=body)
+                    status = str(r.status_code)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                latencies.append(time.perf_counter() - t0)
+                if status != "201":
+                    errors[status] = errors.get(status, 0) + 1
+
+    t0 = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(clients))), timeout_s)
+    elapsed = time.perf_counter() - t0
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+    return {"elapsed_s": round(elapsed, 3),
+            "contacts_per_s": round((count - sum(errors.values())) / elapsed, 1),
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": errors}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+async def amain(args: argparse.Namespace, api_url: str, redis_url: str) -> dict[str, Any]:
+    center = f"bench-{uuid.uuid4().hex[:8]}"
+    load_before = os.getloadavg()[0]
+    try:
+        await run_clients(api_url, center, args.warmup, args.clients, args.timeout)
+        figures = await run_clients(api_url, center, args.count, args.clients, args.timeout)
+        async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as http:
+            offered = (await http.get(f"/v1/centers/{center}/stats")).json()["offered"]
+    finally:
+        redis = connect(redis_url)
+        try:
+            await Center(redis, center).delete()
+        finally:
+            await redis.aclose()
+    return {
+        "bench": "acd.api contacts created per second",
+        "contacts_per_s": figures["contacts_per_s"],
+        "count": args.count, "warmup": args.warmup, "clients": args.clients,
+        "uvicorn_workers": args.workers, "offered_in_redis": offered,
+        **{k: v for k, v in figures.items() if k != "contacts_per_s"},
+        "machine": {"cores": os.cpu_count(), "cpu": _cpu_model(),
+                    "loadavg_1m_before": round(load_before, 2),
+                    "loadavg_1m_after": round(os.getloadavg()[0], 2),
+                    "python": platform.python_version(), "os": platform.platform()},
+        "note": "client, API workers and Redis share the machine",
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m acd.api.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--count", type=int, default=5000, help="contacts to create (%(default)s)")
+    p.add_argument("--warmup", type=int, default=300, help="contacts before timing")
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    p.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    p.add_argument("--timeout", type=float, default=300.0, help="deadline of a run, s")
+    p.add_argument("--redis-url", default=None, help="default: REDIS_URL / .env")
+    p.add_argument("--embedded", action="store_true",
+                   help="start a throw-away embedded Redis instead")
+    p.add_argument("--api-url", default=None,
+                   help="benchmark a running API (on the same Redis) instead of starting one")
+    args = p.parse_args(argv)
+    if min(args.count, args.clients, args.workers) < 1 or args.warmup < 0:
+        p.error("--count, --clients and --workers must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    with ExitStack() as stack:
+        redis_url = (stack.enter_context(embedded_redis()) if args.embedded
+                     else args.redis_url or get_settings().redis_url)
+        api_url = args.api_url or stack.enter_context(uvicorn(redis_url, args.workers))
+        result = asyncio.run(amain(args, api_url, redis_url))
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
