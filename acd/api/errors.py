@@ -1,7 +1,9 @@
 """How errors become HTTP responses.
 
 422 validation (field-level ``detail`` list, like FastAPI's, without echoing the input),
-404 NotFound, 409 AlreadyExists / InvalidState, 503 when Redis cannot be reached.
+404 NotFound, 409 AlreadyExists / InvalidState, 503 when Redis cannot be reached or cannot
+write for now (a replica after failover, too few replicas for min-replicas-to-write,
+loading). 503 carries Retry-After.
 Anything else is a bug and stays a 500: the schema test looks for them.
 """
 
@@ -15,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acd.errors import Conflict, InvalidInput, NotFound
@@ -73,6 +76,18 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
+# Error replies that mean "not now" rather than "never": failover, min-replicas, loading.
+TRANSIENT_REPLIES = ("READONLY", "NOREPLICAS", "LOADING", "MASTERDOWN", "TRYAGAIN",
+                     "CLUSTERDOWN", "BUSY ")
+
+
+async def _redis_reply(request: Request, exc: Exception) -> JSONResponse:
+    # redis-py strips the codes it knows (READONLY -> ReadOnlyError) from the message.
+    if isinstance(exc, ReadOnlyError) or str(exc).startswith(TRANSIENT_REPLIES):
+        return await _redis_down(request, exc)
+    raise exc  # anything else is a bug: a 500 the tests must see
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(InvalidInput, _invalid_input)
@@ -80,3 +95,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(RedisConnectionError, _redis_down)
     app.add_exception_handler(RedisTimeoutError, _redis_down)
+    app.add_exception_handler(ResponseError, _redis_reply)

@@ -53,3 +53,32 @@ async def test_health_503_and_routes_503_when_redis_is_down() -> None:
         assert r.json()["redis"] == "down"
         r = await c.get("/v1/centers/x/agents")
         assert r.status_code == 503, r.text
+
+
+async def test_transient_redis_replies_are_503_others_500() -> None:
+    from fastapi import FastAPI
+    from redis.exceptions import ReadOnlyError, ResponseError
+
+    from acd.api import errors
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/noreplicas")
+    async def noreplicas() -> None:
+        raise ResponseError("NOREPLICAS Not enough good replicas to write.")
+
+    @app.get("/readonly")
+    async def readonly() -> None:
+        raise ReadOnlyError("You can't write against a read only replica.")
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise ResponseError("ERR wrong number of arguments")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=5) as c:
+        for path in ("/noreplicas", "/readonly"):
+            r = await c.get(path)
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", path
+        assert (await c.get("/bug")).status_code == 500
