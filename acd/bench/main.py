@@ -337,7 +337,7 @@ async def run(args: argparse.Namespace, url: str,
         await redis.aclose()
     record(ratios(records))
     if args.plot:
-        files = _plot(records, args.plot)
+        files = await asyncio.to_thread(_plot, records, args.plot)  # Playwright sync API
         record({"kind": "plot", "files": [str(f) for f in files]})
     return records
 
