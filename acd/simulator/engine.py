@@ -398,4 +398,5 @@ class Engine:
             agent=rec.agent if answered else None,
             busy_from=self._server_to_scenario(rec.busy_from or rec.assigned_at or 0)
             if answered else None,
-            busy_to=self._server_to_scenario(busy_to) if busy_to else None)
+            busy_to=self._server_to_scenario(busy_to) if busy_to else None,
+            index=rec.arrival.index)

@@ -49,6 +49,7 @@ class Outcome:
     agent: str | None = None
     busy_from: float | None = None
     busy_to: float | None = None
+    index: int = -1  # of the arrival in the scenario's draw
 
 
 class Interval(BaseModel):

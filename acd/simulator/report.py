@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from acd.simulator import erlang
 from acd.simulator.engine import RunResult
-from acd.simulator.kpis import Interval, Kpis, batch_interval, compute, queue_series
+from acd.simulator.kpis import Interval, Kpis, Outcome, batch_interval, compute, queue_series
 from acd.simulator.scenario import Scenario
 
 DEFAULT_BATCHES = 10
@@ -24,6 +24,7 @@ class Samples(BaseModel):
     queue: list[tuple[float, int]] = Field(default_factory=list)  # (scenario s, waiting)
     waits: list[float] = Field(default_factory=list)  # answered contacts, scenario s
     occupancy: dict[str, float] = Field(default_factory=dict)  # agent -> share of window
+    outcomes: list[Outcome] = Field(default_factory=list)  # every contact
 
 
 class Figure(BaseModel):
@@ -105,7 +106,7 @@ def build(scenario: Scenario, result: RunResult, center: str, via: str, started:
         intervals=intervals, per_skill=per_skill, occupancy=occupancy, notes=result.notes,
         samples=Samples(queue=queue_series(result.outcomes),
                         waits=sorted(o.wait for o in window if o.answered and o.wait is not None),
-                        occupancy=occupancy))
+                        occupancy=occupancy, outcomes=list(result.outcomes)))
     if compare:
         report.erlang = compare_erlang(scenario, report)
     return report

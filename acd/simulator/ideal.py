@@ -1,0 +1,108 @@
+"""The ideal ACD, replayed: what the same draws give with zero dispatch latency.
+
+For a single-skill center with FIFO service, the wait of every contact follows from the
+arrival times, handle times and patience alone (which free agent takes a contact does not
+change anyone's wait). Comparing a run with the replay of its own draws removes sampling
+error: what is left is the real system's latency (dispatch, event delivery, completion).
+"""
+
+from __future__ import annotations
+
+import heapq
+import statistics
+from collections.abc import Sequence
+
+from acd.simulator.erlang import model
+from acd.simulator.kpis import Kpis, Outcome, summarize
+from acd.simulator.scenario import Arrival, Scenario
+
+
+def replay(arrivals: Sequence[Arrival], agents: int) -> list[float | None]:
+    """Per arrival: its wait in an ideal FIFO queue with ``agents`` agents, or None if its
+    caller abandons (patience shorter than the wait)."""
+    free = [0.0] * agents  # when each agent is next free
+    waits: list[float | None] = []
+    for a in sorted(arrivals, key=lambda x: x.at):
+        start = max(a.at, free[0])
+        if a.patience is not None and start - a.at > a.patience:
+            waits.append(None)
+            continue
+        heapq.heapreplace(free, start + a.handle)
+        waits.append(start - a.at)
+    order = sorted(range(len(arrivals)), key=lambda i: arrivals[i].at)
+    result: list[float | None] = [None] * len(arrivals)
+    for rank, i in enumerate(order):
+        result[i] = waits[rank]
+    return result
+
+
+def excess_waits(outcomes: Sequence[Outcome], agents: int) -> dict[int, float]:
+    """Per answered contact (by arrival index): measured wait minus its wait in an ideal
+    FIFO ACD that sees the *same* arrival times and the *same* busy periods (as measured).
+
+    That ideal ACD assigns the moment an agent and a contact are both free, so the excess
+    is the real ACD's dispatch delay alone: the simulator's own lags (queueing a contact
+    late, completing late) are in the measured arrivals and busy periods on both sides.
+    Contacts that abandoned take no agent on either side. Single skill only."""
+    free = [0.0] * agents
+    excess: dict[int, float] = {}
+    for o in sorted(outcomes, key=lambda x: x.arrived):
+        if not o.answered or o.wait is None or o.busy_from is None or o.busy_to is None:
+            continue
+        start = max(o.arrived, free[0])
+        heapq.heapreplace(free, start + (o.busy_to - o.busy_from))
+        excess[o.index] = o.wait - (start - o.arrived)
+    return excess
+
+
+def ideal_outcomes(scenario: Scenario, seed: int | None = None) -> list[Outcome]:
+    """The scenario's draws (with ``seed`` if given) replayed in the ideal ACD."""
+    draw = (scenario if seed is None else scenario.model_copy(update={"seed": seed})).draw()
+    agents = len(draw.agents)
+    waits = replay(draw.arrivals, agents)
+    return [Outcome(signature=",".join(a.skills), arrived=a.at, answered=w is not None,
+                    abandoned=w is None, wait=a.patience if w is None else w, index=a.index)
+            for a, w in zip(draw.arrivals, waits, strict=True)]
+
+
+def window_load(scenario: Scenario, seed: int | None = None) -> tuple[float, float]:
+    """Arrival rate (per s) and mean handle time (s) the draws realize in the KPI window."""
+    draw = (scenario if seed is None else scenario.model_copy(update={"seed": seed})).draw()
+    end = scenario.duration if scenario.duration is not None else draw.span + 1e-9
+    inside = [a for a in draw.arrivals if scenario.warmup <= a.at < end]
+    if not inside:
+        raise ValueError("no arrival in the KPI window")
+    return len(inside) / (end - scenario.warmup), sum(a.handle for a in inside) / len(inside)
+
+
+METRICS = ("p_wait", "asa", "service_level")
+
+
+def erlang_gaps(scenario: Scenario, kpis: Kpis, seed: int | None = None) -> dict[str, float]:
+    """``kpis`` minus Erlang C/A evaluated at the load the draws realize in the window
+    (a control variate: most of a run's sampling error is its luck in arrivals and handle
+    times, and this takes that luck out). Single skill, Poisson, exponential handle."""
+    rate, handle = window_load(scenario, seed)
+    agents = len(scenario.draw().agents)
+    m = model(rate, handle, agents, scenario.patience)
+    eps, t = kpis.wait_epsilon, scenario.sl_threshold
+    predicted = {"p_wait": m.p_wait_longer(eps), "asa": m.asa,
+                 "service_level": m.service_level(t)}
+    return {k: float(getattr(kpis, k)) - predicted[k] for k in METRICS}
+
+
+def sampling_sd(scenario: Scenario, replications: int = 200, first_seed: int = 10_000
+                ) -> dict[str, float]:
+    """Standard deviation of :func:`erlang_gaps` over ``replications`` ideal replays of the
+    scenario with other seeds: the sampling error of a run of exactly this length."""
+    eps = scenario.wait_epsilon_ms / 1000.0 * scenario.time_scale
+    end = scenario.duration
+    gaps: dict[str, list[float]] = {k: [] for k in METRICS}
+    for seed in range(first_seed, first_seed + replications):
+        outcomes = ideal_outcomes(scenario, seed)
+        stop = end if end is not None else max(o.arrived for o in outcomes) + 1e-9
+        window = [o for o in outcomes if scenario.warmup <= o.arrived < stop]
+        kpis = summarize(window, scenario.sl_threshold, eps)
+        for k, v in erlang_gaps(scenario, kpis, seed).items():
+            gaps[k].append(v)
+    return {k: statistics.stdev(v) for k, v in gaps.items()}
