@@ -44,9 +44,12 @@ class EmbeddedRedis(Service):
         self.port = port
         self.password = password
         self.data_dir = run_dir / "data" / name
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(name=name, argv=redis_argv(port, self.data_dir, password),
                          run_dir=run_dir, healthy=self.ping, start_timeout=30)
+
+    def start(self) -> bool:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return super().start()
 
     @property
     def url(self) -> str:
