@@ -32,7 +32,7 @@ from acd.models import (
 )
 from acd.settings import get_settings
 
-DEFAULT_BATCH = 200
+DEFAULT_BATCH = 50  # one round holds Redis for ~50 µs per assignment: keep rounds short
 DEFAULT_BUDGET = 20_000  # queued contacts one dispatch call may examine
 
 
