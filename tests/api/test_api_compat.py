@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from acd_invariants import check_invariants
-from conftest import Server
+from api_server import Server
 
 from acd import Center
 from acd.dispatcher import Dispatcher

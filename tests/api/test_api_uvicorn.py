@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, start_uvicorn, stop_uvicorn
+from api_server import Server, start_uvicorn, stop_uvicorn
 
 from acd import Center
 
