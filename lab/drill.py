@@ -42,42 +42,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 from rich.console import Console
 from rich.table import Table
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from lab.ha import failover, roles
 from lab.ha.layout import HATopology, _client, _load_state
 from lab.ha.net import LabError
+from lab.ha.traffic import RETRY_FOR, Traffic
 
-SKILLS = ["support"]
-REQUEST_TIMEOUT = 5.0  # seconds per attempt
-RETRY_FOR = 60.0  # seconds a client keeps retrying one call
 SETTLE_S = 2.0  # clients must succeed without an error this long after an event
 
 
 # --------------------------------------------------------------------------- records
-
-
-@dataclass
-class Attempt:
-    start: float
-    end: float
-    ok: bool
-    kind: str  # "ok", "HTTP 503", "ConnectError", ...
-
-
-@dataclass
-class ContactRecord:
-    id: str
-    first_try: float
-    acked_at: float | None = None
-    status: int | None = None  # the 2xx that acknowledged it
-    assigned_seen: bool = False
-    completed: bool = False
-    gave_up: str | None = None
 
 
 @dataclass
@@ -122,147 +99,41 @@ class DrillReport:
         return data
 
     def table(self) -> Table:
-        t = Table(title=f"Contact failover drill (center {self.center}, {self.rate:g} contacts/s, "
-                        f"{self.agents} agents)")
-        for col in ("event", "outage s", "offered", "assigned", "lost", "client errors",
-                    "max POST wait s"):
+        t = Table(
+            title=f"Contact failover drill (center {self.center}, {self.rate:g} contacts/s, "
+            f"{self.agents} agents)"
+        )
+        for col in (
+            "event",
+            "outage s",
+            "offered",
+            "assigned",
+            "lost",
+            "client errors",
+            "max POST wait s",
+        ):
             t.add_column(col, justify="left" if col in ("event", "client errors") else "right")
         for e in self.events:
             kinds = ", ".join(f"{k} x{n}" for k, n in sorted(e.error_kinds.items())) or "-"
-            t.add_row(e.event, f"{e.outage_s:.2f}", str(e.offered), str(e.assigned),
-                      str(e.lost), f"{e.client_errors} ({kinds})" if e.client_errors else "0",
-                      f"{e.max_post_s:.2f}")
-        t.caption = (f"duplicates {self.duplicates}; components survived: "
-                     f"{'yes' if self.components_survived else 'NO'} "
-                     f"({', '.join(f'{k} {v}' for k, v in self.components.items())}); "
-                     f"roles now {self.final_roles}; VIP on {self.vip_holder}")
+            t.add_row(
+                e.event,
+                f"{e.outage_s:.2f}",
+                str(e.offered),
+                str(e.assigned),
+                str(e.lost),
+                f"{e.client_errors} ({kinds})" if e.client_errors else "0",
+                f"{e.max_post_s:.2f}",
+            )
+        t.caption = (
+            f"duplicates {self.duplicates}; components survived: "
+            f"{'yes' if self.components_survived else 'NO'} "
+            f"({', '.join(f'{k} {v}' for k, v in self.components.items())}); "
+            f"roles now {self.final_roles}; VIP on {self.vip_holder}"
+        )
         return t
 
 
 # --------------------------------------------------------------------------- traffic
-
-
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
-
-
-class Traffic:
-    """Callers and agents through the REST API, every attempt recorded."""
-
-    def __init__(self, api_url: str, center: str, rate: float, agents: int,
-                 handle_s: float) -> None:
-        self.center = center
-        self.base = f"/v1/centers/{center}"
-        self.rate = rate
-        self.agents = agents
-        self.handle_s = handle_s
-        self.http = httpx.AsyncClient(
-            base_url=api_url, timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=1.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
-        self.attempts: list[Attempt] = []
-        self.contacts: dict[str, ContactRecord] = {}
-        self.offering = True
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    async def call(self, method: str, path: str, body: Any = None,
-                   ok: tuple[int, ...] = (200, 201)) -> httpx.Response:
-        """One logical call, retried with backoff on connection errors and 5xx."""
-        response: httpx.Response | None = None
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_transient),
-            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.1),
-            stop=stop_after_delay(RETRY_FOR), reraise=True,
-        ):
-            with attempt:
-                t0 = time.monotonic()
-                try:
-                    response = await self.http.request(method, self.base + path, json=body)
-                except httpx.TransportError as exc:
-                    self.attempts.append(Attempt(t0, time.monotonic(), False,
-                                                 type(exc).__name__))
-                    raise
-                good = response.status_code < 500 and response.status_code in ok
-                self.attempts.append(Attempt(t0, time.monotonic(), good,
-                                             "ok" if good else f"HTTP {response.status_code}"))
-                if response.status_code >= 500:
-                    response.raise_for_status()
-        assert response is not None
-        return response
-
-    async def setup(self) -> None:
-        for i in range(self.agents):
-            body = {"id": f"agent{i:03d}", "fname": "Drill", "lname": f"Agent {i}",
-                    "skills": SKILLS, "available": True}
-            await self.call("POST", "/agents", body, ok=(201, 409))
-
-    async def callers(self) -> None:
-        """Start a caller every 1/rate s until told to stop."""
-        period = 1.0 / self.rate
-        next_at = time.monotonic()
-        while self.offering:
-            task = asyncio.create_task(self.caller())
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
-            next_at += period
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-
-    async def caller(self) -> None:
-        rec = ContactRecord(uuid.uuid4().hex[:16], time.monotonic())
-        self.contacts[rec.id] = rec
-        try:
-            response = await self.call("POST", "/contacts", {"skills": SKILLS, "id": rec.id})
-        except (httpx.HTTPError, RuntimeError) as exc:
-            rec.gave_up = f"POST: {type(exc).__name__}: {exc}"
-            return
-        if response.status_code not in (200, 201):
-            rec.gave_up = f"POST -> {response.status_code}: {response.text[:200]}"
-            return
-        rec.acked_at, rec.status = time.monotonic(), response.status_code
-        deadline = time.monotonic() + RETRY_FOR
-        state = response.json().get("state")
-        while state == "queued" and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            try:
-                got = await self.call("GET", f"/contacts/{rec.id}", ok=(200,))
-            except (httpx.HTTPError, RuntimeError):
-                continue
-            if got.status_code == 200:
-                state = got.json().get("state")
-        if state not in ("assigned", "completed"):
-            rec.gave_up = f"not assigned within {RETRY_FOR:.0f} s (state {state})"
-            return
-        rec.assigned_seen = True
-        await asyncio.sleep(self.handle_s)
-        try:
-            await self.call("POST", f"/contacts/{rec.id}/complete", ok=(200,))
-            rec.completed = True
-        except (httpx.HTTPError, RuntimeError) as exc:
-            rec.gave_up = f"complete: {type(exc).__name__}: {exc}"
-
-    async def drain(self, timeout: float) -> None:
-        self.offering = False
-        deadline = time.monotonic() + timeout
-        while self.tasks and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        for task in list(self.tasks):
-            task.cancel()
-
-    def last_error_after(self, t: float) -> float | None:
-        errors = [a.end for a in self.attempts if not a.ok and a.start >= t]
-        return max(errors) if errors else None
-
-    def recovered_since(self, t: float, settle: float) -> bool:
-        """A call that started after ``t`` succeeded, and no call failed for ``settle`` s."""
-        now = time.monotonic()
-        recent = [a for a in self.attempts[-2000:] if a.end >= t]
-        if any(not a.ok and a.end > now - settle for a in recent):
-            return False
-        return any(a.ok and a.start >= t for a in recent) and now - t >= settle
-
-    async def close(self) -> None:
-        await self.http.aclose()
 
 
 # --------------------------------------------------------------------------- the drill
@@ -283,14 +154,24 @@ async def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def _app_pids(run_dir: Path) -> dict[str, int]:
     state = _load_state(run_dir) or {"processes": {}}
-    return {k.removesuffix("/app"): int(v["pid"]) for k, v in state["processes"].items()
-            if k.endswith("/app")}
+    return {
+        k.removesuffix("/app"): int(v["pid"])
+        for k, v in state["processes"].items()
+        if k.endswith("/app")
+    }
 
 
-async def arun(*, rate: float = 10.0, agents: int = 20, handle_s: float = 0.3,
-               warmup_s: float = 3.0, settle_s: float = SETTLE_S, event_timeout: float = 45.0,
-               run_dir: Path | str | None = None,
-               echo: Callable[[str], None] | None = None) -> DrillReport:
+async def arun(
+    *,
+    rate: float = 10.0,
+    agents: int = 20,
+    handle_s: float = 0.3,
+    warmup_s: float = 3.0,
+    settle_s: float = SETTLE_S,
+    event_timeout: float = 45.0,
+    run_dir: Path | str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> DrillReport:
     """Run the drill against the running HA lab (see the module docstring)."""
     say = echo or (lambda _: None)
     rd = _run_dir(run_dir)
@@ -308,16 +189,23 @@ async def arun(*, rate: float = 10.0, agents: int = 20, handle_s: float = 0.3,
         phases.append(("baseline (no failure)", t0, ""))
         await asyncio.sleep(warmup_s)
 
-        async def event(name: str, action: Callable[[], Awaitable[object]],
-                        ready: Callable[[], bool], what: str,
-                        describe: Callable[[], str]) -> None:
+        async def event(
+            name: str,
+            action: Callable[[], Awaitable[object]],
+            ready: Callable[[], bool],
+            what: str,
+            describe: Callable[[], str],
+        ) -> None:
             at = time.monotonic()
             say(f"  {name} ...")
             phases.append((name, at, ""))
             await action()
             await _wait(ready, event_timeout, what)
-            await _wait(lambda: traffic.recovered_since(at, settle_s), event_timeout,
-                        f"clients to succeed again after {name}")
+            await _wait(
+                lambda: traffic.recovered_since(at, settle_s),
+                event_timeout,
+                f"clients to succeed again after {name}",
+            )
             detail = await asyncio.to_thread(describe)
             phases[-1] = (name, at, detail)
             say(f"  {name}: {detail}")
@@ -325,10 +213,13 @@ async def arun(*, rate: float = 10.0, agents: int = 20, handle_s: float = 0.3,
         holder = roles.vip_holder(rd) or "lb1"
         other = next(n for n in topo.lbs if n != holder)
 
-        await event(f"stop {holder} (VIP moves)",
-                    lambda: asyncio.to_thread(failover.stop_lb, holder, rd),
-                    lambda: roles.vip_holders(rd) == [other], f"the VIP on {other}",
-                    lambda: f"VIP {topo.vip} moved from {holder} to {roles.vip_holder(rd)}")
+        await event(
+            f"stop {holder} (VIP moves)",
+            lambda: asyncio.to_thread(failover.stop_lb, holder, rd),
+            lambda: roles.vip_holders(rd) == [other],
+            f"the VIP on {other}",
+            lambda: f"VIP {topo.vip} moved from {holder} to {roles.vip_holder(rd)}",
+        )
 
         old = roles.primary(rd)
 
@@ -338,10 +229,13 @@ async def arun(*, rate: float = 10.0, agents: int = 20, handle_s: float = 0.3,
             with topo.client() as r:
                 return str(r.execute_command("ROLE")[0]) == "master"
 
-        await event(f"kill -9 primary {old}",
-                    lambda: asyncio.to_thread(failover.kill_primary, rd),
-                    promoted, "a new primary through the VIP",
-                    lambda: f"Sentinel promoted {roles.primary(rd)} (was {old})")
+        await event(
+            f"kill -9 primary {old}",
+            lambda: asyncio.to_thread(failover.kill_primary, rd),
+            promoted,
+            "a new primary through the VIP",
+            lambda: f"Sentinel promoted {roles.primary(rd)} (was {old})",
+        )
 
         async def bring_back() -> None:
             await asyncio.to_thread(failover.start_lb, holder, rd)
@@ -351,10 +245,16 @@ async def arun(*, rate: float = 10.0, agents: int = 20, handle_s: float = 0.3,
             info = roles.status(rd)
             return info["roles"].get(old) == "slave" and all(info["processes"].values())
 
-        await event(f"bring back {holder} + {old}", bring_back, rejoined,
-                    f"{old} as a replica and {holder} running",
-                    lambda: f"{holder} back as backup (VIP stays on {roles.vip_holder(rd)}); "
-                            f"{old} rejoined as a replica of {roles.primary(rd)}")
+        await event(
+            f"bring back {holder} + {old}",
+            bring_back,
+            rejoined,
+            f"{old} as a replica and {holder} running",
+            lambda: (
+                f"{holder} back as backup (VIP stays on {roles.vip_holder(rd)}); "
+                f"{old} rejoined as a replica of {roles.primary(rd)}"
+            ),
+        )
         t_end = time.monotonic()
         await traffic.drain(RETRY_FOR)
         feeder.cancel()
@@ -366,25 +266,42 @@ async def arun(*, rate: float = 10.0, agents: int = 20, handle_s: float = 0.3,
     pids_after = _app_pids(rd)
     from lab.processes import pid_alive
 
-    components = {name: ("survived" if pids_after.get(name) == pid and pid_alive(pid)
-                         else "RESTARTED OR DEAD") for name, pid in sorted(pids_before.items())}
+    components = {
+        name: (
+            "survived" if pids_after.get(name) == pid and pid_alive(pid) else "RESTARTED OR DEAD"
+        )
+        for name, pid in sorted(pids_before.items())
+    }
     results = _results(traffic, phases, t_end, found["states"])
     created = sum(1 for s in found["states"].values() if s is not None)
     notes = sorted({r.gave_up for r in traffic.contacts.values() if r.gave_up})[:10]
-    unacked_created = sum(1 for cid, r in traffic.contacts.items()
-                          if r.acked_at is None and found["states"].get(cid) is not None)
+    unacked_created = sum(
+        1
+        for cid, r in traffic.contacts.items()
+        if r.acked_at is None and found["states"].get(cid) is not None
+    )
     info = roles.status(rd)
     return DrillReport(
-        center=center, rate=rate, agents=agents, events=results,
+        center=center,
+        rate=rate,
+        agents=agents,
+        events=results,
         duplicates=max(0, found["offered_counter"] - created) + found["foreign"],
         unacked_created=unacked_created,
         components_survived=all(v == "survived" for v in components.values()),
-        components=components, final_roles=dict(info["roles"]),
-        vip_holder=", ".join(info["vip_holder"]) or None, notes=notes)
+        components=components,
+        final_roles=dict(info["roles"]),
+        vip_holder=", ".join(info["vip_holder"]) or None,
+        notes=notes,
+    )
 
 
-def _results(traffic: Traffic, phases: list[tuple[str, float, str]], t_end: float,
-             states: dict[str, str | None]) -> list[EventResult]:
+def _results(
+    traffic: Traffic,
+    phases: list[tuple[str, float, str]],
+    t_end: float,
+    states: dict[str, str | None],
+) -> list[EventResult]:
     out: list[EventResult] = []
     for i, (name, at, detail) in enumerate(phases):
         until = phases[i + 1][1] if i + 1 < len(phases) else t_end + RETRY_FOR
@@ -399,11 +316,19 @@ def _results(traffic: Traffic, phases: list[tuple[str, float, str]], t_end: floa
         offered = [r for r in recs if r.acked_at is not None]
         assigned = [r for r in offered if states.get(r.id) in ("assigned", "completed")]
         waits = [r.acked_at - r.first_try for r in offered if r.acked_at is not None]
-        out.append(EventResult(
-            event=name, outage_s=round(outage, 2), offered=len(offered), assigned=len(assigned),
-            lost=len(offered) - len(assigned), client_errors=len(errors),
-            error_kinds=dict(Counter(a.kind for a in errors)),
-            max_post_s=round(max(waits, default=0.0), 2), detail=detail))
+        out.append(
+            EventResult(
+                event=name,
+                outage_s=round(outage, 2),
+                offered=len(offered),
+                assigned=len(assigned),
+                lost=len(offered) - len(assigned),
+                client_errors=len(errors),
+                error_kinds=dict(Counter(a.kind for a in errors)),
+                max_post_s=round(max(waits, default=0.0), 2),
+                detail=detail,
+            )
+        )
     return out
 
 
@@ -421,13 +346,17 @@ def _redis_states(topo: HATopology, center: str, ids: list[str]) -> dict[str, An
                 for cid in ids:
                     pipe.execute_command("JSON.GET", keys.contact(cid), "$.state")
                 raw = pipe.execute()
-                states = {cid: (json.loads(v)[0] if v else None) for cid, v in zip(ids, raw,
-                                                                                   strict=True)}
+                states = {
+                    cid: (json.loads(v)[0] if v else None) for cid, v in zip(ids, raw, strict=True)
+                }
                 offered = int(r.hget(keys.stats, "offered") or 0)
                 prefix = keys.contact("")
                 known = set(ids)
-                foreign = sum(1 for k in r.scan_iter(match=keys.pattern(), count=1000)
-                              if str(k).startswith(prefix) and str(k)[len(prefix):] not in known)
+                foreign = sum(
+                    1
+                    for k in r.scan_iter(match=keys.pattern(), count=1000)
+                    if str(k).startswith(prefix) and str(k)[len(prefix) :] not in known
+                )
             return {"states": states, "offered_counter": offered, "foreign": foreign}
         except (redis.RedisError, OSError):
             if time.monotonic() > deadline:
@@ -484,8 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     err = Console(stderr=True)
     try:
-        report = run(rate=args.rate, agents=args.agents, handle_s=args.handle,
-                     run_dir=args.run_dir, echo=None if args.json else err.print)
+        report = run(
+            rate=args.rate,
+            agents=args.agents,
+            handle_s=args.handle,
+            run_dir=args.run_dir,
+            echo=None if args.json else err.print,
+        )
     except LabError as exc:
         print(f"lab.drill: {exc}", file=sys.stderr)
         return 1
