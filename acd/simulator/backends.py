@@ -198,7 +198,7 @@ class ApiBackend(Backend):
         in ``ok``, raises ApiError on other statuses."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_transient),
-            wait=wait_exponential_jitter(initial=0.05, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
             stop=stop_after_delay(self.retry_for), reraise=True,
         ):
             with attempt:
@@ -214,7 +214,7 @@ class ApiBackend(Backend):
     async def start(self) -> None:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_for),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0), reraise=True,
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05), reraise=True,
         ):
             with attempt:
                 (await self.http.get("/health", timeout=REQUEST_TIMEOUT)).raise_for_status()

@@ -126,6 +126,10 @@ class Engine:
         dispatch_tasks: list[asyncio.Task[None]] = []
         workers: list[Dispatcher] = []
         real0 = time.monotonic()
+        for kind in self.scenario.types():
+            if not any(set(kind.skills) <= set(skills) for skills in draw.agents):
+                self._note(f"no agent has every skill of contact type {kind.signature}: "
+                           "those contacts can only wait")
         try:
             await self.backend.start()
             await self._setup(agent_ids, draw.agents)
@@ -399,4 +403,4 @@ class Engine:
             busy_from=self._server_to_scenario(rec.busy_from or rec.assigned_at or 0)
             if answered else None,
             busy_to=self._server_to_scenario(busy_to) if busy_to else None,
-            index=rec.arrival.index)
+            index=rec.arrival.index, planned=rec.arrival.at)

@@ -61,7 +61,8 @@ def ideal_outcomes(scenario: Scenario, seed: int | None = None) -> list[Outcome]
     agents = len(draw.agents)
     waits = replay(draw.arrivals, agents)
     return [Outcome(signature=",".join(a.skills), arrived=a.at, answered=w is not None,
-                    abandoned=w is None, wait=a.patience if w is None else w, index=a.index)
+                    abandoned=w is None, wait=a.patience if w is None else w, index=a.index,
+                    planned=a.at)
             for a, w in zip(draw.arrivals, waits, strict=True)]
 
 
@@ -101,7 +102,7 @@ def sampling_sd(scenario: Scenario, replications: int = 200, first_seed: int = 1
     for seed in range(first_seed, first_seed + replications):
         outcomes = ideal_outcomes(scenario, seed)
         stop = end if end is not None else max(o.arrived for o in outcomes) + 1e-9
-        window = [o for o in outcomes if scenario.warmup <= o.arrived < stop]
+        window = [o for o in outcomes if scenario.warmup <= o.at < stop]
         kpis = summarize(window, scenario.sl_threshold, eps)
         for k, v in erlang_gaps(scenario, kpis, seed).items():
             gaps[k].append(v)

@@ -1,6 +1,6 @@
 """KPIs from what happened to each contact, in scenario time, with batch-means intervals.
 
-Definitions (every figure covers contacts that *arrived* in the measurement window, from
+Definitions (every figure covers contacts *drawn* to arrive in the measurement window, from
 the end of the warm-up to the end of arrivals):
   offered             contacts queued in the window
   answered            assigned to an agent;  abandoned: the caller hung up while queued
@@ -50,6 +50,11 @@ class Outcome:
     busy_from: float | None = None
     busy_to: float | None = None
     index: int = -1  # of the arrival in the scenario's draw
+    planned: float | None = None  # drawn arrival time; decides the KPI window
+
+    @property
+    def at(self) -> float:
+        return self.arrived if self.planned is None else self.planned
 
 
 class Interval(BaseModel):
@@ -129,7 +134,7 @@ def compute(outcomes: Sequence[Outcome], agents: Sequence[str], start: float, en
             threshold: float, epsilon: float) -> tuple[Kpis, dict[str, Kpis], dict[str, float]]:
     """Overall KPIs, KPIs per skill signature, and occupancy per agent, for the contacts
     that arrived in [start, end)."""
-    window = [o for o in outcomes if start <= o.arrived < end]
+    window = [o for o in outcomes if start <= o.at < end]
     kpis = summarize(window, threshold, epsilon)
     span = end - start
     busy = busy_by_agent(outcomes, start, end)  # every contact's busy time in the window
@@ -157,8 +162,8 @@ def batch_interval(outcomes: Sequence[Outcome], start: float, end: float, batche
     width = (end - start) / batches
     slices: list[list[Outcome]] = [[] for _ in range(batches)]
     for o in outcomes:
-        if start <= o.arrived < end:
-            slices[min(batches - 1, int((o.arrived - start) / width))].append(o)
+        if start <= o.at < end:
+            slices[min(batches - 1, int((o.at - start) / width))].append(o)
     values = [v for s in slices if (v := metric(summarize(s, threshold, epsilon))) is not None]
     if len(values) < 2:
         return Interval(mean=values[0] if values else None, half_width=None,

@@ -97,7 +97,7 @@ def build(scenario: Scenario, result: RunResult, center: str, via: str, started:
     intervals = {name: batch_interval(result.outcomes, start, end, batches, metric,
                                       threshold, epsilon)
                  for name, metric in _interval_metrics().items()}
-    window = [o for o in result.outcomes if start <= o.arrived < end]
+    window = [o for o in result.outcomes if start <= o.at < end]
     report = Report(
         center=center, via=via, run_id=result.run_id,
         started_at=started.astimezone(UTC).isoformat(timespec="seconds"),

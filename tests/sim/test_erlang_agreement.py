@@ -89,7 +89,7 @@ class Verdict:
 
 def judge(report: Report, scenario: Scenario) -> Verdict:
     real_ms = 1000.0 / scenario.time_scale
-    window = [o for o in report.samples.outcomes if o.arrived >= scenario.warmup]
+    window = [o for o in report.samples.outcomes if o.at >= scenario.warmup]
     delays = excess_waits(report.samples.outcomes, len(report.occupancy))
     measured = sorted(delays[o.index] * real_ms for o in window if o.index in delays)
     assert len(measured) > 100, "too few answered contacts to judge"
