@@ -6,10 +6,18 @@ dispatcher; key names live in :mod:`acd.keys`, the atomic operations in ``acd/lu
 
 from acd.center import Center
 from acd.connection import connect
-from acd.errors import ACDError, AlreadyExists, Conflict, InvalidInput, InvalidState, NotFound
+from acd.errors import (
+    ACDError,
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    InvalidState,
+    NotDurable,
+    NotFound,
+)
 from acd.models import Agent, AgentState, Assignment, Contact, ContactState
 
 __all__ = [
     "ACDError", "Agent", "AgentState", "AlreadyExists", "Assignment", "Center", "Conflict",
-    "Contact", "ContactState", "InvalidInput", "InvalidState", "NotFound", "connect",
+    "Contact", "ContactState", "InvalidInput", "InvalidState", "NotDurable", "NotFound", "connect",
 ]

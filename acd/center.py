@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from acd.commands import command, json_get_raw
-from acd.errors import InvalidInput, NotFound
+from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
 from acd.models import (
@@ -161,7 +161,19 @@ class Center:
         ordered = sorted(spec.skills)
         await self.register()
         raw = await self.fn.contact_create(cid, json.dumps(ordered), spec.signature)
+        await self.replicated(f"contact {cid}")
         return Contact.model_validate_json(raw)
+
+    async def replicated(self, what: str) -> None:
+        """WAIT for the replicas settings ask for; NotDurable if too few answer in time."""
+        settings = get_settings()
+        if settings.acd_wait_replicas <= 0:
+            return
+        acked = await command(self.redis, "WAIT", settings.acd_wait_replicas,
+                              settings.acd_wait_timeout_ms)
+        if int(acked) < settings.acd_wait_replicas:
+            raise NotDurable(f"{what}: {acked} of {settings.acd_wait_replicas} replicas "
+                             "acknowledged it; retry with the same id")
 
     async def get_contact(self, contact_id: str) -> Contact:
         raw = await json_get_raw(self.redis, self.keys.contact(_valid("contact id", contact_id)))

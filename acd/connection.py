@@ -5,23 +5,36 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
 from acd.settings import Settings, get_settings
 
+# Error replies that mean "not now" rather than "never": a failover under way, too few
+# replicas for min-replicas-to-write, a server loading its data.
+TRANSIENT_REPLIES = ("READONLY", "NOREPLICAS", "LOADING", "MASTERDOWN", "TRYAGAIN")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a client should retry after a pause: Redis is away or failing over."""
+    if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
+
 
 def connect(url: str | None = None, settings: Settings | None = None,
-            client_name: str | None = None) -> Redis:
+            client_name: str | None = None, block_ms: int = 0) -> Redis:
     """An asyncio client that retries a failed command three times with backoff.
 
     ``client_name`` shows in CLIENT LIST, which is how the lab sees its dispatchers.
+    ``block_ms``: the longest blocking command the client will send (XREAD BLOCK); its
+    socket timeout is that much longer, so only a dead connection times out.
     """
     settings = settings or get_settings()
     return Redis.from_url(
         url or settings.redis_url,
         client_name=client_name,
         decode_responses=True,
-        socket_timeout=settings.redis_socket_timeout,
+        socket_timeout=settings.redis_socket_timeout + block_ms / 1000,
         socket_connect_timeout=settings.redis_connect_timeout,
         health_check_interval=10,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),

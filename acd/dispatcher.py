@@ -18,27 +18,49 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from tenacity import (
     AsyncRetrying,
     before_sleep_log,
-    retry_if_exception_type,
+    retry_if_exception,
     wait_exponential_jitter,
 )
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.commands import command, xread
-from acd.connection import connect
+from acd.connection import connect, is_transient
 from acd.keys import CENTERS, CENTERS_STREAM
 from acd.settings import get_settings
 
 log = logging.getLogger("acd.dispatcher")
 
-TRANSIENT = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
+def _retrying() -> AsyncRetrying:
+    """Retry for as long as Redis is away or failing over, backing off up to 2 s."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+
+
+async def supervise(name: str, body: Callable[[], Awaitable[None]],
+                    stopped: Callable[[], bool]) -> None:
+    """Run ``body`` until stopped: transient errors retry with backoff; anything else is
+    logged and restarts it a second later, so one bad round never ends the service."""
+    while not stopped():
+        try:
+            async for attempt in _retrying():
+                with attempt:
+                    await body()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting in 1 s", name)
+            await asyncio.sleep(1)
 
 
 class Dispatcher:
@@ -57,6 +79,7 @@ class Dispatcher:
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
+        """Stop after the current wait (at most ``idle_ms``); cancel the task to stop now."""
         self._stop.set()
 
     async def round(self) -> str:
@@ -73,20 +96,16 @@ class Dispatcher:
     async def wait_for_wake(self, after: str) -> None:
         await xread(self.center.redis, {self.center.keys.wake: after}, self.idle_ms, count=1)
 
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            wake_id = await self.round()
+            await self.wait_for_wake(wake_id)
+
     async def run(self) -> None:
-        """Run until stop(); reconnect with backoff when Redis goes away."""
+        """Run until stop() or cancellation; survives Redis restarts and failovers."""
         summary = asyncio.create_task(self._summaries())
         try:
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(TRANSIENT),
-                wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-                before_sleep=before_sleep_log(log, logging.WARNING),
-                reraise=True,
-            ):
-                with attempt:
-                    while not self._stop.is_set():
-                        wake_id = await self.round()
-                        await self.wait_for_wake(wake_id)
+            await supervise(f"center {self.center.name}", self._loop, self._stop.is_set)
         finally:
             summary.cancel()
 
@@ -104,9 +123,10 @@ class Dispatcher:
 class AllCenters:
     """Runs a Dispatcher for every registered center, starting new ones as they appear."""
 
-    def __init__(self, redis: Redis, **options: Any) -> None:
+    def __init__(self, redis: Redis, idle_ms: int = 1000, **options: Any) -> None:
         self.redis = redis
-        self.options = options
+        self.idle_ms = idle_ms
+        self.options = {"idle_ms": idle_ms, **options}
         self.dispatchers: dict[str, Dispatcher] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -130,26 +150,25 @@ class AllCenters:
                 task.add_done_callback(self.tasks.discard)
                 log.info("serving center %s", name)
 
-    async def run(self, idle_ms: int = 5000) -> None:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT),
-            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-            before_sleep=before_sleep_log(log, logging.WARNING), reraise=True,
-        ):
-            with attempt:
-                # Read the stream's position before the set: a center registered in
-                # between is then seen on the stream.
-                last = await command(self.redis, "XREVRANGE", CENTERS_STREAM, "+", "-",
-                                     "COUNT", 1)
-                after = str(last[0][0]) if last else "0-0"
-                self._serve(await cast(Any, self.redis.smembers(CENTERS)))
-                while not self._stop.is_set():
-                    reply = await xread(self.redis, {CENTERS_STREAM: after}, idle_ms)
-                    for _, entries in reply:
-                        for entry_id, fields in entries:
-                            after = entry_id
-                            self._serve([fields["center"]])
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+    async def _watch(self) -> None:
+        # Read the stream's position before the set: a center registered in between is
+        # then seen on the stream.
+        last = await command(self.redis, "XREVRANGE", CENTERS_STREAM, "+", "-", "COUNT", 1)
+        after = str(last[0][0]) if last else "0-0"
+        self._serve(await cast(Any, self.redis.smembers(CENTERS)))
+        while not self._stop.is_set():
+            for _, entries in await xread(self.redis, {CENTERS_STREAM: after}, self.idle_ms):
+                for entry_id, fields in entries:
+                    after = entry_id
+                    self._serve([fields["center"]])
+
+    async def run(self) -> None:
+        try:
+            await supervise("center discovery", self._watch, self._stop.is_set)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -173,7 +192,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> None:
-    redis = connect(args.redis_url, client_name=f"acd-dispatcher-{os.getpid()}")
+    redis = connect(args.redis_url, client_name=f"acd-dispatcher-{os.getpid()}",
+                    block_ms=args.idle_ms)
     options = {"batch": args.batch, "idle_ms": args.idle_ms,
                "summary_every": args.summary_every}
     runners: list[Dispatcher | AllCenters]
@@ -183,11 +203,16 @@ async def amain(args: argparse.Namespace) -> None:
     else:
         runners = [AllCenters(redis, **options)]
         log.info("dispatching for every registered center")
+    # SIGTERM/SIGINT cancel at once, even in the middle of a blocking wait: nothing is
+    # held between rounds, so there is nothing to finish first.
+    main_task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [r.stop() for r in runners])
+        loop.add_signal_handler(sig, lambda: main_task.cancel() if main_task else None)
     try:
         await asyncio.gather(*(r.run() for r in runners))
+    except asyncio.CancelledError:
+        pass
     finally:
         await redis.aclose()
     log.info("stopped after %d assignments", sum(r.assigned for r in runners))

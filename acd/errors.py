@@ -27,6 +27,10 @@ class InvalidState(Conflict):
     """The operation does not apply in the current state (e.g. deleting a busy agent)."""
 
 
+class NotDurable(ACDError):
+    """Fewer replicas than required acknowledged a write in time; retrying is safe."""
+
+
 _CODES: dict[str, type[ACDError]] = {
     "NOTFOUND": NotFound,
     "EXISTS": AlreadyExists,

@@ -72,7 +72,8 @@ class Functions:
 
     async def agent_delete(self, agent_id: str) -> None:
         k = self.keys
-        await fcall(self.redis, "acd_agent_delete", [k.agent(agent_id), k.agents], [agent_id])
+        await fcall(self.redis, "acd_agent_delete", [k.agent(agent_id), k.agents, k.skills],
+                    [agent_id])
 
     async def agent_state(self, agent_id: str, state: str) -> str:
         return str(await fcall(self.redis, "acd_agent_state", [self.keys.agent(agent_id)],

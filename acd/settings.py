@@ -24,8 +24,13 @@ class Settings(BaseSettings):
     acd_env: str = "embedded"
     acd_center: str = "default"
     # Every network call has a deadline: no client hangs on a dead server.
-    redis_socket_timeout: float = 5.0
+    # A connection cut silently (a VIP moving) fails after this long, not later.
+    redis_socket_timeout: float = 2.0
     redis_connect_timeout: float = 2.0
+    # Replicas that must acknowledge a new contact before it is confirmed (WAIT): 0 for the
+    # embedded lab, 1 in the HA lab so that a confirmed contact survives a failover.
+    acd_wait_replicas: int = 0
+    acd_wait_timeout_ms: int = 1000
     # How long a completed or abandoned contact stays readable.
     contact_keep_seconds: int = 3600
 

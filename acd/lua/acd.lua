@@ -95,6 +95,13 @@ local function set_agent_state(tag, id, agent, state, now)
   event(tag, 'agent_state', 'agent', id, 'state', state)
 end
 
+-- The center's skill list names only skills some agent has.
+local function forget_unused_skill(tag, skills_key, skill)
+  if redis.call('SCARD', k_skill(tag, skill)) == 0 then
+    redis.call('SREM', skills_key, skill)
+  end
+end
+
 --[[ acd_agent_create
 KEYS[1] agent document   KEYS[2] set of the center's agents   KEYS[3] set of skills
 ARGV[1] id  ARGV[2] agent JSON (fname, lname, skills)  ARGV[3] '1' to start available
@@ -122,14 +129,17 @@ local function agent_create(keys, args)
 end
 
 --[[ acd_agent_delete
-KEYS[1] agent document   KEYS[2] set of the center's agents
+KEYS[1] agent document   KEYS[2] set of the center's agents   KEYS[3] set of skills
 ARGV[1] id. Fails with STATE while the agent is on a contact. ]]
 local function agent_delete(keys, args)
   local tag = tag_of(keys[1])
   local agent = load_agent(tag, args[1])
   if agent.state == 'busy' then fail('STATE agent ' .. args[1] .. ' is on a contact') end
   make_unavailable(tag, args[1], agent)
-  for _, skill in ipairs(agent.skills) do redis.call('SREM', k_skill(tag, skill), args[1]) end
+  for _, skill in ipairs(agent.skills) do
+    redis.call('SREM', k_skill(tag, skill), args[1])
+    forget_unused_skill(tag, keys[3], skill)
+  end
   redis.call('DEL', keys[1])
   redis.call('SREM', keys[2], args[1])
   event(tag, 'agent_deleted', 'agent', args[1])
@@ -183,6 +193,7 @@ local function agent_skill(keys, args)
     redis.call('JSON.ARRPOP', keys[1], '.skills', index - 1)
     redis.call('SREM', k_skill(tag, skill), id)
     redis.call('ZREM', k_avail(tag, skill), id)
+    forget_unused_skill(tag, keys[2], skill)
   end
   event(tag, 'agent_skill', 'agent', id, 'skill', skill, 'op', args[3])
   return redis.call('JSON.GET', keys[1], '.')

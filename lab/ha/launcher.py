@@ -191,7 +191,8 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
                 f"on {roles.vip_holder(self.run_dir)})"
             )
             self._load_functions(topo)
-            env = {"PYTHONPATH": str(REPO), "ACD_ENV": "ha"}
+            # A contact is confirmed only once a replica has it: it survives a failover.
+            env = {"PYTHONPATH": str(REPO), "ACD_ENV": "ha", "ACD_WAIT_REPLICAS": "1"}
             started += self._start_api(topo, env, echo)
             started += self._start_dispatchers(topo, env, echo)
             jupyter = self.jupyter(topo)

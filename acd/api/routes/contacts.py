@@ -42,6 +42,8 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
             if sorted(existing.skills) != sorted(body.skills):
                 raise AlreadyExists(
                     f"contact {body.id} exists with skills {existing.skills}") from None
+            # A retry after a 503: the first attempt may not have reached a replica yet.
+            await center.replicated(f"contact {body.id}")
             response.status_code = status.HTTP_200_OK
             return existing
     raise AlreadyExists(f"contact {body.id} keeps changing; retry")
