@@ -22,8 +22,9 @@ import jsonschema
 import pytest
 import yaml
 
-import lab.ha.core as ha_core
 from lab.enterprise import bootstrap as ent
+from lab.ha import configs as ha_configs
+from lab.ha.layout import HATopology
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -58,9 +59,9 @@ def _keepalived_check(cfg: Path) -> None:
     assert "not found" not in proc.stderr, proc.stderr  # e.g. a track script it cannot run
 
 
-def _ha_topology(tmp_path: Path) -> ha_core.HATopology:
-    topo = ha_core.HATopology(run_dir=tmp_path, password="pw_For-Test1")
-    ha_core.write_configs(topo, "/nonexistent/rejson.so")
+def _ha_topology(tmp_path: Path) -> HATopology:
+    topo = HATopology(run_dir=tmp_path, password="pw_For-Test1")
+    ha_configs.write_configs(topo, "/nonexistent/rejson.so")
     return topo
 
 
@@ -92,10 +93,10 @@ def test_ha_keepalived_config_is_valid(tmp_path: Path, lb: str) -> None:
 
 
 def test_ha_haproxy_api_backends_are_a_parameter(tmp_path: Path) -> None:
-    topo = ha_core.HATopology(
+    topo = HATopology(
         run_dir=tmp_path, password="pw", api_servers=[("host", "192.168.20.1", 8001)]
     )
-    text = ha_core.render_haproxy_cfg(topo, "lb1")
+    text = ha_configs.render_haproxy_cfg(topo, "lb1")
     assert "server host 192.168.20.1:8001 check" in text and "api1" not in text
 
 
