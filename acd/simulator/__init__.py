@@ -21,9 +21,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from rich.console import Console
+
 from acd.settings import get_settings
 from acd.simulator.backends import ApiBackend, Backend, RedisBackend
 from acd.simulator.engine import Engine, Snapshot
+from acd.simulator.render import ProgressView
 from acd.simulator.report import Report, build
 from acd.simulator.scenario import AgentGroup, ContactType, HandleTime, RateStep, Scenario
 
@@ -41,13 +44,20 @@ async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = N
               api_url: str | None = None, dispatchers: int | None = None,
               erlang: bool = False, store: bool = True, reset: bool = False,
               on_progress: Callable[[Snapshot], None] | None = None,
-              engine_ready: Callable[[Engine], None] | None = None) -> Report:
+              engine_ready: Callable[[Engine], None] | None = None,
+              progress: bool = False) -> Report:
     """Run ``scenario`` and return its report; the KPIs are stored at Keys(center).kpis.
 
     ``dispatchers``: in-process Dispatcher tasks (None: 0 via api, 1 via redis; they need
     Redis, from ``redis_url`` or settings). ``reset`` (redis only) deletes the center's keys
     first. ``engine_ready`` receives the engine, e.g. to call its ``stop()`` on Ctrl-C.
+    ``progress`` shows a rich progress bar (terminal or notebook).
     """
+    if progress:
+        with ProgressView(Console(), enabled=True) as view:
+            return await run(scenario, via=via, redis_url=redis_url, api_url=api_url,
+                             dispatchers=dispatchers, erlang=erlang, store=store, reset=reset,
+                             on_progress=view.update, engine_ready=engine_ready)
     settings = get_settings()
     center = scenario.center or settings.acd_center
     backend: Backend

@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 from rich.console import Console
 
 from acd.settings import get_settings
 from acd.simulator import default_dispatchers, run_sync
+from acd.simulator.backends import ApiError
 from acd.simulator.render import ProgressView, render, write_html
 from acd.simulator.scenario import Scenario
 
@@ -155,10 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     dispatchers = args.dispatchers if args.dispatchers is not None else default_dispatchers(
         args.via)
-    with ProgressView(err, enabled=not args.no_progress) as view:
-        report = run_sync(scenario, via=args.via, redis_url=args.redis_url,
-                          api_url=args.api_url, dispatchers=dispatchers, erlang=args.erlang,
-                          store=not args.no_store, reset=args.reset, on_progress=view.update)
+    try:
+        with ProgressView(err, enabled=not args.no_progress) as view:
+            report = run_sync(scenario, via=args.via, redis_url=args.redis_url,
+                              api_url=args.api_url, dispatchers=dispatchers,
+                              erlang=args.erlang, store=not args.no_store, reset=args.reset,
+                              on_progress=view.update)
+    except (httpx.TransportError, RedisError, ApiError, OSError) as exc:
+        where = args.api_url or get_settings().api_url if args.via == "api" else "Redis"
+        print(f"simulator: cannot drive the ACD ({where}): {exc!r}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report.document(), indent=2))
     else:
