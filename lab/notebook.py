@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
@@ -30,6 +33,9 @@ from acd import Center, NotFound, connect
 from acd.functions import LIBRARY_PATH, load_library
 from acd.keys import Keys
 from acd.settings import get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -310,3 +316,242 @@ async def check_no_hol(lab: Lab, served: str, blocked: str) -> bool:
                       f"original score; the head is {first}.")
     return _ok(f"{served} was served although {blocked}, ahead of it, cannot be: "
                "no head-of-line blocking, and nobody lost their place")
+
+
+# -- notebook 06: the REST API and the simulator ----------------------------------------
+def live_api_url(timeout: float = 2.0) -> str | None:
+    """The URL of the lab's running REST API when it answers /health and uses the same
+    Redis as this kernel; None otherwise (under nbval, or before ./start.sh)."""
+    import httpx
+
+    import lab
+
+    info = lab.info()
+    if info.environment == "none" or not info.api_url:
+        return None
+    if info.redis_url and info.redis_url != get_settings().redis_url:
+        return None  # that API works on another Redis than this notebook
+    try:
+        response = httpx.get(f"{info.api_url}/health", timeout=timeout)
+    except httpx.HTTPError:
+        return None
+    return info.api_url if response.status_code == 200 else None
+
+
+@asynccontextmanager
+async def api_client(lab: Lab, live: bool = False, timeout: float = 10.0
+                     ) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client of the ACD's REST API.
+
+    Default: the FastAPI app runs *in this kernel* (``httpx.ASGITransport``), on this
+    notebook's Redis, with the app's lifespan around it as under uvicorn, and with the
+    notebook's center as the default center of the original demo's routes. Same code as
+    the server, no socket: it works wherever Redis does. ``live=True`` talks to the lab's
+    running API (``lab.info().api_url``) instead.
+    """
+    import httpx
+
+    if live:
+        url = live_api_url()
+        if url is None:
+            raise LabSetupError("No lab API answers for this notebook's Redis: start the lab "
+                                "with ./start.sh, or use the in-process app (live=False).")
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+            yield client
+        return
+    from acd.api.app import create_app
+
+    settings = get_settings().model_copy(update={"redis_url": lab.url,
+                                                 "acd_center": lab.center.name})
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                          base_url="http://acd-api.in-process", timeout=timeout) as client,
+    ):
+        yield client
+
+
+def smallest_staffing(rate_per_hour: float, handle: float, threshold: float = 20.0,
+                      target: float = 0.8, most: int = 10_000) -> int:
+    """The fewest agents whose Erlang C service level within ``threshold`` s is at least
+    ``target``."""
+    from acd.simulator.erlang import ErlangC
+
+    rate = rate_per_hour / 3600.0
+    agents = max(1, math.floor(rate * handle) + 1)  # fewer could never keep up
+    while agents <= most:
+        if ErlangC(rate, handle, agents).service_level(threshold) >= target:
+            return agents
+        agents += 1
+    raise ValueError(f"no staffing up to {most} agents reaches {target:.0%}")
+
+
+def check_staffing(answer: object, rate_per_hour: float, handle: float,
+                   threshold: float = 20.0, target: float = 0.8) -> bool:
+    """Exercise 06: the smallest number of agents meeting the service level target."""
+    from acd.simulator.erlang import ErlangC
+
+    goal = f"{target:.0%} answered within {threshold:g} s"
+    if _is_placeholder(answer):
+        return _wrong("Not answered yet: set agents to a whole number of agents.")
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        if isinstance(answer, float) and answer.is_integer():
+            answer = int(answer)
+        else:
+            return _wrong(f"Agents come whole: give an int, not {answer!r} "
+                          "(round up, never down).")
+    assert isinstance(answer, int)
+    rate = rate_per_hour / 3600.0
+    load = rate * handle
+    best = smallest_staffing(rate_per_hour, handle, threshold, target)
+    if answer < 1:
+        return _wrong("At least one agent, please.")
+    if answer <= load:
+        return _wrong(f"{answer} agents cannot keep up: the offered load is A = "
+                      f"{rate_per_hour:g}/h x {handle:g} s = {load:.2f} Erlangs, and with "
+                      "N <= A the queue grows without end (Erlang C needs N > A).")
+    sl = ErlangC(rate, handle, answer).service_level(threshold)
+    if answer < best:
+        return _wrong(f"With {answer} agents Erlang C gives {sl:.1%} within {threshold:g} s: "
+                      f"short of {target:.0%}. Add agents until service_level(T) >= target.")
+    if answer > best:
+        fewer = ErlangC(rate, handle, answer - 1).service_level(threshold)
+        return _wrong(f"{answer} agents meet {goal} ({sl:.1%}), but so do {answer - 1} "
+                      f"({fewer:.1%}): the question is the smallest N. Start at "
+                      "floor(A) + 1 and stop at the first N that meets the target.")
+    below = ErlangC(rate, handle, answer - 1)
+    below_text = (f"{answer - 1} would give {below.service_level(threshold):.1%}"
+                  if answer - 1 > load else f"{answer - 1} could not keep up")
+    return _ok(f"{answer} agents: {sl:.1%} within {threshold:g} s (occupancy "
+               f"{load / answer:.0%}); {below_text}.")
+
+
+# -- notebook 07: hash slots, a real cluster node ----------------------------------------
+SLOTS = 16384
+
+
+def slot(key: str) -> int:
+    """CLUSTER KEYSLOT computed client side: CRC16 of the hash tag (or the whole key)."""
+    from redis.crc import key_slot
+
+    return int(key_slot(key.encode()))
+
+
+def shard_of(slot_number: int, shards: int = 3) -> int:
+    """Which of ``shards`` equal slot ranges holds ``slot_number`` (0-based), the way a
+    freshly created cluster of that many primaries splits the 16,384 slots."""
+    return min(shards - 1, slot_number * shards // SLOTS)
+
+
+@asynccontextmanager
+async def cluster_node(timeout: float = 15.0) -> AsyncIterator[Redis]:
+    """A real one-node Redis Cluster (cluster-enabled, every slot assigned to it), started
+    in a temporary folder on a free port and stopped at the end. One node holds every slot,
+    so nothing is ever redirected, and yet the cluster rules apply: a multi-key command
+    whose keys hash to different slots fails with CROSSSLOT."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from lab.binaries import redis_server
+    from lab.embedded import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="acd-cluster-"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(redis_server()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+         "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+         "--appendonly", "no", "--save", "", "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    client = Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=5,
+                   socket_connect_timeout=2)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    await client.ping()
+                    break
+                except (RedisConnectionError, OSError):
+                    if proc.poll() is not None:
+                        raise LabSetupError("the cluster node did not start") from None
+                    await asyncio.sleep(0.05)
+            await client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, SLOTS - 1)  # type: ignore[no-untyped-call]
+            while "cluster_state:ok" not in str(
+                    await client.execute_command("CLUSTER", "INFO")):  # type: ignore[no-untyped-call]
+                await asyncio.sleep(0.05)
+        yield client
+    finally:
+        await client.aclose()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_same_slot(answer: object, center: str) -> bool:
+    """Exercise 07: a key name for a new key of ``center`` that lands in the center's slot
+    (so scripts and ZINTERSTORE may use it with the center's other keys)."""
+    tag = Keys(center).tag
+    if _is_placeholder(answer):
+        return _wrong("Not answered yet: give the new key's name, as a string.")
+    if not isinstance(answer, str):
+        return _wrong(f"A key name is a string; you gave a {type(answer).__name__}.")
+    want, got = slot(tag), slot(answer)
+    if got == want:
+        if not answer.startswith(tag):
+            return _ok(f"{answer} is in slot {got}, the center's - it works, but start it "
+                       f"with {tag} like every other key of the center so SCAN {tag}* "
+                       "(cleanup) finds it.")
+        return _ok(f"{answer} hashes to slot {got}, like every key of {center}: the "
+                   "cluster accepts it in the same command or function.")
+    first = re.search(r"\{(.*?)\}", answer)
+    if first is None:
+        return _wrong(f"No hash tag: the whole name is hashed, slot {got}, not the center's "
+                      f"{want}. Put {tag} in it (braces included).")
+    if first.group(1) == "":
+        return _wrong("'{}' is an empty hash tag: Redis then hashes the whole key name. "
+                      f"Use {tag}.")
+    if tag in answer:
+        return _wrong(f"Only the FIRST {{...}} of a name counts, and here it is "
+                      f"{{{first.group(1)}}} (slot {got}). Start the name with {tag}.")
+    return _wrong(f"The tag {{{first.group(1)}}} hashes to slot {got}; the center's keys "
+                  f"use {tag} (slot {want}). The tag must match exactly, braces included.")
+
+
+# -- notebook 08: recorded runs ------------------------------------------------------
+DATA = REPO / "notebooks" / "data"
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """A recorded result committed under notebooks/data/ (bench.json, drill.json)."""
+    data: dict[str, Any] = json.loads((DATA / name).read_text())
+    return data
+
+
+def check_min_replicas(answer: object, nodes: int = 3) -> bool:
+    """Exercise 08: min-replicas-to-write for 3 Redis nodes (1 primary, 2 replicas)."""
+    if _is_placeholder(answer):
+        return _wrong("Not answered yet: set min_replicas to a whole number.")
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        return _wrong(f"min-replicas-to-write is a count of replicas (an int), not {answer!r}.")
+    replicas = nodes - 1
+    if answer == 0:
+        return _wrong("0 switches the protection off: an old primary that comes back alone "
+                      "(or is cut off with some clients) accepts writes, and when it rejoins "
+                      "as a replica those acknowledged writes are thrown away - 20.8 % of them "
+                      "in the measured run with HAProxy checking role:master only.")
+    if answer < 0:
+        return _wrong("A count of replicas cannot be negative.")
+    if answer >= replicas:
+        return _wrong(f"With {answer}, the primary needs {answer} replica(s) in sync; "
+                      f"when one of the {replicas} replicas dies, or the primary dies and "
+                      f"Sentinel promotes a replica (leaving {replicas - 1}), every write "
+                      "fails with NOREPLICAS until the node is back: one failure stops the "
+                      "ACD. Keep one failure's worth of slack.")
+    return _ok(f"{answer}: a primary alone refuses writes (NOREPLICAS) within "
+               "min-replicas-max-lag seconds, yet the primary keeps accepting writes when "
+               "one node fails (one replica is left).")
