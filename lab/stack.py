@@ -51,13 +51,16 @@ class LabConfig:
         )
 
 
-def _http_ok(url: str) -> Callable[[], bool]:
+def http_ok(url: str) -> Callable[[], bool]:
+    """A health check: GET ``url`` answers 200."""
+
     def check() -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     return check
 
 
-def _port_taken(port: int) -> bool:
+def port_taken(port: int) -> bool:
+    """Something listens on 127.0.0.1:``port`` already."""
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
@@ -92,7 +95,7 @@ class EmbeddedLab:
         api = Service(
             "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
                     "--port", str(c.api_port), "--workers", str(c.api_workers)],
-            c.home, _http_ok(f"http://127.0.0.1:{c.api_port}/health"), env, cwd=REPO)
+            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health"), env, cwd=REPO)
         dispatchers = [
             Service(f"dispatcher-{i + 1}", [py, "-m", "acd.dispatcher"], c.home,
                     self._dispatcher_connected(f"dispatcher-{i + 1}"), env, cwd=REPO)
@@ -105,7 +108,7 @@ class EmbeddedLab:
                         f"--ServerApp.root_dir={REPO}",
                         *(["--allow-root"] if os.geteuid() == 0 else [])],
             c.home,
-            _http_ok(f"http://127.0.0.1:{c.jupyter_port}/api/status?token={self.jupyter_token}"),
+            http_ok(f"http://127.0.0.1:{c.jupyter_port}/api/status?token={self.jupyter_token}"),
             env, start_timeout=90, cwd=REPO)
         return [self.redis, api, *dispatchers, jupyter]
 
@@ -133,7 +136,7 @@ class EmbeddedLab:
                     echo(f"  {service.name:<13} already running (pid {service.pid()})")
                     continue
                 port = ports.get(service.name)
-                if port and _port_taken(port):
+                if port and port_taken(port):
                     raise StartError(
                         f"{service.name}: port {port} is in use by another program; "
                         f"set LAB_{service.name.upper()}_PORT to a free port")

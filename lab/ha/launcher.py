@@ -18,19 +18,17 @@ import asyncio
 import dataclasses
 import secrets
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import redis
 
 from lab.envfile import read_env, write_env
 from lab.processes import Service, StartError, wait_until
-from lab.stack import EmbeddedLab, LabConfig
+from lab.stack import EmbeddedLab, LabConfig, http_ok, port_taken
 
 from . import hooks, layout, net, procs, roles, services
 from .layout import PASSWORD_CHARS, HATopology
@@ -39,18 +37,6 @@ from .net import LabError
 REPO = Path(__file__).resolve().parents[2]
 APP_ROLE = "app"  # the role name hooks give API replicas and dispatchers
 DISPATCHER_PREFIX = "disp"
-
-
-def _http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        return httpx.get(url, timeout=2).status_code == 200
-
-    return check
-
-
-def _port_taken(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def dispatcher_address(i: int) -> str:
@@ -199,7 +185,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             if jupyter.running():
                 echo(f"  {'jupyter':<15} already running (pid {jupyter.pid()})")
             else:
-                if _port_taken(self.config.jupyter_port):
+                if port_taken(self.config.jupyter_port):
                     raise StartError(
                         f"jupyter: port {self.config.jupyter_port} is in use by another "
                         "program; set LAB_JUPYTER_PORT to a free port"
@@ -261,7 +247,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             for name, addr, port in missing:
                 self._wait_app(name, f"http://{addr}:{port}/health", f"API replica {name}")
             wait_until(
-                _http_ok(f"{topo.api_url}/health"), 30, f"the API through the VIP {topo.api_url}"
+                http_ok(f"{topo.api_url}/health"), 30, f"the API through the VIP {topo.api_url}"
             )
         except (LabError, TimeoutError) as exc:
             names = ", ".join(f"{n}: {self._log(n)}" for n, _, _ in missing)
@@ -274,7 +260,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         return [name for name, _, _ in missing]
 
     def _wait_app(self, host: str, url: str, what: str, timeout: float = 60) -> None:
-        check = _http_ok(url)
+        check = http_ok(url)
 
         def ready() -> bool:
             if self._app_pid(host) is None:
