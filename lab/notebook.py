@@ -7,6 +7,11 @@ environment (ACD_ENV), loads the acd Redis Functions and gives the notebook its 
 center, emptied first so every run starts from the same state. Nothing here ever runs
 FLUSHALL: cleanup is ``await lab.center.delete()``, which deletes only that center's keys.
 
+Notebooks 06-08 also use: ``api_client(lab)`` (the REST API app run in the kernel, or the
+lab's server with ``live=True``), ``cluster_node()`` (a real one-node Redis Cluster for
+CROSSSLOT), ``slot``/``shard_of`` and ``recorded(name)`` (results committed under
+notebooks/data/).
+
 Exercise checks print what is right or what is wrong and return True/False; they never
 raise, so "Run All" goes on past an unfinished exercise.
 """

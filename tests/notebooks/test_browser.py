@@ -4,7 +4,9 @@ The test starts its own JupyterLab (free port, random token, repository as root,
 test's Redis in REDIS_URL, autosave off so the committed notebooks are never rewritten),
 opens notebook 02, runs it up to the LAA widgets, checks that they render (no "Error
 displaying widget"), clicks a skill toggle on the agent board and sees the composer's
-ranking change; then runs notebook 04 up to the live view and checks its plotly figure.
+ranking change; then runs notebook 04 up to the live view and checks its plotly figure,
+and notebook 06 up to its KPI dashboard (the in-process API, a simulator run, a plotly
+figure rendered by JupyterLab's plotly extension).
 Screenshots go to screenshots/ (git-ignored). Uses Debian's /usr/bin/chromium; it never
 downloads a browser.
 """
@@ -33,6 +35,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NB02 = "notebooks/02_availability_and_laa.ipynb"
 NB04 = "notebooks/04_dispatcher.ipynb"
+NB06 = "notebooks/06_api_and_simulator.ipynb"
 
 
 def _chromium() -> str | None:
@@ -144,7 +147,7 @@ def test_widgets_in_jupyterlab(jupyter: tuple[str, str]) -> None:
 
     base, token = jupyter
     SHOTS.mkdir(exist_ok=True)
-    before = {p: (REPO / p).read_bytes() for p in (NB02, NB04)}
+    before = {p: (REPO / p).read_bytes() for p in (NB02, NB04, NB06)}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
@@ -152,6 +155,7 @@ def test_widgets_in_jupyterlab(jupyter: tuple[str, str]) -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 _check_laa(page, base, token)
                 _check_live_view(page, base, token)
+                _check_dashboard(page, base, token)
             finally:
                 browser.close()
     finally:
@@ -203,3 +207,19 @@ def _check_live_view(page: Any, base: str, token: str) -> None:
     _no_widget_errors(page)
     plot.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "nb04_live_view.png"))
+
+
+def _check_dashboard(page: Any, base: str, token: str) -> None:
+    t = time.monotonic()
+    _open(page, base, token, NB06)
+    _run_through(page, "fig = make_subplots(")
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    plot = panel.locator(".js-plotly-plot").first
+    plot.wait_for(timeout=90_000)
+    _wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
+    print(f"notebook 06: KPI dashboard rendered {time.monotonic() - t:.1f} s after opening")
+    assert plot.locator(".main-svg").count() > 0, "the plotly figure has no SVG"
+    assert "queue length" in plot.inner_text()
+    _no_widget_errors(page)
+    plot.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "nb06_kpi_dashboard.png"))

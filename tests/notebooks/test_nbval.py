@@ -6,6 +6,9 @@ session's Redis through REDIS_URL (``--nbval-current-env``: the same Python). Vo
 text (ports, ids, times) is normalised by sanitize.cfg; cells whose output cannot be
 stable carry the ``nbval-ignore-output`` tag and are followed by assert cells.
 
+Notebook 08 takes its recorded-drill branch here (ACD_ENV is pinned to embedded); 06 runs
+the REST API in the kernel and a ~12 s simulation; 07 starts a one-node cluster for CROSSSLOT.
+
 Re-record the outputs after changing a notebook: ``python -m lab.execute_notebooks``.
 """
 
@@ -37,6 +40,8 @@ def nbval_command(notebooks: list[Path]) -> list[str]:
 @pytest.mark.timeout(400)
 def test_notebooks_nbval_strict(redis_url: str) -> None:
     assert NOTEBOOKS, "no notebooks found"
+    numbers = {n.name[:2] for n in NOTEBOOKS}
+    assert {f"{i:02d}" for i in range(9)} <= numbers, f"notebooks 00-08 expected, found {numbers}"
     # The kernels inherit this environment: the test's Redis, a pinned ACD_ENV (the
     # committed outputs name it) and the repository on the import path.
     env = {**os.environ, "REDIS_URL": redis_url, "ACD_ENV": "embedded",
