@@ -77,9 +77,10 @@ class Agent(BaseModel):
     lname: str
     skills: list[str]
     state: AgentState
-    available_since: int | None = None  # ms; also the agent's score in its skill sets
-    contact: str | None = None
-    last_assigned_at: int | None = None
+    # Stored only while they mean something (a JSON.MERGE with null deletes a member):
+    available_since: int | None = None  # while available; its score in its skill sets
+    contact: str | None = None  # while busy
+    last_assigned_at: int | None = None  # after its first contact
     created_at: int
 
 

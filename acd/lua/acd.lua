@@ -83,14 +83,14 @@ local function set_agent_state(tag, id, agent, state, now)
   if state == 'available' then
     if agent.state == 'available' then return end
     make_available(tag, id, agent, now)
-    redis.call('JSON.MSET', key, '.state', '"available"', key, '.available_since', now,
-      key, '.contact', 'null')
+    redis.call('JSON.MERGE', key, '.', '{"state":"available","available_since":'
+      .. string.format('%d', now) .. ',"contact":null}')
     wake(tag, 'agent')
   else
     if agent.state == 'unavailable' then return end
     make_unavailable(tag, id, agent)
-    redis.call('JSON.MSET', key, '.state', '"unavailable"', key, '.available_since', 'null',
-      key, '.contact', 'null')
+    redis.call('JSON.MERGE', key, '.', '{"state":"unavailable","available_since":null,'
+      .. '"contact":null}')
   end
   event(tag, 'agent_state', 'agent', id, 'state', state)
 end
@@ -113,9 +113,6 @@ local function agent_create(keys, args)
   local now = now_ms()
   agent.id = args[1]
   agent.state = 'unavailable'
-  agent.available_since = cjson.null
-  agent.contact = cjson.null
-  agent.last_assigned_at = cjson.null
   agent.created_at = now
   for _, skill in ipairs(agent.skills) do
     redis.call('SADD', k_skill(tag, skill), agent.id)
@@ -349,10 +346,9 @@ local function longest_available(tag, skills, sizes)
   return nil
 end
 
--- Claim agent aid for contact cid. Reads only the agent's skills; writes each document
--- with one JSON.MERGE (no nulls: a merge patch deletes a null member) and sets the
--- agent's available_since to null with JSON.SET, which leaves the same documents as
--- setting each path one by one, at about half the cost.
+-- Claim agent aid for contact cid. Reads only the agent's skills and writes each
+-- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
+-- agent is not available its document has no available_since at all.
 local function claim(keys, tag, cid, skills, aid, now, sizes)
   local akey = k_agent(tag, aid)
   local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
@@ -361,9 +357,8 @@ local function claim(keys, tag, cid, skills, aid, now, sizes)
     if sizes[skill] then sizes[skill] = sizes[skill] - removed end
   end
   local at = string.format('%d', now)
-  redis.call('JSON.MERGE', akey, '.', '{"state":"busy","contact":' .. cjson.encode(cid)
-    .. ',"last_assigned_at":' .. at .. '}')
-  redis.call('JSON.SET', akey, '.available_since', 'null')
+  redis.call('JSON.MERGE', akey, '.', '{"state":"busy","available_since":null,"contact":'
+    .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
     .. cjson.encode(aid) .. ',"assigned_at":' .. at .. '}')
   unqueue(keys, cid, skills)
