@@ -463,10 +463,13 @@ async def cluster_node(timeout: float = 15.0) -> AsyncIterator[Redis]:
     from lab.embedded import free_port
 
     folder = Path(tempfile.mkdtemp(prefix="acd-cluster-"))
-    port = free_port()
+    # The cluster bus needs a port too; by default port + 10000, which may be taken or
+    # beyond 65535 for a random free port, so name a free one.
+    port, bus = free_port(), free_port()
     proc = subprocess.Popen(
         [str(redis_server()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+         "--cluster-port", str(bus),
          "--appendonly", "no", "--save", "", "--daemonize", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     client = Redis(host="127.0.0.1", port=port, decode_responses=True, socket_timeout=5,
