@@ -461,6 +461,7 @@ async def cluster_node(timeout: float = 15.0) -> AsyncIterator[Redis]:
 
     from lab.binaries import redis_server
     from lab.embedded import free_port
+    from lab.processes import terminate
 
     folder = Path(tempfile.mkdtemp(prefix="acd-cluster-"))
     # The cluster bus needs a port too; by default port + 10000, which may be taken or
@@ -491,12 +492,7 @@ async def cluster_node(timeout: float = 15.0) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        terminate(proc, timeout=10)
         shutil.rmtree(folder, ignore_errors=True)
 
 

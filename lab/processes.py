@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class StartError(RuntimeError):
@@ -29,6 +30,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
         time.sleep(interval)
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM a child we started, SIGKILL it if it is still there after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 def pid_alive(pid: int) -> bool:

@@ -85,12 +85,7 @@ def jupyter(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
                 time.sleep(0.3)
         yield base, token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        terminate(proc, timeout=15)
         log.close()
 
 

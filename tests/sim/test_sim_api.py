@@ -16,6 +16,7 @@ from acd import Center, connect
 from acd.simulator import Scenario, run
 from acd.simulator.backends import ApiBackend
 from lab.embedded import free_port
+from lab.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,12 +46,7 @@ def api_url(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             time.sleep(0.05)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        terminate(proc, timeout=10)
 
 
 async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
