@@ -21,3 +21,6 @@ fi
 # install: a .pth file that puts this folder on the venv's sys.path.
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PWD" > "$site/redis-acd-lab.pth"
+# JupyterLab defaults for a workshop: no news or update pop-ups (and no calls out for them).
+mkdir -p .venv/share/jupyter/lab/settings
+cp lab/jupyter/overrides.json .venv/share/jupyter/lab/settings/overrides.json

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from lab.processes import terminate
+
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
