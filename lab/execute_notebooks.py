@@ -12,11 +12,13 @@ in a fresh kernel from the notebooks folder, with a cell timeout.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import redis
@@ -34,6 +36,39 @@ def _answers(url: str) -> bool:
         return False
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+MAX_WIDGET_MODEL = 200_000  # bytes of saved state for one widget model
+
+
+def slim_widget_state(nb: Any, limit: int = MAX_WIDGET_MODEL) -> int:
+    """Drop saved widget models larger than ``limit`` and the models that contain them.
+
+    JupyterLab saves every widget's state in the notebook so it can draw the widgets when
+    the notebook is opened again. A plotly FigureWidget's state carries plotly.js itself
+    (about 5 MB): saved, it makes the notebook too big to read on GitHub. Its output keeps
+    a text note instead, and running the cell draws the live widget again. Returns how many
+    models were dropped.
+    """
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    drop = {mid for mid, model in saved.items() if len(json.dumps(model)) > limit}
+    while True:  # a container whose child is gone cannot be drawn either
+        parents = {mid for mid, model in saved.items() if mid not in drop
+                   and any(f"IPY_MODEL_{d}" in json.dumps(model) for d in drop)}
+        if not parents:
+            break
+        drop |= parents
+    for mid in drop:
+        del saved[mid]
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view and view.get("model_id") in drop:
+                del output["data"][WIDGET_VIEW]
+                output["data"]["text/plain"] = "(a live widget: run this cell to see it)"
+    return len(drop)
+
+
 def execute(path: Path, env: dict[str, str], timeout: int) -> float:
     """Run one notebook in a fresh kernel and write it back; returns the seconds it took."""
     nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
@@ -48,6 +83,7 @@ def execute(path: Path, env: dict[str, str], timeout: int) -> float:
     finally:
         os.environ.clear()
         os.environ.update(old)
+    slim_widget_state(nb)
     nbformat.write(nb, path)  # type: ignore[no-untyped-call]
     return time.monotonic() - started
 
