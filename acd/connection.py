@@ -5,18 +5,20 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from acd.settings import Settings, get_settings
 
 # Error replies that mean "not now" rather than "never": a failover under way, too few
-# replicas for min-replicas-to-write, a server loading its data.
-TRANSIENT_REPLIES = ("READONLY", "NOREPLICAS", "LOADING", "MASTERDOWN", "TRYAGAIN")
+# replicas for min-replicas-to-write, a server loading its data or busy with a script.
+TRANSIENT_REPLIES = ("READONLY", "NOREPLICAS", "LOADING", "MASTERDOWN", "TRYAGAIN",
+                     "CLUSTERDOWN", "BUSY ")
 
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors a client should retry after a pause: Redis is away or failing over."""
-    if isinstance(exc, ConnectionError | TimeoutError | OSError):
+    # redis-py turns some codes into classes and strips them from the message.
+    if isinstance(exc, ConnectionError | TimeoutError | OSError | ReadOnlyError):
         return True
     return isinstance(exc, ResponseError) and str(exc).startswith(TRANSIENT_REPLIES)
 

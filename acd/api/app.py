@@ -53,8 +53,7 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings=settings)
-        blocking = connect(settings=settings.model_copy(update={
-            "redis_socket_timeout": settings.redis_socket_timeout + MAX_BLOCK_MS / 1000}))
+        blocking = connect(settings=settings, block_ms=MAX_BLOCK_MS)
         app.state.settings = settings
         app.state.redis = redis
         app.state.blocking_redis = blocking

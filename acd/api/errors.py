@@ -17,9 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from acd.connection import is_transient
 from acd.errors import Conflict, InvalidInput, NotDurable, NotFound
 
 log = logging.getLogger("acd.api")
@@ -76,14 +77,9 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
-# Error replies that mean "not now" rather than "never": failover, min-replicas, loading.
-TRANSIENT_REPLIES = ("READONLY", "NOREPLICAS", "LOADING", "MASTERDOWN", "TRYAGAIN",
-                     "CLUSTERDOWN", "BUSY ")
-
-
 async def _redis_reply(request: Request, exc: Exception) -> JSONResponse:
-    # redis-py strips the codes it knows (READONLY -> ReadOnlyError) from the message.
-    if isinstance(exc, ReadOnlyError) or str(exc).startswith(TRANSIENT_REPLIES):
+    # "Not now" replies (failover, min-replicas, loading) are the same the dispatchers retry.
+    if is_transient(exc):
         return await _redis_down(request, exc)
     raise exc  # anything else is a bug: a 500 the tests must see
 
