@@ -111,6 +111,9 @@ class Center:
         await self.fn.agent_delete(_valid("agent id", agent_id))
 
     async def set_agent_state(self, agent_id: str, state: AgentState | str) -> Agent:
+        """Make an agent available or unavailable. An agent on a contact keeps it:
+        'unavailable' then takes effect when the contact ends (``next_state``), and
+        'available' cancels that or raises InvalidState naming the contact."""
         _valid("agent id", agent_id)
         try:
             wanted = AgentState(state)
@@ -146,11 +149,13 @@ class Center:
 
     # -- the center -----------------------------------------------------------------
     async def open(self) -> int:
-        """Every agent not on a contact becomes available; returns how many changed."""
+        """Every agent not on a contact becomes available (one on a contact, when it
+        ends); returns how many changed now."""
         return await self.fn.center_state(True)
 
     async def close(self) -> int:
-        """Every agent not on a contact becomes unavailable; returns how many changed."""
+        """Every agent not on a contact becomes unavailable (one on a contact, when it
+        ends); returns how many changed now."""
         return await self.fn.center_state(False)
 
     # -- contacts -------------------------------------------------------------------
@@ -182,7 +187,8 @@ class Center:
         return Contact.model_validate_json(raw)
 
     async def complete_contact(self, contact_id: str) -> Contact:
-        """End an assigned contact; its agent becomes available again."""
+        """End an assigned contact; its agent becomes available again (or unavailable,
+        if it asked for that while on the contact)."""
         raw = await self.fn.contact_end(
             _valid("contact id", contact_id), "complete", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)

@@ -104,6 +104,8 @@ class Keys:
         """JSON document: the KPIs of the last simulator run on this center."""
         return f"{self.tag}:kpis"
 
-    def pattern(self) -> str:
-        """SCAN pattern matching every key of the center (for cleanup)."""
-        return self.tag.replace("{", "\\{").replace("}", "\\}") + ":*"
+    def pattern(self, kind: str = "") -> str:
+        """SCAN pattern matching every key of the center (for cleanup), or every key of
+        one kind ("contact" matches every contact document)."""
+        tag = self.tag.replace("{", "\\{").replace("}", "\\}")
+        return f"{tag}:{kind}:*" if kind else f"{tag}:*"

@@ -18,6 +18,10 @@ PersonName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)
 
 
 class AgentState(StrEnum):
+    """An agent's state. Only the dispatcher makes an agent busy, and only the end of its
+    contact frees it: asking a busy agent to be unavailable sets ``next_state`` (not ready
+    after this contact); asking it to be available cancels that, or is refused (409)."""
+
     UNAVAILABLE = "unavailable"
     AVAILABLE = "available"
     BUSY = "busy"  # on a contact
@@ -80,6 +84,7 @@ class Agent(BaseModel):
     # Stored only while they mean something (a JSON.MERGE with null deletes a member):
     available_since: int | None = None  # while available; its score in its skill sets
     contact: str | None = None  # while busy
+    next_state: AgentState | None = None  # while busy: 'unavailable' once asked for
     last_assigned_at: int | None = None  # after its first contact
     created_at: int
 

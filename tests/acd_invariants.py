@@ -14,38 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from acd import Center
+from acd.invariants import violations
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 async def check_invariants(center: Center) -> None:
-    """Every agent's state agrees with the sets, documents and contacts; fail otherwise."""
-    r, k = center.redis, center.keys
-    agents = await center.list_agents()
-    busy_contacts: dict[str, str] = {}
-    for agent in agents:
-        for skill in agent.skills:
-            score = await r.zscore(k.avail(skill), agent.id)
-            if agent.state == "available":
-                assert score == agent.available_since, f"{agent.id} score {score} in {skill}"
-            else:
-                assert score is None, f"{agent.id} is {agent.state} but in avail:{skill}"
-        if agent.state == "busy":
-            assert agent.contact, f"busy agent {agent.id} has no contact"
-            assert agent.contact not in busy_contacts, f"two agents on {agent.contact}"
-            busy_contacts[agent.contact] = agent.id
-            contact = await center.get_contact(agent.contact)
-            assert contact.state == "assigned" and contact.agent == agent.id, contact
-            assert set(contact.skills) <= set(agent.skills), (contact, agent)
-    queued = await r.zrange(k.queue, 0, -1)
-    sigs: dict[str, int] = {}
-    for cid in queued:
-        contact = await center.get_contact(cid)
-        assert contact.state == "queued", contact
-        sig = ",".join(contact.skills)
-        sigs[sig] = sigs.get(sig, 0) + 1
-    stored = {s: int(n) for s, n in (await r.hgetall(k.waiting_sigs)).items()}
-    assert stored == sigs, f"waiting signatures {stored} != queue {sigs}"
+    """Fail naming every broken promise of the center's state (acd.invariants: one
+    contact per agent from the agents' and the contacts' side, sets, queue)."""
+    found = await violations(center)
+    assert not found, f"{len(found)} violations: " + "; ".join(found[:10])
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

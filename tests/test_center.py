@@ -113,20 +113,6 @@ async def test_contact_lifecycle(center: Center) -> None:
     assert (stats.offered, stats.assigned, stats.completed, stats.abandoned) == (3, 1, 1, 2)
 
 
-async def test_releasing_a_busy_agent_keeps_the_contact_assigned(center: Center) -> None:
-    # The original demo's clients set the agent available, then complete the contact.
-    await center.create_agent("a", "A", "B", ["en"], available=True)
-    first = await center.create_contact(["en"])
-    await center.dispatch()
-    await center.set_available("a")
-    assert (await center.get_contact(first.id)).state == "assigned"
-    second = await center.create_contact(["en"])
-    await center.dispatch()
-    await center.complete_contact(first.id)  # must not free the agent from `second`
-    agent = await center.get_agent("a")
-    assert agent.state == "busy" and agent.contact == second.id
-
-
 async def test_contact_not_acknowledged_by_replicas_is_reported(
         center: Center, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = get_settings()

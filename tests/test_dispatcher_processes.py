@@ -4,6 +4,7 @@ of contacts, kill -9 at random moments, a Redis restart, a dropped connection.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from acd_invariants import check_invariants, dispatcher_processes, wait_for
 
-from acd import Center, connect
+from acd import Center, InvalidState, connect
 from lab.embedded import EmbeddedRedis, free_port
 
 SKILLS = ["en", "fr", "de", "billing", "support", "disputes"]
@@ -28,14 +29,17 @@ class Completer:
     """Plays the agents: reads assignments from the event stream, completes each contact
     after a short handle time, and records every assignment for the checks."""
 
-    def __init__(self, center: Center, handle: tuple[float, float], seed: int) -> None:
+    def __init__(self, center: Center, handle: tuple[float, float], seed: int,
+                 then_available: bool = False) -> None:
         self.center = center
         self.handle = handle
         self.rng = random.Random(seed)
+        self.then_available = then_available  # the demo's flow: complete, then "available"
         self.assignments: list[tuple[str, str]] = []
         self.agent_busy: dict[str, str] = {}
         self.overlaps: list[str] = []
         self.completed = 0
+        self.refused = 0  # "available" refused: the agent was on its next contact already
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -64,11 +68,16 @@ class Completer:
         self.agent_busy.pop(agent, None)
         await self.center.complete_contact(contact)
         self.completed += 1
+        if self.then_available:
+            try:
+                await self.center.set_available(agent)
+            except InvalidState:
+                self.refused += 1
 
 
 async def run_traffic(center: Center, contacts: int, rate: float, rng: random.Random,
-                      during: Any = None) -> Completer:
-    completer = Completer(center, (0.001, 0.02), rng.randint(0, 10**6))
+                      during: Any = None, then_available: bool = False) -> Completer:
+    completer = Completer(center, (0.001, 0.02), rng.randint(0, 10**6), then_available)
     stop = asyncio.Event()
     reader = asyncio.create_task(completer.run(stop))
     created: list[str] = []
@@ -111,6 +120,39 @@ async def test_three_dispatchers_thousands_of_contacts(center: Center, redis_url
     await check_invariants(center)
     stats = await center.stats()
     assert stats.waiting == 0 and stats.agents["busy"] == 0 and stats.assigned == 3000
+
+
+@pytest.mark.timeout(180)
+async def test_state_changes_racing_dispatch_never_double_book(center: Center, redis_url: str,
+                                                               tmp_path: Path) -> None:
+    # The demo's clients complete a contact, then set its agent available; meanwhile
+    # supervisors flip random agents available / unavailable, busy ones included.
+    rng = random.Random(7)
+    await make_agents(center, 30, rng)
+    agents = [a.id for a in await center.list_agents()]
+    flips = 0
+    with dispatcher_processes(center.name, redis_url, 3, log_dir=tmp_path):
+
+        async def supervisors() -> None:
+            nonlocal flips
+            for _ in range(400):
+                await asyncio.sleep(rng.uniform(0.0, 0.005))
+                aid = rng.choice(agents)
+                with contextlib.suppress(InvalidState):  # available on a busy agent
+                    await (center.set_unavailable(aid) if rng.random() < 0.5
+                           else center.set_available(aid))
+                flips += 1
+            # Everyone back, so every contact can be served: opening the center makes
+            # idle agents available and cancels the busy ones' pending "unavailable".
+            await center.open()
+
+        completer = await run_traffic(center, 1500, rate=1000, rng=rng, during=supervisors,
+                                      then_available=True)
+    assert flips == 400
+    print(f"'available' refused to agents on their next contact: {completer.refused}")
+    assert completer.refused > 0, "the race the demo's flow runs into never happened"
+    await check_skills(center, completer)
+    await check_invariants(center)
 
 
 @pytest.mark.timeout(60)

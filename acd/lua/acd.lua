@@ -77,22 +77,52 @@ local function load_agent(tag, id)
   return agent
 end
 
+-- An agent on a contact keeps it until the contact ends: no state change releases it.
+-- 'unavailable' while busy is "not ready after this contact": it is kept in next_state and
+-- takes effect when the contact ends (end_contact_of); 'available' while busy cancels a
+-- pending 'unavailable', and is refused (STATE, naming the contact) when none is pending:
+-- an agent cannot become available before its contact ends.
 local function set_agent_state(tag, id, agent, state, now)
-  -- Leaving 'busy' releases the agent from its contact; the contact stays assigned.
   local key = k_agent(tag, id)
+  if agent.state == 'busy' then
+    local pending = agent.next_state == 'unavailable'
+    if state == 'unavailable' then
+      if pending then return end
+      redis.call('JSON.MERGE', key, '.', '{"next_state":"unavailable"}')
+    else
+      if not pending then
+        fail('STATE agent ' .. id .. ' is on contact ' .. tostring(agent.contact)
+          .. ': it becomes available when that contact ends')
+      end
+      redis.call('JSON.MERGE', key, '.', '{"next_state":null}')
+    end
+    event(tag, 'agent_next_state', 'agent', id, 'next_state', state)
+    return
+  end
+  if agent.state == state then return end
   if state == 'available' then
-    if agent.state == 'available' then return end
     make_available(tag, id, agent, now)
     redis.call('JSON.MERGE', key, '.', '{"state":"available","available_since":'
-      .. string.format('%d', now) .. ',"contact":null}')
+      .. string.format('%d', now) .. '}')
     wake(tag, 'agent')
   else
-    if agent.state == 'unavailable' then return end
     make_unavailable(tag, id, agent)
-    redis.call('JSON.MERGE', key, '.', '{"state":"unavailable","available_since":null,'
-      .. '"contact":null}')
+    redis.call('JSON.MERGE', key, '.', '{"state":"unavailable","available_since":null}')
   end
   event(tag, 'agent_state', 'agent', id, 'state', state)
+end
+
+-- The contact an agent is on has ended: the agent leaves 'busy' for the state it asked
+-- for meanwhile ('unavailable'), else 'available'.
+local function end_contact_of(tag, id, agent, now)
+  local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
+  local key = k_agent(tag, id)
+  if after == 'available' then make_available(tag, id, agent, now) end
+  local since = after == 'available' and string.format('%d', now) or 'null'
+  redis.call('JSON.MERGE', key, '.', '{"state":"' .. after .. '","available_since":' .. since
+    .. ',"contact":null,"next_state":null}')
+  if after == 'available' then wake(tag, 'agent') end
+  event(tag, 'agent_state', 'agent', id, 'state', after)
 end
 
 -- The center's skill list names only skills some agent has.
@@ -157,7 +187,9 @@ end
 --[[ acd_agent_state
 KEYS[1] agent document
 ARGV[1] id  ARGV[2] 'available' | 'unavailable'
-Returns the stored agent JSON. ]]
+On an agent on a contact: 'unavailable' is kept as next_state (not ready after this
+contact), 'available' cancels it, or fails with STATE naming the contact if none is
+pending. Returns the stored agent JSON. ]]
 local function agent_state(keys, args)
   local tag = tag_of(keys[1])
   local agent = load_agent(tag, args[1])
@@ -219,7 +251,8 @@ end
 --[[ acd_center_state
 KEYS[1] center meta hash   KEYS[2] set of the center's agents
 ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable)
-Returns how many agents changed state. ]]
+Agents on a contact keep it: closing makes them unavailable when it ends (next_state),
+opening cancels that. Returns how many agents changed state now. ]]
 local function center_state(keys, args)
   local tag = tag_of(keys[1])
   local target = args[1] == '1' and 'available' or 'unavailable'
@@ -227,7 +260,13 @@ local function center_state(keys, args)
   local changed = 0
   for _, id in ipairs(redis.call('SMEMBERS', keys[2])) do
     local agent = json_get(k_agent(tag, id), '.')
-    if agent and agent.state ~= 'busy' and agent.state ~= target then
+    if agent and agent.state == 'busy' then
+      -- Closing: not ready after the contact; opening: cancel that.
+      local pending = agent.next_state == 'unavailable'
+      if pending ~= (target == 'unavailable') then
+        set_agent_state(tag, id, agent, target, now)
+      end
+    elseif agent and agent.state ~= target then
       set_agent_state(tag, id, agent, target, now)
       changed = changed + 1
     end
@@ -273,7 +312,8 @@ end
 --[[ acd_contact_end
 KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
 ARGV[1] id  ARGV[2] 'complete' | 'abandon'  ARGV[3] seconds to keep the ended contact
-complete: an assigned contact ends; its agent, if still on it, becomes available again.
+complete: an assigned contact ends; its agent, if still on it, becomes available again
+  (unavailable if it asked for that while on the contact).
   A queued contact that is completed was never answered: it is abandoned.
 abandon: a queued contact leaves the queue at once; an assigned one fails with STATE.
 Ending an ended contact changes nothing. Returns the stored contact JSON. ]]
@@ -299,7 +339,7 @@ local function contact_end(keys, args)
     local akey = k_agent(tag, contact.agent)
     local agent = json_get(akey, '.')
     if agent and agent.state == 'busy' and agent.contact == id then
-      set_agent_state(tag, contact.agent, agent, 'available', now)
+      end_contact_of(tag, contact.agent, agent, now)
     end
   end
   redis.call('JSON.MSET', keys[1], '.state', cjson.encode(final), keys[1], '.ended_at', now)

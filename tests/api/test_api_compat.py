@@ -55,6 +55,28 @@ async def test_contact_lifecycle(client: httpx.AsyncClient, center: Center) -> N
     assert (await center.get_agent("7")).state == "available"
 
 
+async def test_a_late_available_changes_nothing(client: httpx.AsyncClient,
+                                                center: Center) -> None:
+    # Complete, the dispatcher gives the agent its next contact, then the demo's
+    # "available": the agent stays on its new contact and the demo's answer is unchanged.
+    await client.post("/agent/agent:7", json={"fname": "A", "lname": "L", "skills": ["en"]})
+    await client.patch("/agent/agent:7/state", json={"state": 1})
+    first = (await client.post("/contact", json={"skills": ["en"]})).json()["contact_key"]
+    await center.dispatch()
+    assert (await client.patch(f"/contact/{first}")).status_code == 200
+    second = (await client.post("/contact", json={"skills": ["en"]})).json()["contact_key"]
+    assert len(await center.dispatch()) == 1
+    r = await client.patch("/agent/agent:7/state", json={"state": 1})
+    assert r.status_code == 200 and r.json() == {"agent_key": "agent:7"}
+    third = (await client.post("/contact", json={"skills": ["en"]})).json()["contact_key"]
+    assert await center.dispatch() == []
+    assert (await client.get(f"/contact/{second}")).json()["state"] == 2
+    assert (await client.get(f"/contact/{third}")).json()["state"] == 1
+    agent = await center.get_agent("7")
+    assert (agent.state, agent.contact) == ("busy", second.partition(":")[2])
+    await check_invariants(center)
+
+
 async def test_abandoned_reads_as_complete(client: httpx.AsyncClient) -> None:
     key = (await client.post("/contact", json={"skills": ["x"]})).json()["contact_key"]
     assert (await client.patch(f"/contact/{key}")).status_code == 200
@@ -114,12 +136,14 @@ async def contact_flow(http: httpx.AsyncClient, rng: random.Random,
     await asyncio.sleep(rng.uniform(0.05, 0.3))
     state = (await http.get(f"/contact/{key}")).json()
     seen[key] = state["state"]
+    # The demo's clients complete, then set the agent available; some do it the other way.
+    # state["agent"] is the demo's agent key, "agent:<id>".
+    steps = [f"/contact/{key}"]
     if state["state"] == 2:
-        # state["agent"] is the demo's agent key, "agent:<id>"
-        r = await http.patch(f"/agent/{state['agent']}/state", json={"state": 1})
+        steps.insert(rng.randrange(2), f"/agent/{state['agent']}/state")
+    for url in steps:
+        r = await http.patch(url, json={"state": 1} if url.startswith("/agent") else None)
         assert r.status_code == 200, r.text
-    r = await http.patch(f"/contact/{key}")
-    assert r.status_code == 200, r.text
 
 
 async def all_events(http: httpx.AsyncClient, center: str) -> list[dict[str, Any]]:
@@ -135,17 +159,20 @@ async def all_events(http: httpx.AsyncClient, center: str) -> list[dict[str, Any
 
 
 def assert_never_double_booked(events: list[dict[str, Any]]) -> int:
-    """Replay the event stream: an agent is assigned only when not on another contact."""
-    on_contact: dict[str, str] = {}
+    """Replay the event stream: an agent is assigned only when the contact it was last
+    assigned has been completed (only a completion ends an agent's contact)."""
+    on_contact: dict[str, str] = {}  # agent -> contact
+    agent_of: dict[str, str] = {}  # contact -> agent
     assignments = 0
     for e in events:
         if e["type"] == "contact_assigned":
             assert e["agent"] not in on_contact, (
                 f"agent {e['agent']} assigned {e['contact']} while on {on_contact[e['agent']]}")
             on_contact[e["agent"]] = e["contact"]
+            agent_of[e["contact"]] = e["agent"]
             assignments += 1
-        elif e["type"] == "agent_state":  # released (available) or taken off (unavailable)
-            on_contact.pop(e["agent"], None)
+        elif e["type"] == "contact_completed" and e["contact"] in agent_of:
+            on_contact.pop(agent_of.pop(e["contact"]))
     assert not on_contact, f"agents still on contacts: {on_contact}"
     return assignments
 

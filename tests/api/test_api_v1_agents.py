@@ -97,6 +97,26 @@ async def test_state_changes(client: httpx.AsyncClient, v1: str, center: Center)
     assert (await center.get_agent("a1")).state == "unavailable"
 
 
+async def test_state_of_an_agent_on_a_contact(client: httpx.AsyncClient, v1: str,
+                                              center: Center) -> None:
+    await create(client, v1, available=True)
+    cid = (await client.post(f"{v1}/contacts", json={"skills": ["English"]})).json()["id"]
+    assert len(await center.dispatch()) == 1
+    r = await client.put(f"{v1}/agents/a1/state", json={"state": "available"})
+    assert r.status_code == 409
+    assert r.json()["detail"] == (f"agent a1 is on contact {cid}: it becomes available when "
+                                  "that contact ends")
+    r = await client.put(f"{v1}/agents/a1/state", json={"state": "unavailable"})
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["state"], body["contact"], body["next_state"]) == ("busy", cid, "unavailable")
+    r = await client.put(f"{v1}/agents/a1/state", json={"state": "available"})
+    assert r.status_code == 200 and r.json()["next_state"] is None, "cancels the pending change"
+    await client.put(f"{v1}/agents/a1/state", json={"state": "unavailable"})
+    assert (await client.post(f"{v1}/contacts/{cid}/complete")).status_code == 200
+    assert (await client.get(f"{v1}/agents/a1")).json()["state"] == "unavailable"
+
+
 async def test_delete_agent(client: httpx.AsyncClient, v1: str) -> None:
     await create(client, v1)
     r = await client.delete(f"{v1}/agents/a1")

@@ -46,10 +46,13 @@ async def delete_agent(agent_id: AgentId, center: CenterDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put("/agents/{agent_id}/state", response_model=Agent, responses=NOT_FOUND)
+@router.put("/agents/{agent_id}/state", response_model=Agent,
+            responses={**NOT_FOUND, 409: {"model": Problem, "description":
+                       "the agent is on a contact: it becomes available when it ends"}})
 async def set_agent_state(agent_id: AgentId, body: AgentStateIn, center: CenterDep) -> Agent:
-    """Available or unavailable. Making a busy agent available releases it from its
-    contact (the contact stays assigned until completed)."""
+    """Available or unavailable. An agent on a contact (busy) keeps it until the contact
+    ends: "unavailable" then means not ready after this contact (``next_state``, applied
+    when it ends); "available" cancels that, or is 409 naming the contact."""
     return await center.set_agent_state(agent_id, body.state)
 
 

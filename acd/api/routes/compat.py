@@ -6,6 +6,7 @@ Contact states are the demo's numbers: 1 queued, 2 assigned, 3 complete (abandon
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Annotated
 
@@ -29,6 +30,7 @@ from acd.api.schemas import (
     Responses,
     SkillName,
 )
+from acd.errors import InvalidState
 from acd.models import AgentState, ContactState
 
 router = APIRouter(tags=["original demo"])
@@ -95,9 +97,15 @@ async def delete_agent(agent_key: AgentKeyPath, center: DefaultCenterDep) -> Age
 @router.patch("/agent/{agent_key}/state", response_model=AgentKey, responses=NOT_FOUND)
 async def set_agent_state(agent_key: AgentKeyPath, body: CompatAgentStateIn,
                           center: DefaultCenterDep) -> AgentKey:
-    """1 available, 0 unavailable."""
+    """1 available, 0 unavailable.
+
+    The demo's clients complete a contact, then set its agent available. Completing
+    already frees the agent, so the second call may come when the agent is on its next
+    contact: it then changes nothing (the agent becomes available when that one ends) and
+    answers as the demo did. 0 on an agent on a contact: unavailable when it ends."""
     state = AgentState.AVAILABLE if body.state == 1 else AgentState.UNAVAILABLE
-    await center.set_agent_state(_id(agent_key), state)
+    with contextlib.suppress(InvalidState):
+        await center.set_agent_state(_id(agent_key), state)
     return AgentKey(agent_key=agent_key)
 
 
