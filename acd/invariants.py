@@ -42,32 +42,64 @@ async def _contacts(center: Center) -> dict[str, dict[str, Any]]:
     return {k[len(prefix):]: d for k, d in zip(keys, docs, strict=True) if d is not None}
 
 
+async def _scores(center: Center, pairs: Sequence[tuple[str, str]]) -> list[float | None]:
+    """ZSCORE of each (agent, skill) in that skill's availability set, pipelined."""
+    out: list[float | None] = []
+    for start in range(0, len(pairs), BATCH):
+        async with center.redis.pipeline(transaction=False) as pipe:
+            for aid, skill in pairs[start:start + BATCH]:
+                pipe.zscore(center.keys.avail(skill), aid)
+            out += await pipe.execute()
+    return out
+
+
 async def violations(center: Center) -> list[str]:
     """Every way the center's state breaks the ACD's promises; empty when it keeps them."""
     r, k = center.redis, center.keys
     ids = sorted(await cast(Any, r.smembers(k.agents)))
-    agents = {i: d for i, d in zip(ids, await _docs(center, [k.agent(i) for i in ids]),
-                                   strict=True) if d is not None}
+    docs = await _docs(center, [k.agent(i) for i in ids])
+    agents = {i: d for i, d in zip(ids, docs, strict=True) if d is not None}
     contacts = await _contacts(center)
-    found: list[str] = []
+    return [*await _availability(center, agents), *_agents_side(agents, contacts),
+            *_contacts_side(agents, contacts), *await _queue(center, contacts)]
 
-    # The agents' side: state, availability sets and the contact each busy agent names.
-    skills = set(await cast(Any, r.smembers(k.skills)))
+
+Docs = dict[str, dict[str, Any]]
+
+
+async def _availability(center: Center, agents: Docs) -> list[str]:
+    """Available agents are in each of their skills' sets with their available_since as
+    score; every other agent is in none, and the sets hold nobody else."""
+    found = []
+    pairs = [(aid, skill) for aid, agent in agents.items() for skill in agent.get("skills", [])]
+    for (aid, skill), score in zip(pairs, await _scores(center, pairs), strict=True):
+        agent = agents[aid]
+        if agent.get("state") == "available" and score != agent.get("available_since"):
+            found.append(f"agent {aid} is available since {agent.get('available_since')} "
+                         f"but its score in avail:{skill} is {score}")
+        elif agent.get("state") != "available" and score is not None:
+            found.append(f"agent {aid} is {agent.get('state')} but in avail:{skill}")
+    skills = set(await cast(Any, center.redis.smembers(center.keys.skills)))
+    skills.update(skill for _, skill in pairs)
+    for skill in sorted(skills):
+        for aid in map(str, await center.redis.zrange(center.keys.avail(skill), 0, -1)):
+            agent = agents.get(aid, {})
+            if agent.get("state") != "available" or skill not in agent.get("skills", []):
+                found.append(f"avail:{skill} holds {aid}, which is not an available agent "
+                             "with that skill")
+    return found
+
+
+def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
+    """A busy agent names an assigned contact that names it back and needs no skill the
+    agent lacks; an agent that is not busy names no contact and no next state."""
+    found = []
     for aid, agent in agents.items():
-        state = agent.get("state")
-        for skill in agent.get("skills", []):
-            score = await r.zscore(k.avail(skill), aid)
-            if state == "available" and score != agent.get("available_since"):
-                found.append(f"agent {aid} is available since {agent.get('available_since')}"
-                             f" but its score in avail:{skill} is {score}")
-            elif state != "available" and score is not None:
-                found.append(f"agent {aid} is {state} but in avail:{skill}")
-        skills.update(agent.get("skills", []))
-        cid = agent.get("contact")
+        state, cid, after = agent.get("state"), agent.get("contact"), agent.get("next_state")
         if state != "busy":
-            if cid is not None or agent.get("next_state") is not None:
-                found.append(f"agent {aid} is {state} but names contact {cid} / next state "
-                             f"{agent.get('next_state')}")
+            if cid is not None or after is not None:
+                found.append(f"agent {aid} is {state} but names contact {cid}, next state "
+                             f"{after}")
             continue
         contact = contacts.get(cid) if cid else None
         if contact is None:
@@ -77,46 +109,45 @@ async def violations(center: Center) -> list[str]:
                          f"{contact.get('state')} with agent {contact.get('agent')}")
         elif not set(contact.get("skills", [])) <= set(agent.get("skills", [])):
             found.append(f"agent {aid} lacks skills of its contact {cid}")
-        if agent.get("next_state") not in (None, "unavailable"):
-            found.append(f"busy agent {aid} has next state {agent.get('next_state')}")
+        if after not in (None, "unavailable"):
+            found.append(f"busy agent {aid} has next state {after}")
+    return found
 
-    # Every availability set holds only available agents with that skill.
-    for skill in sorted(skills):
-        for aid in map(str, await r.zrange(k.avail(skill), 0, -1)):
-            member = agents.get(aid)
-            if member is None or member.get("state") != "available" or skill not in member.get(
-                    "skills", []):
-                found.append(f"avail:{skill} holds {aid}, which is not an available agent "
-                             "with that skill")
 
-    # The contacts' side: each assigned contact's agent is on exactly that contact.
-    named = Counter(c.get("agent") for c in contacts.values() if c.get("state") == "assigned")
-    for aid, n in sorted(named.items(), key=lambda item: str(item[0])):
+def _contacts_side(agents: Docs, contacts: Docs) -> list[str]:
+    """An assigned contact names an agent that is busy with exactly that contact, and no
+    agent is named by two assigned contacts."""
+    found = []
+    assigned = {cid: c.get("agent") for cid, c in sorted(contacts.items())
+                if c.get("state") == "assigned"}
+    for named, n in sorted(Counter(map(str, assigned.values())).items()):
         if n > 1:
-            on = sorted(cid for cid, c in contacts.items()
-                        if c.get("state") == "assigned" and c.get("agent") == aid)
-            found.append(f"agent {aid} is named by {n} assigned contacts: {', '.join(on)}")
-    for cid, contact in sorted(contacts.items()):
-        if contact.get("state") != "assigned":
-            continue
-        aid = contact.get("agent")
-        named_agent = agents.get(aid) if aid else None
-        if named_agent is None:
+            on = ", ".join(cid for cid, a in assigned.items() if a == named)
+            found.append(f"agent {named} is named by {n} assigned contacts: {on}")
+    for cid, aid in assigned.items():
+        agent = agents.get(aid) if aid else None
+        if agent is None:
             found.append(f"assigned contact {cid} names agent {aid}, who does not exist")
-        elif named_agent.get("state") != "busy" or named_agent.get("contact") != cid:
+        elif agent.get("state") != "busy" or agent.get("contact") != cid:
             found.append(f"assigned contact {cid} names agent {aid}, who is "
-                         f"{named_agent.get('state')} on contact {named_agent.get('contact')}")
+                         f"{agent.get('state')} on contact {agent.get('contact')}")
+    return found
 
-    # The queue: exactly the queued contacts, and the signature counts agree with it.
-    queued = set(map(str, await r.zrange(k.queue, 0, -1)))
+
+async def _queue(center: Center, contacts: Docs) -> list[str]:
+    """The queue holds exactly the queued contacts, and the count of each waiting skill
+    signature agrees with it."""
+    found = []
+    queued = set(map(str, await center.redis.zrange(center.keys.queue, 0, -1)))
     waiting = {cid for cid, c in contacts.items() if c.get("state") == "queued"}
     for cid in sorted(queued - waiting):
-        found.append(f"queue holds {cid}, which is "
-                     f"{contacts[cid].get('state') if cid in contacts else 'missing'}")
+        state = contacts[cid].get("state") if cid in contacts else "missing"
+        found.append(f"queue holds {cid}, which is {state}")
     for cid in sorted(waiting - queued):
         found.append(f"contact {cid} is queued but not in the queue")
     sigs = Counter(",".join(contacts[cid].get("skills", [])) for cid in queued & waiting)
-    stored = {s: int(n) for s, n in (await r.hgetall(k.waiting_sigs)).items()}
+    stored = {s: int(n) for s, n in (await center.redis.hgetall(center.keys.waiting_sigs)
+                                     ).items()}
     if stored != dict(sigs):
         found.append(f"waiting signatures {stored} disagree with the queue {dict(sigs)}")
     return found

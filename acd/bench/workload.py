@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 from redis.asyncio import Redis
 
 from acd.center import Center
+from acd.invariants import violations
 
 PIPELINE = 500  # documents per JSON.MGET when checking
 CONCURRENCY = 32
@@ -122,12 +123,15 @@ class Check:
     agent_contact_mismatch: int = 0  # busy agent's .contact does not name the contact
     missing_skill: int = 0  # agent lacks a skill the contact needs
     stats_assigned: int = 0  # the center's 'assigned' counter
+    # acd.invariants over the whole center, both sides (not for the naive dispatcher)
+    violations: int = 0
+    first_violations: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return (self.double_assigned_contacts == 0 and self.agents_with_two_contacts == 0
                 and self.agent_contact_mismatch == 0 and self.missing_skill == 0
-                and self.stats_assigned == self.assigned)
+                and self.stats_assigned == self.assigned and self.violations == 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "ok": self.ok}
@@ -183,4 +187,7 @@ async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]
             seen.add(cid)
     counters = await r.hgetall(k.stats)
     check.stats_assigned = check.assigned if naive else int(counters.get("assigned", 0))
+    if not naive:  # the textbook dispatcher keeps no agent documents in step
+        found = await violations(center)
+        check.violations, check.first_violations = len(found), found[:5]
     return check

@@ -34,6 +34,7 @@ async def test_short_bench_is_correct_and_prints_ratios(
             assert c["agents_with_two_contacts"] == 0, where
             assert c["agent_contact_mismatch"] == 0, where
             assert c["missing_skill"] == 0, where
+            assert c["violations"] == 0, (where, c["first_violations"])
             assert c["assigned"] == c["contacts"], where  # every contact was served
             assert r["correct"], where
 
