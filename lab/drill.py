@@ -83,6 +83,7 @@ class DrillReport:
     final_roles: dict[str, str]
     vip_holder: str | None
     notes: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)  # acd.invariants at the end
 
     @property
     def lost(self) -> int:
@@ -90,7 +91,8 @@ class DrillReport:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.components_survived
+        return (self.lost == 0 and self.duplicates == 0 and self.components_survived
+                and not self.violations)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -125,7 +127,9 @@ class DrillReport:
                 f"{e.max_post_s:.2f}",
             )
         t.caption = (
-            f"duplicates {self.duplicates}; components survived: "
+            f"duplicates {self.duplicates}; one contact per agent: "
+            f"{'kept' if not self.violations else f'BROKEN ({self.violations[0]} ...)'}; "
+            f"components survived: "
             f"{'yes' if self.components_survived else 'NO'} "
             f"({', '.join(f'{k} {v}' for k, v in self.components.items())}); "
             f"roles now {self.final_roles}; VIP on {self.vip_holder}"
@@ -260,6 +264,8 @@ async def arun(
         feeder.cancel()
         say("  checking every contact in Redis ...")
         found = await asyncio.to_thread(_redis_states, topo, center, list(traffic.contacts))
+        say("  checking one contact per agent, from the agents' and the contacts' side ...")
+        broken = await _violations(topo, center)
     finally:
         await traffic.close()
 
@@ -293,6 +299,7 @@ async def arun(
         final_roles=dict(info["roles"]),
         vip_holder=", ".join(info["vip_holder"]) or None,
         notes=notes,
+        violations=broken,
     )
 
 
@@ -362,6 +369,23 @@ def _redis_states(topo: HATopology, center: str, ids: list[str]) -> dict[str, An
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+async def _violations(topo: HATopology, center: str) -> list[str]:
+    """acd.invariants through the VIP. Read twice a second apart: a completion still in
+    flight when the traffic stopped can make one read see half of it."""
+    from acd import Center, connect
+    from acd.invariants import violations
+
+    client = connect(topo.redis_url)
+    try:
+        found = await violations(Center(client, center))
+        if found:
+            await asyncio.sleep(1.0)
+            found = await violations(Center(client, center))
+        return found
+    finally:
+        await client.aclose()
 
 
 def _run_dir(run_dir: Path | str | None) -> Path:

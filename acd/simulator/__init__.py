@@ -10,7 +10,8 @@ From a script: ``run_sync(scenario, ...)``; from a shell: ``python -m acd.simula
 Defaults: ``via="api"`` drives the REST API at settings.api_url and runs no dispatcher of
 its own (the lab's dispatchers assign); ``via="redis"`` works in-process through
 acd.Center and runs one in-process Dispatcher (harmless beside the lab's: dispatch is
-atomic), so it also works on a center no dispatcher serves.
+atomic), so it also works on a center no dispatcher serves. ``via="demo"`` drives the
+original demo's routes as its clients did (the API's ACD_CENTER must be the center).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Literal
 from rich.console import Console
 
 from acd.settings import get_settings
-from acd.simulator.backends import ApiBackend, Backend, RedisBackend
+from acd.simulator.backends import ApiBackend, Backend, DemoApiBackend, RedisBackend
 from acd.simulator.engine import Engine, Snapshot
 from acd.simulator.render import ProgressView
 from acd.simulator.report import Report, build
@@ -33,11 +34,11 @@ from acd.simulator.scenario import AgentGroup, ContactType, HandleTime, RateStep
 __all__ = ["AgentGroup", "ContactType", "HandleTime", "RateStep", "Report", "Scenario",
            "default_dispatchers", "run", "run_sync"]
 
-Via = Literal["api", "redis"]
+Via = Literal["api", "demo", "redis"]
 
 
 def default_dispatchers(via: Via) -> int:
-    return 0 if via == "api" else 1
+    return 0 if via in ("api", "demo") else 1
 
 
 async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = None,
@@ -63,12 +64,13 @@ async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = N
     backend: Backend
     if via == "redis":
         backend = RedisBackend(center, redis_url or settings.redis_url)
-    elif via == "api":
-        backend = ApiBackend(center, api_url or settings.api_url)
+    elif via in ("api", "demo"):
+        kind = ApiBackend if via == "api" else DemoApiBackend
+        backend = kind(center, api_url or settings.api_url)
         if reset:
             raise ValueError("reset needs via='redis' (the API has no route to delete a center)")
     else:
-        raise ValueError(f"via must be 'api' or 'redis', not {via!r}")
+        raise ValueError(f"via must be 'api', 'demo' or 'redis', not {via!r}")
     if dispatchers is None:
         dispatchers = default_dispatchers(via)
     started = datetime.now(UTC)

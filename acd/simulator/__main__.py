@@ -64,14 +64,15 @@ def parser() -> argparse.ArgumentParser:
         description="Simulate callers and agents against the ACD; print KPIs "
                     "(and Erlang C/A predictions with --erlang).")
     run = p.add_argument_group("how to reach the ACD")
-    run.add_argument("--via", choices=("api", "redis"), default="api",
-                     help="REST API (default) or in-process through acd.Center")
+    run.add_argument("--via", choices=("api", "demo", "redis"), default="api",
+                     help="REST API (default), the original demo's routes (the API's "
+                          "ACD_CENTER must be --center), or in-process through acd.Center")
     run.add_argument("--center", help=f"center (default: ACD_CENTER = {s.acd_center})")
     run.add_argument("--api-url", help=f"default: API_URL = {s.api_url}")
     run.add_argument("--redis-url", help="default: REDIS_URL from the environment or .env")
     run.add_argument("--dispatchers", type=int,
-                     help="in-process dispatcher tasks (default: 0 via api, where the lab's "
-                          "dispatchers assign; 1 via redis); they need Redis")
+                     help="in-process dispatcher tasks (default: 0 via api or demo, where the "
+                          "lab's dispatchers assign; 1 via redis); they need Redis")
     run.add_argument("--reset", action="store_true",
                      help="delete the center's keys first (--via redis only)")
     sc = p.add_argument_group("scenario (scenario seconds; a --scenario file gives defaults)")
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                               erlang=args.erlang, store=not args.no_store, reset=args.reset,
                               on_progress=view.update)
     except (httpx.TransportError, RedisError, ApiError, OSError) as exc:
-        where = args.api_url or get_settings().api_url if args.via == "api" else "Redis"
+        where = args.api_url or get_settings().api_url if args.via != "redis" else "Redis"
         print(f"simulator: cannot drive the ACD ({where}): {exc!r}", file=sys.stderr)
         return 1
     if args.json:

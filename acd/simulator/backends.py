@@ -68,7 +68,8 @@ class Backend(ABC):
         """Queue a contact; a retry with the same id returns the contact, never a second."""
 
     @abstractmethod
-    async def complete(self, contact_id: str) -> Contact: ...
+    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
+        """End an assigned contact (``agent_id``: the agent it was assigned to)."""
 
     @abstractmethod
     async def abandon(self, contact_id: str) -> Contact | None:
@@ -133,7 +134,7 @@ class RedisBackend(Backend):
         except AlreadyExists:  # a retried call that had succeeded
             return await self.acd.get_contact(contact_id)
 
-    async def complete(self, contact_id: str) -> Contact:
+    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         return await self.acd.complete_contact(contact_id)
 
     async def abandon(self, contact_id: str) -> Contact | None:
@@ -194,6 +195,12 @@ class ApiBackend(Backend):
     async def _call(self, method: str, path: str, ok: tuple[int, ...] = (200, 201),
                     json_body: Any = None, params: dict[str, Any] | None = None,
                     timeout: float = REQUEST_TIMEOUT) -> httpx.Response:
+        """A call of the center's /v1 routes (see _request)."""
+        return await self._request(method, self.base + path, ok, json_body, params, timeout)
+
+    async def _request(self, method: str, url: str, ok: tuple[int, ...] = (200, 201),
+                       json_body: Any = None, params: dict[str, Any] | None = None,
+                       timeout: float = REQUEST_TIMEOUT) -> httpx.Response:
         """One call, retried with backoff on connection errors and 5xx; returns any status
         in ``ok``, raises ApiError on other statuses."""
         async for attempt in AsyncRetrying(
@@ -202,12 +209,12 @@ class ApiBackend(Backend):
             stop=stop_after_delay(self.retry_for), reraise=True,
         ):
             with attempt:
-                response = await self.http.request(method, self.base + path, json=json_body,
+                response = await self.http.request(method, url, json=json_body,
                                                     params=params, timeout=timeout)
                 if response.status_code >= 500:
                     response.raise_for_status()
         if response.status_code not in ok:
-            raise ApiError(f"{method} {self.base + path} -> {response.status_code}: "
+            raise ApiError(f"{method} {url} -> {response.status_code}: "
                            f"{response.text[:300]}")
         return response
 
@@ -240,7 +247,7 @@ class ApiBackend(Backend):
                                     json_body={"skills": skills, "id": contact_id})
         return Contact.model_validate(response.json())
 
-    async def complete(self, contact_id: str) -> Contact:
+    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         response = await self._call("POST", f"/contacts/{contact_id}/complete")
         return Contact.model_validate(response.json())
 
@@ -273,6 +280,53 @@ class ApiBackend(Backend):
 
     async def store_kpis(self, kpis: dict[str, Any]) -> None:
         await self._call("PUT", "/kpis", ok=(200, 201, 204), json_body=kpis)
+
+
+class DemoApiBackend(ApiBackend):
+    """Through the original demo's routes, as its clients use them: contacts are created
+    with ``POST /contact`` (the API chooses the id: no retry-safe creation) and finished
+    in two calls, ``PATCH /contact/<key>`` then ``PATCH /agent/<key>/state {"state": 1}``.
+
+    The demo's routes serve the API's default center (its ACD_CENTER), which must be
+    ``center``; events, contact reads and KPIs go through the /v1 routes of that center.
+    """
+
+    name = "demo"
+
+    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+        body = {"fname": "Sim", "lname": agent_id, "skills": skills}
+        created = await self._request("POST", f"/agent/agent:{agent_id}", (201, 409), body)
+        if (await self.http.get(f"{self.base}/agents/{agent_id}")).status_code == 404:
+            raise ApiError(f"the API's demo routes do not serve center {self.center}: start "
+                           f"the API with ACD_CENTER={self.center}")
+        return created.status_code == 201
+
+    async def set_agent_available(self, agent_id: str, available: bool) -> None:
+        await self._request("PATCH", f"/agent/agent:{agent_id}/state",
+                            json_body={"state": 1 if available else 0})
+
+    async def set_open(self, is_open: bool) -> None:
+        await self._request("POST", "/acd", json_body={"state": 1 if is_open else 0})
+
+    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+        """Queues a contact whose id the API chooses (the returned contact's id)."""
+        created = await self._request("POST", "/contact", json_body={"skills": skills})
+        key = created.json()["contact_key"]
+        return await self.get_contact(key.partition(":")[2])
+
+    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
+        await self._request("PATCH", f"/contact/contact:{contact_id}")
+        if agent_id is not None:
+            await self.set_agent_available(agent_id, True)
+        return await self.get_contact(contact_id)
+
+    async def abandon(self, contact_id: str) -> Contact | None:
+        contact = await self.get_contact(contact_id)
+        if contact.state != "queued":
+            return None
+        await self._request("PATCH", f"/contact/contact:{contact_id}")  # queued: abandoned
+        contact = await self.get_contact(contact_id)
+        return contact if contact.state == "abandoned" else None
 
 
 class ClockSync:

@@ -107,6 +107,7 @@ class Engine:
         self._t0_server = 0.0
         self._stopped_at: float | None = None
         self._reader_stop = False
+        self._unknown: dict[str, Event] = {}  # assignments of contacts not (yet) ours
 
     def stop(self) -> None:
         """Stop arrivals, hang up queued callers, complete contacts in progress."""
@@ -248,6 +249,8 @@ class Engine:
         contact = await self.backend.create_contact(rec.id, rec.arrival.skills)
         if not self._clock_fixed:
             self.clock.sample(contact.queued_at, t0, time.time())
+        if contact.id != rec.id:  # the ACD chose the id (the demo's POST /contact)
+            self._rename(rec, contact.id)
         rec.queued_at = float(contact.queued_at)
         self.created += 1
         if rec.arrival.patience is None:
@@ -276,9 +279,25 @@ class Engine:
                 if ev.type == "contact_assigned":
                     self._on_assigned(ev)
 
+    def _rename(self, rec: Record, contact_id: str) -> None:
+        """Follow a contact under the id the ACD gave it; its assignment may have been
+        read already, before the create call returned the id."""
+        del self.records[rec.id]
+        rec.id = contact_id
+        self.records[contact_id] = rec
+        early = self._unknown.pop(contact_id, None)
+        if early is not None:
+            self._on_assigned(early)
+
     def _on_assigned(self, ev: Event) -> None:
-        rec = self.records.get(ev.fields.get("contact", ""))
-        if rec is None or rec.assigned.is_set():
+        cid = ev.fields.get("contact", "")
+        rec = self.records.get(cid)
+        if rec is None:
+            if len(self._unknown) >= 10_000:  # someone else's contacts: keep the newest
+                self._unknown.pop(next(iter(self._unknown)))
+            self._unknown[cid] = ev
+            return
+        if rec.assigned.is_set():
             return
         self.events_seen += 1
         rec.agent = ev.fields.get("agent")
@@ -291,7 +310,7 @@ class Engine:
         assert rec.assigned_at is not None
         due = rec.assigned_at + rec.arrival.handle / self.scale * 1000
         await self._sleep_until(self.clock.local(due))
-        contact = await self.backend.complete(rec.id)
+        contact = await self.backend.complete(rec.id, rec.agent)
         rec.busy_from = float(contact.assigned_at or rec.assigned_at)
         rec.ended_at = float(contact.ended_at or 0)
         if rec.outcome is None:
@@ -338,7 +357,7 @@ class Engine:
             try:
                 contact = await self.backend.get_contact(rec.id)
                 if contact.state == "assigned":
-                    contact = await self.backend.complete(rec.id)
+                    contact = await self.backend.complete(rec.id, contact.agent)
             except Exception as exc:  # noqa: BLE001 - best effort at the very end
                 self._note(f"could not end contact {rec.id}: {exc!r}")
                 continue

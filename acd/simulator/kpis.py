@@ -24,6 +24,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from pydantic import BaseModel
 
@@ -93,6 +94,24 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
+
+
+def overlaps(outcomes: Iterable[Outcome]) -> list[str]:
+    """Agents that were on two contacts at once: one contact's busy period starts before
+    the agent's previous one ended. The ACD's first promise is that this list is empty."""
+    by_agent: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        if o.agent is not None and o.busy_from is not None:
+            by_agent[o.agent].append(o)
+    found = []
+    for agent, served in sorted(by_agent.items()):
+        served.sort(key=lambda o: o.busy_from or 0.0)
+        for prev, nxt in pairwise(served):
+            if prev.busy_to is None or (nxt.busy_from or 0.0) < prev.busy_to:
+                found.append(f"agent {agent}: contact #{nxt.index} began at "
+                             f"{nxt.busy_from:.3f} s while on #{prev.index} (until "
+                             f"{'the end' if prev.busy_to is None else f'{prev.busy_to:.3f} s'})")
+    return found
 
 
 def summarize(outcomes: Iterable[Outcome], threshold: float, epsilon: float) -> Kpis:

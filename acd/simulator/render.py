@@ -140,6 +140,9 @@ def render(report: Report) -> Group:
     if report.stopped_early:
         parts.append("[yellow]stopped early: KPIs cover the run so far[/]")
     parts += [f"[dim]note: {n}[/]" for n in report.notes]
+    if report.overlaps:
+        parts.append(f"[bold red]{len(report.overlaps)} times an agent was on two contacts "
+                     f"at once[/], e.g. {report.overlaps[0]}")
     return Group(*parts)
 
 

@@ -14,7 +14,15 @@ from pydantic import BaseModel, Field
 
 from acd.simulator import erlang
 from acd.simulator.engine import RunResult
-from acd.simulator.kpis import Interval, Kpis, Outcome, batch_interval, compute, queue_series
+from acd.simulator.kpis import (
+    Interval,
+    Kpis,
+    Outcome,
+    batch_interval,
+    compute,
+    overlaps,
+    queue_series,
+)
 from acd.simulator.scenario import Scenario
 
 DEFAULT_BATCHES = 10
@@ -71,6 +79,8 @@ class Report(BaseModel):
     occupancy: dict[str, float]
     erlang: ErlangComparison | None = None
     notes: list[str] = Field(default_factory=list)
+    # An agent on two contacts at once (kpis.overlaps): the ACD broke its first promise.
+    overlaps: list[str] = Field(default_factory=list)
     samples: Samples = Field(default_factory=Samples, exclude=True)
 
     def document(self) -> dict[str, Any]:
@@ -104,6 +114,7 @@ def build(scenario: Scenario, result: RunResult, center: str, via: str, started:
         real_seconds=round(result.real_seconds, 3), stopped_early=result.stopped,
         window=(start, end), scenario=scenario.model_dump(mode="json"), kpis=kpis,
         intervals=intervals, per_skill=per_skill, occupancy=occupancy, notes=result.notes,
+        overlaps=overlaps(result.outcomes),
         samples=Samples(queue=queue_series(result.outcomes),
                         waits=sorted(o.wait for o in window if o.answered and o.wait is not None),
                         occupancy=occupancy, outcomes=list(result.outcomes)))

@@ -173,6 +173,7 @@ def test_drill_loses_no_contact(ha_lab: dict[str, str]) -> None:
     print(json.dumps(report["events"], indent=1))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert report["lost"] == 0 and report["duplicates"] == 0, report
+    assert report["violations"] == [], report["violations"]
     assert report["components_survived"], report["components"]
     events = report["events"]
     assert len(events) == 4

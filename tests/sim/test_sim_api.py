@@ -1,52 +1,29 @@
-"""The simulator's API backend against the real REST API (uvicorn in a subprocess)."""
+"""The simulator's API backends (/v1 and the demo's routes) against the real REST API
+(uvicorn in a subprocess)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from api_server import start_uvicorn, stop_uvicorn
 
 from acd import Center, connect
+from acd.invariants import violations
 from acd.simulator import Scenario, run
-from acd.simulator.backends import ApiBackend
-from lab.embedded import free_port
-from lab.processes import terminate
-
-REPO = Path(__file__).resolve().parents[2]
-
-if not (REPO / "acd" / "api" / "app.py").exists():  # pragma: no cover - before the API
-    pytest.skip("acd/api/app.py does not exist yet", allow_module_level=True)
+from acd.simulator.backends import ApiBackend, ApiError, DemoApiBackend
 
 
 @pytest.fixture
 def api_url(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "acd.api.app:app", "--port", str(port),
-         "--no-access-log"], env=subprocess_env, cwd=REPO, stdout=log,
-        stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    server = start_uvicorn(subprocess_env, tmp_path / "api.log", workers=1)
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"API not healthy after 30 s; see {tmp_path / 'api.log'}")
-            time.sleep(0.05)
-        yield url
+        yield server.url
     finally:
-        terminate(proc, timeout=10)
+        stop_uvicorn(server)
 
 
 async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
@@ -95,3 +72,37 @@ async def test_api_backend_retry_never_queues_twice(api_url: str, redis_url: str
         await Center(redis, center).delete()
         await redis.aclose()
     assert stats.offered == 1
+
+
+async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis_url: str,
+                                          tmp_path: Path) -> None:
+    # The demo's clients: POST /contact (the API picks the id), then complete in two calls.
+    center = f"demo-{uuid.uuid4().hex[:8]}"
+    server = start_uvicorn({**subprocess_env, "ACD_CENTER": center}, tmp_path / "api.log",
+                           workers=1)
+    scenario = Scenario(center=center, agents=4, rate_per_hour=600, handle={"mean": 30.0},
+                        patience=60.0, duration=900, time_scale=300, drain_timeout=20)
+    redis = connect(redis_url)
+    try:
+        report = await run(scenario, via="demo", api_url=server.url, redis_url=redis_url,
+                           dispatchers=1)
+        found = await violations(Center(redis, center))
+        stats = await Center(redis, center).stats()
+    finally:
+        stop_uvicorn(server)
+        await Center(redis, center).delete()
+        await redis.aclose()
+    k = report.kpis
+    assert report.via == "demo" and k.offered == len(scenario.draw().arrivals) > 20
+    assert k.unfinished == 0 and k.answered + k.abandoned == k.offered and k.answered > 0
+    assert report.overlaps == [] and found == []
+    assert stats.offered == k.offered and stats.waiting == 0 and stats.agents["busy"] == 0
+
+
+async def test_demo_backend_names_a_center_the_demo_routes_do_not_serve(api_url: str) -> None:
+    backend = DemoApiBackend(f"other-{uuid.uuid4().hex[:8]}", api_url)
+    try:
+        with pytest.raises(ApiError, match="ACD_CENTER=other-"):
+            await backend.create_agent("a1", ["en"])
+    finally:
+        await backend.close()

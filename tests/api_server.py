@@ -15,7 +15,7 @@ import httpx
 
 from lab.embedded import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
