@@ -15,9 +15,10 @@ from acd.errors import (
     NotDurable,
     NotFound,
 )
-from acd.models import Agent, AgentState, Assignment, Contact, ContactState
+from acd.models import Agent, AgentState, Assignment, Contact, ContactState, DispatchMode
 
 __all__ = [
     "ACDError", "Agent", "AgentState", "AlreadyExists", "Assignment", "Center", "Conflict",
-    "Contact", "ContactState", "InvalidInput", "InvalidState", "NotDurable", "NotFound", "connect",
+    "Contact", "ContactState", "DispatchMode", "InvalidInput", "InvalidState", "NotDurable",
+    "NotFound", "connect",
 ]

@@ -29,6 +29,7 @@ from acd.models import (
     CenterStats,
     Contact,
     ContactIn,
+    DispatchMode,
 )
 from acd.settings import get_settings
 
@@ -158,6 +159,22 @@ class Center:
         ends); returns how many changed now."""
         return await self.fn.center_state(False)
 
+    async def set_dispatch_mode(self, mode: DispatchMode | str) -> DispatchMode:
+        """Who assigns this center's contacts: 'automatic' (the dispatcher services) or
+        'manual' (only explicit dispatch calls, e.g. a lesson's own dispatcher). Returns
+        the previous mode."""
+        try:
+            wanted = DispatchMode(mode)
+        except ValueError:
+            raise InvalidInput(f"dispatch mode {mode!r}: must be 'automatic' or "
+                               "'manual'") from None
+        await self.register()
+        return DispatchMode(await self.fn.dispatch_mode(wanted.value))
+
+    async def dispatch_mode(self) -> DispatchMode:
+        mode = await cast(Any, self.redis.hget(self.keys.meta, "dispatch"))
+        return DispatchMode(mode or DispatchMode.AUTOMATIC)
+
     # -- contacts -------------------------------------------------------------------
     async def create_contact(self, skills: Iterable[str], contact_id: str | None = None) -> Contact:
         """Queue a contact that needs an agent with every one of ``skills``."""
@@ -208,7 +225,8 @@ class Center:
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET
                        ) -> list[Assignment]:
-        """Assign up to ``most`` waiting contacts atomically (see acd_dispatch)."""
+        """Assign up to ``most`` waiting contacts atomically (see acd_dispatch), in any
+        dispatch mode: this is an explicit call, not a dispatcher service's round."""
         pairs, _ = await self.fn.dispatch(most, budget)
         return [Assignment(contact=c, agent=a) for c, a in pairs]
 
@@ -231,8 +249,8 @@ class Center:
             pipe.zcard(self.keys.queue)
             pipe.zrange(self.keys.queue, 0, 0, withscores=True)
             pipe.hgetall(self.keys.stats)
-            pipe.hget(self.keys.meta, "open")
-            now_s, waiting, oldest, counters, is_open = await pipe.execute()
+            pipe.hmget(self.keys.meta, ["open", "dispatch"])
+            now_s, waiting, oldest, counters, (is_open, mode) = await pipe.execute()
         now = int(now_s[0]) * 1000 + int(now_s[1]) // 1000
         by_state = {s: 0 for s in AgentState}
         for agent in await self.list_agents():
@@ -241,6 +259,7 @@ class Center:
         return CenterStats(
             center=self.name,
             open=is_open == "1",
+            dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
             waiting=waiting,
             oldest_wait_ms=max(0, now - int(oldest[0][1])) if oldest else 0,
             agents=by_state,

@@ -64,12 +64,17 @@ async def supervise(name: str, body: Callable[[], Awaitable[None]],
 
 
 class Dispatcher:
-    """Dispatch loop for one center."""
+    """Dispatch loop for one center.
+
+    A service: it assigns nothing while the center's dispatch mode is manual (a lesson
+    runs its own dispatcher there), unless ``manual_too`` (a dispatcher made for that very
+    center, like the simulator's in-process ones)."""
 
     def __init__(self, center: Center, batch: int = DEFAULT_BATCH,
                  budget: int = DEFAULT_BUDGET, idle_ms: int = 1000,
-                 summary_every: float = 10.0) -> None:
+                 summary_every: float = 10.0, manual_too: bool = False) -> None:
         self.center = center
+        self.manual_too = manual_too
         self.batch = batch
         self.budget = budget
         self.idle_ms = idle_ms
@@ -85,7 +90,8 @@ class Dispatcher:
     async def round(self) -> str:
         """Assign until nothing more can be assigned; return the last wake id seen."""
         while True:
-            pairs, wake_id = await self.center.fn.dispatch(self.batch, self.budget)
+            pairs, wake_id = await self.center.fn.dispatch(self.batch, self.budget,
+                                                           service=not self.manual_too)
             self.rounds += 1
             self.assigned += len(pairs)
             for contact, agent in pairs:

@@ -32,6 +32,7 @@ class NotDurable(ACDError):
 
 
 _CODES: dict[str, type[ACDError]] = {
+    "INVALID": InvalidInput,
     "NOTFOUND": NotFound,
     "EXISTS": AlreadyExists,
     "STATE": InvalidState,

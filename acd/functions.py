@@ -104,11 +104,18 @@ class Functions:
                            [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats],
                            [contact_id, how, keep_seconds]))
 
-    async def dispatch(self, most: int, budget: int) -> tuple[list[tuple[str, str]], str]:
-        """Returns the (contact, agent) pairs assigned and the last wake id seen."""
+    async def dispatch(self, most: int, budget: int, service: bool = False
+                       ) -> tuple[list[tuple[str, str]], str]:
+        """Returns the (contact, agent) pairs assigned and the last wake id seen.
+        ``service``: a dispatcher service's round, which assigns nothing in manual mode."""
         k = self.keys
-        reply = await fcall(self.redis, "acd_dispatch", [k.queue, k.waiting_sigs, k.stats],
-                            [most, budget])
+        reply = await fcall(self.redis, "acd_dispatch",
+                            [k.queue, k.waiting_sigs, k.stats, k.meta],
+                            [most, budget, "service" if service else "explicit"])
         flat = reply[2:]
         pairs = [(str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
         return pairs, str(reply[1])
+
+    async def dispatch_mode(self, mode: str) -> str:
+        """Set the center's dispatch mode; returns the previous one."""
+        return str(await fcall(self.redis, "acd_dispatch_mode", [self.keys.meta], [mode]))

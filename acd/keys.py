@@ -81,7 +81,7 @@ class Keys:
 
     @property
     def meta(self) -> str:
-        """Hash: center settings (open flag)."""
+        """Hash: center settings (open flag, dispatch mode) and the last queue score."""
         return f"{self.tag}:meta"
 
     @property

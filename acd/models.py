@@ -27,6 +27,13 @@ class AgentState(StrEnum):
     BUSY = "busy"  # on a contact
 
 
+class DispatchMode(StrEnum):
+    """Who assigns a center's contacts."""
+
+    AUTOMATIC = "automatic"  # the dispatcher services (python -m acd.dispatcher)
+    MANUAL = "manual"  # only explicit Center.dispatch() calls: a lesson's own dispatcher
+
+
 class ContactState(StrEnum):
     QUEUED = "queued"
     ASSIGNED = "assigned"
@@ -121,6 +128,7 @@ class CenterStats(BaseModel):
 
     center: str
     open: bool
+    dispatch_mode: DispatchMode = DispatchMode.AUTOMATIC
     waiting: int
     oldest_wait_ms: int
     agents: dict[AgentState, int]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from acd.keys import NAME_PATTERN
-from acd.models import AgentIn, ContactIn, Id, PersonName
+from acd.models import AgentIn, ContactIn, DispatchMode, Id, PersonName
 
 NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
 """NAME_PATTERN without its anchors, to build the original demo's ``agent:<id>`` keys."""
@@ -54,6 +54,16 @@ class CenterStateIn(_Strict):
 class CenterStateOut(BaseModel):
     open: bool
     changed: int = Field(description="how many agents changed state")
+
+
+class DispatchModeIn(_Strict):
+    mode: DispatchMode = Field(description="automatic: the dispatcher services assign; "
+                               "manual: only explicit dispatch calls")
+
+
+class DispatchModeOut(BaseModel):
+    mode: DispatchMode
+    previous: DispatchMode
 
 
 class ContactCreate(ContactIn):

@@ -88,8 +88,9 @@ class RecordingFunctions(Functions):
         self.pairs: list[tuple[str, str]] = []
         self.calls = 0
 
-    async def dispatch(self, most: int, budget: int) -> tuple[list[tuple[str, str]], str]:
-        pairs, wake = await super().dispatch(most, budget)
+    async def dispatch(self, most: int, budget: int, service: bool = False
+                       ) -> tuple[list[tuple[str, str]], str]:
+        pairs, wake = await super().dispatch(most, budget, service)
         self.pairs.extend(pairs)
         self.calls += 1
         return pairs, wake

@@ -9,7 +9,7 @@ below (skill sets, agent documents) are in the same slot as the keys it declares
 
 A function either fails before it writes anything or completes all its writes: errors
 are checked first. Error replies start with a code the Python side maps to exceptions:
-  NOTFOUND <what>   EXISTS <what>   STATE <why>
+  NOTFOUND <what>   EXISTS <what>   STATE <why>   INVALID <what>
 Times are the server's clock in ms, so clients' clocks never matter.
 ]]
 
@@ -404,9 +404,30 @@ local function claim(keys, tag, cid, skills, aid, now, sizes)
   unqueue(keys, cid, skills)
 end
 
+--[[ acd_dispatch_mode
+KEYS[1] center meta hash
+ARGV[1] 'automatic' (dispatcher services serve the center) | 'manual' (only explicit
+dispatch calls: lessons that run their own dispatcher). Wakes the dispatchers, so a
+center switched to automatic is served at once. Returns the previous mode. ]]
+local function dispatch_mode(keys, args)
+  local tag = tag_of(keys[1])
+  local mode = args[1]
+  if mode ~= 'automatic' and mode ~= 'manual' then fail('INVALID dispatch mode ' .. mode) end
+  local before = redis.call('HGET', keys[1], 'dispatch') or 'automatic'
+  if before ~= mode then
+    redis.call('HSET', keys[1], 'dispatch', mode)
+    event(tag, 'dispatch_mode', 'mode', mode)
+    wake(tag, 'mode')
+  end
+  return before
+end
+
 --[[ acd_dispatch
-KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats
+KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats  KEYS[4] center meta hash
 ARGV[1] most assignments to make  ARGV[2] most queued contacts to examine
+ARGV[3] 'service' for a dispatcher service: it assigns nothing while the center's
+dispatch mode is manual (checked in the same atomic call, so no round overlaps a
+lesson's own dispatcher) | 'explicit' for a call made on purpose (always runs)
 Walks the queue oldest first. Each contact gets the longest available agent with all its
 skills; a contact nobody available can serve keeps its place and is skipped, so it does
 not hold up later contacts (no head-of-line blocking). Contacts with a signature already
@@ -416,6 +437,9 @@ Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}:
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
   local tag = tag_of(keys[1])
+  if args[3] == 'service' and redis.call('HGET', keys[4], 'dispatch') == 'manual' then
+    return {0, last_wake_id(tag)}
+  end
   local most, budget = tonumber(args[1]), tonumber(args[2])
   local qkeys = {keys[1], keys[1], keys[2]}  -- unqueue() expects queue at 2, sigs at 3
   local now = now_ms()
@@ -484,3 +508,4 @@ redis.register_function('acd_center_state', center_state)
 redis.register_function('acd_contact_create', contact_create)
 redis.register_function('acd_contact_end', contact_end)
 redis.register_function('acd_dispatch', dispatch)
+redis.register_function('acd_dispatch_mode', dispatch_mode)

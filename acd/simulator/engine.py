@@ -136,8 +136,8 @@ class Engine:
             await self._setup(agent_ids, draw.agents)
             if self.dispatchers:
                 dispatch_redis = connect(self.redis_url)
-                workers = [Dispatcher(Center(dispatch_redis, self.backend.center))
-                           for _ in range(self.dispatchers)]
+                workers = [Dispatcher(Center(dispatch_redis, self.backend.center),
+                                      manual_too=True) for _ in range(self.dispatchers)]
                 dispatch_tasks = [asyncio.create_task(w.run()) for w in workers]
             await self._sync_clock()
             after = await self.backend.events_tail()

@@ -29,6 +29,17 @@ async def test_open_close(client: httpx.AsyncClient, v1: str) -> None:
     assert (await client.put(f"{v1}/state", json={"open": "maybe"})).status_code == 422
 
 
+async def test_dispatch_mode(client: httpx.AsyncClient, v1: str, center: Center) -> None:
+    assert (await client.get(f"{v1}/stats")).json()["dispatch_mode"] == "automatic"
+    r = await client.put(f"{v1}/dispatch-mode", json={"mode": "manual"})
+    assert r.status_code == 200 and r.json() == {"mode": "manual", "previous": "automatic"}
+    assert await center.dispatch_mode() == "manual"
+    assert (await client.get(f"{v1}/stats")).json()["dispatch_mode"] == "manual"
+    r = await client.put(f"{v1}/dispatch-mode", json={"mode": "sometimes"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "mode"]
+    assert await center.dispatch_mode() == "manual", "a refused change writes nothing"
+
+
 async def test_queue_and_stats(client: httpx.AsyncClient, v1: str) -> None:
     ids = [(await client.post(f"{v1}/contacts", json={"skills": ["x"]})).json()["id"]
            for _ in range(3)]

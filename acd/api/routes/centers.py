@@ -16,6 +16,8 @@ from acd.api.schemas import (
     MAX_BLOCK_MS,
     CenterStateIn,
     CenterStateOut,
+    DispatchModeIn,
+    DispatchModeOut,
     Event,
     EventsPage,
     Problem,
@@ -35,6 +37,14 @@ async def set_center_state(body: CenterStateIn, center: CenterDep) -> CenterStat
     """Open: every agent not on a contact becomes available. Close: unavailable."""
     changed = await (center.open() if body.open else center.close())
     return CenterStateOut(open=body.open, changed=changed)
+
+
+@router.put("/dispatch-mode", response_model=DispatchModeOut)
+async def set_dispatch_mode(body: DispatchModeIn, center: CenterDep) -> DispatchModeOut:
+    """Who assigns the center's contacts: the dispatcher services (automatic, the default)
+    or only explicit dispatch calls (manual: a lesson running its own dispatcher)."""
+    previous = await center.set_dispatch_mode(body.mode)
+    return DispatchModeOut(mode=body.mode, previous=previous)
 
 
 @router.get("/queue", response_model=list[QueueEntry])
