@@ -395,11 +395,18 @@ class Engine:
             await asyncio.sleep(0.2)
 
     def snapshot(self, total: int) -> Snapshot:
-        ended = self.answered + self.abandoned + self.cut
-        in_service = sum(1 for r in self.records.values()
-                         if r.assigned.is_set() and r.outcome is None)
-        return Snapshot(total=total, created=self.created,
-                        waiting=max(0, self.created - ended - in_service),
+        # Counted per record, not as created - ended - in service: an assignment can be
+        # read from the event stream before the create call that queued the contact
+        # returns (and counts it created), which made that difference negative.
+        waiting = in_service = 0
+        for r in self.records.values():
+            if r.outcome is not None:
+                continue
+            if r.assigned.is_set():
+                in_service += 1
+            elif r.queued_at is not None:
+                waiting += 1
+        return Snapshot(total=total, created=self.created, waiting=waiting,
                         answered=self.answered + in_service, abandoned=self.abandoned,
                         scenario_time=self._scenario_seconds(time.monotonic()))
 
@@ -411,6 +418,10 @@ class Engine:
         answered = rec.assigned_at is not None and rec.outcome in ("answered", "cut")
         wait_ms = rec.wait_ms
         if rec.outcome == "abandoned" and rec.ended_at is not None:
+            wait_ms = rec.ended_at - rec.queued_at
+        elif rec.outcome == "cut" and rec.assigned_at is None and rec.ended_at:
+            # Hung up by the stop while queued: it left the queue then, and the queue
+            # series must see it leave (ended_at is 0 if it could not be hung up).
             wait_ms = rec.ended_at - rec.queued_at
         busy_to = rec.ended_at if answered and rec.ended_at else None
         return Outcome(

@@ -46,7 +46,8 @@ class Outcome:
     arrived: float
     answered: bool
     abandoned: bool
-    wait: float | None  # until answered, or until abandoned
+    # Until answered, abandoned, or hung up by a stop; None while still queued at the end.
+    wait: float | None
     agent: str | None = None
     busy_from: float | None = None
     busy_to: float | None = None
@@ -56,6 +57,12 @@ class Outcome:
     @property
     def at(self) -> float:
         return self.arrived if self.planned is None else self.planned
+
+    @property
+    def left_queue(self) -> float | None:
+        """When the contact left the queue: answered, abandoned, or (``cut``) assigned or
+        hung up while the run stopped; None if it was still queued when the run ended."""
+        return None if self.wait is None else self.arrived + self.wait
 
 
 class Interval(BaseModel):
@@ -194,16 +201,25 @@ def batch_interval(outcomes: Sequence[Outcome], start: float, end: float, batche
 
 
 def queue_series(outcomes: Iterable[Outcome]) -> list[tuple[float, int]]:
-    """(time, contacts waiting) at every change, from arrival and answer/abandon times."""
-    changes: list[tuple[float, int]] = []
+    """(time, contacts waiting) after every instant a contact arrived or left: +1 at each
+    arrival, -1 when the contact left the queue (answered, abandoned, or hung up by a stop).
+
+    Times come from the ACD's clock in whole milliseconds, so a contact answered in the
+    millisecond it was queued leaves at the very instant it arrived, and so may others
+    queued in that millisecond. The level is therefore taken after *every* change at an
+    instant, never between two of them: applying a -1 before the +1 of its own arrival
+    (as sorting (time, step) pairs did) showed -1, -2, ... waiting contacts. Taken per
+    instant, the level is arrivals so far minus departures so far, and no contact leaves
+    before it arrives, so it is never negative.
+    """
+    net: dict[float, int] = defaultdict(int)
     for o in outcomes:
-        changes.append((o.arrived, 1))
-        if o.wait is not None and (o.answered or o.abandoned):
-            changes.append((o.arrived + o.wait, -1))
-    changes.sort()
+        net[o.arrived] += 1
+        if (left := o.left_queue) is not None:
+            net[left] -= 1
     series: list[tuple[float, int]] = []
     level = 0
-    for t, step in changes:
-        level += step
+    for t in sorted(net):
+        level += net[t]
         series.append((t, level))
     return series

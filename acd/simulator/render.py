@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -146,8 +147,9 @@ def render(report: Report) -> Group:
     return Group(*parts)
 
 
-def write_html(report: Report, path: Path) -> None:
-    """Queue length over time, the wait distribution and occupancy per agent."""
+def figures(report: Report) -> list[Any]:
+    """The report's plotly figures: queue length over time, the wait distribution and
+    occupancy per agent (apart from write_html, so tests can check their data)."""
     import plotly.graph_objects as go  # type: ignore[import-untyped]
 
     s = report.samples
@@ -161,12 +163,17 @@ def write_html(report: Report, path: Path) -> None:
     agents = sorted(s.occupancy)
     occ = go.Figure(go.Bar(x=agents, y=[100 * s.occupancy[a] for a in agents]))
     occ.update_layout(title="Occupancy per agent", yaxis_title="% of the window")
+    return [queue, waits, occ]
+
+
+def write_html(report: Report, path: Path) -> None:
+    """Queue length over time, the wait distribution and occupancy per agent."""
     k = report.kpis
     head = (f"<h1>ACD simulation - center {report.center}</h1><p>run {report.run_id}, "
             f"{report.started_at}, via {report.via}: offered {k.offered}, answered "
             f"{k.answered}, abandoned {k.abandoned}, SL {_pct(k.service_level)}, "
             f"ASA {_sec(k.asa)}, occupancy {_pct(k.occupancy)}</p>")
     body = "".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0))
-                   for i, fig in enumerate((queue, waits, occ)))
+                   for i, fig in enumerate(figures(report)))
     path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>ACD simulation"
                     f"</title></head><body>{head}{body}</body></html>", encoding="utf-8")
