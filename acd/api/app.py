@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
-from acd.api import errors
+from acd.api import docs, errors
 from acd.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from acd.api.nodelay import set_nodelay
 from acd.api.routes import agents, centers, compat, contacts, health
@@ -68,10 +68,13 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
             await blocking.aclose()
             await redis.aclose()
 
+    # docs_url/redoc_url None: FastAPI's docs pages load their assets from a CDN;
+    # acd.api.docs serves the same pages with local assets, so they work offline.
     app = ACDApp(title="Redis ACD", version="1.0.0", description=DESCRIPTION,
-                  lifespan=lifespan)
+                 lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     errors.install(app)
+    docs.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.include_router(health.router)
     app.include_router(compat.router)
