@@ -1,12 +1,14 @@
 """Re-execute the lab's notebooks and write their outputs in place.
 
-    python -m lab.execute_notebooks [--embedded] [notebooks/02_*.ipynb ...]
+    python -m lab.execute_notebooks [notebooks/02_*.ipynb ...]
 
-Readers on GitHub then see real results, and the nbval tests (tests/notebooks/) compare
-new runs with these outputs. The notebooks use REDIS_URL (environment or .env); with
-``--embedded``, or when that Redis does not answer, this script starts its own embedded
-Redis (RedisJSON loaded) in a temporary folder and stops it at the end. Each notebook runs
-in a fresh kernel from the notebooks folder, with a cell timeout.
+The outputs are the lab's as learners see it: the script starts a lab of its own exactly
+as ./start.sh does (lab.lessons: its Redis, API, two dispatchers and JupyterLab, in a
+temporary home on free ports) and runs each notebook in a fresh kernel with the
+environment that lab's JupyterLab gives its kernels, then stops it. Readers on GitHub see
+real results, and the nbval tests (tests/notebooks/, tests/ha/) compare new runs in the
+embedded and the HA lab with these outputs. Widget state is saved with the notebook (large
+plotly models left out), so an unexecuted notebook opened in JupyterLab shows the widgets.
 """
 
 from __future__ import annotations
@@ -14,26 +16,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import redis
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-
-
-def _answers(url: str) -> bool:
-    try:
-        with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as r:
-            return bool(r.ping())
-    except (redis.RedisError, OSError):
-        return False
 
 
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -69,11 +61,25 @@ def slim_widget_state(nb: Any, limit: int = MAX_WIDGET_MODEL) -> int:
     return len(drop)
 
 
+def describe_widgets(nb: Any) -> None:
+    """Widget outputs keep their view (JupyterLab draws it from the saved state); their
+    plain-text fallback, which GitHub and other viewers show, says what it is instead of a
+    raw ``VBox(children=...)`` repr."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and str(data.get("text/plain", "")).startswith(
+                    ("VBox(", "HBox(", "Box(", "Output(")):
+                data["text/plain"] = ("(an interactive widget: JupyterLab shows it as it was "
+                                      "saved; run the cell to use it live)")
+
+
 def execute(path: Path, env: dict[str, str], timeout: int) -> float:
     """Run one notebook in a fresh kernel and write it back; returns the seconds it took."""
     nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     started = time.monotonic()
     old = dict(os.environ)
+    os.environ.clear()
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
@@ -84,6 +90,7 @@ def execute(path: Path, env: dict[str, str], timeout: int) -> float:
         os.environ.clear()
         os.environ.update(old)
     slim_widget_state(nb)
+    describe_widgets(nb)
     nbformat.write(nb, path)  # type: ignore[no-untyped-call]
     return time.monotonic() - started
 
@@ -94,40 +101,22 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("notebooks", nargs="*", type=Path,
                    help="notebooks to run (default: every notebooks/NN_*.ipynb)")
-    p.add_argument("--embedded", action="store_true",
-                   help="always start a private embedded Redis")
-    p.add_argument("--timeout", type=int, default=60, help="seconds per cell")
+    p.add_argument("--timeout", type=int, default=90, help="seconds per cell")
     args = p.parse_args(argv)
     paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
-    from acd.settings import get_settings
+    from lab.lessons import running_lab
 
-    url = get_settings().redis_url
-    server = None
-    if args.embedded or not _answers(url):
-        from lab.embedded import EmbeddedRedis, free_port
-
-        if not args.embedded:
-            print("Redis at REDIS_URL does not answer: starting an embedded one",
-                  file=sys.stderr)
-        server = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="acd-nbexec-")), free_port())
-        server.start()
-        url = server.url
-    # ACD_ENV is pinned so the committed outputs name the same environment every run.
-    env = {"REDIS_URL": url, "ACD_ENV": os.environ.get("ACD_ENV", "embedded"),
-           "PYTHONPATH": str(REPO)}
     failed = 0
-    try:
+    with tempfile.TemporaryDirectory(prefix="acd-nbexec-") as folder, \
+            running_lab(Path(folder)) as lab:
         for path in paths:
             try:
-                seconds = execute(path, env, args.timeout)
+                seconds = execute(path.resolve(), lab.kernel_env, args.timeout)
                 print(f"ok     {path.name} ({seconds:.1f} s)")
             except Exception as exc:  # noqa: BLE001 - report every notebook, then fail
                 failed += 1
                 print(f"FAILED {path.name}: {type(exc).__name__}: {str(exc)[-2000:]}")
-    finally:
-        if server is not None:
-            server.stop()
     return 1 if failed else 0
 
 

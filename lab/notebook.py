@@ -1,4 +1,4 @@
-"""The one setup helper every notebook imports, and the checks of their exercises.
+"""The one setup helper every notebook imports, and what notebooks 06-08 use.
 
 ``lab = await setup("nb02")`` connects with the lab's settings (REDIS_URL from the
 environment or .env, the same way the API and the dispatchers do), checks that Redis
@@ -12,15 +12,13 @@ lab's server with ``live=True``), ``cluster_node()`` (a real one-node Redis Clus
 CROSSSLOT), ``slot``/``shard_of`` and ``recorded(name)`` (results committed under
 notebooks/data/).
 
-Exercise checks print what is right or what is wrong and return True/False; they never
-raise, so "Run All" goes on past an unfinished exercise.
+The exercises' checks are in ``lab.exercises``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,7 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from acd import Center, NotFound, connect
+from acd import Center, Contact, ContactState, DispatchMode, connect
 from acd.functions import LIBRARY_PATH, load_library
 from acd.keys import Keys
 from acd.settings import get_settings
@@ -98,21 +96,29 @@ class Lab:
     env: str
     url: str
     server_version: str
+    dispatch: DispatchMode = DispatchMode.AUTOMATIC
 
     @property
     def keys(self) -> Keys:
         return self.center.keys
 
     def summary(self) -> str:
+        who = ("the lab's dispatchers assign" if self.dispatch is DispatchMode.AUTOMATIC
+               else "only this notebook's code assigns")
         return (f"environment: {self.env} | Redis {self.server_version} at "
                 f"{masked_url(self.url)} | RedisJSON: loaded | center: {self.center.name} "
-                f"(hash tag {self.keys.tag})")
+                f"(hash tag {self.keys.tag}) | dispatch: {self.dispatch.value} ({who} "
+                "its contacts)")
 
 
-async def setup(center: str, fresh: bool = True, timeout: float = 10.0) -> Lab:
+async def setup(center: str, fresh: bool = True, timeout: float = 10.0,
+                dispatch: DispatchMode | str = DispatchMode.AUTOMATIC) -> Lab:
     """Connect, check the server, load the acd functions and return the notebook's center.
 
     ``fresh`` deletes the center's leftover keys first (only that center's keys).
+    ``dispatch``: who assigns the center's contacts. 'automatic': the lab's dispatchers,
+    as for any center; 'manual': only code in the notebook (the lessons that write and
+    break their own dispatcher), so the lab's dispatchers never take a contact first.
     """
     settings = get_settings()
     url = settings.redis_url
@@ -127,6 +133,7 @@ async def setup(center: str, fresh: bool = True, timeout: float = 10.0) -> Lab:
             c = Center(redis, center)
             if fresh:
                 await c.delete()
+            await c.set_dispatch_mode(dispatch)
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
         await redis.aclose()
         raise LabSetupError(
@@ -136,8 +143,12 @@ async def setup(center: str, fresh: bool = True, timeout: float = 10.0) -> Lab:
     except BaseException:
         await redis.aclose()
         raise
+    from lab.exercises import install_hints
+
+    install_hints()
     lab = Lab(redis=redis, center=c, env=settings.acd_env, url=url,
-              server_version=str(info.get("redis_version", "?")))
+              server_version=str(info.get("redis_version", "?")),
+              dispatch=DispatchMode(dispatch))
     print(lab.summary())
     return lab
 
@@ -191,136 +202,21 @@ def show_lua(function: str | None = None) -> Any:
     return Markdown(f"```lua\n{lua_source(function)}```")  # type: ignore[no-untyped-call]
 
 
-# -- exercise checks --------------------------------------------------------------------
-def _ok(message: str) -> bool:
-    print("✔ " + message)
-    return True
-
-
-def _wrong(message: str) -> bool:
-    print("✘ " + message)
-    return False
-
-
-def _is_placeholder(value: object) -> bool:
-    return value is None or value is Ellipsis
-
-
-def check_key_name(answer: object, center: str, agent_id: str) -> bool:
-    """Exercise 00: the key of agent ``agent_id`` in center ``center``."""
-    expected = Keys(center).agent(agent_id)
-    if _is_placeholder(answer):
-        return _wrong("Not answered yet: replace ... with the key name, as a string.")
-    if not isinstance(answer, str):
-        return _wrong(f"The key is a string; you gave a {type(answer).__name__}.")
-    if answer == expected:
-        return _ok(f"{answer} - the part in braces decides the slot.")
-    if "{" not in answer or "}" not in answer:
-        return _wrong("Missing the hash tag: every key of a center starts with "
-                      f"{{acd:{center}}} (with the braces), so all of them share one slot.")
-    if not answer.startswith("{acd:" + center + "}"):
-        return _wrong(f"The hash tag must be exactly {{acd:{center}}} at the start of the key.")
-    return _wrong(f"Right tag, wrong rest: after the tag comes ':agent:' and the id "
-                  f"{agent_id!r}.")
-
-
-async def check_agent_skills(lab: Lab, agent_id: str, expected: list[str]) -> bool:
-    """Exercise 01: the agent document's skills array is exactly ``expected``."""
-    raw = await lab.redis.execute_command("JSON.GET", lab.keys.agent(agent_id), "$.skills")  # type: ignore[no-untyped-call]
-    if raw is None:
-        return _wrong(f"There is no document at {lab.keys.agent(agent_id)}: run the cells "
-                      "that create it first.")
-    found = json.loads(raw)[0]
-    if found == expected:
-        return _ok(f"skills are {found}")
-    missing = [s for s in expected if s not in found]
-    extra = [s for s in found if s not in expected]
-    hints = []
-    if missing:
-        hints.append(f"missing {missing} - JSON.ARRAPPEND key $.skills '\"Skill\"' adds one "
-                     "(the value is JSON, so the string needs its double quotes)")
-    if extra:
-        hints.append(f"unexpected {extra} - JSON.ARRPOP key $.skills <index> removes one")
-    if not missing and not extra:
-        hints.append(f"right skills, wrong order {found}: ARRAPPEND adds at the end")
-    if len(found) != len(set(found)):
-        hints.append("a skill appears twice: did you run the append cell twice?")
-    return _wrong("; ".join(hints))
-
-
-async def check_laa(lab: Lab, skills: list[str], answer: object) -> bool:
-    """Exercise 02: the longest available agent having every one of ``skills``."""
-    if _is_placeholder(answer):
-        return _wrong("Not answered yet: set the answer to an agent id (a string).")
-    ranked = await lab.center.candidates(skills)
-    if not ranked:
-        return _wrong(f"Nobody available has all of {skills}: check the agents' state.")
-    best = ranked[0].agent
-    if answer == best:
-        return _ok(f"{best} has been available the longest among agents with {skills}")
-    if isinstance(answer, list | tuple):
-        return _wrong("Give one agent id, the first of the ranking, not the whole ranking.")
-    sum_rank: Any = await lab.redis.zinter([lab.keys.avail(s) for s in skills])
-    if sum_rank and answer == sum_rank[0]:
-        return _wrong(f"{answer} is first with the default AGGREGATE SUM, which ranks by the "
-                      "sum of the timestamps. Use aggregate='MIN' (or MAX): an agent's score "
-                      "is then the time it became available.")
-    if answer in [c.agent for c in ranked]:
-        return _wrong(f"{answer} qualifies, but {best} has waited longer: the lowest score "
-                      "(oldest timestamp) comes first in a sorted set.")
-    return _wrong(f"{answer} is not an available agent with all of {skills}.")
-
-
-async def check_fifo(lab: Lab, popped: object, expected_first: str) -> bool:
-    """Exercise 03: the contact popped first is the oldest one."""
-    if _is_placeholder(popped):
-        return _wrong("Not answered yet: pop with BZPOPMIN and a timeout, keep the reply.")
-    if not isinstance(popped, list | tuple) or len(popped) != 3:
-        return _wrong("BZPOPMIN answers (key, member, score) - or None when the timeout "
-                      f"expires with nothing to pop. You have {popped!r}.")
-    _key, member, _score = popped
-    if member == expected_first:
-        return _ok(f"{member} was the oldest: FIFO by enqueue time")
-    return _wrong(f"You popped {member}, but {expected_first} was queued first: use BZPOPMIN "
-                  "(lowest score = oldest), not BZPOPMAX.")
-
-
-async def check_naive_step(lab: Lab, assigned: object, contact_id: str, laa: str) -> bool:
-    """Exercise 04: the naive step assigned ``contact_id`` to the LAA."""
-    if _is_placeholder(assigned):
-        return _wrong("Not answered yet: run your step and keep the agent it returns.")
-    contact = json.loads(await lab.redis.execute_command(  # type: ignore[no-untyped-call]
-        "JSON.GET", lab.keys.contact(contact_id), "."))
-    if assigned != laa:
-        return _wrong(f"Your step chose {assigned!r}, but the longest available agent was "
-                      f"{laa}: rank with ZINTER over the contact's skill sets and take the "
-                      "first (lowest score).")
-    if contact.get("state") != "assigned" or contact.get("agent") != laa:
-        return _wrong(f"You picked {laa} but the contact document says state="
-                      f"{contact.get('state')!r}, agent={contact.get('agent')!r}: the claim "
-                      "must write the contact too.")
-    if await lab.redis.zscore(lab.keys.queue, contact_id) is not None:
-        return _wrong("The contact is still in the queue: BZPOPMIN should have removed it.")
-    return _ok(f"contact {contact_id} went to {laa}")
-
-
-async def check_no_hol(lab: Lab, served: str, blocked: str) -> bool:
-    """Exercise 05: with the atomic dispatch, ``served`` is assigned while ``blocked``
-    (nobody can serve it) keeps its place at the head of the queue."""
-    first = await lab.redis.zrange(lab.keys.queue, 0, 0)
-    try:
-        c_served = await lab.center.get_contact(served)
-    except NotFound:
-        return _wrong(f"There is no contact {served!r} yet: create it with "
-                      f"center.create_contact([...], contact_id={served!r}).")
-    if c_served.state.value != "assigned":
-        return _wrong(f"{served} is {c_served.state.value}: call await lab.center.dispatch() "
-                      "after queueing both contacts (and make sure an agent has its skill).")
-    if not first or first[0] != blocked:
-        return _wrong(f"{blocked} should still wait at the head of the queue, with its "
-                      f"original score; the head is {first}.")
-    return _ok(f"{served} was served although {blocked}, ahead of it, cannot be: "
-               "no head-of-line blocking, and nobody lost their place")
+async def assigned(center: Center, contact_id: str, timeout: float = 5.0) -> Contact:
+    """Wait until ``contact_id`` is assigned - by the lab's dispatchers, which serve every
+    center in automatic mode - and return it; LabSetupError saying why not at the deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (contact := await center.get_contact(contact_id)).state is ContactState.QUEUED:
+        if asyncio.get_running_loop().time() > deadline:
+            mode = await center.dispatch_mode()
+            why = (f"the center is in {mode.value} dispatch mode: dispatch it yourself"
+                   if mode is DispatchMode.MANUAL else
+                   "no dispatcher serves it (is the lab running? ./start.sh), or no "
+                   "available agent has all its skills")
+            raise LabSetupError(f"contact {contact_id} is still queued after {timeout:g} s: "
+                                f"{why}.")
+        await asyncio.sleep(0.01)
+    return contact
 
 
 # -- notebook 06: the REST API and the simulator ----------------------------------------
@@ -375,61 +271,6 @@ async def api_client(lab: Lab, live: bool = False, timeout: float = 10.0
                           base_url="http://acd-api.in-process", timeout=timeout) as client,
     ):
         yield client
-
-
-def smallest_staffing(rate_per_hour: float, handle: float, threshold: float = 20.0,
-                      target: float = 0.8, most: int = 10_000) -> int:
-    """The fewest agents whose Erlang C service level within ``threshold`` s is at least
-    ``target``."""
-    from acd.simulator.erlang import ErlangC
-
-    rate = rate_per_hour / 3600.0
-    agents = max(1, math.floor(rate * handle) + 1)  # fewer could never keep up
-    while agents <= most:
-        if ErlangC(rate, handle, agents).service_level(threshold) >= target:
-            return agents
-        agents += 1
-    raise ValueError(f"no staffing up to {most} agents reaches {target:.0%}")
-
-
-def check_staffing(answer: object, rate_per_hour: float, handle: float,
-                   threshold: float = 20.0, target: float = 0.8) -> bool:
-    """Exercise 06: the smallest number of agents meeting the service level target."""
-    from acd.simulator.erlang import ErlangC
-
-    goal = f"{target:.0%} answered within {threshold:g} s"
-    if _is_placeholder(answer):
-        return _wrong("Not answered yet: set agents to a whole number of agents.")
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        if isinstance(answer, float) and answer.is_integer():
-            answer = int(answer)
-        else:
-            return _wrong(f"Agents come whole: give an int, not {answer!r} "
-                          "(round up, never down).")
-    assert isinstance(answer, int)
-    rate = rate_per_hour / 3600.0
-    load = rate * handle
-    best = smallest_staffing(rate_per_hour, handle, threshold, target)
-    if answer < 1:
-        return _wrong("At least one agent, please.")
-    if answer <= load:
-        return _wrong(f"{answer} agents cannot keep up: the offered load is A = "
-                      f"{rate_per_hour:g}/h x {handle:g} s = {load:.2f} Erlangs, and with "
-                      "N <= A the queue grows without end (Erlang C needs N > A).")
-    sl = ErlangC(rate, handle, answer).service_level(threshold)
-    if answer < best:
-        return _wrong(f"With {answer} agents Erlang C gives {sl:.1%} within {threshold:g} s: "
-                      f"short of {target:.0%}. Add agents until service_level(T) >= target.")
-    if answer > best:
-        fewer = ErlangC(rate, handle, answer - 1).service_level(threshold)
-        return _wrong(f"{answer} agents meet {goal} ({sl:.1%}), but so do {answer - 1} "
-                      f"({fewer:.1%}): the question is the smallest N. Start at "
-                      "floor(A) + 1 and stop at the first N that meets the target.")
-    below = ErlangC(rate, handle, answer - 1)
-    below_text = (f"{answer - 1} would give {below.service_level(threshold):.1%}"
-                  if answer - 1 > load else f"{answer - 1} could not keep up")
-    return _ok(f"{answer} agents: {sl:.1%} within {threshold:g} s (occupancy "
-               f"{load / answer:.0%}); {below_text}.")
 
 
 # -- notebook 07: hash slots, a real cluster node ----------------------------------------
@@ -496,36 +337,6 @@ async def cluster_node(timeout: float = 15.0) -> AsyncIterator[Redis]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_same_slot(answer: object, center: str) -> bool:
-    """Exercise 07: a key name for a new key of ``center`` that lands in the center's slot
-    (so scripts and ZINTERSTORE may use it with the center's other keys)."""
-    tag = Keys(center).tag
-    if _is_placeholder(answer):
-        return _wrong("Not answered yet: give the new key's name, as a string.")
-    if not isinstance(answer, str):
-        return _wrong(f"A key name is a string; you gave a {type(answer).__name__}.")
-    want, got = slot(tag), slot(answer)
-    if got == want:
-        if not answer.startswith(tag):
-            return _ok(f"{answer} is in slot {got}, the center's - it works, but start it "
-                       f"with {tag} like every other key of the center so SCAN {tag}* "
-                       "(cleanup) finds it.")
-        return _ok(f"{answer} hashes to slot {got}, like every key of {center}: the "
-                   "cluster accepts it in the same command or function.")
-    first = re.search(r"\{(.*?)\}", answer)
-    if first is None:
-        return _wrong(f"No hash tag: the whole name is hashed, slot {got}, not the center's "
-                      f"{want}. Put {tag} in it (braces included).")
-    if first.group(1) == "":
-        return _wrong("'{}' is an empty hash tag: Redis then hashes the whole key name. "
-                      f"Use {tag}.")
-    if tag in answer:
-        return _wrong(f"Only the FIRST {{...}} of a name counts, and here it is "
-                      f"{{{first.group(1)}}} (slot {got}). Start the name with {tag}.")
-    return _wrong(f"The tag {{{first.group(1)}}} hashes to slot {got}; the center's keys "
-                  f"use {tag} (slot {want}). The tag must match exactly, braces included.")
-
-
 # -- notebook 08: recorded runs ------------------------------------------------------
 DATA = REPO / "notebooks" / "data"
 
@@ -534,28 +345,3 @@ def recorded(name: str) -> dict[str, Any]:
     """A recorded result committed under notebooks/data/ (bench.json, drill.json)."""
     data: dict[str, Any] = json.loads((DATA / name).read_text())
     return data
-
-
-def check_min_replicas(answer: object, nodes: int = 3) -> bool:
-    """Exercise 08: min-replicas-to-write for 3 Redis nodes (1 primary, 2 replicas)."""
-    if _is_placeholder(answer):
-        return _wrong("Not answered yet: set min_replicas to a whole number.")
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        return _wrong(f"min-replicas-to-write is a count of replicas (an int), not {answer!r}.")
-    replicas = nodes - 1
-    if answer == 0:
-        return _wrong("0 switches the protection off: an old primary that comes back alone "
-                      "(or is cut off with some clients) accepts writes, and when it rejoins "
-                      "as a replica those acknowledged writes are thrown away - 20.8 % of them "
-                      "in the measured run with HAProxy checking role:master only.")
-    if answer < 0:
-        return _wrong("A count of replicas cannot be negative.")
-    if answer >= replicas:
-        return _wrong(f"With {answer}, the primary needs {answer} replica(s) in sync; "
-                      f"when one of the {replicas} replicas dies, or the primary dies and "
-                      f"Sentinel promotes a replica (leaving {replicas - 1}), every write "
-                      "fails with NOREPLICAS until the node is back: one failure stops the "
-                      "ACD. Keep one failure's worth of slack.")
-    return _ok(f"{answer}: a primary alone refuses writes (NOREPLICAS) within "
-               "min-replicas-max-lag seconds, yet the primary keeps accepting writes when "
-               "one node fails (one replica is left).")

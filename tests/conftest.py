@@ -16,6 +16,8 @@ import pytest
 
 from acd import Center, connect
 from lab.embedded import EmbeddedRedis, free_port
+from lab.lessons import RunningLab
+from lab.lessons import running_lab as start_lab
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,3 +48,12 @@ async def center(redis_url: str) -> AsyncIterator[Center]:
     yield c
     await c.delete()
     await redis.aclose()
+
+
+@pytest.fixture(scope="session")
+def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    """The embedded lab exactly as ./start.sh starts it (Redis, API, two dispatchers,
+    JupyterLab), in a temporary home on free ports, for the tests that check the lessons
+    where learners live them; ./stop.sh --purge at the end."""
+    with start_lab(tmp_path_factory.mktemp("lab")) as lab:
+        yield lab
