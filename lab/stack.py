@@ -106,6 +106,9 @@ class EmbeddedLab:
                         "--port", str(c.jupyter_port),
                         f"--IdentityProvider.token={self.jupyter_token}",
                         f"--ServerApp.root_dir={REPO}",
+                        # window.jupyterapp: the suite drives this very JupyterLab in a
+                        # browser (Run All, widgets) through the app's commands
+                        "--LabApp.expose_app_in_browser=True",
                         *(["--allow-root"] if os.geteuid() == 0 else [])],
             c.home,
             http_ok(f"http://127.0.0.1:{c.jupyter_port}/api/status?token={self.jupyter_token}"),

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lab_runs import NOTEBOOKS, nbval
 
 from lab.envfile import read_env
 from lab.ha import layout, net
+from lab.lessons import kernel_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,6 +164,21 @@ def test_start_again_is_harmless(ha_lab: dict[str, str]) -> None:
     assert {k: v["pid"] for k, v in state["processes"].items()} == before
     status = _lab(ha_lab, "lab", "status", timeout=30)
     assert "HA lab        running" in status.stdout and "STOPPED" not in status.stdout
+
+
+@pytest.mark.timeout(600)
+def test_notebooks_nbval_strict_in_the_ha_lab(ha_lab: dict[str, str]) -> None:
+    # The whole series through the VIP, as the HA lab's JupyterLab runs it: notebook 08
+    # takes its live branch here (a real failover drill) and must still agree with the
+    # committed outputs (its cells with run-dependent figures are checked by asserts).
+    pid = int((Path(ha_lab["LAB_HOME"]) / "ha" / "run" / "jupyter.pid").read_text())
+    env = kernel_env(pid)
+    assert env["ACD_ENV"] == "ha"
+    started = time.monotonic()
+    proc = nbval(NOTEBOOKS, env, cell_timeout=240)
+    took = time.monotonic() - started
+    print(proc.stdout[-3000:], f"\nthe series took {took:.0f} s in the HA lab")
+    assert proc.returncode == 0, f"{proc.stdout[-12000:]}\n{proc.stderr[-3000:]}"
 
 
 @pytest.mark.timeout(150)
