@@ -10,11 +10,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt constraints.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "Installing the pinned requirements into .venv (first run takes a minute or two) ..."
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  # constraints.txt pins every transitive dependency too: the same versions everywhere
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+    -c constraints.txt
   echo "$want" > "$stamp"
 fi
 # acd and lab importable from anywhere (notebook kernels, services), like an editable

@@ -25,3 +25,31 @@ def test_ruff() -> None:
 def test_mypy_strict() -> None:
     proc = run("mypy")  # packages and strictness from pyproject.toml
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_every_installed_package_is_pinned() -> None:
+    # requirements.txt pins what we use; constraints.txt everything under it, and the
+    # venv that tests/run and start.sh build holds exactly that.
+    direct, locked = _pins(REPO / "requirements.txt"), _pins(REPO / "constraints.txt")
+    assert {n: v for n, v in direct.items() if locked.get(n) != v} == {}
+    proc = run("pip", "freeze", "--all", "--exclude", "pip", "--exclude", "setuptools")
+    installed = _pins_of(proc.stdout)
+    assert installed == locked, {n: (installed.get(n), locked.get(n))
+                                 for n in installed.keys() | locked.keys()
+                                 if installed.get(n) != locked.get(n)}
+
+
+def _pins_of(freeze: str) -> dict[str, str]:
+    return {name.lower().replace("_", "-"): version for name, _, version in
+            (line.partition("==") for line in freeze.splitlines() if "==" in line)}

@@ -150,24 +150,43 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(timeout=10)
 
 
-@pytest.mark.timeout(400)
-async def test_dispatcher_processes_match_erlang_c(
-        redis_url: str, subprocess_env: dict[str, str], tmp_path: Path) -> None:
-    scenario = SCENARIO.model_copy(update={"center": f"erl-{uuid.uuid4().hex[:8]}"})
-    procs = await asyncio.to_thread(start_dispatchers, 2, str(scenario.center),
-                                    subprocess_env, tmp_path, redis_url)
+async def run_with_dispatcher_processes(scenario: Scenario, via: str, redis_url: str,
+                                        env: dict[str, str], logs: Path) -> Report:
+    """Two real dispatcher processes serve the center while the simulator drives it
+    (``via`` "demo" adds a real uvicorn whose demo routes serve that center)."""
+    server = None
+    if via == "demo":
+        api_env = {**env, "ACD_CENTER": str(scenario.center)}
+        server = await asyncio.to_thread(start_uvicorn, api_env, logs / "api.log", 2)
+    procs = await asyncio.to_thread(start_dispatchers, 2, str(scenario.center), env, logs,
+                                    redis_url)
     try:
-        report = await run(scenario, via="redis", redis_url=redis_url, dispatchers=0,
-                           erlang=True)
+        return await run(scenario, via="demo" if server else "redis", redis_url=redis_url,
+                         api_url=server.url if server else None, dispatchers=0,
+                         erlang=True)
     finally:
         await asyncio.to_thread(stop, procs)
+        if server is not None:
+            await asyncio.to_thread(stop_uvicorn, server)
         redis = connect(redis_url)
         await Center(redis, scenario.center).delete()
         await redis.aclose()
+
+
+async def assert_agrees(report: Report, scenario: Scenario) -> None:
     verdict = await asyncio.to_thread(judge, report, scenario)
     print(verdict.table(report))
     assert 2_300 <= report.kpis.offered <= 2_900
     assert not verdict.failures, verdict.table(report)
+
+
+@pytest.mark.timeout(400)
+async def test_dispatcher_processes_match_erlang_c(
+        redis_url: str, subprocess_env: dict[str, str], tmp_path: Path) -> None:
+    scenario = SCENARIO.model_copy(update={"center": f"erl-{uuid.uuid4().hex[:8]}"})
+    report = await run_with_dispatcher_processes(scenario, "redis", redis_url,
+                                                 subprocess_env, tmp_path)
+    await assert_agrees(report, scenario)
 
 
 @pytest.mark.timeout(400)
@@ -178,23 +197,9 @@ async def test_the_demo_routes_and_two_call_completion_match_erlang_c(
     # its next contact, agents served several contacts at once and the waits came out far
     # below what 10 agents can give: P(wait) and ASA fail, and report.overlaps fills up.
     scenario = SCENARIO.model_copy(update={"center": f"demo-{uuid.uuid4().hex[:8]}"})
-    env = {**subprocess_env, "ACD_CENTER": str(scenario.center)}
-    server = await asyncio.to_thread(start_uvicorn, env, tmp_path / "api.log", 2)
-    procs = await asyncio.to_thread(start_dispatchers, 2, str(scenario.center),
-                                    subprocess_env, tmp_path, redis_url)
-    try:
-        report = await run(scenario, via="demo", api_url=server.url, dispatchers=0,
-                           erlang=True)
-    finally:
-        await asyncio.to_thread(stop, procs)
-        await asyncio.to_thread(stop_uvicorn, server)
-        redis = connect(redis_url)
-        await Center(redis, scenario.center).delete()
-        await redis.aclose()
-    verdict = await asyncio.to_thread(judge, report, scenario)
-    print(verdict.table(report))
-    assert 2_300 <= report.kpis.offered <= 2_900
-    assert not verdict.failures, verdict.table(report)
+    report = await run_with_dispatcher_processes(scenario, "demo", redis_url,
+                                                 subprocess_env, tmp_path)
+    await assert_agrees(report, scenario)
 
 
 class PollingDispatcher(Dispatcher):
