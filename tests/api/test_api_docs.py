@@ -10,9 +10,6 @@ Redocly's logo). Screenshots go to screenshots/ (git-ignored).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,12 +18,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from api_server import Server
+from jupyter_browser import FLAGS, chromium
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 AGENTS_PATH = "/v1/centers/{center}/agents"
 
 # What each kind of asset must be served as.
@@ -94,16 +89,6 @@ async def test_docs_assets_are_the_real_bundles(client: httpx.AsyncClient) -> No
 
 
 # -- a real browser, no network --------------------------------------------------------
-
-
-def _chromium() -> str | None:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing Debian's chromium (apt-get install -y chromium)")
-        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True,
-                       timeout=600, check=False)
-    return CHROMIUM if Path(CHROMIUM).exists() else None
 
 
 class _Offline:
@@ -179,7 +164,7 @@ def _check_redoc(browser: Any, server: Server) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_docs_render_in_chromium_with_no_network(uvicorn_server: Server) -> None:
-    executable = _chromium()
+    executable = chromium()
     if executable is None:
         print("SKIP: /usr/bin/chromium is missing and could not be installed")
         pytest.skip("/usr/bin/chromium is missing and could not be installed")

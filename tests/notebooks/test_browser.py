@@ -1,98 +1,34 @@
-"""The notebooks' widgets in a real browser: JupyterLab + headless Chromium (Playwright).
+"""The notebooks' widgets in a real browser, in the lab's own JupyterLab (the one ./start.sh
+starts, its dispatchers and API running) with headless Chromium (Playwright).
 
-The test starts its own JupyterLab (free port, random token, repository as root, the
-test's Redis in REDIS_URL, autosave off so the committed notebooks are never rewritten),
-opens notebook 02, runs it up to the LAA widgets, checks that they render (no "Error
-displaying widget"), clicks a skill toggle on the agent board and sees the composer's
-ranking change; then runs notebook 04 up to the live view and checks its plotly figure,
-and notebook 06 up to its KPI dashboard (the in-process API, a simulator run, a plotly
-figure rendered by JupyterLab's plotly extension).
-Screenshots go to screenshots/ (git-ignored). Uses Debian's /usr/bin/chromium; it never
-downloads a browser.
+On copies of the notebooks (the lab's JupyterLab autosaves): notebook 02 runs up to the
+LAA widgets, which must render (no "Error displaying widget"); a click on a skill toggle
+of the agent board changes the composer's ranking. Notebook 04 runs up to the live view
+and its plotly figure; notebook 06 up to its KPI dashboard (a simulator run, a plotly
+figure rendered by JupyterLab's plotly extension). Screenshots go to screenshots/
+(git-ignored).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
-import shutil
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_browser import FLAGS, NOTEBOOK, chromium, jupyter_base, wait_js
 
-from lab.processes import terminate
+from lab.lessons import RunningLab
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NB02 = "notebooks/02_availability_and_laa.ipynb"
-NB04 = "notebooks/04_dispatcher.ipynb"
-NB06 = "notebooks/06_api_and_simulator.ipynb"
-
-
-def _chromium() -> str | None:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("installing Debian's chromium (apt-get install -y chromium)")
-        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True,
-                       timeout=600, check=False)
-    return CHROMIUM if Path(CHROMIUM).exists() else None
-
-
-def _free_port() -> int:
-    from lab.embedded import free_port
-
-    return free_port()
-
-
-@pytest.fixture
-def jupyter(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    port, token = _free_port(), secrets.token_hex(16)
-    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
-    env = {**os.environ, "REDIS_URL": redis_url, "ACD_ENV": "embedded",
-           "PYTHONPATH": str(REPO), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    log = (tmp_path / "jupyter.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}",
-         f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
-         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (
-                        tmp_path / "jupyter.log").read_text()[-3000:]) from None
-                time.sleep(0.3)
-        yield base, token
-    finally:
-        terminate(proc, timeout=15)
-        log.close()
-
+NB02 = "02_availability_and_laa.ipynb"
+NB04 = "04_dispatcher.ipynb"
+NB06 = "06_api_and_simulator.ipynb"
+_chromium, _wait_js = chromium, wait_js  # the names test_widget_stress imports
 
 APP = "window.jupyterapp"
-NOTEBOOK = f"{APP}.shell.currentWidget"
 
 
 def _open(page: Any, base: str, token: str, path: str) -> None:
@@ -100,13 +36,6 @@ def _open(page: Any, base: str, token: str, path: str) -> None:
               timeout=60_000)
     _wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
              f" && {NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
-
-
-def _wait_js(page: Any, condition: str, seconds: float) -> None:
-    """Wait until a JavaScript condition holds; errors (app not ready yet) count as false."""
-    page.wait_for_function(
-        f"() => {{ try {{ return !!({condition}); }} catch (e) {{ return false; }} }}",
-        timeout=seconds * 1000)
 
 
 def _run_through(page: Any, marker: str) -> None:
@@ -135,36 +64,29 @@ def _no_widget_errors(page: Any) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_widgets_in_jupyterlab(jupyter: tuple[str, str]) -> None:
+def test_widgets_in_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
     executable = _chromium()
     if executable is None:
-        print("SKIP: /usr/bin/chromium is missing and could not be installed")
         pytest.skip("/usr/bin/chromium is missing and could not be installed")
     from playwright.sync_api import sync_playwright
 
-    base, token = jupyter
+    base, token = jupyter_base(running_lab)
+    folder = f"notebooks/{copies.name}"
     SHOTS.mkdir(exist_ok=True)
-    before = {p: (REPO / p).read_bytes() for p in (NB02, NB04, NB06)}
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                _check_laa(page, base, token)
-                _check_live_view(page, base, token)
-                _check_dashboard(page, base, token)
-            finally:
-                browser.close()
-    finally:
-        for path, content in before.items():  # autosave is off; this is belt and braces
-            if (REPO / path).read_bytes() != content:
-                (REPO / path).write_bytes(content)
-                pytest.fail(f"JupyterLab rewrote {path} (restored)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            _check_laa(page, base, token, f"{folder}/{NB02}")
+            _check_live_view(page, base, token, f"{folder}/{NB04}")
+            _check_dashboard(page, base, token, f"{folder}/{NB06}")
+        finally:
+            browser.close()
 
 
-def _check_laa(page: Any, base: str, token: str) -> None:
+def _check_laa(page: Any, base: str, token: str, path: str) -> None:
     t = time.monotonic()
-    _open(page, base, token, NB02)
+    _open(page, base, token, path)
     _run_through(page, "LAALab.create(center)")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     ranking = panel.locator(".widget-html-content table.acd-ranking")
@@ -194,8 +116,8 @@ def _check_laa(page: Any, base: str, token: str) -> None:
     page.screenshot(path=str(SHOTS / "nb02_laa_after_click.png"))
 
 
-def _check_live_view(page: Any, base: str, token: str) -> None:
-    _open(page, base, token, NB04)
+def _check_live_view(page: Any, base: str, token: str, path: str) -> None:
+    _open(page, base, token, path)
     _run_through(page, "view = LiveView(center")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     plot = panel.locator(".js-plotly-plot").first
@@ -206,9 +128,9 @@ def _check_live_view(page: Any, base: str, token: str) -> None:
     page.screenshot(path=str(SHOTS / "nb04_live_view.png"))
 
 
-def _check_dashboard(page: Any, base: str, token: str) -> None:
+def _check_dashboard(page: Any, base: str, token: str, path: str) -> None:
     t = time.monotonic()
-    _open(page, base, token, NB06)
+    _open(page, base, token, path)
     _run_through(page, "fig = make_subplots(")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     plot = panel.locator(".js-plotly-plot").first

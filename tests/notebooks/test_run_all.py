@@ -10,52 +10,26 @@ never downloads a browser. Screenshots go to screenshots/ (git-ignored).
 
 from __future__ import annotations
 
-import secrets
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from jupyter_browser import CHROMIUM, FLAGS, NOTEBOOK, chromium, jupyter_base, wait_js
 from lab_runs import NOTEBOOKS
 
 from lab.lessons import RunningLab
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 APP = "window.jupyterapp"
-NOTEBOOK = f"{APP}.shell.currentWidget"
 RUN_ALL_TIMEOUT = 240  # seconds for one notebook (06 simulates ~12 s, 08 may drill ~40 s)
-
-
-@pytest.fixture
-def copies() -> Iterator[Path]:
-    folder = REPO / "notebooks" / f"run-all-{secrets.token_hex(4)}"  # hidden ones are not served
-    folder.mkdir()
-    for nb in NOTEBOOKS:
-        shutil.copy(nb, folder / nb.name)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _wait_js(page: Any, condition: str, seconds: float) -> Any:
-    """Wait until a JavaScript expression is truthy; errors (app not ready) count as false."""
-    return page.wait_for_function(
-        f"() => {{ try {{ return ({condition}) || false; }} catch (e) {{ return false; }} }}",
-        timeout=seconds * 1000)
 
 
 def _run_all(page: Any, base: str, token: str, path: str) -> dict[str, Any]:
     page.goto(f"{base}/lab/tree/{path}?token={token}", wait_until="domcontentloaded",
               timeout=60_000)
-    _wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
+    wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
              f" && {NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 90)
     page.evaluate(f"""async () => {{
         await {APP}.commands.execute('notebook:clear-all-cell-outputs');
@@ -63,7 +37,7 @@ def _run_all(page: Any, base: str, token: str, path: str) -> dict[str, Any]:
     }}""")
     # Done when the kernel is idle and every code cell has an execution count (a cell
     # that raised stops Run All: the cells after it keep none, and the check says so).
-    state = _wait_js(page, f"""(() => {{
+    state = wait_js(page, f"""(() => {{
         const nb = {NOTEBOOK};
         if (nb.sessionContext.session.kernel.status !== 'idle') return null;
         const cells = nb.content.widgets.filter(c => c.model.type === 'code');
@@ -87,16 +61,16 @@ def _run_all(page: Any, base: str, token: str, path: str) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_run_all_in_the_labs_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("/usr/bin/chromium is missing (tests/run installs it as root)")
+    executable = chromium()
+    if executable is None:
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed")
     from playwright.sync_api import sync_playwright
 
-    url = urlsplit(running_lab.jupyter_url)
-    base, token = f"{url.scheme}://{url.netloc}", url.query.split("token=")[1]
+    base, token = jupyter_base(running_lab)
     SHOTS.mkdir(exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             for nb in NOTEBOOKS:

@@ -1,0 +1,45 @@
+"""Shared by the tests that drive JupyterLab or the API's pages in a real browser:
+Debian's Chromium (never a downloaded browser), its flags, and JupyterLab's app object
+(exposed by the lab's JupyterLab) for waiting on the notebook's state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from lab.lessons import RunningLab
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+APP = "window.jupyterapp"
+NOTEBOOK = f"{APP}.shell.currentWidget"
+
+
+def chromium() -> str | None:
+    """Debian's chromium; installed with apt-get when missing and we are root."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing Debian's chromium (apt-get install -y chromium)")
+        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True,
+                       timeout=600, check=False)
+    return CHROMIUM if Path(CHROMIUM).exists() else None
+
+
+def wait_js(page: Any, condition: str, seconds: float) -> Any:
+    """Wait until a JavaScript expression is truthy; errors (app not ready) count as false.
+    Returns the handle of its value."""
+    return page.wait_for_function(
+        f"() => {{ try {{ return ({condition}) || false; }} catch (e) {{ return false; }} }}",
+        timeout=seconds * 1000)
+
+
+def jupyter_base(lab: RunningLab) -> tuple[str, str]:
+    """(base URL, token) of the lab's JupyterLab."""
+    url = urlsplit(lab.jupyter_url)
+    return f"{url.scheme}://{url.netloc}", url.query.split("token=")[1]
