@@ -1,0 +1,84 @@
+"""The contact and agent lifecycle, written down once: every transition, the Redis Function
+of acd/lua/acd.lua that makes it, and the event it appends to the center's stream.
+
+tests/test_lifecycle.py makes each transition happen on a real Redis and checks the table
+against what the function did and emitted; README's state diagram is ``mermaid()``'s
+output (``python -m acd.lifecycle`` prints it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from acd.models import AgentState, ContactState
+
+NEW = "[*]"  # before the document exists, or after it is deleted
+
+
+@dataclass(frozen=True)
+class Transition:
+    of: Literal["agent", "contact"]
+    source: str  # a state's value, or NEW
+    target: str
+    function: str  # the Redis Function that makes it
+    event: str  # the event type it emits
+    when: str  # what makes it happen, in words
+
+
+A, C = AgentState, ContactState
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition("agent", NEW, A.UNAVAILABLE, "acd_agent_create", "agent_created", "created"),
+    Transition("agent", A.UNAVAILABLE, A.AVAILABLE, "acd_agent_state", "agent_state",
+               "set available (or the center opens: acd_center_state)"),
+    Transition("agent", A.AVAILABLE, A.UNAVAILABLE, "acd_agent_state", "agent_state",
+               "set unavailable (or the center closes: acd_center_state)"),
+    Transition("agent", A.AVAILABLE, A.BUSY, "acd_dispatch", "contact_assigned",
+               "a dispatch round gives it a contact"),
+    Transition("agent", A.BUSY, A.BUSY, "acd_agent_state", "agent_next_state",
+               "set unavailable: next_state, applied when the contact ends; set available "
+               "cancels it"),
+    Transition("agent", A.BUSY, A.AVAILABLE, "acd_contact_end", "agent_state",
+               "its contact is completed"),
+    Transition("agent", A.BUSY, A.UNAVAILABLE, "acd_contact_end", "agent_state",
+               "its contact is completed while next_state is unavailable"),
+    Transition("agent", A.UNAVAILABLE, NEW, "acd_agent_delete", "agent_deleted", "deleted"),
+    Transition("agent", A.AVAILABLE, NEW, "acd_agent_delete", "agent_deleted",
+               "deleted (a busy agent cannot be)"),
+    Transition("contact", NEW, C.QUEUED, "acd_contact_create", "contact_queued", "created"),
+    Transition("contact", C.QUEUED, C.ASSIGNED, "acd_dispatch", "contact_assigned",
+               "a dispatch round gives it the longest available qualified agent"),
+    Transition("contact", C.QUEUED, C.ABANDONED, "acd_contact_end", "contact_abandoned",
+               "the caller hangs up (abandon, or complete while queued)"),
+    Transition("contact", C.ASSIGNED, C.COMPLETED, "acd_contact_end", "contact_completed",
+               "completed"),
+)
+
+# Events that change no lifecycle state: what they record happens beside it.
+OTHER_EVENTS = frozenset({"agent_updated", "agent_skill", "skill_deleted", "center_state",
+                          "dispatch_mode"})
+
+
+def transitions(of: Literal["agent", "contact"]) -> list[Transition]:
+    return [t for t in TRANSITIONS if t.of == of]
+
+
+def mermaid() -> str:
+    """The state diagram of both lifecycles (Mermaid stateDiagram-v2), labelled with the
+    function and the event of each transition."""
+    lines = ["stateDiagram-v2", "  direction LR"]
+    for of in ("agent", "contact"):
+        lines.append(f"  state \"{of}\" as {of} {{")
+        for t in transitions(of):
+            source = t.source if t.source == NEW else f"{of}_{t.source}"
+            target = t.target if t.target == NEW else f"{of}_{t.target}"
+            lines.append(f"    {source} --> {target}: {t.function} / {t.event}")
+        for state in (AgentState if of == "agent" else ContactState):
+            lines.append(f"    {of}_{state.value}: {state.value}")
+        lines.append("  }")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(mermaid())

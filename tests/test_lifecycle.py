@@ -1,0 +1,109 @@
+"""The lifecycle table (acd.lifecycle) against what acd.lua really does: each transition is
+made to happen on a real Redis from its source state, and must end in its target state
+having emitted its event; every event acd.lua can emit is in the table or named as a
+side event; README's diagram is the table's."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from acd import Center, NotFound
+from acd.functions import LIBRARY
+from acd.lifecycle import NEW, OTHER_EVENTS, TRANSITIONS, Transition, mermaid
+
+REPO = Path(__file__).resolve().parents[1]
+Setup = Callable[[Center], Awaitable[None]]  # brings the entity to the source state
+Action = Callable[[Center], Awaitable[object]]  # makes the transition
+
+
+async def nothing(c: Center) -> None:
+    pass
+
+
+def agent_in(state: str) -> Setup:
+    """Agent 'a' (skill en) in ``state``; busy means on contact 'c1'."""
+    async def setup(c: Center) -> None:
+        await c.create_agent("a", "A", "B", ["en"], available=state != "unavailable")
+        if state in ("busy", "busy, next unavailable"):
+            await c.create_contact(["en"], contact_id="c1")
+            await c.dispatch()
+        if state == "busy, next unavailable":
+            await c.set_unavailable("a")
+    return setup
+
+
+def contact_in(state: str, agent: bool = False) -> Setup:
+    async def setup(c: Center) -> None:
+        await c.create_contact(["en"], contact_id="c1")
+        if agent or state == "assigned":
+            await c.create_agent("a", "A", "B", ["en"], available=True)
+        if state == "assigned":
+            await c.dispatch()
+    return setup
+
+
+async def dispatch(c: Center) -> None:
+    await c.dispatch()
+
+
+STEPS: dict[tuple[str, str, str], tuple[Setup, Action]] = {
+    ("agent", NEW, "unavailable"): (nothing, lambda c: c.create_agent("a", "A", "B", ["en"])),
+    ("agent", "unavailable", "available"): (agent_in("unavailable"),
+                                            lambda c: c.set_available("a")),
+    ("agent", "available", "unavailable"): (agent_in("available"),
+                                            lambda c: c.set_unavailable("a")),
+    ("agent", "available", "busy"): (contact_in("queued", agent=True), dispatch),
+    ("agent", "busy", "busy"): (agent_in("busy"), lambda c: c.set_unavailable("a")),
+    ("agent", "busy", "available"): (agent_in("busy"), lambda c: c.complete_contact("c1")),
+    ("agent", "busy", "unavailable"): (agent_in("busy, next unavailable"),
+                                       lambda c: c.complete_contact("c1")),
+    ("agent", "unavailable", NEW): (agent_in("unavailable"), lambda c: c.delete_agent("a")),
+    ("agent", "available", NEW): (agent_in("available"), lambda c: c.delete_agent("a")),
+    ("contact", NEW, "queued"): (nothing, lambda c: c.create_contact(["en"], "c1")),
+    ("contact", "queued", "assigned"): (contact_in("queued", agent=True), dispatch),
+    ("contact", "queued", "abandoned"): (contact_in("queued"),
+                                         lambda c: c.abandon_contact("c1")),
+    ("contact", "assigned", "completed"): (contact_in("assigned"),
+                                           lambda c: c.complete_contact("c1")),
+}
+
+
+def test_every_transition_has_a_step() -> None:
+    assert {(t.of, t.source, t.target) for t in TRANSITIONS} == set(STEPS)
+
+
+@pytest.mark.parametrize("t", TRANSITIONS, ids=lambda t: f"{t.of}:{t.source}->{t.target}")
+async def test_transition_happens_as_written(center: Center, t: Transition) -> None:
+    setup, action = STEPS[(t.of, t.source, t.target)]
+    await setup(center)
+    entity = "a" if t.of == "agent" else "c1"
+    get = center.get_agent if t.of == "agent" else center.get_contact
+    if t.source != NEW:
+        assert (await get(entity)).state == t.source, "the setup missed the source state"
+    rows = await center.redis.xrevrange(center.keys.events, count=1)
+    after = f"({rows[0][0]}" if rows else "-"
+    await action(center)
+    events = [f["type"] for _, f in await center.redis.xrange(center.keys.events, min=after)]
+    assert t.event in events, (t, events)
+    if t.target == NEW:
+        with pytest.raises(NotFound):
+            await get(entity)
+    else:
+        assert (await get(entity)).state == t.target
+    assert f"register_function('{t.function}'" in LIBRARY, t.function
+
+
+def test_every_event_acd_lua_emits_is_named() -> None:
+    emitted = set(re.findall(r"event\([^,]+, '(\w+)'\s*[,)]", LIBRARY))
+    emitted |= {f"contact_{final}" for final in ("completed", "abandoned")}  # 'contact_' ..
+    named = {t.event for t in TRANSITIONS} | OTHER_EVENTS
+    assert emitted == named, (emitted - named, named - emitted)
+
+
+def test_readme_shows_the_tables_diagram() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert f"```mermaid\n{mermaid()}\n```" in readme, "run python -m acd.lifecycle"
