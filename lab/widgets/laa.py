@@ -1,7 +1,9 @@
-"""The LAA lab of notebook 02: the agent board and the contact composer, linked.
+"""The LAA lab of notebook 02: the agent board and the contact composer, side by side.
 
-Every change on the board refreshes the composer's ranking, and every assignment the
-composer sees refreshes the board, so a learner watches cause and effect side by side.
+Both follow the center's events stream, so a click on the board changes the composer's
+ranking (and an assignment the composer causes changes the board) through Redis, the
+same way a change made by anyone else does: a learner watches cause and effect, and
+neither widget can show something Redis no longer holds.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ class LAALab:
     def __init__(self, board: AgentBoard, composer: ContactComposer) -> None:
         self.board = board
         self.composer = composer
-        board.on_change(lambda _agent: composer.request_ranking())
-        composer.after_assignment.append(lambda _c: board.request_refresh())
         self.widget = w.VBox([board.widget, composer.widget])
 
     @classmethod
@@ -35,7 +35,11 @@ class LAALab:
         return self.widget._repr_mimebundle_(**kwargs)
 
     async def settle(self, timeout: float = 10.0) -> None:
-        """Wait for both widgets' background work (a change can trigger a refresh)."""
-        for _ in range(3):
+        """Wait until both widgets show every change so far (one can cause the other's)."""
+        for _ in range(2):
             await self.board.settle(timeout)
             await self.composer.settle(timeout)
+
+    def stop(self) -> None:
+        self.board.stop()
+        self.composer.stop()

@@ -1,15 +1,19 @@
-"""Live view of a center: queue length, waiting contacts, assignments, a plot over time.
+"""Live view of a center: dispatch mode, queue, waiting contacts, assignments, a plot.
 
-One background task polls Redis every ``interval`` seconds: a pipeline of TIME, ZCARD and
-ZRANGE on the queue, and XRANGE on the center's events stream (``Keys.events``) from the
-last entry it saw, so every assignment shows once. Polling with asyncio.sleep (rather than
-a blocking XREAD) keeps no connection blocked and lets the kernel run other cells; the
-stop button cancels the task. The plot is a plotly FigureWidget updated in place.
+It follows the center's events stream (``_follow``): every ``contact_assigned`` shows
+once, within milliseconds, and every event (or, when none comes, every ``interval``
+seconds, for writers that emit none such as the naive dispatcher of notebook 04) makes
+it re-read the queue (TIME, HGET, ZCARD and ZRANGE in one pipeline). Blocking reads have
+a deadline and hold no lock, so the kernel runs other cells meanwhile. The stop button
+cancels the following; start resumes from the last event seen, so assignments made while
+stopped still show once. What is on screen while stopped is marked as a snapshot.
+The plot is a plotly FigureWidget updated in place.
 """
 
 from __future__ import annotations
 
-import asyncio
+import html
+import re
 import time
 from collections import deque
 from typing import Any
@@ -18,42 +22,64 @@ import ipywidgets as w  # type: ignore[import-untyped]
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
 from acd import Center
-from lab.widgets._base import TaskRunner, age, error_html, esc
+from lab.widgets._base import OwnerLoopState, TaskRunner, age, error_html, esc
+from lab.widgets._follow import Event, Following, dispatchers_connected
+
+LOG = 20  # assignments listed
+WAITING = 10  # waiting contacts listed
+LOOK_BACK = 2000  # events read back at the first start to list recent assignments
 
 
-def _next_id(stream_id: str) -> str:
-    """The smallest stream id after ``stream_id`` (XRANGE's start is inclusive)."""
-    ms, seq = stream_id.split("-")
-    return f"{ms}-{int(seq) + 1}"
+class LoopFigure(OwnerLoopState, go.FigureWidget):  # type: ignore[misc]
+    """A FigureWidget whose front-end updates (relayout, zoom) apply on the owner loop."""
+
+    def __init__(self, owner: TaskRunner, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owner = owner
 
 
-class LiveView(TaskRunner):
+async def recent_assignments(redis: Any, key: str, before: str = "+", most: int = LOG,
+                             look_back: int = LOOK_BACK) -> list[tuple[str, str, int]]:
+    """The newest ``most`` contact_assigned events up to ``before``, oldest first."""
+    found: list[tuple[str, str, int]] = []
+    rows = await redis.xrevrange(key, max=before, count=look_back)
+    for _id, fields in rows:
+        if fields.get("type") == "contact_assigned":
+            found.append((fields.get("contact", "?"), fields.get("agent", "?"),
+                          int(fields.get("wait_ms", 0))))
+            if len(found) >= most:
+                break
+    return list(reversed(found))
+
+
+class LiveView(Following):
     """``view = LiveView(center); view.start(); view`` - then the stop button, or stop()."""
 
     def __init__(self, center: Center, interval: float = 0.5, history: int = 240,
                  max_seconds: float | None = 600.0) -> None:
-        super().__init__()
-        self.center = center
+        super().__init__(center, block_s=interval, max_seconds=max_seconds)
         self.interval = interval
-        self.max_seconds = max_seconds
-        self.cursor: str | None = None
-        self.assignments: deque[tuple[str, str, int]] = deque(maxlen=20)
-        self.total_assigned = 0
-        self.polls = 0
+        self.assignments: deque[tuple[str, str, int]] = deque(maxlen=LOG)
+        self.total_assigned = 0  # since the first start
+        self.polls = 0  # redraws
         self.t0: float | None = None
         self.times: deque[float] = deque(maxlen=history)
         self.lengths: deque[int] = deque(maxlen=history)
         self.assigned_per_tick: deque[int] = deque(maxlen=history)
-        self._task: asyncio.Task[Any] | None = None
+        self._last_sample = 0.0
+        self._new_since_sample = 0
+        self.mode_label = w.HTML()
         self.queue_label = w.HTML()
         self.waiting_html = w.HTML()
         self.log_html = w.HTML()
         self.status = w.HTML()
-        self.start_button = w.Button(description="start", icon="play")
-        self.stop_button = w.Button(description="stop", icon="stop", button_style="danger")
-        self.start_button.on_click(lambda _: self.start())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.figure = go.FigureWidget(
+        self.start_button = self.button(self.start, description="start", icon="play")
+        self.stop_button = self.button(self.stop, description="stop", icon="stop",
+                                       button_style="danger")
+        self.start_button.add_class("acd-start")
+        self.stop_button.add_class("acd-stop")
+        self.figure = LoopFigure(
+            self,
             data=[go.Scatter(x=[], y=[], name="queue length", mode="lines"),
                   go.Bar(x=[], y=[], name="assignments", opacity=0.5)],
             layout=go.Layout(height=300, margin={"l": 40, "r": 10, "t": 30, "b": 40},
@@ -61,12 +87,13 @@ class LiveView(TaskRunner):
                              legend={"orientation": "h"}))
         self.widget = w.VBox([
             w.HBox([self.start_button, self.stop_button, self.queue_label]),
+            self.mode_label,
             w.HBox([w.VBox([w.HTML("<b>Waiting (oldest first)</b>"), self.waiting_html],
                            layout=w.Layout(width="45%")),
                     w.VBox([w.HTML("<b>Assignments (newest first)</b>"), self.log_html],
                            layout=w.Layout(width="55%"))]),
             self.figure, self.status])
-        self._set_running(False)
+        self._show_following(False)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
@@ -76,83 +103,114 @@ class LiveView(TaskRunner):
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self.following
 
-    def _set_running(self, running: bool) -> None:
-        self.start_button.disabled = running
-        self.stop_button.disabled = not running
-        self.status.value = "refreshing…" if running else "stopped"
+    def _show_following(self, following: bool) -> None:
+        self.start_button.disabled = following
+        self.stop_button.disabled = not following
+        if following:
+            self.status.value = "<span class='acd-live' data-live='1'>● following</span>"
+        else:
+            self.status.value = (f"<span class='acd-live' data-live='0'>■ "
+                                 f"{esc(self.stopped_reason)}: the figures above are a "
+                                 "snapshot, not live</span>")
 
-    def start(self) -> None:
-        """Refresh in the background until stop() (or ``max_seconds``)."""
-        if self.running:
-            return
-        self._task = self.spawn(self._loop())
-        self._set_running(True)
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self._set_running(False)
-
-    async def _loop(self) -> None:
-        started = time.monotonic()
-        failures = 0
-        try:
-            while self.max_seconds is None or time.monotonic() - started < self.max_seconds:
-                try:
-                    await self.poll()
-                    failures = 0
-                except Exception as exc:  # noqa: BLE001 - shown, then retried: a live view must not die
-                    failures += 1
-                    self.on_error(exc)
-                await asyncio.sleep(self.interval * min(2 ** failures, 16))
-        finally:
-            self._set_running(False)
+    async def _on_start(self, tip: str) -> None:
+        if self.t0 is None:  # first start: list the last assignments already made
+            self.assignments.extend(await recent_assignments(
+                self.center.redis, self.center.keys.events, before=tip))
+            self.t0 = time.monotonic()
 
     async def poll(self) -> None:
-        """One refresh: read the queue and the new events, update the widgets and plot."""
+        """Re-read the queue and redraw now (the following does it by itself)."""
+        await self.refresh()
+
+    async def _update(self, events: list[Event], full: bool) -> None:
+        new = 0
+        for fields in events:
+            if fields.get("type") == "contact_assigned":
+                self.assignments.append((fields.get("contact", "?"), fields.get("agent", "?"),
+                                         int(fields.get("wait_ms", 0))))
+                new += 1
+        self.total_assigned += new
         r, k = self.center.redis, self.center.keys
-        if self.cursor is None:  # first poll: show the last few assignments already made
-            recent: Any = await r.xrevrange(k.events, count=200)
-            self.cursor = _next_id(recent[0][0]) if recent else "0-0"
-            for _id, fields in reversed(recent):
-                self._event(fields, count=False)
         async with r.pipeline(transaction=False) as pipe:
             pipe.time()
+            pipe.hget(k.meta, "dispatch")
             pipe.zcard(k.queue)
-            pipe.zrange(k.queue, 0, 9, withscores=True)
-            pipe.xrange(k.events, min=self.cursor, count=1000)
-            (sec, usec), length, head, events = await pipe.execute()
+            pipe.zrange(k.queue, 0, WAITING - 1, withscores=True)
+            (sec, usec), mode, length, head = await pipe.execute()
+        dispatchers = await dispatchers_connected(r)
         now = int(sec) * 1000 + int(usec) // 1000
-        new = 0
-        for stream_id, fields in events:
-            new += self._event(fields)
-            self.cursor = _next_id(stream_id)
-        self.total_assigned += new
         self.polls += 1
-        if self.t0 is None:
-            self.t0 = time.monotonic()
-        self.times.append(round(time.monotonic() - self.t0, 2))
-        self.lengths.append(int(length))
-        self.assigned_per_tick.append(new)
-        self.queue_label.value = (f"&nbsp;<b>queue length: {length}</b> · assigned since "
-                                  f"start: {self.total_assigned}")
+        self._sample(int(length), new)
+        mode = mode or "automatic"
+        n = "unknown" if dispatchers is None else str(dispatchers)
+        self.mode_label.value = (
+            f"<span class='acd-mode' data-mode='{esc(mode)}' data-dispatchers='{esc(n)}'>"
+            f"dispatch mode: <b>{esc(mode)}</b> · dispatcher processes connected: "
+            f"{esc(n)}</span>")
+        self.queue_label.value = (f"&nbsp;<b data-queue='{int(length)}'>queue length: {length}"
+                                  f"</b> · assigned since start: {self.total_assigned}")
         self.waiting_html.value = "<br>".join(
-            f"<code>{esc(str(m)[:12])}</code> waiting {age(now - int(s))}" for m, s in head
-        ) or "<i>nobody waits</i>"
+            f"<code data-contact='{esc(m)}'>{esc(str(m)[:12])}</code> waiting "
+            f"{age(now - int(s))}" for m, s in head) or "<i>nobody waits</i>"
         self.log_html.value = "<br>".join(
-            f"<code>{esc(c[:12])}</code> → <b>{esc(a)}</b> after {wait} ms"
+            f"<code data-contact='{esc(c)}' data-agent='{esc(a)}'>{esc(c[:12])}</code> → "
+            f"<b>{esc(a)}</b> after {wait} ms"
             for c, a, wait in reversed(self.assignments)) or "<i>none yet</i>"
+
+    def _sample(self, length: int, new: int) -> None:
+        """One plot point per ``interval``: redraws in between update the last one."""
+        now = time.monotonic()
+        if self.t0 is None:
+            self.t0 = now
+        self._new_since_sample += new
+        if not self.times or now - self._last_sample >= self.interval:
+            self._last_sample = now
+            self.times.append(round(now - self.t0, 2))
+            self.lengths.append(length)
+            self.assigned_per_tick.append(self._new_since_sample)
+            self._new_since_sample = 0
+        else:
+            self.lengths[-1] = length
+            self.assigned_per_tick[-1] += self._new_since_sample
+            self._new_since_sample = 0
         with self.figure.batch_update():
             self.figure.data[0].x = list(self.times)
             self.figure.data[0].y = list(self.lengths)
             self.figure.data[1].x = list(self.times)
             self.figure.data[1].y = list(self.assigned_per_tick)
 
-    def _event(self, fields: dict[str, str], count: bool = True) -> int:
-        if fields.get("type") != "contact_assigned":
-            return 0
-        self.assignments.append((fields.get("contact", "?"), fields.get("agent", "?"),
-                                 int(fields.get("wait_ms", 0))))
-        return 1 if count else 0
+    # -- comparable views -----------------------------------------------------------
+    def displayed(self) -> dict[str, Any]:
+        """What the live view shows now, read back from its widgets."""
+        def attrs(text: str, name: str) -> list[str]:
+            return [html.unescape(v) for v in re.findall(rf"data-{name}='([^']*)'", text)]
+
+        queue = attrs(self.queue_label.value, "queue")
+        mode = attrs(self.mode_label.value, "mode")
+        dispatchers = attrs(self.mode_label.value, "dispatchers")
+        return {
+            "following": attrs(self.status.value, "live") == ["1"],
+            "mode": mode[0] if mode else None,
+            "dispatchers": dispatchers[0] if dispatchers else None,
+            "queue_length": int(queue[0]) if queue else None,
+            "waiting": attrs(self.waiting_html.value, "contact"),
+            "assignments": list(zip(attrs(self.log_html.value, "contact"),
+                                    attrs(self.log_html.value, "agent"), strict=True)),
+        }
+
+    async def from_redis(self) -> dict[str, Any]:
+        """What a following live view must show, computed from Redis alone."""
+        r, k = self.center.redis, self.center.keys
+        mode = await r.hget(k.meta, "dispatch") or "automatic"
+        dispatchers = await dispatchers_connected(r)
+        recent = await recent_assignments(r, k.events)
+        return {
+            "following": True, "mode": mode,
+            "dispatchers": "unknown" if dispatchers is None else str(dispatchers),
+            "queue_length": int(await r.zcard(k.queue)),
+            "waiting": [str(m) for m in await r.zrange(k.queue, 0, WAITING - 1)],
+            "assignments": [(c, a) for c, a, _ in reversed(recent)],
+        }
