@@ -40,13 +40,6 @@ class ContactState(StrEnum):
     COMPLETED = "completed"
     ABANDONED = "abandoned"
 
-    @property
-    def ended(self) -> bool:
-        return self in ENDED_STATES
-
-
-ENDED_STATES = frozenset({ContactState.COMPLETED, ContactState.ABANDONED})
-
 
 def _unique_skills(skills: list[str]) -> list[str]:
     dupes = sorted({s for s in skills if skills.count(s) > 1})

@@ -122,16 +122,3 @@ async def test_contact_not_acknowledged_by_replicas_is_reported(
         await center.create_contact(["en"], contact_id="c1")
     # It was written on this server; a retry with the same id finds it, nothing doubled.
     assert [cid for cid, _ in await center.queue()] == ["c1"]
-
-
-async def test_lua_and_python_agree_on_key_names(center: Center) -> None:
-    k = center.keys
-    await center.create_agent("a", "A", "B", ["en", "fr"], available=True)
-    contact = await center.create_contact(["de"])
-    served = await center.create_contact(["en"])
-    assert {k.avail("en"), k.avail("fr")} <= set(await keys_of(center))
-    await center.dispatch()  # the agent leaves both availability sets: they are gone
-    known = {k.agent("a"), k.contact(contact.id), k.contact(served.id),
-             k.skill_agents("en"), k.skill_agents("fr"), k.queue, k.agents, k.skills,
-             k.waiting_sigs, k.meta, k.stats, k.events, k.wake}
-    assert set(await keys_of(center)) == known

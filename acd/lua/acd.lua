@@ -13,7 +13,6 @@ are checked first. Error replies start with a code the Python side maps to excep
 Times are the server's clock in ms, so clients' clocks never matter.
 ]]
 
-local VERSION = '1'
 local EVENTS_MAXLEN = 10000
 local WAKE_MAXLEN = 100
 
@@ -495,9 +494,6 @@ local function dispatch(keys, args)
   return result
 end
 
-local function version() return VERSION end
-
-redis.register_function('acd_version', version)
 redis.register_function('acd_agent_create', agent_create)
 redis.register_function('acd_agent_delete', agent_delete)
 redis.register_function('acd_agent_update', agent_update)

@@ -160,10 +160,6 @@ class Traffic:
         for task in list(self.tasks):
             task.cancel()
 
-    def last_error_after(self, t: float) -> float | None:
-        errors = [a.end for a in self.attempts if not a.ok and a.start >= t]
-        return max(errors) if errors else None
-
     def recovered_since(self, t: float, settle: float) -> bool:
         """A call that started after ``t`` succeeded, and no call failed for ``settle`` s."""
         now = time.monotonic()
