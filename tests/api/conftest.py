@@ -8,12 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_server import Server, start_uvicorn, stop_uvicorn
 from fastapi import FastAPI
 
 from acd import Center
 from acd.api.app import create_app
 from acd.settings import Settings
+from lab import apiserver
+from lab.apiserver import ApiServer
 
 
 @pytest.fixture
@@ -41,11 +42,11 @@ def v1(center: Center) -> str:
 
 @pytest.fixture
 def uvicorn_server(subprocess_env: dict[str, str], center: Center,
-                   tmp_path: Path) -> Iterator[Server]:
+                   tmp_path: Path) -> Iterator[ApiServer]:
     """A real uvicorn with 2 workers on the test Redis, default center = the test's."""
     env = {**subprocess_env, "ACD_CENTER": center.name}
-    server = start_uvicorn(env, tmp_path / "uvicorn.log")
+    server = apiserver.start(env, tmp_path / "uvicorn.log")
     try:
         yield server
     finally:
-        stop_uvicorn(server)
+        apiserver.stop(server)

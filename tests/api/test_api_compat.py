@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 from acd_invariants import check_invariants
-from api_server import Server
 
 from acd import Center
 from acd.dispatcher import Dispatcher
+from lab.apiserver import ApiServer
 
 LANGUAGES = ["English", "Spanish"]
 EXPERTISE = ["Support", "Disputes", "Billing"]
@@ -177,7 +177,7 @@ def assert_never_double_booked(events: list[dict[str, Any]]) -> int:
     return assignments
 
 
-async def test_demo_simulator_flow(uvicorn_server: Server, center: Center) -> None:
+async def test_demo_simulator_flow(uvicorn_server: ApiServer, center: Center) -> None:
     rng = random.Random(0)
     n_agents, n_contacts = 36, 100
     dispatcher = Dispatcher(Center(center.redis, center.name), idle_ms=200)

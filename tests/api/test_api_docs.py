@@ -17,8 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from api_server import Server
 from jupyter_browser import FLAGS, chromium
+
+from lab.apiserver import ApiServer
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "screenshots"
@@ -121,7 +122,7 @@ class _Offline:
         self.page.goto(url, wait_until="load", timeout=30_000)
 
 
-def _check_swagger(browser: Any, server: Server) -> None:
+def _check_swagger(browser: Any, server: ApiServer) -> None:
     tab = _Offline(browser)
     tab.open(f"{server.url}/docs")
     op = tab.page.locator(f'.opblock-summary-path[data-path="{AGENTS_PATH}"]').first
@@ -140,7 +141,7 @@ def _check_swagger(browser: Any, server: Server) -> None:
     tab.page.close()
 
 
-def _check_redoc(browser: Any, server: Server) -> None:
+def _check_redoc(browser: Any, server: ApiServer) -> None:
     tab = _Offline(browser)
     tab.open(f"{server.url}/redoc")
     tab.page.locator(".api-content h1", has_text="Redis ACD").first.wait_for(timeout=30_000)
@@ -163,7 +164,7 @@ def _check_redoc(browser: Any, server: Server) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_docs_render_in_chromium_with_no_network(uvicorn_server: Server) -> None:
+def test_docs_render_in_chromium_with_no_network(uvicorn_server: ApiServer) -> None:
     executable = chromium()
     if executable is None:
         print("SKIP: /usr/bin/chromium is missing and could not be installed")

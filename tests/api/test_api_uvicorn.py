@@ -11,13 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_server import Server, start_uvicorn, stop_uvicorn
 
 from acd import Center
+from lab import apiserver
+from lab.apiserver import ApiServer
 
 
 @pytest.fixture
-def http(uvicorn_server: Server) -> Iterator[httpx.Client]:
+def http(uvicorn_server: ApiServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=uvicorn_server.url, timeout=10.0) as c:
         yield c
 
@@ -58,7 +59,7 @@ def test_body_limits(http: httpx.Client, center: Center) -> None:
 
 
 async def test_long_poll_sees_a_contact_queued_through_the_other_worker(
-        uvicorn_server: Server, center: Center) -> None:
+        uvicorn_server: ApiServer, center: Center) -> None:
     v1 = f"/v1/centers/{center.name}"
     async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0) as http:
         mark = (await http.get(f"{v1}/events")).json()["last_id"]
@@ -74,8 +75,8 @@ async def test_long_poll_sees_a_contact_queued_through_the_other_worker(
 
 def test_sigterm_stops_uvicorn_and_its_workers(subprocess_env: dict[str, str],
                                                tmp_path: Path) -> None:
-    server = start_uvicorn(subprocess_env, tmp_path / "uvicorn.log")
-    stop_uvicorn(server)
+    server = apiserver.start(subprocess_env, tmp_path / "uvicorn.log")
+    apiserver.stop(server)
     assert server.process.returncode == 0, server.log.read_text()[-2000:]
     deadline = time.monotonic() + 10
     while True:

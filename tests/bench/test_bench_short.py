@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from acd.bench.main import parse_args, run
+from lab.bench.main import parse_args, run
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -50,7 +50,7 @@ async def test_short_bench_is_correct_and_prints_ratios(
     assert (tmp_path / "scaling.html").exists()
 
     with capsys.disabled():
-        print("\nacd.bench --short ratios:", json.dumps(
+        print("\nlab.bench --short ratios:", json.dumps(
             {k: ratios[k] for k in ("real_vs_naive", "cost_ratio", "p99_ms_at_offered",
                                     "memory_per_queued_contact_bytes", "multi_vs_one")
              if k in ratios}))

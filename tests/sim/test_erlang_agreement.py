@@ -47,13 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from api_server import start_uvicorn, stop_uvicorn
 from redis import Redis as SyncRedis
 
 from acd import Center, connect
 from acd.dispatcher import Dispatcher
 from acd.simulator import Report, Scenario, run
 from acd.simulator.ideal import erlang_gaps, excess_waits, sampling_sd
+from lab import apiserver
 
 pytestmark = pytest.mark.slow
 
@@ -157,7 +157,7 @@ async def run_with_dispatcher_processes(scenario: Scenario, via: str, redis_url:
     server = None
     if via == "demo":
         api_env = {**env, "ACD_CENTER": str(scenario.center)}
-        server = await asyncio.to_thread(start_uvicorn, api_env, logs / "api.log", 2)
+        server = await asyncio.to_thread(apiserver.start, api_env, logs / "api.log", 2)
     procs = await asyncio.to_thread(start_dispatchers, 2, str(scenario.center), env, logs,
                                     redis_url)
     try:
@@ -167,7 +167,7 @@ async def run_with_dispatcher_processes(scenario: Scenario, via: str, redis_url:
     finally:
         await asyncio.to_thread(stop, procs)
         if server is not None:
-            await asyncio.to_thread(stop_uvicorn, server)
+            await asyncio.to_thread(apiserver.stop, server)
         redis = connect(redis_url)
         await Center(redis, scenario.center).delete()
         await redis.aclose()

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_server import start_uvicorn, stop_uvicorn
 
 from acd import Center, connect
 from acd.invariants import violations
 from acd.simulator import Scenario, run
 from acd.simulator.backends import ApiBackend, ApiError, DemoApiBackend
+from lab import apiserver
 
 
 @pytest.fixture
 def api_url(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    server = start_uvicorn(subprocess_env, tmp_path / "api.log", workers=1)
+    server = apiserver.start(subprocess_env, tmp_path / "api.log", workers=1)
     try:
         yield server.url
     finally:
-        stop_uvicorn(server)
+        apiserver.stop(server)
 
 
 async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
@@ -78,7 +78,7 @@ async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis
                                           tmp_path: Path) -> None:
     # The demo's clients: POST /contact (the API picks the id), then complete in two calls.
     center = f"demo-{uuid.uuid4().hex[:8]}"
-    server = start_uvicorn({**subprocess_env, "ACD_CENTER": center}, tmp_path / "api.log",
+    server = apiserver.start({**subprocess_env, "ACD_CENTER": center}, tmp_path / "api.log",
                            workers=1)
     scenario = Scenario(center=center, agents=4, rate_per_hour=600, handle={"mean": 30.0},
                         patience=60.0, duration=900, time_scale=300, drain_timeout=20)
@@ -89,7 +89,7 @@ async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis
         found = await violations(Center(redis, center))
         stats = await Center(redis, center).stats()
     finally:
-        stop_uvicorn(server)
+        apiserver.stop(server)
         await Center(redis, center).delete()
         await redis.aclose()
     k = report.kpis

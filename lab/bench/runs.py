@@ -24,7 +24,11 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from acd.bench.workload import (
+from acd.center import DEFAULT_BUDGET, Center
+from acd.dispatcher import Dispatcher
+from acd.functions import Functions
+from acd.naive import NaiveDispatcher
+from lab.bench.workload import (
     Check,
     Workload,
     check_assignments,
@@ -33,10 +37,6 @@ from acd.bench.workload import (
     stream_memory,
     used_memory,
 )
-from acd.center import DEFAULT_BUDGET, Center
-from acd.dispatcher import Dispatcher
-from acd.functions import Functions
-from acd.naive import NaiveDispatcher
 
 REPO = Path(__file__).resolve().parents[2]
 LANES = 4  # concurrent senders of the offered-rate runs
@@ -383,66 +383,43 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
     assignments."""
     import httpx  # the API's own test dependency; only needed here
 
-    from lab.embedded import free_port
+    from lab import apiserver
 
     setup = await prepare(redis, workload, "api", available=True, contacts=[])
     center = setup.center
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": url}
     log = log_dir / f"api-{center.name}.log"
-    with open(log, "wb") as out:
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "acd.api.app:app", "--port", str(port),
-             "--log-level", "warning", "--no-access-log"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO,
-            env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    api = await asyncio.to_thread(apiserver.start, {**os.environ, "REDIS_URL": url}, log, 1)
     specs = workload.contact_specs[:contacts]
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                if api.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"API did not start; see {log}")
-                try:
-                    await http.get("/openapi.json")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            async with dispatcher_processes(redis, url, center, 1, log_dir, 200,
-                                            debug=False):
-                queue: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
-                for spec in specs:
-                    queue.put_nowait(spec)
-                failures: list[str] = []
+        async with (httpx.AsyncClient(base_url=api.url, timeout=10) as http,
+                    dispatcher_processes(redis, url, center, 1, log_dir, 200, debug=False)):
+            queue: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
+            for spec in specs:
+                queue.put_nowait(spec)
+            failures: list[str] = []
 
-                async def poster() -> None:
-                    while not queue.empty():
-                        _, skills = queue.get_nowait()
-                        resp = await http.post(f"/v1/centers/{center.name}/contacts",
-                                               json={"skills": skills})
-                        if resp.status_code >= 300:
-                            failures.append(f"{resp.status_code} {resp.text[:200]}")
+            async def poster() -> None:
+                while not queue.empty():
+                    _, skills = queue.get_nowait()
+                    resp = await http.post(f"/v1/centers/{center.name}/contacts",
+                                           json={"skills": skills})
+                    if resp.status_code >= 300:
+                        failures.append(f"{resp.status_code} {resp.text[:200]}")
 
-                start = time.perf_counter()
-                await asyncio.gather(*(poster() for _ in range(concurrency)))
-                post_seconds = time.perf_counter() - start
-                if failures:
-                    raise RuntimeError(f"API refused contacts: {failures[0]}")
-                assigned = 0
-                give_up = time.monotonic() + 10
-                while assigned < len(specs) and time.monotonic() < give_up:
-                    assigned = int(await redis.hget(center.keys.stats, "assigned") or 0)
-                    await asyncio.sleep(0.002)
-                total = time.perf_counter() - start
+            start = time.perf_counter()
+            await asyncio.gather(*(poster() for _ in range(concurrency)))
+            post_seconds = time.perf_counter() - start
+            if failures:
+                raise RuntimeError(f"API refused contacts: {failures[0]}")
+            assigned = 0
+            give_up = time.monotonic() + 10
+            while assigned < len(specs) and time.monotonic() < give_up:
+                assigned = int(await redis.hget(center.keys.stats, "assigned") or 0)
+                await asyncio.sleep(0.002)
+            total = time.perf_counter() - start
         return ApiResult(len(specs), post_seconds, assigned, total)
     finally:
-        if api.poll() is None:
-            api.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(api.wait, 10)
-            except subprocess.TimeoutExpired:
-                api.kill()
+        await asyncio.to_thread(apiserver.stop, api)
         await center.delete()
 
 

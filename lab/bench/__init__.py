@@ -1,4 +1,4 @@
-"""Benchmark of the naive and the real dispatcher: ``python -m acd.bench --help``.
+"""Benchmark of the naive and the real dispatcher: ``python -m lab.bench --help``.
 
 - workload.py: the seeded workload, loaded through Center operations; correctness checks
 - runs.py: throughput (pre-queued), latency at an offered rate, dispatcher processes, API

@@ -6,8 +6,8 @@ clients (each its own httpx.AsyncClient and keep-alive connection) POST
 line with the rate, latency percentiles and the machine. The center is deleted afterwards.
 No dispatcher runs: this measures the API and the create function, not assignment.
 
-    python -m acd.api.bench                  # Redis from REDIS_URL / .env
-    python -m acd.api.bench --embedded       # a throw-away embedded Redis
+    python -m lab.bench.api                  # Redis from REDIS_URL / .env
+    python -m lab.bench.api --embedded       # a throw-away embedded Redis
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,63 +31,22 @@ import httpx
 from acd.center import Center
 from acd.connection import connect
 from acd.settings import get_settings
+from lab import apiserver
+from lab.embedded import EmbeddedRedis, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SKILLS = [["English", "Spanish"], ["Support", "Disputes", "Billing"]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def embedded_redis() -> Iterator[str]:
-    from lab.embedded import EmbeddedRedis
-
     with tempfile.TemporaryDirectory(prefix="acd-bench-") as tmp:
-        server = EmbeddedRedis(Path(tmp), _free_port(), password="bench")
+        server = EmbeddedRedis(Path(tmp), free_port(), password="bench")
         server.start()
         try:
             yield server.url
         finally:
             server.stop()
-
-
-@contextmanager
-def uvicorn(redis_url: str, workers: int, deadline_s: float = 30.0) -> Iterator[str]:
-    """Run the API under uvicorn on a free port until the block ends."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-         "--no-access-log"],
-        env=env, cwd=REPO, start_new_session=True)
-    try:
-        deadline = time.monotonic() + deadline_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn not healthy after {deadline_s} s")
-            time.sleep(0.1)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 async def run_clients(api_url: str, center: str, count: int, clients: int,
@@ -170,7 +125,7 @@ async def amain(args: argparse.Namespace, api_url: str, redis_url: str) -> dict[
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m acd.api.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m lab.bench.api", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--count", type=int, default=5000, help="contacts to create (%(default)s)")
     p.add_argument("--warmup", type=int, default=300, help="contacts before timing")
@@ -193,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     with ExitStack() as stack:
         redis_url = (stack.enter_context(embedded_redis()) if args.embedded
                      else args.redis_url or get_settings().redis_url)
-        api_url = args.api_url or stack.enter_context(uvicorn(redis_url, args.workers))
+        api_url = args.api_url or stack.enter_context(apiserver.running(
+            {**os.environ, "REDIS_URL": redis_url}, workers=args.workers)).url
         result = asyncio.run(amain(args, api_url, redis_url))
     print(json.dumps(result), flush=True)
 

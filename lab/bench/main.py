@@ -1,4 +1,4 @@
-"""``python -m acd.bench``: the naive and the real dispatcher on one Redis, in one run.
+"""``python -m lab.bench``: the naive and the real dispatcher on one Redis, in one run.
 
 Prints one JSON line per configuration, then a ``ratios`` line. Targets are ratios
 measured in the same run, because absolute figures on a shared 2-core machine move with
@@ -20,8 +20,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from acd.bench import profile as prof
-from acd.bench.runs import (
+from acd.connection import connect
+from lab.bench import profile as prof
+from lab.bench.runs import (
     api_available,
     api_path,
     dumps,
@@ -32,8 +33,7 @@ from acd.bench.runs import (
     prepare,
     real_throughput,
 )
-from acd.bench.workload import Workload
-from acd.connection import connect
+from lab.bench.workload import Workload
 
 FULL_AGENTS = [1000, 2000, 5000, 10000]
 SHORT_AGENTS = [1000, 10000]
@@ -42,7 +42,7 @@ PRIMARY_BATCH = 200  # the dispatcher's default; the ratios use it
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m acd.bench",
+        prog="python -m lab.bench",
         description="Naive vs real dispatcher: throughput, latency, memory, several "
                     "dispatchers, one JSON line per configuration.")
     p.add_argument("--redis-url", help="use this Redis (default: start an embedded one)")
@@ -343,7 +343,7 @@ async def run(args: argparse.Namespace, url: str,
 
 
 def _plot(records: Sequence[dict[str, Any]], path: Path) -> list[Path]:
-    from acd.bench.plot import draw
+    from lab.bench.plot import draw
 
     return draw(records, path)
 
