@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 from acd_invariants import dispatcher_processes
-from test_browser import FLAGS, NOTEBOOK, _chromium, _wait_js
+from jupyter_browser import FLAGS, NOTEBOOK, chromium, wait_js
 
 from acd import Center, ContactState, connect
 from lab.embedded import free_port
@@ -270,7 +270,7 @@ def _page_errors(page: Any, log_path: Path) -> list[str]:
 @pytest.mark.timeout(290)
 def test_random_clicks_show_what_redis_holds(scratch_lab: tuple[str, str, Path, str],
                                              redis_url: str) -> None:
-    executable = _chromium()
+    executable = chromium()
     if executable is None:
         pytest.skip("/usr/bin/chromium is missing and could not be installed")
     base, token, log_path, center = scratch_lab
@@ -308,12 +308,12 @@ def _stress(base: str, token: str, log_path: Path, center: str, redis_url: str,
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             page.goto(f"{base}/lab/tree/stress.ipynb?token={token}",
                       wait_until="domcontentloaded", timeout=60_000)
-            _wait_js(page, f"{NOTEBOOK}.context.path === 'stress.ipynb' && "
+            wait_js(page, f"{NOTEBOOK}.context.path === 'stress.ipynb' && "
                      f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
             page.evaluate("async () => { await window.jupyterapp.commands.execute("
                           "'notebook:run-all-cells'); }")
             page.locator(f"{PANEL} .acd-live[data-live='1']").wait_for(timeout=60_000)
-            _wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
+            wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
             subshells = page.evaluate(f"""() => {{ const k = {NOTEBOOK}.sessionContext
                 .session.kernel; return [k.commsOverSubshells, k.supportsSubshells]; }}""")
             print("JupyterLab comms over subshells:", subshells)
