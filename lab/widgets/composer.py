@@ -46,9 +46,12 @@ def waiting_reason(mode: DispatchMode, dispatchers: int | None, qualified: bool
     elif dispatchers == 0:
         keys.append("no-dispatcher")
         words.append("automatic mode, but no dispatcher is connected")
-    if not keys:
-        return "dispatching", "qualified agents are available; a dispatcher assigns it now"
-    return "+".join(keys), "; ".join(words)
+    if keys:
+        return "+".join(keys), "; ".join(words)
+    if dispatchers is None:  # CLIENT LIST refused (ACLs): say what we cannot see
+        return "dispatching", ("qualified agents are available and the mode is automatic; "
+                               "this server does not show whether a dispatcher is connected")
+    return "dispatching", "qualified agents are available; a dispatcher assigns it now"
 
 
 class ContactComposer(Following):

@@ -395,3 +395,21 @@ async def test_redis_away_no_task_hangs(center: Center) -> None:
         await asyncio.wait_for(view.refresh(), 10)
     assert time.monotonic() - t < view.call_timeout + 1
     await away.redis.aclose()
+
+
+@pytest.mark.parametrize(("mode", "dispatchers", "qualified", "key"), [
+    ("automatic", 2, True, "dispatching"),
+    ("automatic", None, True, "dispatching"),  # CLIENT LIST refused: says it cannot see
+    ("automatic", 0, True, "no-dispatcher"),
+    ("manual", 2, True, "manual"),
+    ("automatic", 2, False, "no-agent"),
+    ("manual", 0, False, "no-agent+manual"),
+])
+def test_waiting_reasons(mode: str, dispatchers: int | None, qualified: bool, key: str
+                         ) -> None:
+    from acd.models import DispatchMode
+    from lab.widgets.composer import waiting_reason
+
+    got, words = waiting_reason(DispatchMode(mode), dispatchers, qualified)
+    assert got == key
+    assert ("does not show" in words) == (dispatchers is None and key == "dispatching")
