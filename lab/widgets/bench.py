@@ -3,7 +3,8 @@
 Targets: first render under 1 s, an update under 100 ms. "Render" here is the Python side
 of a kernel: reading the agents from Redis and building the widget tree and its state
 (what the kernel sends the browser); "update" is a click's round trip: the Center call
-(one Redis Function), the re-read of the server clock and the redraw of the row.
+(one Redis Function), then its event on the center's stream, then one JSON.MGET + TIME,
+then the redraw.
 Starts its own embedded Redis unless --redis-url is given.
 """
 

@@ -26,7 +26,6 @@ SHOTS = REPO / "screenshots"
 NB02 = "02_availability_and_laa.ipynb"
 NB04 = "04_dispatcher.ipynb"
 NB06 = "06_api_and_simulator.ipynb"
-_chromium, _wait_js = chromium, wait_js  # the names test_widget_stress imports
 
 APP = "window.jupyterapp"
 
@@ -34,7 +33,7 @@ APP = "window.jupyterapp"
 def _open(page: Any, base: str, token: str, path: str) -> None:
     page.goto(f"{base}/lab/tree/{path}?token={token}", wait_until="domcontentloaded",
               timeout=60_000)
-    _wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
+    wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
              f" && {NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
 
 
@@ -65,7 +64,7 @@ def _no_widget_errors(page: Any) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_widgets_in_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
-    executable = _chromium()
+    executable = chromium()
     if executable is None:
         pytest.skip("/usr/bin/chromium is missing and could not be installed")
     from playwright.sync_api import sync_playwright
@@ -91,7 +90,7 @@ def _check_laa(page: Any, base: str, token: str, path: str) -> None:
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     ranking = panel.locator(".widget-html-content table.acd-ranking")
     ranking.wait_for(timeout=60_000)
-    _wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
+    wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
     print(f"notebook 02: LAA widgets rendered {time.monotonic() - t:.1f} s after opening")
     _no_widget_errors(page)
     laa_row = ranking.locator("tr", has_text="← LAA")
@@ -135,7 +134,7 @@ def _check_dashboard(page: Any, base: str, token: str, path: str) -> None:
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     plot = panel.locator(".js-plotly-plot").first
     plot.wait_for(timeout=90_000)
-    _wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
+    wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
     print(f"notebook 06: KPI dashboard rendered {time.monotonic() - t:.1f} s after opening")
     assert plot.locator(".main-svg").count() > 0, "the plotly figure has no SVG"
     assert "queue length" in plot.inner_text()
