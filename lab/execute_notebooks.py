@@ -14,6 +14,7 @@ plotly models left out), so an unexecuted notebook opened in JupyterLab shows th
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import tempfile
@@ -34,22 +35,26 @@ MAX_WIDGET_MODEL = 200_000  # bytes of saved state for one widget model
 
 
 def slim_widget_state(nb: Any, limit: int = MAX_WIDGET_MODEL) -> int:
-    """Drop saved widget models larger than ``limit`` and the models that contain them.
+    """Drop saved widget models larger than ``limit``, and take them out of the containers
+    that hold them.
 
     JupyterLab saves every widget's state in the notebook so it can draw the widgets when
     the notebook is opened again. A plotly FigureWidget's state carries plotly.js itself
-    (about 5 MB): saved, it makes the notebook too big to read on GitHub. Its output keeps
-    a text note instead, and running the cell draws the live widget again. Returns how many
-    models were dropped.
+    (about 5 MB): saved, it makes the notebook too big to read on GitHub. Without it the
+    rest of the widget (the live view's queue, assignments and buttons) is still drawn as
+    it was; running the cell draws the figure again. An output whose own model is dropped
+    keeps a text note. Returns how many models were dropped.
     """
     saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     drop = {mid for mid, model in saved.items() if len(json.dumps(model)) > limit}
-    while True:  # a container whose child is gone cannot be drawn either
-        parents = {mid for mid, model in saved.items() if mid not in drop
-                   and any(f"IPY_MODEL_{d}" in json.dumps(model) for d in drop)}
-        if not parents:
-            break
-        drop |= parents
+    refs = {f"IPY_MODEL_{mid}" for mid in drop}
+    for model in saved.values():  # a container draws without the child that is gone
+        children = model.get("state", {}).get("children")
+        if isinstance(children, list):
+            model["state"]["children"] = [c for c in children if c not in refs]
+    still = {mid for mid, model in saved.items() if mid not in drop
+             and any(ref in json.dumps(model) for ref in refs)}
+    drop |= still  # referenced other than as a child: cannot be drawn without it
     for mid in drop:
         del saved[mid]
     for cell in nb.cells:
@@ -61,17 +66,51 @@ def slim_widget_state(nb: Any, limit: int = MAX_WIDGET_MODEL) -> int:
     return len(drop)
 
 
+SNAPSHOT_NOTE = ("A picture of the widget as it was saved; run the cell (with the lab "
+                 "running) to use it live.")
+
+
+def _snapshot(saved: dict[str, Any], model_id: str) -> str:
+    """Static HTML of a saved widget tree: HTML and label values as they were, buttons and
+    toggles as labels (pressed ones bold), boxes as rows and columns."""
+    model = saved.get(model_id)
+    if model is None:
+        return ""
+    name, state = model.get("model_name", ""), model.get("state", {})
+    kids = "".join(_snapshot(saved, c.removeprefix("IPY_MODEL_"))
+                   for c in state.get("children", []) if isinstance(c, str))
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return f"<div>{state.get('value', '')}</div>"
+    if name == "LabelModel":
+        return f"<span>{html.escape(str(state.get('value', '')))}</span>"
+    if name in ("ToggleButtonModel", "ButtonModel", "CheckboxModel"):
+        text = html.escape(str(state.get("description", "")))
+        pressed = state.get("value") is True
+        weight = "font-weight:bold;" if pressed else ""
+        return (f"<span style='{weight}border:1px solid #999;border-radius:3px;"
+                f"padding:0 4px;margin:1px'>{'☑ ' if pressed else ''}{text}</span>")
+    if name == "HBoxModel":
+        return f"<div style='display:flex;flex-wrap:wrap;gap:4px'>{kids}</div>"
+    return f"<div>{kids}</div>" if kids else ""
+
+
 def describe_widgets(nb: Any) -> None:
-    """Widget outputs keep their view (JupyterLab draws it from the saved state); their
-    plain-text fallback, which GitHub and other viewers show, says what it is instead of a
-    raw ``VBox(children=...)`` repr."""
+    """Viewers that draw no live widget - GitHub, and JupyterLab itself until the notebook
+    is trusted or run - show a widget output's HTML or plain text instead. Give them a
+    picture of the widget from its saved state, and a sentence instead of a raw
+    ``VBox(children=...)`` repr."""
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            if WIDGET_VIEW in data and str(data.get("text/plain", "")).startswith(
-                    ("VBox(", "HBox(", "Box(", "Output(")):
-                data["text/plain"] = ("(an interactive widget: JupyterLab shows it as it was "
-                                      "saved; run the cell to use it live)")
+            view = data.get(WIDGET_VIEW)
+            if not view:
+                continue
+            data["text/plain"] = "(an interactive widget: run the cell to use it live)"
+            picture = _snapshot(saved, view.get("model_id", ""))
+            if picture:
+                data["text/html"] = (f"<div style='border:1px dashed #bbb;padding:6px'>"
+                                     f"{picture}<p><i>{SNAPSHOT_NOTE}</i></p></div>")
 
 
 def execute(path: Path, env: dict[str, str], timeout: int) -> float:
