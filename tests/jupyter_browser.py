@@ -17,6 +17,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 APP = "window.jupyterapp"
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"  # git-ignored
 NOTEBOOK = f"{APP}.shell.currentWidget"
 
 

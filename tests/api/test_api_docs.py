@@ -17,12 +17,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
-from jupyter_browser import FLAGS, chromium
+from jupyter_browser import FLAGS, SHOTS, chromium
 
 from lab.apiserver import ApiServer
 
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "screenshots"
 AGENTS_PATH = "/v1/centers/{center}/agents"
 
 # What each kind of asset must be served as.

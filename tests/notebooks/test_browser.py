@@ -17,17 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_browser import FLAGS, NOTEBOOK, chromium, jupyter_base, wait_js
+from jupyter_browser import APP, FLAGS, NOTEBOOK, SHOTS, chromium, jupyter_base, wait_js
 
 from lab.lessons import RunningLab
 
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "screenshots"
 NB02 = "02_availability_and_laa.ipynb"
 NB04 = "04_dispatcher.ipynb"
 NB06 = "06_api_and_simulator.ipynb"
 
-APP = "window.jupyterapp"
 
 
 def _open(page: Any, base: str, token: str, path: str) -> None:

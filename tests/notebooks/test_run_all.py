@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_browser import CHROMIUM, FLAGS, NOTEBOOK, chromium, jupyter_base, wait_js
+from jupyter_browser import APP, CHROMIUM, FLAGS, NOTEBOOK, SHOTS, chromium, jupyter_base, wait_js
 from lab_runs import NOTEBOOKS
 
 from lab.lessons import RunningLab
 
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "screenshots"
-APP = "window.jupyterapp"
 RUN_ALL_TIMEOUT = 240  # seconds for one notebook (06 simulates ~12 s, 08 may drill ~40 s)
 
 
