@@ -17,8 +17,10 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from lab.errors import LabError
 
-class BinaryNotFound(RuntimeError):
+
+class BinaryNotFound(LabError):
     """A binary or module the lab needs is not installed."""
 
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.embedded import free_port
+from lab.errors import LabError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class LessonLabError(RuntimeError):
+class LessonLabError(LabError):
     """The lab for the lessons could not start: the message has start.sh's output."""
 
 

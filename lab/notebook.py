@@ -36,6 +36,7 @@ from acd import Center, Contact, ContactState, DispatchMode, connect
 from acd.functions import LIBRARY_PATH, load_library
 from acd.keys import Keys
 from acd.settings import get_settings
+from lab.errors import LabError
 
 if TYPE_CHECKING:
     import httpx
@@ -49,7 +50,7 @@ PACKAGES = ("redis", "ipywidgets", "jupyterlab_widgets", "jupyterlab", "plotly",
 WIDGET_PAIRS = {"8": "3", "7": "1"}
 
 
-class LabSetupError(RuntimeError):
+class LabSetupError(LabError):
     """The lab cannot start: the message says what is wrong and how to fix it."""
 
 

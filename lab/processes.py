@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.errors import LabError
 
-class StartError(RuntimeError):
+
+class StartError(LabError):
     """A component did not come up; the message names it and its log file."""
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from lab.errors import LabError
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -42,11 +44,11 @@ NODE_PATHS = {
 }
 
 
-class DockerUnavailable(RuntimeError):
+class DockerUnavailable(LabError):
     """No Docker engine (or no Compose v2) is reachable."""
 
 
-class EnterpriseError(RuntimeError):
+class EnterpriseError(LabError):
     """The cluster or the database could not be set up."""
 
 

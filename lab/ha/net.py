@@ -12,15 +12,13 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+from lab.errors import LabError
+
 SUBNET = ipaddress.ip_network("192.168.20.0/24")
 BRIDGE = "acdlab-br0"
 HOST_IP = "192.168.20.1"
 NS_PREFIX = "acd-"
 VETH_PREFIX = "acdv-"
-
-
-class LabError(RuntimeError):
-    """The HA lab cannot do what was asked; the message says why and what to do."""
 
 
 def run(

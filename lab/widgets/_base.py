@@ -63,8 +63,10 @@ from typing import Any
 
 import ipywidgets as w  # type: ignore[import-untyped]
 
+from lab.errors import LabError
 
-class WrongLoop(RuntimeError):
+
+class WrongLoop(LabError):
     """A widget was used from a loop other than the one that created it."""
 
 

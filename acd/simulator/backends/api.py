@@ -1,17 +1,10 @@
-"""How the simulator reaches the ACD: in-process through acd.Center, or through the REST API.
-
-Both implement :class:`Backend`. Assignments are learned from the center's event stream
-(``contact_assigned`` entries): XREAD on ``Keys(center).events`` in-process, the long-poll
-``GET /v1/centers/{center}/events`` route through the API. Every call has a deadline.
-"""
+"""The simulator through the REST API with httpx: the /v1 routes (:class:`ApiBackend`) or
+the original demo's routes (:class:`DemoApiBackend`); assignments from the long-poll
+``GET /v1/centers/{center}/events`` route. Every call has a deadline."""
 
 from __future__ import annotations
 
-import json
-import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from tenacity import (
@@ -21,152 +14,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from acd.center import Center
-from acd.connection import connect
-from acd.errors import AlreadyExists, InvalidState
 from acd.models import Contact
+from acd.simulator.backends.base import Backend, Event
 
 REQUEST_TIMEOUT = 10.0  # seconds, every API call (the long poll adds its block time)
 RETRY_FOR = 20.0  # seconds of retrying a call through connection errors and 5xx
-
-
-@dataclass(frozen=True)
-class Event:
-    id: str  # stream id "<server ms>-<seq>"
-    type: str
-    fields: dict[str, str]
-
-    @property
-    def ms(self) -> float:
-        return float(self.id.split("-", 1)[0])
-
-
-class Backend(ABC):
-    """The operations the simulator needs from an ACD."""
-
-    name: str
-    center: str
-
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Connect; check the ACD is reachable."""
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    @abstractmethod
-    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
-        """Create an unavailable agent; False if an agent with that id exists already."""
-
-    @abstractmethod
-    async def set_agent_available(self, agent_id: str, available: bool) -> None: ...
-
-    @abstractmethod
-    async def set_open(self, is_open: bool) -> None: ...
-
-    @abstractmethod
-    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
-        """Queue a contact; a retry with the same id returns the contact, never a second."""
-
-    @abstractmethod
-    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
-        """End an assigned contact (``agent_id``: the agent it was assigned to)."""
-
-    @abstractmethod
-    async def abandon(self, contact_id: str) -> Contact | None:
-        """The caller hangs up; None if the contact was assigned meanwhile (answered)."""
-
-    @abstractmethod
-    async def get_contact(self, contact_id: str) -> Contact: ...
-
-    @abstractmethod
-    async def events_tail(self) -> str:
-        """The id of the last event so far: read after it to miss nothing from now on."""
-
-    @abstractmethod
-    async def read_events(self, after: str, block_ms: int, count: int
-                          ) -> tuple[str, list[Event]]:
-        """Events after ``after``, waiting up to ``block_ms``; returns (last id, events)."""
-
-    @abstractmethod
-    async def store_kpis(self, kpis: dict[str, Any]) -> None: ...
-
-    async def server_time_ms(self) -> float | None:
-        """The ACD's clock, if this backend can read it; else None."""
-        return None
-
-
-class RedisBackend(Backend):
-    """In-process: acd.Center on a Redis connection."""
-
-    name = "redis"
-
-    def __init__(self, center: str, redis_url: str | None = None) -> None:
-        self.redis = connect(redis_url)
-        self.acd = Center(self.redis, center)
-        self.center = self.acd.name
-
-    async def start(self) -> None:
-        await self.redis.ping()
-
-    async def close(self) -> None:
-        await self.redis.aclose()
-
-    async def reset(self) -> int:
-        """Delete every key of the center (a fresh center for the run)."""
-        return await self.acd.delete()
-
-    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
-        try:
-            await self.acd.create_agent(agent_id, "Sim", agent_id, skills, available=False)
-        except AlreadyExists:
-            return False
-        return True
-
-    async def set_agent_available(self, agent_id: str, available: bool) -> None:
-        await self.acd.set_agent_state(agent_id, "available" if available else "unavailable")
-
-    async def set_open(self, is_open: bool) -> None:
-        await (self.acd.open() if is_open else self.acd.close())
-
-    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
-        try:
-            return await self.acd.create_contact(skills, contact_id)
-        except AlreadyExists:  # a retried call that had succeeded
-            return await self.acd.get_contact(contact_id)
-
-    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
-        return await self.acd.complete_contact(contact_id)
-
-    async def abandon(self, contact_id: str) -> Contact | None:
-        try:
-            return await self.acd.abandon_contact(contact_id)
-        except InvalidState:
-            return None
-
-    async def get_contact(self, contact_id: str) -> Contact:
-        return await self.acd.get_contact(contact_id)
-
-    async def events_tail(self) -> str:
-        last = await cast(Any, self.redis.xrevrange(self.acd.keys.events, "+", "-", count=1))
-        return str(last[0][0]) if last else "0-0"
-
-    async def read_events(self, after: str, block_ms: int, count: int
-                          ) -> tuple[str, list[Event]]:
-        reply = await cast(Any, self.redis.xread({self.acd.keys.events: after}, count=count,
-                                                 block=max(1, block_ms)))
-        events: list[Event] = []
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                events.append(Event(str(entry_id), str(fields.get("type", "")), dict(fields)))
-        return (events[-1].id if events else after), events
-
-    async def store_kpis(self, kpis: dict[str, Any]) -> None:
-        await cast(Any, self.redis).execute_command(
-            "JSON.SET", self.acd.keys.kpis, "$", json.dumps(kpis))
-
-    async def server_time_ms(self) -> float | None:
-        seconds, micros = await self.redis.time()
-        return seconds * 1000.0 + micros / 1000.0
 
 
 def _transient(exc: BaseException) -> bool:
@@ -327,30 +179,3 @@ class DemoApiBackend(ApiBackend):
         await self._request("PATCH", f"/contact/contact:{contact_id}")  # queued: abandoned
         contact = await self.get_contact(contact_id)
         return contact if contact.state == "abandoned" else None
-
-
-class ClockSync:
-    """Maps the ACD's clock (ms) to this process's monotonic clock.
-
-    Each contact creation gives a sample: the server's ``queued_at`` against the middle of
-    the request; the sample with the shortest round trip wins.
-    """
-
-    def __init__(self) -> None:
-        self.offset_ms = 0.0  # server ms - local wall ms
-        self.rtt = float("inf")
-        self._mono0 = time.monotonic()
-        self._wall0 = time.time()
-
-    def sample(self, server_ms: float, t0_wall: float, t1_wall: float) -> None:
-        rtt = t1_wall - t0_wall
-        if rtt < self.rtt:
-            self.rtt = rtt
-            self.offset_ms = server_ms - (t0_wall + t1_wall) * 500.0
-
-    def local(self, server_ms: float) -> float:
-        """The monotonic time at which the server's clock reads ``server_ms``."""
-        return self._mono0 + (server_ms - self.offset_ms) / 1000.0 - self._wall0
-
-    def server_now(self) -> float:
-        return (time.time()) * 1000.0 + self.offset_ms

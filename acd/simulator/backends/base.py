@@ -1,0 +1,103 @@
+"""What the simulator needs from an ACD (:class:`Backend`), the events it reads, and the
+clock mapping between the ACD and this process."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from acd.models import Contact
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str  # stream id "<server ms>-<seq>"
+    type: str
+    fields: dict[str, str]
+
+    @property
+    def ms(self) -> float:
+        return float(self.id.split("-", 1)[0])
+
+
+class Backend(ABC):
+    """The operations the simulator needs from an ACD."""
+
+    name: str
+    center: str
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect; check the ACD is reachable."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+        """Create an unavailable agent; False if an agent with that id exists already."""
+
+    @abstractmethod
+    async def set_agent_available(self, agent_id: str, available: bool) -> None: ...
+
+    @abstractmethod
+    async def set_open(self, is_open: bool) -> None: ...
+
+    @abstractmethod
+    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+        """Queue a contact; a retry with the same id returns the contact, never a second."""
+
+    @abstractmethod
+    async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
+        """End an assigned contact (``agent_id``: the agent it was assigned to)."""
+
+    @abstractmethod
+    async def abandon(self, contact_id: str) -> Contact | None:
+        """The caller hangs up; None if the contact was assigned meanwhile (answered)."""
+
+    @abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact: ...
+
+    @abstractmethod
+    async def events_tail(self) -> str:
+        """The id of the last event so far: read after it to miss nothing from now on."""
+
+    @abstractmethod
+    async def read_events(self, after: str, block_ms: int, count: int
+                          ) -> tuple[str, list[Event]]:
+        """Events after ``after``, waiting up to ``block_ms``; returns (last id, events)."""
+
+    @abstractmethod
+    async def store_kpis(self, kpis: dict[str, Any]) -> None: ...
+
+    async def server_time_ms(self) -> float | None:
+        """The ACD's clock, if this backend can read it; else None."""
+        return None
+
+
+class ClockSync:
+    """Maps the ACD's clock (ms) to this process's monotonic clock.
+
+    Each contact creation gives a sample: the server's ``queued_at`` against the middle of
+    the request; the sample with the shortest round trip wins.
+    """
+
+    def __init__(self) -> None:
+        self.offset_ms = 0.0  # server ms - local wall ms
+        self.rtt = float("inf")
+        self._mono0 = time.monotonic()
+        self._wall0 = time.time()
+
+    def sample(self, server_ms: float, t0_wall: float, t1_wall: float) -> None:
+        rtt = t1_wall - t0_wall
+        if rtt < self.rtt:
+            self.rtt = rtt
+            self.offset_ms = server_ms - (t0_wall + t1_wall) * 500.0
+
+    def local(self, server_ms: float) -> float:
+        """The monotonic time at which the server's clock reads ``server_ms``."""
+        return self._mono0 + (server_ms - self.offset_ms) / 1000.0 - self._wall0
+
+    def server_now(self) -> float:
+        return (time.time()) * 1000.0 + self.offset_ms
