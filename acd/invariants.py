@@ -61,7 +61,8 @@ async def violations(center: Center) -> list[str]:
     agents = {i: d for i, d in zip(ids, docs, strict=True) if d is not None}
     contacts = await _contacts(center)
     return [*await _availability(center, agents), *_agents_side(agents, contacts),
-            *_contacts_side(agents, contacts), *await _queue(center, contacts)]
+            *_contacts_side(agents, contacts), *await _queue(center, contacts),
+            *await _index(center, agents, contacts)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -151,3 +152,44 @@ async def _queue(center: Center, contacts: Docs) -> list[str]:
     if stored != dict(sigs):
         found.append(f"waiting signatures {stored} disagree with the queue {dict(sigs)}")
     return found
+
+
+async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
+    """The waiting contacts' index (acd/lua/acd.lua) agrees with the queue: each queued
+    contact is in its combination's FIFO with its queue score; each waiting combination is
+    ready or parked (exactly one); a parked one has no available agent with all its skills
+    (else nobody would ever look at it again); the index's count is the queue's length."""
+    r, k = center.redis, center.keys
+    found = []
+    queue = {str(m): s for m, s in await r.zrange(k.queue, 0, -1, withscores=True)}
+    expected: dict[str, dict[str, float]] = {}
+    for cid, score in queue.items():
+        sig = ",".join(contacts.get(cid, {}).get("skills", []))
+        expected.setdefault(sig, {})[cid] = score
+    sigs = set(map(str, await cast(Any, r.hkeys(k.waiting_sigs))))
+    ready = set(map(str, await r.zrange(k.ready, 0, -1)))
+    parked_on = {str(a): str(b) for a, b in (await cast(Any, r.hgetall(k.parked_on))).items()}
+    for sig in sorted(sigs | set(expected) | ready | set(parked_on)):
+        fifo = {str(m): s for m, s in await r.zrange(k.combo(sig), 0, -1, withscores=True)}
+        if fifo != expected.get(sig, {}):
+            found.append(f"combination {sig}: index holds {fifo}, the queue {expected.get(sig)}")
+        if not fifo:
+            if sig in ready or sig in parked_on:
+                found.append(f"combination {sig} waits for nobody but is ready or parked")
+            continue
+        if (sig in ready) == (sig in parked_on):
+            found.append(f"combination {sig} is {'both' if sig in ready else 'neither'} "
+                         "ready and parked")
+        if sig in parked_on:
+            if not await r.sismember(k.parked(parked_on[sig]), sig):
+                found.append(f"combination {sig} is not filed under {parked_on[sig]}")
+            needs = set(sig.split(","))
+            able = [a for a, d in agents.items() if d.get("state") == "available"
+                    and needs <= set(d.get("skills", []))]
+            if able:
+                found.append(f"combination {sig} is parked but {able} could serve it")
+    indexed = int(await cast(Any, r.hget(k.meta, "indexed")) or 0)
+    if queue and indexed != len(queue):
+        found.append(f"the index counts {indexed} contacts, the queue holds {len(queue)}")
+    return found
+

@@ -74,14 +74,36 @@ class Keys:
         """Set of every skill some agent of the center has."""
         return f"{self.tag}:skills"
 
+    # The waiting contacts' index (see "The waiting contacts' index" in acd/lua/acd.lua):
+    # a dispatch round looks only at skill combinations some available agent may serve.
     @property
     def waiting_sigs(self) -> str:
-        """Hash: skill signature of waiting contacts ("a,b") -> how many wait with it."""
+        """Hash: skill combination of waiting contacts ("a,b") -> how many wait with it."""
         return f"{self.tag}:sigs"
+
+    def combo(self, signature: str) -> str:
+        """Sorted set: the contacts waiting with one skill combination, queue scores (FIFO)."""
+        return f"{self.tag}:combo:{signature}"
+
+    @property
+    def ready(self) -> str:
+        """Sorted set: combinations some available agent may serve, score = their oldest
+        contact's queue score."""
+        return f"{self.tag}:ready"
+
+    def parked(self, skill: str) -> str:
+        """Set: combinations nobody available could serve, filed under one of their skills."""
+        return f"{self.tag}:parked:{skill}"
+
+    @property
+    def parked_on(self) -> str:
+        """Hash: parked combination -> the skill it is filed under."""
+        return f"{self.tag}:parked_on"
 
     @property
     def meta(self) -> str:
-        """Hash: center settings (open flag, dispatch mode) and the last queue score."""
+        """Hash: center settings (open flag, dispatch mode), the last queue score and how
+        many contacts the index holds."""
         return f"{self.tag}:meta"
 
     @property

@@ -24,11 +24,15 @@ async def test_lua_and_python_agree_on_key_names(center: Center) -> None:
     await center.dispatch()  # the agent leaves both availability sets: they are gone
     known = {k.agent("a"), k.contact(contact.id), k.contact(served.id),
              k.skill_agents("en"), k.skill_agents("fr"), k.queue, k.agents, k.skills,
-             k.waiting_sigs, k.meta, k.stats, k.events, k.wake}
+             k.waiting_sigs, k.combo("de"), k.parked("de"), k.parked_on,  # nobody has de
+             k.meta, k.stats, k.events, k.wake}
+    assert set(await keys_of(center)) == known
+    waiting = await center.create_contact(["en"])  # ready until a round looks at it
+    known |= {k.contact(waiting.id), k.combo("en"), k.ready}
     assert set(await keys_of(center)) == known
     assert {key_slot(key.encode()) for key in known} == {key_slot(k.tag.encode())}
-    assert await keys_of(center, "contact") == sorted([k.contact(contact.id),
-                                                       k.contact(served.id)])
+    assert await keys_of(center, "contact") == sorted(
+        k.contact(c.id) for c in (contact, served, waiting))
 
 
 async def test_patterns_never_match_another_center(center: Center) -> None:

@@ -1,5 +1,5 @@
 """Property: any interleaving of contacts, dispatch rounds, completions, abandons, agent
-state changes and center open/close keeps one contact per agent, from both sides, and
+state and skill changes and center open/close keeps one contact per agent, from both sides, and
 does exactly what a small reference model of the state rules says.
 
 Hypothesis draws the interleavings (and shrinks a failing one to a short story); every
@@ -31,7 +31,8 @@ from acd import Center, InvalidState, connect
 from acd.invariants import violations
 
 AGENTS = {"a1": ["en"], "a2": ["en", "fr"], "a3": ["fr"]}
-NEEDS = [["en"], ["fr"], ["en", "fr"]]
+NEEDS = [["en"], ["fr"], ["en", "fr"], ["de"], ["de", "en"]]  # nobody has de at first
+SKILLS = ["de", "en", "fr"]
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Model:
     """The state rules, written down as plainly as possible."""
 
     agents: dict[str, ModelAgent] = field(
-        default_factory=lambda: {a: ModelAgent(s) for a, s in AGENTS.items()})
+        default_factory=lambda: {a: ModelAgent(list(s)) for a, s in AGENTS.items()})
     contacts: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # state, agent
 
     def set_state(self, aid: str, state: str) -> bool:
@@ -145,6 +146,19 @@ class Interleavings(RuleBasedStateMachine):
             assert str(self.model.agents[aid].contact) in str(exc), "names the contact"
         else:
             assert allowed, f"{state} on {aid} should have been refused"
+
+    @rule(aid=st.sampled_from(sorted(AGENTS)), skill=st.sampled_from(SKILLS))
+    def toggle_skill(self, aid: str, skill: str) -> None:
+        """Gain or lose a skill (not while on a contact: its contact needs its skills)."""
+        agent = self.model.agents[aid]
+        if agent.state == "busy" or agent.skills == [skill]:
+            return
+        if skill in agent.skills:
+            self.run(self.center.remove_skill(aid, skill))
+            agent.skills.remove(skill)
+        else:
+            self.run(self.center.add_skill(aid, skill))
+            agent.skills.append(skill)
 
     @rule(cid=contacts, how=st.sampled_from(["complete", "abandon"]))
     def end(self, cid: str, how: str) -> None:

@@ -34,6 +34,8 @@ local function k_agent(tag, id) return tag .. ':agent:' .. id end
 local function k_contact(tag, id) return tag .. ':contact:' .. id end
 local function k_avail(tag, skill) return tag .. ':avail:' .. skill end
 local function k_skill(tag, skill) return tag .. ':skill:' .. skill end
+local function k_combo(tag, sig) return tag .. ':combo:' .. sig end
+local function k_parked(tag, skill) return tag .. ':parked:' .. skill end
 
 local function json_get(key, path)
   local raw = redis.call('JSON.GET', key, path)
@@ -55,6 +57,130 @@ local function last_wake_id(tag)
   return last[1][1]
 end
 
+--[[ The waiting contacts' index.
+The universal queue ({tag}:queue, score = arrival) says who came first; the index says who
+can be served, so a dispatch round never looks at contacts nobody available can serve:
+  {tag}:combo:<sig>   a FIFO per skill combination ('a,b'), same scores as the queue
+  {tag}:sigs          hash: combination -> how many contacts wait with it
+  {tag}:ready         zset: combinations some available agent may serve, score = the
+                      arrival of their oldest contact (so the first is the oldest there is)
+  {tag}:parked:<skill> set: combinations found unservable, filed under one of their skills
+  {tag}:parked_on     hash: parked combination -> the skill it is filed under
+A waiting combination is in ready or parked, never both, never neither. A parked one can
+only become servable when an agent having all its skills becomes available (or, while
+available, gains a skill): that agent has the skill it is filed under, so make_available
+and agent_skill look there (wake_parked) and move it back to ready. It is filed under the
+skill the fewest agents have: a skill nobody has means nobody ever looks at it again.
+{tag}:meta 'indexed' counts the index's entries: a queue of another size was written
+directly (the textbook lessons pop and push it) and dispatch first reconciles. ]]
+
+local function skills_of(sig)
+  local skills = {}
+  for skill in string.gmatch(sig, '[^,]+') do skills[#skills + 1] = skill end
+  return skills
+end
+
+local function unpark(tag, sig)
+  local skill = redis.call('HGET', tag .. ':parked_on', sig)
+  if skill then
+    redis.call('SREM', k_parked(tag, skill), sig)
+    redis.call('HDEL', tag .. ':parked_on', sig)
+  end
+end
+
+local function park(tag, sig)
+  local best, fewest = nil, nil
+  for _, skill in ipairs(skills_of(sig)) do
+    local n = redis.call('SCARD', k_skill(tag, skill))
+    if fewest == nil or n < fewest then best, fewest = skill, n end
+    if n == 0 then break end
+  end
+  redis.call('ZREM', tag .. ':ready', sig)
+  redis.call('SADD', k_parked(tag, best), sig)
+  redis.call('HSET', tag .. ':parked_on', sig, best)
+end
+
+-- The arrival score of a combination's oldest contact, or nil if none waits.
+local function head_score(tag, sig)
+  local head = redis.call('ZRANGE', k_combo(tag, sig), 0, 0, 'WITHSCORES')
+  if #head == 0 then return nil end
+  return head[2]
+end
+
+local function make_ready(tag, sig)
+  local score = head_score(tag, sig)
+  if score then redis.call('ZADD', tag .. ':ready', score, sig) end
+end
+
+-- Returns true when the combination was empty (it is new to the index: ready).
+local function index_add(tag, sig, score, cid)
+  redis.call('ZADD', k_combo(tag, sig), score, cid)
+  redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
+  if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
+    unpark(tag, sig)
+    redis.call('ZADD', tag .. ':ready', score, sig)
+    return true
+  end
+  return false
+end
+
+local function index_remove(tag, sig, cid)
+  if redis.call('ZREM', k_combo(tag, sig), cid) == 0 then return end
+  redis.call('HINCRBY', tag .. ':meta', 'indexed', -1)
+  if redis.call('HINCRBY', tag .. ':sigs', sig, -1) <= 0 then
+    redis.call('HDEL', tag .. ':sigs', sig)
+    redis.call('ZREM', tag .. ':ready', sig)
+    unpark(tag, sig)
+  else
+    local score = head_score(tag, sig)
+    redis.call('ZADD', tag .. ':ready', 'XX', score, sig)  -- only if it is ready
+  end
+end
+
+-- An agent with these skills is available: every parked combination it can serve is
+-- ready again. Returns how many moved.
+local function wake_parked(tag, skills)
+  local has, moved = {}, 0
+  for _, skill in ipairs(skills) do has[skill] = true end
+  for _, skill in ipairs(skills) do
+    for _, sig in ipairs(redis.call('SMEMBERS', k_parked(tag, skill))) do
+      local all = true
+      for _, needed in ipairs(skills_of(sig)) do
+        if not has[needed] then all = false break end
+      end
+      if all then
+        unpark(tag, sig)
+        make_ready(tag, sig)
+        moved = moved + 1
+      end
+    end
+  end
+  return moved
+end
+
+-- The queue was written around the index (a lesson's textbook dispatcher pops contacts
+-- and pushes them back): rebuild the index from the queue. Costs one pass over both;
+-- the ACD's own functions never need it.
+local function reconcile(tag, queue)
+  for _, sig in ipairs(redis.call('HKEYS', tag .. ':sigs')) do
+    unpark(tag, sig)
+    redis.call('DEL', k_combo(tag, sig))
+  end
+  redis.call('DEL', tag .. ':sigs', tag .. ':ready')
+  local entries = redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES')
+  local indexed = 0
+  for i = 1, #entries, 2 do
+    local skills = json_get(k_contact(tag, entries[i]), '.skills')
+    if skills then
+      index_add(tag, table.concat(skills, ','), entries[i + 1], entries[i])
+      indexed = indexed + 1
+    else
+      redis.call('ZREM', queue, entries[i])  -- its document is gone: nobody can serve it
+    end
+  end
+  redis.call('HSET', tag .. ':meta', 'indexed', indexed)
+end
+
 -- Availability: an agent's score is the same in every one of its skill sets (the ms it
 -- became available). That is what lets dispatch find the longest available agent by
 -- walking one set in order instead of intersecting them all.
@@ -62,6 +188,7 @@ local function make_available(tag, id, agent, since)
   for _, skill in ipairs(agent.skills) do
     redis.call('ZADD', k_avail(tag, skill), since, id)
   end
+  wake_parked(tag, agent.skills)
 end
 
 local function make_unavailable(tag, id, agent)
@@ -214,6 +341,8 @@ local function agent_skill(keys, args)
     redis.call('SADD', keys[2], skill)
     if agent.state == 'available' then
       redis.call('ZADD', k_avail(tag, skill), agent.available_since, id)
+      agent.skills[#agent.skills + 1] = skill
+      wake_parked(tag, agent.skills)
       wake(tag, 'skill')
     end
   else
@@ -281,7 +410,9 @@ KEYS[5] center meta hash
 ARGV[1] id  ARGV[2] skills JSON array, sorted and unique  ARGV[3] signature 'a,b'
 The queue score is the ms of arrival, made strictly increasing (+0.001 ms when two
 contacts arrive in the same ms): otherwise equal scores would order by contact id, not
-by arrival. Returns the stored contact JSON. ]]
+by arrival. The contact joins its combination's FIFO too (see the index above); the
+dispatchers are woken unless that combination is parked (nobody can serve it now).
+Returns the stored contact JSON. ]]
 local function contact_create(keys, args)
   local tag = tag_of(keys[1])
   if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
@@ -295,17 +426,16 @@ local function contact_create(keys, args)
   score = string.format('%.3f', score)
   redis.call('HSET', keys[5], 'last_queued', score)
   redis.call('ZADD', keys[2], score, args[1])
-  redis.call('HINCRBY', keys[3], args[3], 1)
+  index_add(tag, args[3], score, args[1])
   redis.call('HINCRBY', keys[4], 'offered', 1)
   event(tag, 'contact_queued', 'contact', args[1])
-  wake(tag, 'contact')
+  if redis.call('HEXISTS', tag .. ':parked_on', args[3]) == 0 then wake(tag, 'contact') end
   return redis.call('JSON.GET', keys[1], '.')
 end
 
 local function unqueue(keys, id, skills)
   redis.call('ZREM', keys[2], id)
-  local sig = table.concat(skills, ',')
-  if redis.call('HINCRBY', keys[3], sig, -1) <= 0 then redis.call('HDEL', keys[3], sig) end
+  index_remove(tag_of(keys[2]), table.concat(skills, ','), id)
 end
 
 --[[ acd_contact_end
@@ -423,15 +553,15 @@ end
 
 --[[ acd_dispatch
 KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats  KEYS[4] center meta hash
-ARGV[1] most assignments to make  ARGV[2] most queued contacts to examine
+ARGV[1] most assignments to make  ARGV[2] most skill combinations to examine
 ARGV[3] 'service' for a dispatcher service: it assigns nothing while the center's
 dispatch mode is manual (checked in the same atomic call, so no round overlaps a
 lesson's own dispatcher) | 'explicit' for a call made on purpose (always runs)
-Walks the queue oldest first. Each contact gets the longest available agent with all its
-skills; a contact nobody available can serve keeps its place and is skipped, so it does
-not hold up later contacts (no head-of-line blocking). Contacts with a signature already
-found unservable in this call are skipped without a look-up, and the walk stops once
-every waiting signature is unservable.
+Serves the oldest contact some available agent can serve, again and again: the ready
+combination with the oldest head (see the index above) gets the longest available agent
+with all its skills, or is parked if nobody available has them. A contact nobody can serve
+keeps its place and holds up nobody (no head-of-line blocking), and costs a round nothing
+once its combination is parked: a round looks only at ready combinations.
 Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}: a
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
@@ -439,51 +569,47 @@ local function dispatch(keys, args)
   if args[3] == 'service' and redis.call('HGET', keys[4], 'dispatch') == 'manual' then
     return {0, last_wake_id(tag)}
   end
+  if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
+    reconcile(tag, keys[1])
+  end
   local most, budget = tonumber(args[1]), tonumber(args[2])
-  local qkeys = {keys[1], keys[1], keys[2]}  -- unqueue() expects queue at 2, sigs at 3
+  local qkeys = {keys[1], keys[1], keys[2]}  -- unqueue() expects the queue at 2
   local now = now_ms()
   local result = {0, ''}
-  local blocked, blocked_n = {}, 0
   local sizes = {}  -- availability set sizes, see longest_available
-  -- An empty signature hash with a non-empty queue means contacts were queued by other
-  -- means (the naive lessons): then walk without the early stop.
-  local sig_n = redis.call('HLEN', keys[2])
-  if sig_n == 0 then sig_n = math.huge end
-  local offset, examined, assigned, wait_total = 0, 0, 0, 0
-  while assigned < most and examined < budget and blocked_n < sig_n do
-    local page = redis.call('ZRANGE', keys[1], offset, offset + 99, 'WITHSCORES')
-    if #page == 0 then break end
-    local removed = 0
-    for i = 1, #page, 2 do
-      local cid = page[i]
-      examined = examined + 1
-      local skills = json_get(k_contact(tag, cid), '.skills')
-      local sig = skills and table.concat(skills, ',')
-      if not skills then
-        -- A queue entry whose document is gone can never be served: drop it.
-        redis.call('ZREM', keys[1], cid)
-        removed = removed + 1
-      elseif not blocked[sig] then
-        local aid = longest_available(tag, skills, sizes)
-        if aid then
-          claim(qkeys, tag, cid, skills, aid, now, sizes)
-          local wait = math.max(0, math.floor(now - tonumber(page[i + 1])))
-          wait_total = wait_total + wait
-          event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
-          removed = removed + 1
-          assigned = assigned + 1
-          result[#result + 1] = cid
-          result[#result + 1] = aid
-          if assigned >= most then break end
-        else
-          blocked[sig] = true
-          blocked_n = blocked_n + 1
-          if blocked_n >= sig_n then break end
-        end
+  local examined, assigned, wait_total = 0, 0, 0
+  while assigned < most and examined < budget do
+    local top = redis.call('ZRANGE', tag .. ':ready', 0, 0)
+    if #top == 0 then break end
+    local sig = top[1]
+    examined = examined + 1
+    local head = redis.call('ZRANGE', k_combo(tag, sig), 0, 0, 'WITHSCORES')
+    local cid = head[1]
+    local queued_at = cid and redis.call('ZSCORE', keys[1], cid)
+    if not queued_at or redis.call('EXISTS', k_contact(tag, cid)) == 0 then
+      -- Left the queue around the index (a textbook dispatcher took it) or its document
+      -- is gone (nobody can serve it): it leaves the index and the queue.
+      if cid then unqueue(qkeys, cid, skills_of(sig)) else redis.call('ZREM', tag .. ':ready', sig) end
+    elseif tonumber(queued_at) ~= tonumber(head[2]) then
+      -- Pushed back into the queue with a later score (the textbook's retry): it takes
+      -- that place in its combination too, and the round looks again.
+      redis.call('ZADD', k_combo(tag, sig), queued_at, cid)
+      redis.call('ZADD', tag .. ':ready', 'XX', head_score(tag, sig), sig)
+    else
+      local skills = skills_of(sig)
+      local aid = longest_available(tag, skills, sizes)
+      if aid then
+        claim(qkeys, tag, cid, skills, aid, now, sizes)
+        local wait = math.max(0, math.floor(now - tonumber(queued_at)))
+        wait_total = wait_total + wait
+        event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+        assigned = assigned + 1
+        result[#result + 1] = cid
+        result[#result + 1] = aid
+      else
+        park(tag, sig)
       end
-      if examined >= budget then break end
     end
-    offset = offset + #page / 2 - removed
   end
   if assigned > 0 then
     redis.call('HINCRBY', keys[3], 'assigned', assigned)
