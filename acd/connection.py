@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, ReadOnlyError, ResponseError, TimeoutError
@@ -27,13 +27,18 @@ def connect(url: str | None = None, settings: Settings | None = None,
             client_name: str | None = None, block_ms: int = 0) -> Redis:
     """An asyncio client that retries a failed command three times with backoff.
 
+    Its pool holds at most ``redis_max_connections``; a command that finds them all busy
+    waits up to ``redis_pool_timeout`` for one (then ConnectionError "No connection
+    available."), so a burst of concurrent calls queues instead of failing.
     ``client_name`` shows in CLIENT LIST, which is how the lab sees its dispatchers.
     ``block_ms``: the longest blocking command the client will send (XREAD BLOCK); its
     socket timeout is that much longer, so only a dead connection times out.
     """
     settings = settings or get_settings()
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url or settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout,
         client_name=client_name,
         decode_responses=True,
         socket_timeout=settings.redis_socket_timeout + block_ms / 1000,
@@ -42,3 +47,4 @@ def connect(url: str | None = None, settings: Settings | None = None,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), 3),
         retry_on_error=[ConnectionError, TimeoutError],
     )
+    return Redis(connection_pool=pool)

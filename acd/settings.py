@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # A connection cut silently (a VIP moving) fails after this long, not later.
     redis_socket_timeout: float = 2.0
     redis_connect_timeout: float = 2.0
+    # A process opens at most this many connections; a burst beyond it waits in line for a
+    # free one (up to redis_pool_timeout seconds) instead of failing.
+    redis_max_connections: int = 100
+    redis_pool_timeout: float = 5.0
     # Replicas that must acknowledge a new contact before it is confirmed (WAIT): 0 for the
     # embedded lab, 1 in the HA lab so that a confirmed contact survives a failover.
     acd_wait_replicas: int = 0

@@ -27,8 +27,11 @@ async def test_lua_and_python_agree_on_key_names(center: Center) -> None:
              k.waiting_sigs, k.combo("de"), k.parked("de"), k.parked_on,  # nobody has de
              k.meta, k.stats, k.events, k.wake}
     assert set(await keys_of(center)) == known
-    waiting = await center.create_contact(["en"])  # ready until a round looks at it
-    known |= {k.contact(waiting.id), k.combo("en"), k.ready}
+    waiting = await center.create_contact(["en"])  # a is busy: parked as it arrives
+    known |= {k.contact(waiting.id), k.combo("en"), k.parked("en")}
+    assert set(await keys_of(center)) == known
+    await center.create_agent("b", "B", "C", ["en"], available=True)  # can serve it
+    known = (known - {k.parked("en")}) | {k.agent("b"), k.avail("en"), k.ready}
     assert set(await keys_of(center)) == known
     assert {key_slot(key.encode()) for key in known} == {key_slot(k.tag.encode())}
     assert await keys_of(center, "contact") == sorted(

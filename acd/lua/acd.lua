@@ -112,16 +112,21 @@ local function make_ready(tag, sig)
   if score then redis.call('ZADD', tag .. ':ready', score, sig) end
 end
 
--- Returns true when the combination was empty (it is new to the index: ready).
+local longest_available  -- defined with dispatch, below
+
+-- A combination new to the index is ready if an available agent can serve it now, else
+-- parked at once: a flood of contacts nobody can serve never reaches a dispatch round.
 local function index_add(tag, sig, score, cid)
   redis.call('ZADD', k_combo(tag, sig), score, cid)
   redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
   if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
     unpark(tag, sig)
-    redis.call('ZADD', tag .. ':ready', score, sig)
-    return true
+    if longest_available(tag, skills_of(sig), {}) then
+      redis.call('ZADD', tag .. ':ready', score, sig)
+    else
+      park(tag, sig)
+    end
   end
-  return false
 end
 
 local function index_remove(tag, sig, cid)
@@ -483,7 +488,7 @@ end
 -- sizes caches the sets' sizes (skill -> ZCARD) for one dispatch call; claim keeps it
 -- exact. Which set is walked only changes the cost, never the answer: an agent's score
 -- is the same in all its sets, so any of them walked in order meets the LAA agent first.
-local function longest_available(tag, skills, sizes)
+function longest_available(tag, skills, sizes)
   local sets, first, smallest = {}, 1, nil
   for i, skill in ipairs(skills) do
     local size = sizes[skill]
@@ -553,7 +558,9 @@ end
 
 --[[ acd_dispatch
 KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats  KEYS[4] center meta hash
-ARGV[1] most assignments to make  ARGV[2] most skill combinations to examine
+ARGV[1] most assignments to make  ARGV[2] most skill combinations to examine (each
+look costs a few µs; when it runs out with work left, a 'more' wake follows the returned
+id, so a dispatcher's next round starts at once)
 ARGV[3] 'service' for a dispatcher service: it assigns nothing while the center's
 dispatch mode is manual (checked in the same atomic call, so no round overlaps a
 lesson's own dispatcher) | 'explicit' for a call made on purpose (always runs)
@@ -617,6 +624,9 @@ local function dispatch(keys, args)
   end
   result[1] = assigned
   result[2] = last_wake_id(tag)
+  if examined >= budget and redis.call('ZCARD', tag .. ':ready') > 0 then
+    wake(tag, 'more')  -- after the id returned: the dispatcher's next wait ends at once
+  end
   return result
 end
 
