@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import pytest
 from test_dispatch_rules import expected_round, snapshot
 
 from acd import Center
@@ -113,4 +114,25 @@ async def test_a_queue_written_around_the_index_is_reconciled(center: Center) ->
     await center.set_available("a")
     [done] = await center.dispatch()
     assert (done.contact, done.agent) == (second.id, "a")
+    assert not await violations(center)
+
+
+@pytest.mark.parametrize("extra_skills", [0, 20])  # few skills: subsets asked; many: scanned
+async def test_an_agent_finds_the_parked_combinations_it_can_serve(
+        center: Center, extra_skills: int) -> None:
+    skills = ["en", "fr", "de", *[f"z{i:02d}" for i in range(extra_skills)]]
+    await center.create_agent("busy", "B", "Y", ["en"], available=True)
+    await center.create_contact(["en"])
+    await center.dispatch()  # "busy" is on it; it has every skill filed below
+    await center.create_agent("other", "O", "T", ["en", "fr", "de"])
+    for i in range(30):  # parked under en, fr or de; nobody will have x<i>
+        await center.create_contact([skills[i % 3], f"x{i}"])
+    servable = [await center.create_contact(needs) for needs in (["de", "en"], ["fr"])]
+    await center.create_agent("z", "Z", "Z", skills)
+    assert await center.redis.zcard(center.keys.ready) == 0
+    await center.set_available("z")
+    assert await center.redis.zcard(center.keys.ready) == 2
+    assert not await violations(center)
+    done = await center.dispatch()
+    assert [(a.contact, a.agent) for a in done] == [(servable[0].id, "z")]
     assert not await violations(center)

@@ -143,21 +143,45 @@ local function index_remove(tag, sig, cid)
 end
 
 -- An agent with these skills is available: every parked combination it can serve is
--- ready again. Returns how many moved.
+-- ready again. Returns how many moved. The combinations it can serve are the subsets of
+-- its skills: with few skills, asking for each subset is cheaper than reading every
+-- combination filed under its skills (a flood of them, say); with many, the other way.
 local function wake_parked(tag, skills)
-  local has, moved = {}, 0
-  for _, skill in ipairs(skills) do has[skill] = true end
-  for _, skill in ipairs(skills) do
-    for _, sig in ipairs(redis.call('SMEMBERS', k_parked(tag, skill))) do
-      local all = true
-      for _, needed in ipairs(skills_of(sig)) do
-        if not has[needed] then all = false break end
+  local filed = 0
+  for _, skill in ipairs(skills) do filed = filed + redis.call('SCARD', k_parked(tag, skill)) end
+  if filed == 0 then return 0 end
+  local candidates = {}
+  local n = #skills
+  if n <= 16 and 2 ^ n - 1 <= filed then
+    local sorted = {}
+    for i, skill in ipairs(skills) do sorted[i] = skill end
+    table.sort(sorted)  -- a combination's name lists its skills sorted
+    for mask = 1, 2 ^ n - 1 do
+      local subset = {}
+      for i = 1, n do
+        if bit.band(mask, 2 ^ (i - 1)) ~= 0 then subset[#subset + 1] = sorted[i] end
       end
-      if all then
-        unpark(tag, sig)
-        make_ready(tag, sig)
-        moved = moved + 1
+      candidates[#candidates + 1] = table.concat(subset, ',')
+    end
+  else
+    local has = {}
+    for _, skill in ipairs(skills) do has[skill] = true end
+    for _, skill in ipairs(skills) do
+      for _, sig in ipairs(redis.call('SMEMBERS', k_parked(tag, skill))) do
+        local all = true
+        for _, needed in ipairs(skills_of(sig)) do
+          if not has[needed] then all = false break end
+        end
+        if all then candidates[#candidates + 1] = sig end
       end
+    end
+  end
+  local moved = 0
+  for _, sig in ipairs(candidates) do
+    if redis.call('HEXISTS', tag .. ':parked_on', sig) == 1 then
+      unpark(tag, sig)
+      make_ready(tag, sig)
+      moved = moved + 1
     end
   end
   return moved
