@@ -1,8 +1,9 @@
 """One contact center: everything one can do to it or ask of it.
 
-Agents, skills, contacts, dispatch rounds, the queue and statistics, the events stream,
-the KPI document and the server's clock: routes, dispatchers, the simulator, widgets and
-benchmarks all go through here, so each is read and written in one place.
+Agents, skills, contacts, dispatch rounds, the queue and statistics, the KPI document,
+and (from acd.streams) the events stream, wake-ups and the server's clock: routes,
+dispatchers, the simulator, widgets and benchmarks all go through here, so each is read
+and written in one place.
 
 Every write that touches several keys is one Redis Function call (acd/lua/acd.lua), so it
 is atomic and needs no client-side lock. Arguments are validated here, before they become
@@ -20,16 +21,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from acd.commands import (
-    command,
-    json_get,
-    json_get_raw,
-    last_stream_id,
-    server_time_us,
-    time_us,
-    xread,
-    xrevrange,
-)
+from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
@@ -40,16 +32,15 @@ from acd.models import (
     AgentState,
     Assignment,
     Candidate,
-    CenterEvent,
     CenterStats,
     Contact,
     ContactIn,
     DispatchMode,
     DispatchRound,
-    EventPage,
     QueueView,
 )
 from acd.settings import get_settings
+from acd.streams import CenterStreams
 
 DEFAULT_BATCH = 50  # one round holds Redis for ~50 µs per assignment: keep rounds short
 DEFAULT_BUDGET = 20_000  # queued contacts one dispatch call may examine
@@ -75,8 +66,9 @@ def _model(cls: type[Any], **fields: Any) -> Any:
 _registered: set[tuple[str, str]] = set()  # (server, center) this process registered
 
 
-class Center:
-    """A contact center stored under the hash tag ``{acd:<name>}``."""
+class Center(CenterStreams):
+    """A contact center stored under the hash tag ``{acd:<name>}``; its events, wake-ups
+    and the server's clock come from :class:`acd.streams.CenterStreams`."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -226,6 +218,15 @@ class Center:
             raise NotFound(f"contact {contact_id}")
         return Contact.model_validate_json(raw)
 
+    async def get_contacts(self, contact_ids: Sequence[str]) -> list[Contact | None]:
+        """The contacts with these ids, in order (one JSON.MGET); None for one not found
+        (never created, or ended longer ago than contact_keep_seconds)."""
+        if not contact_ids:
+            return []
+        keys = [self.keys.contact(_valid("contact id", i)) for i in contact_ids]
+        docs = await command(self.redis, "JSON.MGET", *keys, ".")
+        return [None if d is None else Contact.model_validate_json(d) for d in docs]
+
     async def complete_contact(self, contact_id: str) -> Contact:
         """End an assigned contact; its agent becomes available again (or unavailable,
         if it asked for that while on the contact)."""
@@ -265,11 +266,6 @@ class Center:
         pairs, wake_id = await self._fn.dispatch(most, budget, service)
         return DispatchRound(pairs, wake_id)
 
-    async def wait_for_wake(self, after: str, block_ms: int) -> None:
-        """Wait up to ``block_ms`` for a wake-up (a contact queued, an agent available)
-        newer than the wake id ``after``; returns at once if one came meanwhile."""
-        await xread(self.redis, self.keys.wake, after, block_ms, count=1)
-
     async def candidates(self, skills: Iterable[str]) -> list[Candidate]:
         """Every available agent with all ``skills``, longest available first (ZINTER).
 
@@ -281,32 +277,6 @@ class Center:
         rows = await command(self.redis, "ZINTER", len(sets), *sets, "AGGREGATE", "MIN",
                              "WITHSCORES")
         return [Candidate(agent=str(a), available_since=int(float(s))) for a, s in rows]
-
-    # -- events ---------------------------------------------------------------------
-    async def events(self, after: str = "$", block_ms: int = 0, count: int = 100,
-                     via: Redis | None = None) -> EventPage:
-        """Up to ``count`` events after the stream id ``after`` ("$": only those to come),
-        oldest first, and the id to read after next time (``after`` when none came).
-
-        ``block_ms`` > 0 waits that long for a first event; 0 does not wait (a wait
-        always has a deadline). ``via``: the client to wait on, one whose socket timeout
-        outlasts the wait (acd.connect(block_ms=...)); by default this center's.
-        """
-        start = await self.last_event_id() if after == "$" else after
-        client = via if via is not None and block_ms > 0 else self.redis
-        entries = await xread(client, self.keys.events, start,
-                              block_ms if block_ms > 0 else None, count)
-        events = [CenterEvent(eid, fields.get("type", ""), fields) for eid, fields in entries]
-        return EventPage(events[-1].id if events else start, events)
-
-    async def last_event_id(self) -> str:
-        """The id of the newest event ("0-0" if none): read after it to miss nothing."""
-        return await last_stream_id(self.redis, self.keys.events)
-
-    async def latest_events(self, count: int, before: str = "+") -> list[CenterEvent]:
-        """The newest ``count`` events up to the id ``before`` (inclusive), oldest first."""
-        rows = await xrevrange(self.redis, self.keys.events, count, before)
-        return [CenterEvent(eid, f.get("type", ""), f) for eid, f in reversed(rows)]
 
     # -- KPIs -----------------------------------------------------------------------
     async def store_kpis(self, doc: dict[str, Any]) -> None:
@@ -326,16 +296,7 @@ class Center:
         doc = await json_get(self.redis, self.keys.kpis)
         return cast(dict[str, Any] | None, doc)
 
-    # -- the clock, statistics and cleanup ------------------------------------------
-    async def server_ms(self) -> int:
-        """The server's clock in whole ms, as the Functions stamp times: ages computed
-        against it agree with theirs."""
-        return await server_time_us(self.redis) // 1000
-
-    async def server_us(self) -> int:
-        """The server's clock in µs, for mapping it to a local clock finely."""
-        return await server_time_us(self.redis)
-
+    # -- statistics and cleanup -----------------------------------------------------
     async def counters(self) -> dict[str, int]:
         """The cumulative counters: offered, assigned, completed, abandoned, wait_ms."""
         raw = await cast(Any, self.redis.hgetall(self.keys.stats))

@@ -172,3 +172,14 @@ async def test_get_agents_in_order_with_none_for_missing(center: Center) -> None
     assert await center.get_agents([]) == []
     with pytest.raises(InvalidInput, match="agent id"):
         await center.get_agents(["bad id"])
+
+
+async def test_get_contacts_in_order_with_none_for_missing(center: Center) -> None:
+    await center.create_contact(["en"], contact_id="c1")
+    await center.create_contact(["fr"], contact_id="c2")
+    found = await center.get_contacts(["c2", "ghost", "c1"])
+    assert [(c.id, c.skills) if c else None for c in found] == [
+        ("c2", ["fr"]), None, ("c1", ["en"])]
+    assert await center.get_contacts([]) == []
+    with pytest.raises(InvalidInput, match="contact id"):
+        await center.get_contacts(["../x"])
