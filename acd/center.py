@@ -1,4 +1,9 @@
-"""One contact center's operations: agents, skills, contacts, dispatch, statistics.
+"""One contact center: everything one can do to it or ask of it.
+
+Agents, skills, contacts, dispatch rounds, the queue and statistics, the KPI document,
+and (from acd.streams) the events stream, wake-ups and the server's clock: routes,
+dispatchers, the simulator, widgets and benchmarks all go through here, so each is read
+and written in one place.
 
 Every write that touches several keys is one Redis Function call (acd/lua/acd.lua), so it
 is atomic and needs no client-side lock. Arguments are validated here, before they become
@@ -9,13 +14,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from acd.commands import command, json_get_raw
+from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
@@ -30,8 +36,11 @@ from acd.models import (
     Contact,
     ContactIn,
     DispatchMode,
+    DispatchRound,
+    QueueView,
 )
 from acd.settings import get_settings
+from acd.streams import CenterStreams
 
 DEFAULT_BATCH = 50  # one round holds Redis for ~50 µs per assignment: keep rounds short
 DEFAULT_BUDGET = 20_000  # queued contacts one dispatch call may examine
@@ -57,14 +66,15 @@ def _model(cls: type[Any], **fields: Any) -> Any:
 _registered: set[tuple[str, str]] = set()  # (server, center) this process registered
 
 
-class Center:
-    """A contact center stored under the hash tag ``{acd:<name>}``."""
+class Center(CenterStreams):
+    """A contact center stored under the hash tag ``{acd:<name>}``; its events, wake-ups
+    and the server's clock come from :class:`acd.streams.CenterStreams`."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
         self.name = _valid("center", name or get_settings().acd_center)
         self.keys = Keys(self.name)
-        self.fn = Functions(redis, self.keys)
+        self._fn = Functions(redis, self.keys)
 
     async def register(self) -> None:
         """Add the center to the set dispatchers serve (once per process)."""
@@ -84,7 +94,7 @@ class Center:
         _valid("agent id", agent_id)
         spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills))
         await self.register()
-        raw = await self.fn.agent_create(agent_id, spec.model_dump_json(), available)
+        raw = await self._fn.agent_create(agent_id, spec.model_dump_json(), available)
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
@@ -93,23 +103,28 @@ class Center:
             raise NotFound(f"agent {agent_id}")
         return Agent.model_validate_json(raw)
 
+    async def get_agents(self, agent_ids: Sequence[str]) -> list[Agent | None]:
+        """The agents with these ids, in order (one JSON.MGET); None for one not found."""
+        if not agent_ids:
+            return []
+        keys = [self.keys.agent(_valid("agent id", i)) for i in agent_ids]
+        docs = await command(self.redis, "JSON.MGET", *keys, ".")
+        return [None if d is None else Agent.model_validate_json(d) for d in docs]
+
     async def list_agents(self) -> list[Agent]:
         ids = sorted(await cast(Any, self.redis.smembers(self.keys.agents)))
-        if not ids:
-            return []
-        docs = await command(self.redis, "JSON.MGET", *[self.keys.agent(i) for i in ids], ".")
-        return [Agent.model_validate_json(d) for d in docs if d is not None]
+        return [a for a in await self.get_agents(ids) if a is not None]
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
         _valid("agent id", agent_id)
         for field, value in (("fname", fname), ("lname", lname)):
             if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
                 raise InvalidInput(f"{field}: must be 1-{MAX_NAME} characters")
-        raw = await self.fn.agent_update(agent_id, json.dumps(fname), json.dumps(lname))
+        raw = await self._fn.agent_update(agent_id, json.dumps(fname), json.dumps(lname))
         return Agent.model_validate_json(raw)
 
     async def delete_agent(self, agent_id: str) -> None:
-        await self.fn.agent_delete(_valid("agent id", agent_id))
+        await self._fn.agent_delete(_valid("agent id", agent_id))
 
     async def set_agent_state(self, agent_id: str, state: AgentState | str) -> Agent:
         """Make an agent available or unavailable. An agent on a contact keeps it:
@@ -122,7 +137,7 @@ class Center:
             raise InvalidInput(f"state {state!r}: must be 'available' or 'unavailable'") from None
         if wanted is AgentState.BUSY:
             raise InvalidInput("state 'busy' is set by the dispatcher, not by callers")
-        return Agent.model_validate_json(await self.fn.agent_state(agent_id, wanted.value))
+        return Agent.model_validate_json(await self._fn.agent_state(agent_id, wanted.value))
 
     async def set_available(self, agent_id: str) -> Agent:
         return await self.set_agent_state(agent_id, AgentState.AVAILABLE)
@@ -132,18 +147,18 @@ class Center:
 
     # -- skills ---------------------------------------------------------------------
     async def add_skill(self, agent_id: str, skill: str) -> Agent:
-        raw = await self.fn.agent_skill(
+        raw = await self._fn.agent_skill(
             _valid("agent id", agent_id), _valid("skill", skill), "add")
         return Agent.model_validate_json(raw)
 
     async def remove_skill(self, agent_id: str, skill: str) -> Agent:
-        raw = await self.fn.agent_skill(
+        raw = await self._fn.agent_skill(
             _valid("agent id", agent_id), _valid("skill", skill), "remove")
         return Agent.model_validate_json(raw)
 
     async def delete_skill(self, skill: str) -> int:
         """Remove ``skill`` from every agent; returns how many agents had it."""
-        return await self.fn.skill_delete(_valid("skill", skill))
+        return await self._fn.skill_delete(_valid("skill", skill))
 
     async def list_skills(self) -> list[str]:
         return sorted(await cast(Any, self.redis.smembers(self.keys.skills)))
@@ -152,12 +167,12 @@ class Center:
     async def open(self) -> int:
         """Every agent not on a contact becomes available (one on a contact, when it
         ends); returns how many changed now."""
-        return await self.fn.center_state(True)
+        return await self._fn.center_state(True)
 
     async def close(self) -> int:
         """Every agent not on a contact becomes unavailable (one on a contact, when it
         ends); returns how many changed now."""
-        return await self.fn.center_state(False)
+        return await self._fn.center_state(False)
 
     async def set_dispatch_mode(self, mode: DispatchMode | str) -> DispatchMode:
         """Who assigns this center's contacts: 'automatic' (the dispatcher services) or
@@ -169,7 +184,7 @@ class Center:
             raise InvalidInput(f"dispatch mode {mode!r}: must be 'automatic' or "
                                "'manual'") from None
         await self.register()
-        return DispatchMode(await self.fn.dispatch_mode(wanted.value))
+        return DispatchMode(await self._fn.dispatch_mode(wanted.value))
 
     async def dispatch_mode(self) -> DispatchMode:
         mode = await cast(Any, self.redis.hget(self.keys.meta, "dispatch"))
@@ -182,7 +197,7 @@ class Center:
         spec = _model(ContactIn, skills=list(skills))
         ordered = sorted(spec.skills)
         await self.register()
-        raw = await self.fn.contact_create(cid, json.dumps(ordered), spec.signature)
+        raw = await self._fn.contact_create(cid, json.dumps(ordered), spec.signature)
         await self.replicated(f"contact {cid}")
         return Contact.model_validate_json(raw)
 
@@ -203,32 +218,53 @@ class Center:
             raise NotFound(f"contact {contact_id}")
         return Contact.model_validate_json(raw)
 
+    async def get_contacts(self, contact_ids: Sequence[str]) -> list[Contact | None]:
+        """The contacts with these ids, in order (one JSON.MGET); None for one not found
+        (never created, or ended longer ago than contact_keep_seconds)."""
+        if not contact_ids:
+            return []
+        keys = [self.keys.contact(_valid("contact id", i)) for i in contact_ids]
+        docs = await command(self.redis, "JSON.MGET", *keys, ".")
+        return [None if d is None else Contact.model_validate_json(d) for d in docs]
+
     async def complete_contact(self, contact_id: str) -> Contact:
         """End an assigned contact; its agent becomes available again (or unavailable,
         if it asked for that while on the contact)."""
-        raw = await self.fn.contact_end(
+        raw = await self._fn.contact_end(
             _valid("contact id", contact_id), "complete", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)
 
     async def abandon_contact(self, contact_id: str) -> Contact:
         """The caller hung up while queued: the contact leaves the queue at once."""
-        raw = await self.fn.contact_end(
+        raw = await self._fn.contact_end(
             _valid("contact id", contact_id), "abandon", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)
 
     async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
         """The oldest ``limit`` waiting contacts with the ms they were queued."""
         rows = await command(self.redis, "ZRANGE", self.keys.queue, 0, limit - 1, "WITHSCORES")
-        # Scores carry 0.001 ms tie-breakers (see acd_contact_create).
-        return [(str(m), int(float(s))) for m, s in rows]
+        return _queued(rows)
+
+    async def queue_view(self, limit: int = 10) -> QueueView:
+        """The queue's length and oldest ``limit`` contacts, the dispatch mode and whether
+        the center is open, with the server's clock, in one round trip."""
+        view, _ = await self._queue_and_counters(limit)
+        return view
 
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET
                        ) -> list[Assignment]:
         """Assign up to ``most`` waiting contacts atomically (see acd_dispatch), in any
         dispatch mode: this is an explicit call, not a dispatcher service's round."""
-        pairs, _ = await self.fn.dispatch(most, budget)
-        return [Assignment(contact=c, agent=a) for c, a in pairs]
+        done = await self.dispatch_round(most, budget)
+        return [Assignment(contact=c, agent=a) for c, a in done.pairs]
+
+    async def dispatch_round(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET,
+                             service: bool = False) -> DispatchRound:
+        """One acd_dispatch call: the pairs it assigned and the wake id to block after.
+        ``service``: a dispatcher service's round, which assigns nothing in manual mode."""
+        pairs, wake_id = await self._fn.dispatch(most, budget, service)
+        return DispatchRound(pairs, wake_id)
 
     async def candidates(self, skills: Iterable[str]) -> list[Candidate]:
         """Every available agent with all ``skills``, longest available first (ZINTER).
@@ -242,26 +278,55 @@ class Center:
                              "WITHSCORES")
         return [Candidate(agent=str(a), available_since=int(float(s))) for a, s in rows]
 
+    # -- KPIs -----------------------------------------------------------------------
+    async def store_kpis(self, doc: dict[str, Any]) -> None:
+        """Store a KPI document (what the simulator measured); InvalidInput if JSON or
+        RedisJSON cannot hold it (NaN, nested too deep)."""
+        try:
+            text = json.dumps(doc, allow_nan=False)
+        except ValueError as exc:
+            raise InvalidInput(f"not storable as JSON: {exc}") from None
+        try:
+            await command(self.redis, "JSON.SET", self.keys.kpis, ".", text)
+        except ResponseError as exc:
+            raise InvalidInput(f"RedisJSON refused the document: {exc}") from None
+
+    async def kpis(self) -> dict[str, Any] | None:
+        """The stored KPI document, None if there is none."""
+        doc = await json_get(self.redis, self.keys.kpis)
+        return cast(dict[str, Any] | None, doc)
+
     # -- statistics and cleanup -----------------------------------------------------
-    async def stats(self) -> CenterStats:
+    async def counters(self) -> dict[str, int]:
+        """The cumulative counters: offered, assigned, completed, abandoned, wait_ms."""
+        raw = await cast(Any, self.redis.hgetall(self.keys.stats))
+        return {str(k): int(v) for k, v in raw.items()}
+
+    async def _queue_and_counters(self, limit: int) -> tuple[QueueView, dict[str, str]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.time()
             pipe.zcard(self.keys.queue)
-            pipe.zrange(self.keys.queue, 0, 0, withscores=True)
+            pipe.zrange(self.keys.queue, 0, limit - 1, withscores=True)
             pipe.hgetall(self.keys.stats)
             pipe.hmget(self.keys.meta, ["open", "dispatch"])
-            now_s, waiting, oldest, counters, (is_open, mode) = await pipe.execute()
-        now = int(now_s[0]) * 1000 + int(now_s[1]) // 1000
+            now, length, oldest, counters, (is_open, mode) = await pipe.execute()
+        view = QueueView(now_ms=time_us(now) // 1000, open=is_open == "1",
+                         dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
+                         length=int(length), oldest=_queued(oldest))
+        return view, counters
+
+    async def stats(self) -> CenterStats:
+        view, counters = await self._queue_and_counters(1)
         by_state = {s: 0 for s in AgentState}
         for agent in await self.list_agents():
             by_state[agent.state] += 1
         assigned = int(counters.get("assigned", 0))
         return CenterStats(
             center=self.name,
-            open=is_open == "1",
-            dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
-            waiting=waiting,
-            oldest_wait_ms=max(0, now - int(oldest[0][1])) if oldest else 0,
+            open=view.open,
+            dispatch_mode=view.dispatch_mode,
+            waiting=view.length,
+            oldest_wait_ms=max(0, view.now_ms - view.oldest[0][1]) if view.oldest else 0,
             agents=by_state,
             offered=int(counters.get("offered", 0)),
             assigned=assigned,
@@ -278,6 +343,11 @@ class Center:
         async for batch in _chunks(self.redis.scan_iter(match=self.keys.pattern(), count=500)):
             deleted += await self.redis.unlink(*batch)
         return deleted
+
+
+def _queued(rows: Any) -> list[tuple[str, int]]:
+    # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms are the times.
+    return [(str(m), int(float(s))) for m, s in rows]
 
 
 async def _chunks(source: Any, size: int = 500) -> Any:

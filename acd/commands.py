@@ -2,6 +2,7 @@
 
 redis-py types ``execute_command`` loosely (untyped) and its RedisJSON helpers wrap
 results; the package sends the commands it teaches (JSON.GET, FCALL, XREAD) as they are.
+Stream reads and the server clock are parsed here, once, for every caller.
 """
 
 from __future__ import annotations
@@ -33,8 +34,58 @@ async def json_set(redis: Redis, key: str, path: str, value: Any) -> None:
     await command(redis, "JSON.SET", key, path, json.dumps(value))
 
 
-async def xread(redis: Redis, streams: dict[str, str], block_ms: int | None = None,
-                count: int | None = None) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-    """XREAD with str stream names and ids; ``block_ms`` None never blocks."""
-    reply = await cast(Any, redis).xread(streams, count=count, block=block_ms)
-    return cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply or [])
+StreamEntry = tuple[str, dict[str, str]]
+"""One stream entry: its id and its fields."""
+
+
+def stream_entries(reply: Any, key: str) -> list[StreamEntry]:
+    """The entries of ``key`` in XREAD's reply, RESP2 (``[[key, entries]]``) or RESP3
+    (``{key: [entries]}``) form, with str ids and fields."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        rows = reply.get(key) or []
+        # redis-py wraps RESP3's entry list in one more list.
+        if rows and isinstance(rows[0], list):
+            rows = rows[0]
+    else:
+        rows = next((entries for name, entries in reply if name == key), [])
+    return [(str(eid), {str(k): str(v) for k, v in dict(fields).items()})
+            for eid, fields in rows]
+
+
+async def xread(redis: Redis, key: str, after: str, block_ms: int | None = None,
+                count: int | None = None) -> list[StreamEntry]:
+    """XREAD of one stream after the id ``after``; waits up to ``block_ms`` for an entry
+    (None: does not wait). A wait without a deadline is refused: XREAD's BLOCK 0 would
+    wait for ever."""
+    if block_ms is not None and block_ms <= 0:
+        raise ValueError(f"block_ms must be positive or None, not {block_ms}")
+    reply = await cast(Any, redis).xread({key: after}, count=count, block=block_ms)
+    return stream_entries(reply, key)
+
+
+async def xrevrange(redis: Redis, key: str, count: int, before: str = "+"
+                    ) -> list[StreamEntry]:
+    """The newest ``count`` entries up to the id ``before`` (inclusive), newest first."""
+    rows = await cast(Any, redis).xrevrange(key, max=before, count=count)
+    return [(str(eid), {str(k): str(v) for k, v in dict(fields).items()})
+            for eid, fields in rows]
+
+
+async def last_stream_id(redis: Redis, key: str) -> str:
+    """The id of the newest entry of a stream, "0-0" if it is empty or missing: reading
+    after it misses nothing from now on."""
+    newest = await xrevrange(redis, key, 1)
+    return newest[0][0] if newest else "0-0"
+
+
+def time_us(reply: Any) -> int:
+    """TIME's reply (seconds, microseconds) as microseconds."""
+    seconds, micros = reply
+    return int(seconds) * 1_000_000 + int(micros)
+
+
+async def server_time_us(redis: Redis) -> int:
+    """The server's clock in microseconds (TIME)."""
+    return time_us(await cast(Any, redis).time())

@@ -30,9 +30,10 @@ from tenacity import (
 )
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
-from acd.commands import command, xread
+from acd.commands import last_stream_id, xread
 from acd.connection import connect, is_transient
 from acd.keys import CENTERS, CENTERS_STREAM
+from acd.models import DispatchRound
 from acd.settings import get_settings
 
 log = logging.getLogger("acd.dispatcher")
@@ -68,12 +69,18 @@ class Dispatcher:
 
     A service: it assigns nothing while the center's dispatch mode is manual (a lesson
     runs its own dispatcher there), unless ``manual_too`` (a dispatcher made for that very
-    center, like the simulator's in-process ones)."""
+    center, like the simulator's in-process ones). ``on_round`` sees every acd_dispatch
+    call's result (the benchmark records the pairs it checks)."""
 
     def __init__(self, center: Center, batch: int = DEFAULT_BATCH,
                  budget: int = DEFAULT_BUDGET, idle_ms: int = 1000,
-                 summary_every: float = 10.0, manual_too: bool = False) -> None:
+                 summary_every: float = 10.0, manual_too: bool = False,
+                 on_round: Callable[[DispatchRound], None] | None = None) -> None:
+        if idle_ms < 1:
+            raise ValueError(f"idle_ms must be at least 1 (a wait needs a deadline), "
+                             f"not {idle_ms}")
         self.center = center
+        self.on_round = on_round
         self.manual_too = manual_too
         self.batch = batch
         self.budget = budget
@@ -90,17 +97,19 @@ class Dispatcher:
     async def round(self) -> str:
         """Assign until nothing more can be assigned; return the last wake id seen."""
         while True:
-            pairs, wake_id = await self.center.fn.dispatch(self.batch, self.budget,
-                                                           service=not self.manual_too)
+            done = await self.center.dispatch_round(self.batch, self.budget,
+                                                    service=not self.manual_too)
             self.rounds += 1
-            self.assigned += len(pairs)
-            for contact, agent in pairs:
+            self.assigned += len(done.pairs)
+            if self.on_round is not None:
+                self.on_round(done)
+            for contact, agent in done.pairs:
                 log.debug("assigned contact %s to agent %s", contact, agent)
-            if len(pairs) < self.batch:
-                return wake_id
+            if len(done.pairs) < self.batch:
+                return done.wake_id
 
     async def wait_for_wake(self, after: str) -> None:
-        await xread(self.center.redis, {self.center.keys.wake: after}, self.idle_ms, count=1)
+        await self.center.wait_for_wake(after, self.idle_ms)
 
     async def _loop(self) -> None:
         while not self._stop.is_set():
@@ -159,14 +168,12 @@ class AllCenters:
     async def _watch(self) -> None:
         # Read the stream's position before the set: a center registered in between is
         # then seen on the stream.
-        last = await command(self.redis, "XREVRANGE", CENTERS_STREAM, "+", "-", "COUNT", 1)
-        after = str(last[0][0]) if last else "0-0"
+        after = await last_stream_id(self.redis, CENTERS_STREAM)
         self._serve(await cast(Any, self.redis.smembers(CENTERS)))
         while not self._stop.is_set():
-            for _, entries in await xread(self.redis, {CENTERS_STREAM: after}, self.idle_ms):
-                for entry_id, fields in entries:
-                    after = entry_id
-                    self._serve([fields["center"]])
+            for entry_id, fields in await xread(self.redis, CENTERS_STREAM, after, self.idle_ms):
+                after = entry_id
+                self._serve([fields["center"]])
 
     async def run(self) -> None:
         try:

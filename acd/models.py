@@ -1,9 +1,11 @@
-"""Agents, contacts and their states, as stored in the RedisJSON documents."""
+"""Agents, contacts and their states, as stored in the RedisJSON documents; the center's
+events, dispatch rounds and queue as Center reads them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -130,3 +132,45 @@ class CenterStats(BaseModel):
     completed: int
     abandoned: int
     mean_wait_ms: float | None
+
+
+# Plain dataclasses, not pydantic: the dispatcher, the simulator and the benchmark handle
+# thousands of these per second, and nothing here comes from outside to be validated.
+@dataclass(frozen=True, slots=True)
+class CenterEvent:
+    """One entry of a center's events stream (every state change, see acd.lifecycle)."""
+
+    id: str  # stream id "<server ms>-<seq>"
+    type: str
+    fields: dict[str, str]  # every field of the entry, "type" included
+
+    @property
+    def ms(self) -> float:
+        """When it happened: the server's clock in ms (the stream id's first part)."""
+        return float(self.id.split("-", 1)[0])
+
+
+class EventPage(NamedTuple):
+    """Events read after an id, and the id to read after next time."""
+
+    last_id: str
+    events: list[CenterEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRound:
+    """What one acd_dispatch call did."""
+
+    pairs: list[tuple[str, str]]  # (contact, agent) assigned, in assignment order
+    wake_id: str  # the last wake-stream id it saw: block after it to miss no wake-up
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """The queue and the center's switches, read at one instant of the server's clock."""
+
+    now_ms: int
+    open: bool
+    dispatch_mode: DispatchMode
+    length: int
+    oldest: list[tuple[str, int]] = field(default_factory=list)  # (contact, queued_at)

@@ -1,9 +1,11 @@
 """The textbook dispatcher the notebooks start from. Kept to teach; never use it.
 
 BZPOPMIN the universal queue, read the contact's skills, ZINTER the skill availability
-sets to rank the qualified agents, then claim the first with separate commands, and put
-the contact back a second later in the queue when nobody qualifies. Each of those steps
-is a lesson (tests/test_naive_flaws.py proves each):
+sets (AGGREGATE MIN: the LAA rule of ``acd.laa``) to rank the qualified agents, then claim
+the first with separate commands, and put the contact back a second later in the queue
+when nobody qualifies: notebook 04's ``naive_step``, with hooks to stop it between steps
+and a run loop. Its ranking is right; the steps around it are the lessons
+(tests/test_naive_flaws.py proves 1-4; notebook 07 and ``python -m lab.bench`` measure 5):
 
 1. Between BZPOPMIN and the claim, this process holds the only copy of the contact: if it
    dies there, the contact is lost.
@@ -12,9 +14,8 @@ is a lesson (tests/test_naive_flaws.py proves each):
 3. Putting a contact back with score + 1000 ms moves it behind contacts that came later.
 4. A contact nobody can serve comes back to the head again and again and holds up the
    contacts behind it (head-of-line blocking).
-5. ZINTER builds the whole intersection to use its first member; its default AGGREGATE
-   SUM ranks an agent by the sum of its scores, which is only the "available since" time
-   when every set holds the same score for the agent.
+5. ZINTER builds and sorts the whole intersection to use its first member: its cost grows
+   with the number of available agents.
 
 ``acd.dispatcher`` fixes each of these with one atomic function.
 """
@@ -65,7 +66,8 @@ class NaiveDispatcher:
         contact_id, score = str(popped[1]), float(popped[2])
         await self.after_pop(contact_id)  # flaw 1: we hold the only copy here
         skills = await json_get(r, k.contact(contact_id), ".skills")
-        ranked = await r.zinter([k.avail(s) for s in skills])  # flaw 5: whole intersection
+        # flaw 5: the whole intersection, to use its first member
+        ranked = await r.zinter([k.avail(s) for s in skills], aggregate="MIN")
         for member in ranked:
             agent_id = str(member)
             if await json_get(r, k.agent(agent_id), ".state") != "available":

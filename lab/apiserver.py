@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from lab.embedded import free_port
+from lab.processes import StartError, WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,8 @@ class ApiServer:
 def start(env: dict[str, str], log: Path | None = None, workers: int = 2,
           deadline_s: float = 30.0) -> ApiServer:
     """``python -m uvicorn acd.api.app:app`` on a free port with ``env`` (REDIS_URL,
-    ACD_CENTER...); returns once /health answers 200, raises naming the log otherwise."""
+    ACD_CENTER...); returns once /health answers 200, raises StartError naming the log
+    otherwise."""
     port = free_port()
     with (log or Path(os.devnull)).open("wb") as out:  # the child keeps its own copy
         process = subprocess.Popen(
@@ -44,20 +45,21 @@ def start(env: dict[str, str], log: Path | None = None, workers: int = 2,
             env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     server = ApiServer(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + deadline_s
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise StartError(f"uvicorn exited with {process.returncode}{_tail(log)}")
+        return httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200
+
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {process.returncode}{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200:
-                    return server
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn not healthy after {deadline_s} s{_tail(log)}")
-            time.sleep(0.1)
+        wait_until(healthy, deadline_s, f"uvicorn on {server.url} to answer /health")
+    except WaitTimeout:
+        stop(server)
+        raise StartError(f"uvicorn not healthy after {deadline_s} s{_tail(log)}") from None
     except BaseException:
         stop(server)
         raise
+    return server
 
 
 def stop(server: ApiServer, timeout: float = 10.0) -> None:

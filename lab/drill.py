@@ -46,9 +46,11 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from lab.errors import LabError
 from lab.ha import failover, roles
-from lab.ha.layout import HATopology, _client, _load_state
-from lab.ha.net import LabError
+from lab.ha.hooks import app_pids
+from lab.ha.layout import HATopology, redis_client
+from lab.ha.state import load_state
 from lab.ha.traffic import RETRY_FOR, Traffic
 
 SETTLE_S = 2.0  # clients must succeed without an error this long after an event
@@ -156,15 +158,6 @@ async def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-def _app_pids(run_dir: Path) -> dict[str, int]:
-    state = _load_state(run_dir) or {"processes": {}}
-    return {
-        k.removesuffix("/app"): int(v["pid"])
-        for k, v in state["processes"].items()
-        if k.endswith("/app")
-    }
-
-
 async def arun(
     *,
     rate: float = 10.0,
@@ -180,7 +173,7 @@ async def arun(
     say = echo or (lambda _: None)
     rd = _run_dir(run_dir)
     topo = _topology(rd)
-    pids_before = _app_pids(rd)
+    pids_before = app_pids(rd)
     if not any(k.startswith("api") for k in pids_before):
         raise LabError("no API replicas run in the HA lab: start it with ./start.sh --ha")
     center = f"drill-{uuid.uuid4().hex[:8]}"
@@ -269,7 +262,7 @@ async def arun(
     finally:
         await traffic.close()
 
-    pids_after = _app_pids(rd)
+    pids_after = app_pids(rd)
     from lab.processes import pid_alive
 
     components = {
@@ -348,7 +341,7 @@ def _redis_states(topo: HATopology, center: str, ids: list[str]) -> dict[str, An
     deadline = time.monotonic() + 30
     while True:
         try:
-            with _client(topo.vip, topo.redis_port, topo.password, socket_timeout=5) as r:
+            with redis_client(topo.vip, topo.redis_port, topo.password, socket_timeout=5) as r:
                 pipe = r.pipeline(transaction=False)
                 for cid in ids:
                     pipe.execute_command("JSON.GET", keys.contact(cid), "$.state")
@@ -397,7 +390,7 @@ def _run_dir(run_dir: Path | str | None) -> Path:
 
 
 def _topology(rd: Path) -> HATopology:
-    state = _load_state(rd)
+    state = load_state(rd)
     if state is None:
         raise LabError(f"the HA lab is not running (no {rd / 'state.json'}): ./start.sh --ha")
     return HATopology.from_dict(state["topology"])

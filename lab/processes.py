@@ -1,4 +1,11 @@
-"""Background services with pid files and log files, and waiting with deadlines."""
+"""Processes of the lab: start one detached with a pid file and a log file, tell whether
+it still lives, end it, and wait for a condition with a deadline.
+
+The embedded lab's services (:class:`Service`) and the HA lab's processes in network
+namespaces (``lab.ha.procs``) are started, watched and stopped with these. A child that
+ended but that nobody reaped stays a zombie (for our own children until we wait for them,
+and on machines whose init does not reap orphans): :func:`pid_alive` counts it as dead.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +14,137 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
 
+# The children this Python process started, so that pid_alive can reap them.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class StartError(LabError):
     """A component did not come up; the message names it and its log file."""
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
+class WaitTimeout(LabError):
+    """A :func:`wait_until` deadline passed; the message names what was awaited."""
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, *,
                interval: float = 0.05) -> None:
-    """Poll ``check`` until it is true; raise TimeoutError naming ``what`` at the deadline."""
+    """Poll ``condition`` until it returns something true; at the deadline raise
+    WaitTimeout naming ``what`` and the condition's last error.
+
+    An exception from ``condition`` means "not yet" (a component refuses connections while
+    it starts), except StartError: a component that failed does not come up by waiting
+    longer, so it ends the wait at once."""
     deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
     while True:
         try:
-            if check():
+            if condition():
                 return
-        except Exception:  # noqa: BLE001 - a check that errors is a check that says no
-            pass
+        except StartError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see the docstring: "not yet"
+            last_error = exc
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+            detail = (f" (last error: {type(last_error).__name__}: {last_error})"
+                      if last_error else "")
+            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}{detail}")
         time.sleep(interval)
 
 
-def terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """SIGTERM a child we started, SIGKILL it if it is still there after ``timeout``."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+def spawn(argv: Sequence[str], *, log: Path, pid_file: Path,
+          env: Mapping[str, str] | None = None, cwd: Path | None = None
+          ) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own (it outlives us and leads its own process
+    group), its output appended to ``log``, its pid written to ``pid_file``; ``env`` is
+    added to this process's environment."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+    _children[proc.pid] = proc
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """True when process ``pid`` exists and is not a zombie."""
+    if not pid:
+        return False
+    for child_pid, child in list(_children.items()):
+        if child.poll() is not None:  # reaps it
+            del _children[child_pid]
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by us) is not alive.
+        return True  # it exists, it is not ours to signal
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
+        return True  # no /proc to ask: the signal said it exists
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` ('' when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def stop_pids(pids: Iterable[int], timeout: float = 10.0, *, sig: int = signal.SIGTERM,
+              group: bool = False) -> None:
+    """Send ``sig`` to every pid (``group``: to the process group each one leads), wait up
+    to ``timeout`` for all of them to end, SIGKILL what is left; WaitTimeout if anything
+    outlives the SIGKILL by 5 s. All at once: one slow process does not delay the others."""
+    pids = [p for p in pids if pid_alive(p)]
+    for pid in pids:
+        _send(pid, sig, group)
+    try:
+        wait_until(lambda: not any(pid_alive(p) for p in pids), timeout,
+                   f"pids {pids} to end after signal {sig}")
+    except WaitTimeout:
+        for pid in pids:
+            _send(pid, signal.SIGKILL, group)
+        wait_until(lambda: not any(pid_alive(p) for p in pids), 5,
+                   f"pids {pids} to end after SIGKILL")
+
+
+def terminate(process: subprocess.Popen[Any] | int | None, timeout: float = 10.0) -> None:
+    """SIGTERM a process (our child's Popen, or a pid), SIGKILL it if it is still there
+    after ``timeout``."""
+    if not isinstance(process, subprocess.Popen):
+        if process:
+            stop_pids([process], timeout)
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def _send(pid: int, sig: int, group: bool) -> None:
+    if group:
+        try:
+            os.killpg(pid, sig)
+            return
+        except (ProcessLookupError, PermissionError):
+            pass  # not a group leader (any more): the process alone
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
 
 
 @dataclass
@@ -93,24 +181,23 @@ class Service:
         """Start unless running; wait until healthy. Returns False if it ran already."""
         if self.running():
             return False
-        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.Popen(
-                list(self.argv), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, cwd=self.cwd, env={**os.environ, **self.env},
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        try:
-            wait_until(lambda: _exited(proc) or self.healthy(), self.start_timeout, self.name)
+        proc = spawn(self.argv, log=self.log_file, pid_file=self.pid_file, env=self.env,
+                     cwd=self.cwd)
+
+        def ready() -> bool:
             if proc.poll() is not None:
-                raise TimeoutError
-        except TimeoutError:
-            code = proc.poll()
+                raise StartError(f"{self.name} exited with code {proc.returncode}; "
+                                 f"see {self.log_file}")
+            return self.healthy()
+
+        try:
+            wait_until(ready, self.start_timeout, self.name)
+        except (StartError, WaitTimeout) as exc:
             self.stop()
-            why = f"exited with code {code}" if code is not None else "did not answer in time"
-            raise StartError(f"{self.name} {why}; see {self.log_file}") from None
+            if isinstance(exc, StartError):
+                raise
+            raise StartError(f"{self.name} did not answer in time; see {self.log_file}"
+                             ) from None
         return True
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -119,22 +206,5 @@ class Service:
         self.pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
-        try:
-            wait_until(lambda: not pid_alive(pid), timeout, f"{self.name} stop")
-        except TimeoutError:
-            _signal_group(pid, signal.SIGKILL)
-            wait_until(lambda: not pid_alive(pid), 5, f"{self.name} kill")
+        stop_pids([pid], timeout, group=True)
         return True
-
-
-def _exited(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is not None
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)

@@ -26,8 +26,8 @@ async def test_a_service_round_assigns_nothing_in_manual_mode(center: Center) ->
     assert await center.dispatch_mode() == "automatic"
     assert await center.set_dispatch_mode("manual") == "automatic"
     assert (await center.stats()).dispatch_mode == "manual"
-    pairs, _ = await center.fn.dispatch(50, 1000, service=True)
-    assert pairs == []
+    service_round = await center.dispatch_round(50, 1000, service=True)
+    assert service_round.pairs == [] and service_round.wake_id != "0-0"
     [assignment] = await center.dispatch()  # an explicit call: the lesson's own dispatch
     assert assignment.contact == contact.id
     assert await center.set_dispatch_mode(DispatchMode.AUTOMATIC) == "manual"
@@ -78,12 +78,10 @@ async def test_mode_changes_while_dispatchers_serve(center: Center, redis_url: s
         async def agents() -> None:
             last = "0-0"
             while True:
-                for _, entries in await center.redis.xread({center.keys.events: last},
-                                                           block=200) or []:
-                    for entry_id, fields in entries:
-                        last = entry_id
-                        if fields["type"] == "contact_assigned":
-                            await center.complete_contact(fields["contact"])
+                last, events = await center.events(last, block_ms=200, count=500)
+                for event in events:
+                    if event.type == "contact_assigned":
+                        await center.complete_contact(event.fields["contact"])
 
         async def switches() -> None:
             for i in range(10):

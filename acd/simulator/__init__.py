@@ -26,7 +26,8 @@ from rich.console import Console
 
 from acd.settings import get_settings
 from acd.simulator.backends import ApiBackend, Backend, DemoApiBackend, RedisBackend
-from acd.simulator.engine import Engine, Snapshot
+from acd.simulator.engine import Engine
+from acd.simulator.records import Snapshot
 from acd.simulator.render import ProgressView
 from acd.simulator.report import Report, build
 from acd.simulator.scenario import AgentGroup, ContactType, HandleTime, RateStep, Scenario

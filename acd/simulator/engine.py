@@ -21,14 +21,20 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from acd.center import Center
 from acd.connection import connect
 from acd.dispatcher import Dispatcher
-from acd.simulator.backends import Backend, ClockSync, Event
-from acd.simulator.kpis import Outcome
+from acd.models import CenterEvent
+from acd.simulator.backends import Backend, ClockSync
+from acd.simulator.records import (
+    Record,
+    RunResult,
+    Snapshot,
+    outcome,
+    waiting_and_in_service,
+)
 from acd.simulator.scenario import Arrival, Scenario
 
 log = logging.getLogger("acd.simulator")
@@ -36,48 +42,6 @@ log = logging.getLogger("acd.simulator")
 EVENT_BLOCK_MS = 1000
 EVENT_BATCH = 1000
 FINISH_TIMEOUT = 20.0  # real seconds to end what is in flight after a stop
-
-
-@dataclass
-class Record:
-    """One contact as the simulator saw it; times are the ACD's clock in ms."""
-
-    arrival: Arrival
-    id: str
-    queued_at: float | None = None
-    assigned_at: float | None = None
-    wait_ms: float | None = None
-    agent: str | None = None
-    busy_from: float | None = None
-    ended_at: float | None = None
-    outcome: str | None = None  # "answered" | "abandoned" | "cut" (ended by the stop)
-    assigned: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass
-class Snapshot:
-    """Progress so far, for progress bars."""
-
-    total: int
-    created: int
-    waiting: int
-    answered: int
-    abandoned: int
-    scenario_time: float
-
-
-@dataclass
-class RunResult:
-    """What the engine hands to the report: outcomes in scenario seconds."""
-
-    outcomes: list[Outcome]
-    agents: list[str]
-    elapsed: float  # end of the measurement window, scenario seconds (earlier if stopped)
-    real_seconds: float
-    stopped: bool
-    run_id: str
-    events_seen: int
-    notes: list[str]
 
 
 class Engine:
@@ -107,7 +71,7 @@ class Engine:
         self._t0_server = 0.0
         self._stopped_at: float | None = None
         self._reader_stop = False
-        self._unknown: dict[str, Event] = {}  # assignments of contacts not (yet) ours
+        self._unknown: dict[str, CenterEvent] = {}  # assignments of contacts not (yet) ours
 
     def stop(self) -> None:
         """Stop arrivals, hang up queued callers, complete contacts in progress."""
@@ -174,7 +138,8 @@ class Engine:
             end = self.scenario.duration if self.scenario.duration is not None else (
                 draw.span * (1 + 1e-9) + 1e-9)
         return RunResult(
-            outcomes=[o for r in self.records.values() if (o := self._outcome(r))],
+            outcomes=[o for r in self.records.values()
+                      if (o := outcome(r, self._server_to_scenario, self.scale))],
             agents=agent_ids, elapsed=end,
             real_seconds=time.monotonic() - real0, stopped=stopped, run_id=self.run_id,
             events_seen=self.events_seen, notes=self.notes)
@@ -289,7 +254,7 @@ class Engine:
         if early is not None:
             self._on_assigned(early)
 
-    def _on_assigned(self, ev: Event) -> None:
+    def _on_assigned(self, ev: CenterEvent) -> None:
         cid = ev.fields.get("contact", "")
         rec = self.records.get(cid)
         if rec is None:
@@ -395,42 +360,7 @@ class Engine:
             await asyncio.sleep(0.2)
 
     def snapshot(self, total: int) -> Snapshot:
-        # Counted per record, not as created - ended - in service: an assignment can be
-        # read from the event stream before the create call that queued the contact
-        # returns (and counts it created), which made that difference negative.
-        waiting = in_service = 0
-        for r in self.records.values():
-            if r.outcome is not None:
-                continue
-            if r.assigned.is_set():
-                in_service += 1
-            elif r.queued_at is not None:
-                waiting += 1
+        waiting, in_service = waiting_and_in_service(self.records.values())
         return Snapshot(total=total, created=self.created, waiting=waiting,
                         answered=self.answered + in_service, abandoned=self.abandoned,
                         scenario_time=self._scenario_seconds(time.monotonic()))
-
-    # -- results -------------------------------------------------------------------
-    def _outcome(self, rec: Record) -> Outcome | None:
-        if rec.queued_at is None:
-            return None
-        arrived = self._server_to_scenario(rec.queued_at)
-        answered = rec.assigned_at is not None and rec.outcome in ("answered", "cut")
-        wait_ms = rec.wait_ms
-        if rec.outcome == "abandoned" and rec.ended_at is not None:
-            wait_ms = rec.ended_at - rec.queued_at
-        elif rec.outcome == "cut" and rec.assigned_at is None and rec.ended_at:
-            # Hung up by the stop while queued: it left the queue then, and the queue
-            # series must see it leave (ended_at is 0 if it could not be hung up).
-            wait_ms = rec.ended_at - rec.queued_at
-        busy_to = rec.ended_at if answered and rec.ended_at else None
-        return Outcome(
-            signature=",".join(rec.arrival.skills), arrived=arrived,
-            answered=answered and rec.outcome == "answered",
-            abandoned=rec.outcome == "abandoned",
-            wait=None if wait_ms is None else wait_ms / 1000.0 * self.scale,
-            agent=rec.agent if answered else None,
-            busy_from=self._server_to_scenario(rec.busy_from or rec.assigned_at or 0)
-            if answered else None,
-            busy_to=self._server_to_scenario(busy_to) if busy_to else None,
-            index=rec.arrival.index, planned=rec.arrival.at)

@@ -10,8 +10,8 @@ from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from acd.simulator.engine import Snapshot
 from acd.simulator.kpis import Kpis
+from acd.simulator.records import Snapshot
 from acd.simulator.report import Report
 
 

@@ -13,7 +13,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from acd.simulator import erlang
-from acd.simulator.engine import RunResult
 from acd.simulator.kpis import (
     Interval,
     Kpis,
@@ -23,6 +22,7 @@ from acd.simulator.kpis import (
     overlaps,
     queue_series,
 )
+from acd.simulator.records import RunResult
 from acd.simulator.scenario import Scenario
 
 DEFAULT_BATCHES = 10

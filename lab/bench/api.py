@@ -19,7 +19,6 @@ import os
 import platform
 import random
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -32,9 +31,9 @@ from acd.center import Center
 from acd.connection import connect
 from acd.settings import get_settings
 from lab import apiserver
+from lab.bench.posting import post_contacts
 from lab.embedded import EmbeddedRedis, free_port
 
-REPO = Path(__file__).resolve().parents[2]
 SKILLS = [["English", "Spanish"], ["Support", "Disputes", "Billing"]]
 
 
@@ -49,41 +48,20 @@ def embedded_redis() -> Iterator[str]:
             server.stop()
 
 
+def random_skills(count: int, seed: int) -> list[list[str]]:
+    """One language and one topic per contact, drawn with ``seed``."""
+    rng = random.Random(seed)
+    return [[rng.choice(SKILLS[0]), rng.choice(SKILLS[1])] for _ in range(count)]
+
+
 async def run_clients(api_url: str, center: str, count: int, clients: int,
-                      timeout_s: float) -> dict[str, Any]:
+                      timeout_s: float, seed: int = 0) -> dict[str, Any]:
     """``clients`` concurrent clients create ``count`` contacts; returns the figures."""
-    remaining = count
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-
-    async def client(seed: int) -> None:
-        nonlocal remaining
-        rng = random.Random(seed)
-        async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as http:
-            while remaining > 0:
-                remaining -= 1
-                body = {"skills": [rng.choice(SKILLS[0]), rng.choice(SKILLS[1])]}
-                t0 = time.perf_counter()
-                try:
-                    r = await http.post(f"/v1/centers/{center}/contacts", json=body)
-                    status = str(r.status_code)
-                except httpx.HTTPError as exc:
-                    status = type(exc).__name__
-                latencies.append(time.perf_counter() - t0)
-                if status != "201":
-                    errors[status] = errors.get(status, 0) + 1
-
-    t0 = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(client(i) for i in range(clients))), timeout_s)
-    elapsed = time.perf_counter() - t0
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
-
-    return {"elapsed_s": round(elapsed, 3),
-            "contacts_per_s": round((count - sum(errors.values())) / elapsed, 1),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": errors}
+    posted = await post_contacts(api_url, center, random_skills(count, seed), clients,
+                                 timeout_s)
+    return {"elapsed_s": round(posted.seconds, 3), "contacts_per_s": round(posted.rate, 1),
+            "p50_ms": round(posted.percentile_ms(0.50), 2),
+            "p99_ms": round(posted.percentile_ms(0.99), 2), "errors": posted.errors}
 
 
 def _cpu_model() -> str:
@@ -100,7 +78,7 @@ async def amain(args: argparse.Namespace, api_url: str, redis_url: str) -> dict[
     center = f"bench-{uuid.uuid4().hex[:8]}"
     load_before = os.getloadavg()[0]
     try:
-        await run_clients(api_url, center, args.warmup, args.clients, args.timeout)
+        await run_clients(api_url, center, args.warmup, args.clients, args.timeout, seed=1)
         figures = await run_clients(api_url, center, args.count, args.clients, args.timeout)
         async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as http:
             offered = (await http.get(f"/v1/centers/{center}/stats")).json()["offered"]

@@ -1,5 +1,6 @@
 """The measured runs: naive and real throughput, latency at an offered rate, several
-dispatcher processes, and the whole path through the REST API.
+dispatcher processes (lab.bench.dispatchers), and the whole path through the REST API
+(posted by lab.bench.posting).
 
 Every run gets a fresh center (its own hash tag) loaded with the same workload, so runs
 cannot see each other's keys and every dispatcher starts from the same state.
@@ -10,24 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
 from acd.center import DEFAULT_BUDGET, Center
 from acd.dispatcher import Dispatcher
-from acd.functions import Functions
 from acd.naive import NaiveDispatcher
+from lab.bench.dispatchers import REPO, dispatcher_processes
+from lab.bench.posting import post_contacts
 from lab.bench.workload import (
     Check,
     Workload,
@@ -38,8 +36,8 @@ from lab.bench.workload import (
     used_memory,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 LANES = 4  # concurrent senders of the offered-rate runs
+POST_TIMEOUT = 300.0  # seconds for the API path's clients to post every contact
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -78,22 +76,6 @@ async def prepare(redis: Redis, workload: Workload, label: str, available: bool 
     per_agent = ((m1 - m0) - (s1 - s0)) / max(1, workload.agents)
     per_contact = ((m2 - m1) - (s2 - s1)) / max(1, len(specs))
     return Setup(center, per_agent, per_contact)
-
-
-class RecordingFunctions(Functions):
-    """The library's functions, remembering the pairs acd_dispatch returns."""
-
-    def __init__(self, redis: Redis, center: Center) -> None:
-        super().__init__(redis, center.keys)
-        self.pairs: list[tuple[str, str]] = []
-        self.calls = 0
-
-    async def dispatch(self, most: int, budget: int, service: bool = False
-                       ) -> tuple[list[tuple[str, str]], str]:
-        pairs, wake = await super().dispatch(most, budget, service)
-        self.pairs.extend(pairs)
-        self.calls += 1
-        return pairs, wake
 
 
 @dataclass
@@ -140,72 +122,14 @@ async def real_throughput(center: Center, specs: Sequence[tuple[str, list[str]]]
                           budget: int = DEFAULT_BUDGET) -> Throughput:
     """One acd.dispatcher.Dispatcher round over the pre-queued contacts: it calls
     acd_dispatch until a call assigns fewer than ``batch``."""
-    fn = RecordingFunctions(center.redis, center)
-    center.fn = fn
-    dispatcher = Dispatcher(center, batch=batch, budget=budget)
+    pairs: list[tuple[str, str]] = []
+    dispatcher = Dispatcher(center, batch=batch, budget=budget,
+                            on_round=lambda done: pairs.extend(done.pairs))
     start = time.perf_counter()
     await dispatcher.round()
     seconds = time.perf_counter() - start
-    check = await check_assignments(center, specs, fn.pairs)
-    return Throughput(dispatcher.assigned, seconds, check, fn.calls)
-
-
-# -- dispatcher processes ------------------------------------------------------------------
-_ASSIGNED = re.compile(r"assigned contact (\S+) to agent (\S+)")
-
-
-@dataclass
-class DispatcherProcess:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def pairs(self) -> list[tuple[str, str]]:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return [(m[1], m[2]) for m in _ASSIGNED.finditer(text)]
-
-
-async def xread_clients(redis: Redis) -> int:
-    clients = await cast(Any, redis.client_list())
-    return sum(1 for c in clients if c.get("cmd") == "xread")
-
-
-@asynccontextmanager
-async def dispatcher_processes(redis: Redis, url: str, center: Center, count: int,
-                               log_dir: Path, batch: int, debug: bool
-                               ) -> AsyncIterator[list[DispatcherProcess]]:
-    """``count`` processes of ``python -m acd.dispatcher``, started and waiting on the wake
-    stream when the block runs; stopped (SIGTERM, then SIGKILL) after it."""
-    before = await xread_clients(redis)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": url}
-    started: list[DispatcherProcess] = []
-    try:
-        for i in range(count):
-            log = log_dir / f"dispatcher-{center.name}-{i}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "acd.dispatcher", "--center", center.name,
-                     "--redis-url", url, "--batch", str(batch),
-                     "--log-level", "DEBUG" if debug else "WARNING"],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    cwd=REPO, env=env, start_new_session=True)
-            started.append(DispatcherProcess(proc, log))
-        deadline = time.monotonic() + 30
-        while await xread_clients(redis) - before < count:
-            dead = [p for p in started if p.proc.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                raise RuntimeError(f"dispatcher did not start; see {started[0].log}")
-            await asyncio.sleep(0.05)
-        yield started
-    finally:
-        for p in started:
-            if p.proc.poll() is None:
-                p.proc.send_signal(signal.SIGTERM)
-        for p in started:
-            try:
-                await asyncio.to_thread(p.proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                p.proc.kill()
-                await asyncio.to_thread(p.proc.wait, 5)
+    check = await check_assignments(center, specs, pairs)
+    return Throughput(dispatcher.assigned, seconds, check, dispatcher.rounds)
 
 
 @dataclass
@@ -235,7 +159,7 @@ async def multi_dispatchers(redis: Redis, url: str, workload: Workload, count: i
             start = time.perf_counter()
             goal, last, last_change = len(workload.contact_specs), -1, time.monotonic()
             while True:
-                assigned = int(await redis.hget(center.keys.stats, "assigned") or 0)
+                assigned = (await center.counters()).get("assigned", 0)
                 now = time.monotonic()
                 if assigned >= goal:
                     break
@@ -301,28 +225,25 @@ async def offered_latency(redis: Redis, url: str, workload: Workload, rate: floa
     async def observe(after: str) -> None:
         last = after
         while len(client_ms) < n:
-            reply = await cast(Any, redis.xread({center.keys.events: last}, count=500,
-                                                block=2000))
-            if not reply:
+            last, events = await center.events(last, block_ms=2000, count=500)
+            if not events:
                 if done.is_set():
                     return
                 continue
             seen = time.perf_counter()
-            for entry_id, fields in reply[0][1]:
-                last = entry_id
-                if fields.get("type") != "contact_assigned":
+            for event in events:
+                if event.type != "contact_assigned":
                     continue
-                cid = fields["contact"]
+                cid = event.fields["contact"]
                 if cid in sent_at:
                     client_ms.append((seen - sent_at[cid]) * 1000)
-                    server_ms.append(int(fields["wait_ms"]))
+                    server_ms.append(int(event.fields["wait_ms"]))
                     to_complete.put_nowait((seen + handle_ms / 1000, cid))
 
     try:
         async with dispatcher_processes(redis, url, center, dispatchers, log_dir, batch,
                                         debug=False):
-            tail = await cast(Any, redis.xrevrange(center.keys.events, count=1))
-            observer = asyncio.create_task(observe(tail[0][0] if tail else "0-0"))
+            observer = asyncio.create_task(observe(await center.last_event_id()))
             completing = [asyncio.create_task(completer()) for _ in range(LANES)]
             start = time.perf_counter()
 
@@ -381,8 +302,6 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
     """POST contacts to /v1/centers/{center}/contacts as fast as ``concurrency`` clients
     can, with one dispatcher process assigning them; contacts/s through the API into
     assignments."""
-    import httpx  # the API's own test dependency; only needed here
-
     from lab import apiserver
 
     setup = await prepare(redis, workload, "api", available=True, contacts=[])
@@ -391,33 +310,20 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
     api = await asyncio.to_thread(apiserver.start, {**os.environ, "REDIS_URL": url}, log, 1)
     specs = workload.contact_specs[:contacts]
     try:
-        async with (httpx.AsyncClient(base_url=api.url, timeout=10) as http,
-                    dispatcher_processes(redis, url, center, 1, log_dir, 200, debug=False)):
-            queue: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
-            for spec in specs:
-                queue.put_nowait(spec)
-            failures: list[str] = []
-
-            async def poster() -> None:
-                while not queue.empty():
-                    _, skills = queue.get_nowait()
-                    resp = await http.post(f"/v1/centers/{center.name}/contacts",
-                                           json={"skills": skills})
-                    if resp.status_code >= 300:
-                        failures.append(f"{resp.status_code} {resp.text[:200]}")
-
+        async with dispatcher_processes(redis, url, center, 1, log_dir, 200, debug=False):
             start = time.perf_counter()
-            await asyncio.gather(*(poster() for _ in range(concurrency)))
-            post_seconds = time.perf_counter() - start
-            if failures:
-                raise RuntimeError(f"API refused contacts: {failures[0]}")
+            posted = await post_contacts(api.url, center.name,
+                                         [skills for _, skills in specs], concurrency,
+                                         POST_TIMEOUT)
+            if posted.errors:
+                raise RuntimeError(f"API refused contacts: {posted.first_error}")
             assigned = 0
             give_up = time.monotonic() + 10
             while assigned < len(specs) and time.monotonic() < give_up:
-                assigned = int(await redis.hget(center.keys.stats, "assigned") or 0)
+                assigned = (await center.counters()).get("assigned", 0)
                 await asyncio.sleep(0.002)
             total = time.perf_counter() - start
-        return ApiResult(len(specs), post_seconds, assigned, total)
+        return ApiResult(len(specs), posted.seconds, assigned, total)
     finally:
         await asyncio.to_thread(apiserver.stop, api)
         await center.delete()

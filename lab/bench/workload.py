@@ -9,12 +9,11 @@ written behind the library's back.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -148,36 +147,30 @@ async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]
     contacts, freeing their agents for the next ones) a completed contact counts as
     assigned, and only the agents of contacts still assigned are checked.
     """
-    r, k = center.redis, center.keys
     check = Check(contacts=len(specs))
     by_agent: dict[str, list[str]] = {}
-    contact_agent: dict[str, str] = {}
     for start in range(0, len(specs), PIPELINE):
-        chunk = specs[start:start + PIPELINE]
-        docs = await cast(Any, r).execute_command(
-            "JSON.MGET", *[k.contact(c) for c, _ in chunk], ".")
-        for (cid, _), raw in zip(chunk, docs, strict=True):
-            doc = json.loads(raw) if raw else {}
-            if ended_ok and doc.get("state") == "completed" and doc.get("agent"):
+        chunk = [cid for cid, _ in specs[start:start + PIPELINE]]
+        for cid, contact in zip(chunk, await center.get_contacts(chunk), strict=True):
+            if contact is None:
+                continue
+            if ended_ok and contact.state == "completed" and contact.agent:
                 check.assigned += 1
-            elif doc.get("state") == "assigned" and doc.get("agent"):
+            elif contact.state == "assigned" and contact.agent:
                 check.assigned += 1
-                contact_agent[cid] = doc["agent"]
-                by_agent.setdefault(doc["agent"], []).append(cid)
-            elif doc.get("state") == "queued":
+                by_agent.setdefault(contact.agent, []).append(cid)
+            elif contact.state == "queued":
                 check.still_queued += 1
     check.agents_with_two_contacts = sum(1 for cs in by_agent.values() if len(cs) > 1)
     need = dict(specs)
     agents = sorted(by_agent)
     for start in range(0, len(agents), PIPELINE):
         ids = agents[start:start + PIPELINE]
-        docs = await cast(Any, r).execute_command("JSON.MGET", *[k.agent(a) for a in ids], ".")
-        for aid, raw in zip(ids, docs, strict=True):
-            doc = json.loads(raw) if raw else {}
+        for aid, agent in zip(ids, await center.get_agents(ids), strict=True):
             cids = by_agent[aid]
-            if doc.get("state") != "busy" or doc.get("contact") not in cids:
+            if agent is None or agent.state != "busy" or agent.contact not in cids:
                 check.agent_contact_mismatch += 1
-            have = set(doc.get("skills", []))
+            have = set(agent.skills if agent else [])
             check.missing_skill += sum(1 for c in cids if not set(need[c]) <= have)
     if reported is not None:
         seen: set[str] = set()
@@ -185,8 +178,8 @@ async def check_assignments(center: Center, specs: Sequence[tuple[str, list[str]
             if cid in seen:
                 check.double_assigned_contacts += 1
             seen.add(cid)
-    counters = await r.hgetall(k.stats)
-    check.stats_assigned = check.assigned if naive else int(counters.get("assigned", 0))
+    counters = await center.counters()
+    check.stats_assigned = check.assigned if naive else counters.get("assigned", 0)
     if not naive:  # the textbook dispatcher keeps no agent documents in step
         found = await violations(center)
         check.violations, check.first_violations = len(found), found[:5]

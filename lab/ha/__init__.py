@@ -7,7 +7,17 @@
     >>> lab.ha.stop()
 
 Command line: ``python -m lab.ha start|stop|status|drill``. Linux and root only.
+``./start.sh --ha`` puts the ACD on top (lab.ha.launcher); the failover drill is lab.drill.
+
+The modules, each importing only those above it: net (bridge, namespaces), layout
+(addresses, HATopology, Redis clients, platform checks), state (run dir, state file), procs
+(processes in namespaces, recorded in the state file), roles (who is primary, who holds the
+VIP), configs, components (how Redis, Sentinel, HAProxy, keepalived start), services (start
+and stop the topology), failover (failures on purpose), hooks (API replicas, dispatchers),
+launcher (the whole lab).
 """
+
+from lab.errors import LabError
 
 from .configs import (
     render_haproxy_cfg,
@@ -17,18 +27,24 @@ from .configs import (
 )
 from .drill import DrillResult, drill_kill_primary, drill_stop_lb, run_drill
 from .failover import kill_haproxy, kill_primary, restart_node, start_lb, stop_lb, stop_node
-from .hooks import run_in_namespace, start_api_replicas, start_dispatchers, stop_in_namespace
+from .hooks import (
+    app_pids,
+    run_in_namespace,
+    start_api_replicas,
+    start_dispatchers,
+    stop_in_namespace,
+)
 from .layout import (
     DEFAULT_RUN_DIR,
     VIP,
     HATopology,
     check_platform,
     ensure_packages,
-    topology,
+    redis_client,
 )
-from .net import LabError
 from .roles import format_status, primary, status, vip_holder, vip_holders
 from .services import start, stop
+from .state import resolve_run_dir, running_topology, topology
 
 __all__ = [
     "DEFAULT_RUN_DIR",
@@ -36,6 +52,7 @@ __all__ = [
     "DrillResult",
     "HATopology",
     "LabError",
+    "app_pids",
     "check_platform",
     "drill_kill_primary",
     "drill_stop_lb",
@@ -44,13 +61,16 @@ __all__ = [
     "kill_haproxy",
     "kill_primary",
     "primary",
+    "redis_client",
     "render_haproxy_cfg",
     "render_keepalived_conf",
     "render_redis_conf",
     "render_sentinel_conf",
+    "resolve_run_dir",
     "restart_node",
     "run_drill",
     "run_in_namespace",
+    "running_topology",
     "start",
     "start_api_replicas",
     "start_dispatchers",

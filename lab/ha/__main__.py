@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
+from lab.errors import LabError
+
 from . import drill, layout, roles, services
-from .net import LabError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import failover, layout, roles
-from .net import LabError
+from lab.errors import LabError
+
+from . import failover, roles
+from . import state as lab_state
 
 
 @dataclass
@@ -56,7 +58,7 @@ def run_drill(
 ) -> DrillResult:
     """Write through the VIP, call ``action`` after ``warmup_s``, keep writing until writes
     have succeeded again for ``settle_s`` (or ``deadline_s`` passed), then verify."""
-    topo = layout.topology(run_dir)
+    topo = lab_state.topology(run_dir)
     key = f"lab:ha:drill:{uuid.uuid4().hex[:8]}"
     acked: list[int] = []
     errors: list[str] = []

@@ -19,7 +19,6 @@ import dataclasses
 import secrets
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,20 +26,17 @@ from typing import Any
 import redis
 
 from lab.envfile import read_env, write_env
-from lab.processes import Service, StartError, wait_until
+from lab.errors import LabError
+from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
 from lab.stack import EmbeddedLab, LabConfig, http_ok, port_taken
 
-from . import hooks, layout, net, procs, roles, services
-from .layout import PASSWORD_CHARS, HATopology
-from .net import LabError
+from . import hooks, layout, roles, services
+from .hooks import APP_ROLE, dispatcher_address
+from .layout import PASSWORD_CHARS, REPO, HATopology
+from .procs import recorded_pid
+from .state import load_state, running_topology
 
-REPO = Path(__file__).resolve().parents[2]
-APP_ROLE = "app"  # the role name hooks give API replicas and dispatchers
 DISPATCHER_PREFIX = "disp"
-
-
-def dispatcher_address(i: int) -> str:
-    return f"192.168.20.{layout.DISPATCHER_BASE + i - 1}"
 
 
 class HALab:
@@ -57,11 +53,7 @@ class HALab:
     # -- what runs where --------------------------------------------------------------
     def topology(self) -> HATopology | None:
         """The running topology, or None when the HA environment is not up."""
-        state = layout._load_state(self.run_dir)
-        if state is None:
-            return None
-        topo = HATopology.from_dict(state["topology"])
-        return topo if net.link_exists(topo.bridge) else None
+        return running_topology(self.run_dir)
 
     def is_up(self) -> bool:
         return self.topology() is not None
@@ -89,10 +81,9 @@ class HALab:
         return dataclasses.replace(base, run_dir=self.run_dir, env=env)
 
     def _app_pid(self, host: str) -> int | None:
-        state = layout._load_state(self.run_dir) or {"processes": {}}
-        entry = state["processes"].get(f"{host}/{APP_ROLE}")
-        pid = entry["pid"] if entry else None
-        return pid if procs.alive(pid) else None
+        state = load_state(self.run_dir) or {"processes": {}}
+        pid = recorded_pid(state, host, APP_ROLE)
+        return pid if pid_alive(pid) else None
 
     def _log(self, host: str) -> Path:
         return self.run_dir / host / f"{APP_ROLE}.log"
@@ -249,7 +240,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             wait_until(
                 http_ok(f"{topo.api_url}/health"), 30, f"the API through the VIP {topo.api_url}"
             )
-        except (LabError, TimeoutError) as exc:
+        except LabError as exc:
             names = ", ".join(f"{n}: {self._log(n)}" for n, _, _ in missing)
             raise StartError(f"API replicas: {exc}; see the logs ({names})") from exc
         for name, addr, port in missing:
@@ -268,8 +259,8 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             return check()
 
         try:
-            _wait(ready, timeout, what)
-        except TimeoutError as exc:
+            wait_until(ready, timeout, what, interval=0.1)
+        except WaitTimeout as exc:
             raise StartError(f"{what} did not answer {url}; see {self._log(host)}") from exc
 
     def _start_dispatchers(
@@ -307,8 +298,9 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
                     return f"acd-dispatcher-{p}" in {c.get("name") for c in r.client_list()}
 
             try:
-                _wait(connected, 30, f"dispatcher {name} connected through the VIP")
-            except TimeoutError as exc:
+                wait_until(connected, 30, f"dispatcher {name} connected through the VIP",
+                           interval=0.1)
+            except WaitTimeout as exc:
                 raise StartError(f"{exc}; see {self._log(name)}") from exc
             echo(
                 f"  {'dispatcher ' + name:<15} started (pid {pid}), connected through the VIP, "
@@ -330,23 +322,6 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             shutil.rmtree(self.run_dir, ignore_errors=True)
             echo(f"  HA run dir deleted ({self.run_dir})")
         return removed
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until true; a StartError from it ends the wait at once (a process
-    exited), any other error means 'not yet'. TimeoutError names ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except StartError:
-            raise
-        except Exception:  # noqa: BLE001 - a probe may fail while a component starts
-            pass
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
-        time.sleep(0.1)
 
 
 def ha_state_exists(config: LabConfig | None = None) -> bool:

@@ -1,17 +1,14 @@
-"""The HA topology: addresses, ports, the state file, platform checks, Redis helpers.
+"""The HA topology: addresses, ports, platform checks, Redis clients of its nodes.
 
 Each host is a Linux network namespace ``acd-<host>`` plugged into the bridge
 ``acdlab-br0`` (192.168.20.0/24); the machine itself is 192.168.20.1 on that bridge, so
 programs on the machine reach the VIP 192.168.20.100. Nothing is routed anywhere else.
 
-Everything the lab writes (configs, pid files, logs, data, the state file) lives under
-the run dir, by default ``<repo>/.lab/ha``. ``stop()`` removes exactly what ``start()``
-recorded in the state file.
+Where the lab writes its files and what it started: ``lab.ha.state``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -24,8 +21,9 @@ from typing import Any
 
 import redis
 
+from lab.errors import LabError
+
 from . import net
-from .net import LabError
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RUN_DIR = REPO / ".lab" / "ha"
@@ -46,8 +44,6 @@ DEFAULT_API_SERVERS: list[tuple[str, str, int]] = [
 ]
 DISPATCHER_BASE = 31  # dispatcher hosts disp1, disp2, ... get .31, .32, ...
 PASSWORD_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-_active_run_dir: Path | None = None
 
 
 # --------------------------------------------------------------------------- topology
@@ -111,78 +107,9 @@ class HATopology:
         kwargs["api_servers"] = [tuple(s) for s in kwargs.get("api_servers", [])]
         return cls(**kwargs)
 
-    # Convenience: the module's helpers bound to this topology.
-    def primary(self) -> str:
-        from .roles import primary
-
-        return primary(self.run_dir)
-
-    def vip_holder(self) -> str | None:
-        from .roles import vip_holder
-
-        return vip_holder(self.run_dir)
-
     def client(self, **kwargs: object) -> redis.Redis:
         """A redis-py client through the VIP."""
-        return _client(self.vip, self.redis_port, self.password, **kwargs)
-
-
-# --------------------------------------------------------------------------- state file
-
-
-def _state_path(run_dir: Path) -> Path:
-    return run_dir / "state.json"
-
-
-def _resolve_run_dir(run_dir: Path | str | None) -> Path:
-    if run_dir is not None:
-        return Path(run_dir)
-    if _active_run_dir is not None:
-        return _active_run_dir
-    return Path(os.environ.get("LAB_HA_DIR", DEFAULT_RUN_DIR))
-
-
-def _load_state(run_dir: Path) -> dict[str, Any] | None:
-    path = _state_path(run_dir)
-    if not path.exists():
-        return None
-    state: dict[str, Any] = json.loads(path.read_text())
-    return state
-
-
-def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
-    path = _state_path(run_dir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.chmod(tmp, 0o600)  # it holds the password
-    tmp.replace(path)
-
-
-def _require_state(run_dir: Path | str | None) -> tuple[Path, dict[str, Any], HATopology]:
-    rd = _resolve_run_dir(run_dir)
-    state = _load_state(rd)
-    if state is None:
-        raise LabError(
-            f"the HA lab is not running (no {_state_path(rd)}): run `python -m lab.ha start`"
-        )
-    return rd, state, HATopology.from_dict(state["topology"])
-
-
-def set_active(run_dir: Path) -> None:
-    """Make ``run_dir`` the default of every helper called without one (this process)."""
-    global _active_run_dir
-    _active_run_dir = run_dir
-
-
-def clear_active(run_dir: Path) -> None:
-    global _active_run_dir
-    if _active_run_dir == run_dir:
-        _active_run_dir = None
-
-
-def topology(run_dir: Path | str | None = None) -> HATopology:
-    """The topology of the running lab."""
-    return _require_state(run_dir)[2]
+        return redis_client(self.vip, self.redis_port, self.password, **kwargs)
 
 
 # --------------------------------------------------------------------------- checks
@@ -201,7 +128,7 @@ def check_platform() -> str | None:
 
 def ensure_packages(timeout: float = 900) -> None:
     """Install HAProxy and keepalived from Debian packages when they are missing."""
-    missing = [p for p in ("haproxy", "keepalived") if not _which(p)]
+    missing = [p for p in ("haproxy", "keepalived") if not find_program(p)]
     if not missing:
         return
     if not shutil.which("apt-get"):
@@ -214,19 +141,21 @@ def ensure_packages(timeout: float = 900) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0:
             raise LabError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-2000:]}")
-    still = [p for p in missing if not _which(p)]
+    still = [p for p in missing if not find_program(p)]
     if still:
         raise LabError(f"{', '.join(still)} still missing after apt-get install")
 
 
-def _which(prog: str) -> str | None:
+def find_program(prog: str) -> str | None:
+    """``prog`` on PATH or in the sbin folders (not on a plain user's PATH)."""
     return shutil.which(prog) or shutil.which(prog, path="/usr/sbin:/sbin:/usr/bin")
 
 
 # --------------------------------------------------------------------------- redis helpers
 
 
-def _client(host: str, port: int, password: str | None, **kwargs: object) -> redis.Redis:
+def redis_client(host: str, port: int, password: str | None, **kwargs: object) -> redis.Redis:
+    """A client with 1 s timeouts (``kwargs`` override them)."""
     opts: dict[str, object] = dict(
         host=host,
         port=port,
@@ -239,11 +168,13 @@ def _client(host: str, port: int, password: str | None, **kwargs: object) -> red
     return redis.Redis(**opts)  # type: ignore[arg-type]
 
 
-def _info_replication(topo: HATopology, name: str) -> dict[str, Any]:
-    with _client(topo.nodes[name], NODE_PORT, topo.password) as r:
+def replication_info(topo: HATopology, name: str) -> dict[str, Any]:
+    """INFO replication of node ``name``, asked directly (not through the VIP)."""
+    with redis_client(topo.nodes[name], NODE_PORT, topo.password) as r:
         info: dict[str, Any] = r.info("replication")
         return info
 
 
-def _sentinel(topo: HATopology, name: str) -> redis.Redis:
-    return _client(topo.nodes[name], SENTINEL_PORT, None)
+def sentinel_client(topo: HATopology, name: str) -> redis.Redis:
+    """A client of the Sentinel on node ``name``."""
+    return redis_client(topo.nodes[name], SENTINEL_PORT, None)

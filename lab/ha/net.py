@@ -48,6 +48,11 @@ def ns_name(host: str) -> str:
     return f"{NS_PREFIX}{host}"
 
 
+def in_namespace(host: str, cmd: Sequence[str]) -> list[str]:
+    """``cmd`` run inside namespace acd-<host>."""
+    return ["ip", "netns", "exec", ns_name(host), *cmd]
+
+
 def veth_name(host: str) -> str:
     return f"{VETH_PREFIX}{host}"
 

@@ -1,120 +1,82 @@
-"""Processes of the HA lab: started in a namespace, with a pid file and a log file.
-
-Processes run in the foreground (no self-daemonizing) in their own session, so the lab
-knows their pid exactly and can reap them. A dead process that nobody reaped stays a
-zombie (on machines whose init does not reap orphans): liveness checks treat a zombie
-as dead.
-"""
+"""Processes of the HA lab: each runs inside a host's network namespace (or on the machine
+itself), in the foreground in a session of its own, and is recorded in the state file
+(host, role, pid, command, log), so that stop() ends exactly what the lab started.
+Starting, liveness and stopping are lab.processes'."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from .net import LabError, ns_name
+from lab.errors import LabError
+from lab.processes import cmdline, pid_alive, spawn, stop_pids
 
-# Popen handles of the processes this Python process started, to reap them.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+from . import net
+from .state import State, save_state
+
+MACHINE = "host"  # the host name of this machine itself (no namespace)
 
 
-def spawn(
-    host: str | None,
+def process_key(host: str, role: str) -> str:
+    return f"{host}/{role}"
+
+
+def recorded_pid(state: State, host: str, role: str) -> int | None:
+    """The pid the state file records for ``role`` on ``host`` (alive or not)."""
+    entry = state["processes"].get(process_key(host, role))
+    return int(entry["pid"]) if entry else None
+
+
+def is_running(state: State, host: str, role: str) -> bool:
+    return pid_alive(recorded_pid(state, host, role))
+
+
+def start_process(
+    run_dir: Path,
+    state: State,
+    host: str,
+    role: str,
     cmd: Sequence[str],
-    *,
-    log: Path,
-    pidfile: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
-    """Start ``cmd`` inside namespace acd-<host> (or on the machine when host is None)."""
-    argv = list(cmd) if host is None else ["ip", "netns", "exec", ns_name(host), *cmd]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=str(cwd) if cwd else None,
-            start_new_session=True,
-        )
-    _CHILDREN[proc.pid] = proc
-    pidfile.parent.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text(f"{proc.pid}\n")
-    return proc.pid
+    """Start ``cmd`` as ``role`` on ``host`` (inside namespace acd-<host>, or on the
+    machine when host is MACHINE), logging to ``<run dir>/<host>/<role>.log``; record it
+    in the state file. Returns its pid."""
+    key = process_key(host, role)
+    old = recorded_pid(state, host, role)
+    if pid_alive(old):
+        raise LabError(f"{key} already runs (pid {old})")
+    log = run_dir / host / f"{role}.log"
+    pid_file = run_dir / host / f"{role}.pid"
+    argv = list(cmd) if host == MACHINE else net.in_namespace(host, cmd)
+    pid = spawn(argv, log=log, pid_file=pid_file, env=env, cwd=cwd).pid
+    state["processes"][key] = {
+        "host": host,
+        "role": role,
+        "pid": pid,
+        "cmd": list(cmd),
+        "log": str(log),
+        "pidfile": str(pid_file),
+    }
+    save_state(run_dir, state)
+    return pid
 
 
-def reap() -> None:
-    for pid, proc in list(_CHILDREN.items()):
-        if proc.poll() is not None:
-            del _CHILDREN[pid]
+def stop_process(
+    run_dir: Path, state: State, host: str, role: str, sig: int = signal.SIGTERM
+) -> None:
+    """Stop ``role`` on ``host`` (``sig``, SIGKILL after 5 s) and forget it."""
+    pid = recorded_pid(state, host, role)
+    if pid:
+        stop_pids([pid], 5.0, sig=sig)
+    state["processes"].pop(process_key(host, role), None)
+    save_state(run_dir, state)
 
 
-def alive(pid: int | None) -> bool:
-    """True when the process exists and is not a zombie."""
-    if not pid:
-        return False
-    reap()
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def signal_pid(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def terminate(pid: int | None, *, timeout: float = 5.0, sig: int = signal.SIGTERM) -> None:
-    """Send ``sig``, wait up to ``timeout`` for the process to end, then SIGKILL it."""
-    if not pid or not alive(pid):
-        return
-    signal_pid(pid, sig)
-    if wait_until(lambda: not alive(pid), timeout, raise_on_timeout=False):
-        return
-    signal_pid(pid, signal.SIGKILL)
-    wait_until(lambda: not alive(pid), 5, what=f"pid {pid} to die after SIGKILL")
-
-
-def wait_until(
-    predicate: Callable[[], object],
-    timeout: float,
-    *,
-    interval: float = 0.1,
-    what: str = "condition",
-    raise_on_timeout: bool = True,
-) -> bool:
-    """Poll ``predicate`` until it is truthy or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while True:
-        try:
-            if predicate():
-                return True
-        except Exception as exc:  # noqa: BLE001 - a probe may fail while a component starts
-            last_exc = exc
-        if time.monotonic() >= deadline:
-            if raise_on_timeout:
-                detail = f" (last error: {last_exc})" if last_exc else ""
-                raise LabError(f"timed out after {timeout}s waiting for {what}{detail}")
-            return False
-        time.sleep(interval)
+def is_ours(entry: Mapping[str, Any]) -> bool:
+    """The recorded process still runs the command we started (its pid was not recycled)."""
+    line = cmdline(int(entry["pid"]))
+    return bool(line) and Path(entry["cmd"][0]).name in line

@@ -7,24 +7,20 @@ from typing import Any
 
 import redis
 
-from . import net, procs
-from .layout import (
-    HATopology,
-    _info_replication,
-    _load_state,
-    _require_state,
-    _resolve_run_dir,
-    _sentinel,
-)
-from .net import LabError
+from lab.errors import LabError
+from lab.processes import pid_alive
+
+from . import net
+from .layout import HATopology, replication_info, sentinel_client
+from .state import load_state, require_state, resolve_run_dir
 
 # --------------------------------------------------------------------------- status
 
 
 def status(run_dir: Path | str | None = None) -> dict[str, Any]:
     """What runs: processes (alive or not), primary, replicas, VIP holder."""
-    rd = _resolve_run_dir(run_dir).resolve()
-    state = _load_state(rd)
+    rd = resolve_run_dir(run_dir)
+    state = load_state(rd)
     if state is None:
         return {"running": False, "run_dir": str(rd)}
     topo = HATopology.from_dict(state["topology"])
@@ -35,7 +31,7 @@ def status(run_dir: Path | str | None = None) -> dict[str, Any]:
         "redis_url": topo.redis_url.replace(topo.password, "***"),
         "api_url": topo.api_url,
         "stats_url": topo.stats_url,
-        "processes": {k: procs.alive(e["pid"]) for k, e in sorted(state["processes"].items())},
+        "processes": {k: pid_alive(e["pid"]) for k, e in sorted(state["processes"].items())},
     }
     try:
         info["primary"] = primary(rd)
@@ -44,7 +40,7 @@ def status(run_dir: Path | str | None = None) -> dict[str, Any]:
     roles = {}
     for name in topo.nodes:
         try:
-            roles[name] = _info_replication(topo, name).get("role")
+            roles[name] = replication_info(topo, name).get("role")
         except (redis.RedisError, OSError):
             roles[name] = "down"
     info["roles"] = roles
@@ -74,12 +70,12 @@ def format_status(info: dict[str, Any]) -> str:
 
 def primary(run_dir: Path | str | None = None) -> str:
     """The node that the Sentinels' majority names as primary."""
-    _, _, topo = _require_state(run_dir)
+    _, _, topo = require_state(run_dir)
     by_ip = {addr: name for name, addr in topo.nodes.items()}
     votes: dict[str, int] = {}
     for name in topo.nodes:
         try:
-            with _sentinel(topo, name) as s:
+            with sentinel_client(topo, name) as s:
                 addr, _port = s.execute_command(
                     "SENTINEL", "GET-MASTER-ADDR-BY-NAME", topo.master_name
                 )
@@ -93,7 +89,8 @@ def primary(run_dir: Path | str | None = None) -> str:
 
 
 def vip_holders(run_dir: Path | str | None = None) -> list[str]:
-    _, _, topo = _require_state(run_dir)
+    """Every balancer holding the VIP (more than one: split brain)."""
+    _, _, topo = require_state(run_dir)
     return [name for name in topo.lbs if net.has_address(name, topo.vip)]
 
 

@@ -4,156 +4,40 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from . import net, procs
-from .configs import (
-    write_configs,
-)
+from lab.binaries import redis_server, rejson_module
+from lab.errors import LabError
+from lab.processes import pid_alive, stop_pids, wait_until
+
+from . import net
+from .components import start_haproxy, start_keepalived, start_redis, start_sentinel
+from .configs import write_configs
 from .layout import (
     DEFAULT_API_SERVERS,
     NODE_PORT,
     PASSWORD_CHARS,
-    REDIS_PORT,
     HATopology,
-    _client,
-    _info_replication,
-    _load_state,
-    _resolve_run_dir,
-    _save_state,
-    _sentinel,
-    _state_path,
-    _which,
     check_platform,
-    clear_active,
     ensure_packages,
+    redis_client,
+    replication_info,
+    sentinel_client,
+)
+from .procs import is_ours
+from .roles import format_status, status
+from .state import (
+    State,
+    clear_active,
+    load_state,
+    resolve_run_dir,
+    save_state,
     set_active,
+    state_path,
 )
-from .net import LabError
-from .roles import (
-    format_status,
-    status,
-)
-
-# --------------------------------------------------------------------------- processes
-
-
-def _proc_key(host: str, role: str) -> str:
-    return f"{host}/{role}"
-
-
-def _start_process(
-    rd: Path,
-    state: dict[str, Any],
-    host: str,
-    role: str,
-    cmd: Sequence[str],
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> int:
-    key = _proc_key(host, role)
-    old = state["processes"].get(key)
-    if old and procs.alive(old["pid"]):
-        raise LabError(f"{key} already runs (pid {old['pid']})")
-    log = rd / host / f"{role}.log"
-    pidfile = rd / host / f"{role}.pid"
-    pid = procs.spawn(
-        host if host != "host" else None, cmd, log=log, pidfile=pidfile, env=env, cwd=cwd
-    )
-    state["processes"][key] = {
-        "host": host,
-        "role": role,
-        "pid": pid,
-        "cmd": list(cmd),
-        "log": str(log),
-        "pidfile": str(pidfile),
-    }
-    _save_state(rd, state)
-    return pid
-
-
-def _pid(state: dict[str, Any], host: str, role: str) -> int | None:
-    entry = state["processes"].get(_proc_key(host, role))
-    return entry["pid"] if entry else None
-
-
-def _stop_process(
-    rd: Path, state: dict[str, Any], host: str, role: str, sig: int = signal.SIGTERM
-) -> None:
-    pid = _pid(state, host, role)
-    if pid and procs.alive(pid):
-        procs.terminate(pid, sig=sig)
-    state["processes"].pop(_proc_key(host, role), None)
-    _save_state(rd, state)
-
-
-def _start_redis(rd: Path, state: dict[str, Any], topo: HATopology, name: str) -> None:
-    from lab.binaries import redis_server
-
-    _start_process(rd, state, name, "redis", [str(redis_server()), str(rd / name / "redis.conf")])
-
-
-def _start_sentinel(rd: Path, state: dict[str, Any], topo: HATopology, name: str) -> None:
-    from lab.binaries import redis_server
-
-    _start_process(
-        rd,
-        state,
-        name,
-        "sentinel",
-        [str(redis_server()), str(rd / name / "sentinel.conf"), "--sentinel"],
-    )
-
-
-def _start_haproxy(rd: Path, state: dict[str, Any], name: str) -> None:
-    cfg = rd / name / "haproxy.cfg"
-    net.run([_which("haproxy") or "haproxy", "-c", "-q", "-f", str(cfg)])
-    _start_process(
-        rd, state, name, "haproxy", [_which("haproxy") or "haproxy", "-db", "-f", str(cfg)]
-    )
-    pid = _pid(state, name, "haproxy")
-    procs.wait_until(
-        lambda: procs.alive(pid) and _listening(name, REDIS_PORT),
-        10,
-        what=f"HAProxy on {name} to listen",
-    )
-
-
-def _listening(host: str, port: int) -> bool:
-    out = net.run(
-        ["ip", "netns", "exec", net.ns_name(host), "ss", "-Hltn", f"sport = :{port}"], check=False
-    )
-    return bool(out.strip())
-
-
-def _start_keepalived(rd: Path, state: dict[str, Any], name: str) -> None:
-    d = rd / name
-    _start_process(
-        rd,
-        state,
-        name,
-        "keepalived",
-        [
-            _which("keepalived") or "keepalived",
-            "-n",
-            "-l",
-            "-D",
-            "-G",
-            "-P",
-            "-f",
-            str(d / "keepalived.conf"),
-            "-p",
-            str(d / "keepalived-main.pid"),
-            "-r",
-            str(d / "keepalived-vrrp.pid"),
-        ],
-    )
-
 
 # --------------------------------------------------------------------------- start / stop
 
@@ -176,8 +60,8 @@ def start(
     why = check_platform()
     if why:
         raise LabError(why)
-    rd = _resolve_run_dir(run_dir).resolve()
-    existing = _load_state(rd)
+    rd = resolve_run_dir(run_dir)
+    existing = load_state(rd)
     if existing is not None:
         topo = HATopology.from_dict(existing["topology"])
         if net.link_exists(topo.bridge):
@@ -203,8 +87,6 @@ def start(
             "Free it, or stop the other lab (python -m lab.ha stop --run-dir ...)"
         )
     ensure_packages()
-    from lab.binaries import redis_server, rejson_module
-
     redis_server()  # fail early with a clear message when missing
     module = rejson_module()
 
@@ -219,24 +101,24 @@ def start(
     rd.mkdir(parents=True, exist_ok=True)
     for host in [*topo.nodes, *topo.lbs, *(s[0] for s in topo.api_servers)]:
         shutil.rmtree(rd / host, ignore_errors=True)
-    state: dict[str, Any] = {
+    state: State = {
         "topology": topo.to_dict(),
         "bridge": None,
         "hosts": [],
         "processes": {},
         "started_at": time.time(),
     }
-    _save_state(rd, state)
+    save_state(rd, state)
     set_active(rd)
     try:
         net.create_bridge()
         state["bridge"] = net.BRIDGE
-        _save_state(rd, state)
+        save_state(rd, state)
         hosts = {**topo.nodes, **topo.lbs}
         hosts.update({n: a for n, a, _ in topo.api_servers if a != topo.host_ip})
         for host, addr in hosts.items():
             state["hosts"].append(host)
-            _save_state(rd, state)
+            save_state(rd, state)
             net.create_host(host, addr)
         write_configs(topo, module)
         _bring_up(rd, state, topo, timeout)
@@ -246,57 +128,58 @@ def start(
     return topo
 
 
-def _bring_up(rd: Path, state: dict[str, Any], topo: HATopology, timeout: float) -> None:
+def _bring_up(rd: Path, state: State, topo: HATopology, timeout: float) -> None:
     deadline = time.monotonic() + timeout
 
     def left() -> float:
         return max(1.0, deadline - time.monotonic())
 
     for name in topo.nodes:
-        _start_redis(rd, state, topo, name)
+        start_redis(rd, state, name)
     for name in topo.nodes:
-        procs.wait_until(
-            lambda n=name: _client(topo.nodes[n], NODE_PORT, topo.password).ping(),  # type: ignore[misc]
-            left(),
-            what=f"redis on {name} to answer PING",
-        )
+        wait_until(lambda n=name: _pings(topo, n), left(), f"redis on {name} to answer PING")  # type: ignore[misc]
     replicas = list(topo.nodes)[1:]
-    procs.wait_until(
-        lambda: all(_info_replication(topo, n).get("master_link_status") == "up" for n in replicas),
+    wait_until(
+        lambda: all(replication_info(topo, n).get("master_link_status") == "up" for n in replicas),
         left(),
-        what="both replicas to sync with the primary",
+        "both replicas to sync with the primary",
     )
     for name in topo.nodes:
-        _start_sentinel(rd, state, topo, name)
-    procs.wait_until(
+        start_sentinel(rd, state, name)
+    wait_until(
         lambda: _sentinels_ready(topo),
         left(),
+        "every Sentinel to see 2 replicas and 2 other Sentinels",
         interval=0.25,
-        what="every Sentinel to see 2 replicas and 2 other Sentinels",
     )
     names = list(topo.lbs)
     for name in names:
-        _start_haproxy(rd, state, name)
+        start_haproxy(rd, state, name)
     # keepalived on lb1 first so that it takes the VIP (nopreempt keeps it where it is).
-    _start_keepalived(rd, state, names[0])
-    procs.wait_until(
+    start_keepalived(rd, state, names[0])
+    wait_until(
         lambda: net.has_address(names[0], topo.vip),
         left(),
+        f"the VIP {topo.vip} on {names[0]}",
         interval=0.2,
-        what=f"the VIP {topo.vip} on {names[0]}",
     )
-    _start_keepalived(rd, state, names[1])
-    procs.wait_until(
+    start_keepalived(rd, state, names[1])
+    wait_until(
         lambda: _vip_role(topo) == "master",
         left(),
+        "role:master through the VIP",
         interval=0.2,
-        what="role:master through the VIP",
     )
+
+
+def _pings(topo: HATopology, name: str) -> bool:
+    with redis_client(topo.nodes[name], NODE_PORT, topo.password) as r:
+        return bool(r.ping())
 
 
 def _sentinels_ready(topo: HATopology) -> bool:
     for name in topo.nodes:
-        with _sentinel(topo, name) as s:
+        with sentinel_client(topo, name) as s:
             reps = s.execute_command("SENTINEL", "REPLICAS", topo.master_name)
             sents = s.execute_command("SENTINEL", "SENTINELS", topo.master_name)
         if len(reps) < len(topo.nodes) - 1 or len(sents) < len(topo.nodes) - 1:
@@ -314,8 +197,8 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
 
     Returns what was removed. Removes nothing the state file does not name.
     """
-    rd = _resolve_run_dir(run_dir).resolve()
-    state = _load_state(rd)
+    rd = resolve_run_dir(run_dir)
+    state = load_state(rd)
     if state is None:
         return []
     removed: list[str] = []
@@ -326,43 +209,20 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
         [e for e in entries if e["role"] == "keepalived"],
         [e for e in entries if e["role"] != "keepalived"],
     ):
-        ours = [e for e in group if procs.alive(e["pid"]) and _is_ours(e["pid"], e)]
-        _terminate_all([e["pid"] for e in ours], timeout=8)
+        ours = [e for e in group if pid_alive(e["pid"]) and is_ours(e)]
+        stop_pids([e["pid"] for e in ours], timeout=8)
         removed += [f"process {e['host']}/{e['role']} (pid {e['pid']})" for e in ours]
     for host in state.get("hosts", []):
         # anything else still running inside a namespace the lab made is the lab's too
         if net.ns_name(host) in net.namespaces():
             for pid in net.ns_pids(host):
-                procs.terminate(pid, timeout=3)
+                stop_pids([pid], timeout=3)
                 removed.append(f"process pid {pid} in {net.ns_name(host)}")
         net.delete_host(host)
         removed.append(f"namespace {net.ns_name(host)}")
     if state.get("bridge"):
         net.delete_bridge()
         removed.append(f"bridge {state['bridge']}")
-    procs.reap()
-    _state_path(rd).unlink(missing_ok=True)
+    state_path(rd).unlink(missing_ok=True)
     clear_active(rd)
     return removed
-
-
-def _terminate_all(pids: list[int], timeout: float) -> None:
-    """SIGTERM every pid, wait for all of them, SIGKILL what is left at the deadline."""
-    for pid in pids:
-        procs.signal_pid(pid, signal.SIGTERM)
-    if procs.wait_until(
-        lambda: not any(procs.alive(p) for p in pids), timeout, raise_on_timeout=False
-    ):
-        return
-    for pid in pids:
-        if procs.alive(pid):
-            procs.signal_pid(pid, signal.SIGKILL)
-    procs.wait_until(
-        lambda: not any(procs.alive(p) for p in pids), 5, what="processes to die after SIGKILL"
-    )
-
-
-def _is_ours(pid: int, entry: dict[str, Any]) -> bool:
-    """Guard against a recycled pid: the command line must still be the one we started."""
-    line = procs.cmdline(pid)
-    return bool(line) and Path(entry["cmd"][0]).name in line

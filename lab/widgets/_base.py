@@ -252,11 +252,5 @@ def age(ms: int | None) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
 
 
-async def server_ms(redis: Any) -> int:
-    """Redis's clock in ms: ages computed against it agree with the Lua functions."""
-    sec, usec = await redis.time()
-    return int(sec) * 1000 + int(usec) // 1000
-
-
 def error_html(exc: BaseException) -> str:
     return f"<span style='color:#b00'>⚠ {esc(type(exc).__name__)}: {esc(exc)}</span>"

@@ -28,21 +28,14 @@ import weakref
 from typing import Any, ClassVar
 
 from acd import Center
-from acd.commands import xread
 from lab.widgets._base import TaskRunner
 
-Event = dict[str, str]
+Event = dict[str, str]  # an event's fields, "type" included
 
 
 def stream_key(stream_id: str) -> tuple[int, int]:
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-async def stream_tip(redis: Any, key: str) -> str:
-    """The id of the newest entry of a stream ("0-0" if it is empty or missing)."""
-    last = await redis.xrevrange(key, count=1)
-    return str(last[0][0]) if last else "0-0"
 
 
 async def dispatchers_connected(redis: Any) -> int | None:
@@ -189,7 +182,6 @@ class Following(TaskRunner):
                 and time.monotonic() - self._started >= self.max_seconds)
 
     async def _follow(self, run: int) -> None:
-        redis, key = self.center.redis, self.center.keys.events
         failures = 0
         while _live(run, self._run):
             if self._expired():
@@ -198,13 +190,13 @@ class Following(TaskRunner):
             try:
                 async with asyncio.timeout(self.block_s + self.call_timeout):
                     if self.cursor is None:
-                        tip = await stream_tip(redis, key)
+                        tip = await self.center.last_event_id()
                         await self._on_start(tip)
                         self.cursor = tip
                         self.invalidate(full=True)
                         continue
-                    reply = await xread(redis, {key: self.cursor},
-                                        block_ms=max(1, int(self.block_s * 1000)), count=500)
+                    last_id, read = await self.center.events(
+                        self.cursor, block_ms=max(1, int(self.block_s * 1000)), count=500)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -215,10 +207,9 @@ class Following(TaskRunner):
                 continue
             if run != self._run:
                 return
-            events = [fields for _, rows in reply for _, fields in rows]
-            if events:
-                self.cursor = str(reply[-1][1][-1][0])
-                self.invalidate(events)
+            if read:
+                self.cursor = last_id
+                self.invalidate([event.fields for event in read])
             else:
                 self.invalidate(full=True)  # quiet: re-read, for writers without events
 
@@ -259,7 +250,7 @@ class Following(TaskRunner):
         deadline = time.monotonic() + timeout
         while True:
             await self._quiet(deadline)
-            tip = await stream_tip(self.center.redis, self.center.keys.events)
+            tip = await self.center.last_event_id()
             while not self.caught_up(tip):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{type(self).__name__} did not catch up with the "

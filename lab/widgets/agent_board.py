@@ -28,9 +28,8 @@ from typing import Any
 import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import Agent, AgentState, Center
-from acd.commands import command
 from acd.errors import ACDError
-from lab.widgets._base import LoopToggle, age, error_html, esc, server_ms
+from lab.widgets._base import LoopToggle, age, error_html, esc
 from lab.widgets._follow import Event, Following
 
 Listener = Callable[[Agent], None]
@@ -261,18 +260,17 @@ class AgentBoard(Following):
                 full = True  # center_state, skill_deleted, anything new: read everything
         if full:
             agents = await self.center.list_agents()
-            self.now_ms = await server_ms(self.center.redis)
+            self.now_ms = await self.center.server_ms()
             self.agents = {a.id: a for a in agents}
         elif ids:
             wanted = sorted(ids)
-            docs = await command(self.center.redis, "JSON.MGET",
-                                 *[self.center.keys.agent(i) for i in wanted], ".")
-            self.now_ms = await server_ms(self.center.redis)
-            for agent_id, doc in zip(wanted, docs, strict=True):
-                if doc is None:
+            found = await self.center.get_agents(wanted)
+            self.now_ms = await self.center.server_ms()
+            for agent_id, agent in zip(wanted, found, strict=True):
+                if agent is None:
                     self.agents.pop(agent_id, None)
                 else:
-                    self.agents[agent_id] = Agent.model_validate_json(doc)
+                    self.agents[agent_id] = agent
         else:
             return  # nothing an agent row shows changed
         self.order = _order(self.agents.values())

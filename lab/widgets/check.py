@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lab.widgets._follow import stream_tip
-
 
 class Comparable(Protocol):
     intents: int
@@ -78,10 +76,10 @@ async def compare(widgets: list[Comparable], timeout: float = 3.0,
         left = max(0.1, deadline - time.monotonic())
         for widget in widgets:
             await widget.settle(left)
-        tips = [await stream_tip(w.center.redis, w.center.keys.events) for w in widgets]
+        tips = [await w.center.last_event_id() for w in widgets]
         truths = [await w.from_redis() for w in widgets]
         shown = [w.displayed() for w in widgets]
-        after = [await stream_tip(w.center.redis, w.center.keys.events) for w in widgets]
+        after = [await w.center.last_event_id() for w in widgets]
         quiet = tips == after and all(w.caught_up(t) for w, t in zip(widgets, tips,
                                                                       strict=True))
         diffs = [d for w, s, t in zip(widgets, shown, truths, strict=True)

@@ -26,7 +26,7 @@ import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import Center, Contact, ContactState, NotFound
 from acd.models import Candidate, DispatchMode
-from lab.widgets._base import LoopCheckbox, LoopToggle, age, error_html, esc, server_ms
+from lab.widgets._base import LoopCheckbox, LoopToggle, age, error_html, esc
 from lab.widgets._follow import Event, Following, dispatchers_connected
 
 SHOWN = 15  # ranking rows drawn; the rest is counted
@@ -157,7 +157,7 @@ class ContactComposer(Following):
         self.set_skills(await c.list_skills())
         self.ranking = await c.candidates(skills) if skills else []
         self.ranking_for = skills
-        self.now_ms = await server_ms(c.redis)
+        self.now_ms = await c.server_ms()
         if self.contact_id is not None:
             await self._read_contact(self.contact_id)
         self._render_mode()

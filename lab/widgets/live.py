@@ -3,7 +3,7 @@
 It follows the center's events stream (``_follow``): every ``contact_assigned`` shows
 once, within milliseconds, and every event (or, when none comes, every ``interval``
 seconds, for writers that emit none such as the naive dispatcher of notebook 04) makes
-it re-read the queue (TIME, HGET, ZCARD and ZRANGE in one pipeline). Blocking reads have
+it re-read the queue (Center.queue_view: one pipeline). Blocking reads have
 a deadline and hold no lock, so the kernel runs other cells meanwhile. The stop button
 cancels the following; start resumes from the last event seen, so assignments made while
 stopped still show once. What is on screen while stopped is marked as a snapshot.
@@ -38,18 +38,14 @@ class LoopFigure(OwnerLoopState, go.FigureWidget):  # type: ignore[misc]
         self._owner = owner
 
 
-async def recent_assignments(redis: Any, key: str, before: str = "+", most: int = LOG,
+async def recent_assignments(center: Center, before: str = "+", most: int = LOG,
                              look_back: int = LOOK_BACK) -> list[tuple[str, str, int]]:
-    """The newest ``most`` contact_assigned events up to ``before``, oldest first."""
-    found: list[tuple[str, str, int]] = []
-    rows = await redis.xrevrange(key, max=before, count=look_back)
-    for _id, fields in rows:
-        if fields.get("type") == "contact_assigned":
-            found.append((fields.get("contact", "?"), fields.get("agent", "?"),
-                          int(fields.get("wait_ms", 0))))
-            if len(found) >= most:
-                break
-    return list(reversed(found))
+    """The newest ``most`` contact_assigned events among the ``look_back`` events up to
+    ``before``, oldest first."""
+    assigned = [e.fields for e in await center.latest_events(look_back, before)
+                if e.type == "contact_assigned"]
+    return [(f.get("contact", "?"), f.get("agent", "?"), int(f.get("wait_ms", 0)))
+            for f in assigned[-most:]]
 
 
 class LiveView(Following):
@@ -117,8 +113,7 @@ class LiveView(Following):
 
     async def _on_start(self, tip: str) -> None:
         if self.t0 is None:  # first start: list the last assignments already made
-            self.assignments.extend(await recent_assignments(
-                self.center.redis, self.center.keys.events, before=tip))
+            self.assignments.extend(await recent_assignments(self.center, before=tip))
             self.t0 = time.monotonic()
 
     async def poll(self) -> None:
@@ -133,28 +128,21 @@ class LiveView(Following):
                                          int(fields.get("wait_ms", 0))))
                 new += 1
         self.total_assigned += new
-        r, k = self.center.redis, self.center.keys
-        async with r.pipeline(transaction=False) as pipe:
-            pipe.time()
-            pipe.hget(k.meta, "dispatch")
-            pipe.zcard(k.queue)
-            pipe.zrange(k.queue, 0, WAITING - 1, withscores=True)
-            (sec, usec), mode, length, head = await pipe.execute()
-        dispatchers = await dispatchers_connected(r)
-        now = int(sec) * 1000 + int(usec) // 1000
+        view = await self.center.queue_view(WAITING)
+        dispatchers = await dispatchers_connected(self.center.redis)
+        now, length, mode = view.now_ms, view.length, view.dispatch_mode.value
         self.polls += 1
-        self._sample(int(length), new)
-        mode = mode or "automatic"
+        self._sample(length, new)
         n = "unknown" if dispatchers is None else str(dispatchers)
         self.mode_label.value = (
             f"<span class='acd-mode' data-mode='{esc(mode)}' data-dispatchers='{esc(n)}'>"
             f"dispatch mode: <b>{esc(mode)}</b> · dispatcher processes connected: "
             f"{esc(n)}</span>")
-        self.queue_label.value = (f"&nbsp;<b data-queue='{int(length)}'>queue length: {length}"
+        self.queue_label.value = (f"&nbsp;<b data-queue='{length}'>queue length: {length}"
                                   f"</b> · assigned since start: {self.total_assigned}")
         self.waiting_html.value = "<br>".join(
             f"<code data-contact='{esc(m)}'>{esc(str(m)[:12])}</code> waiting "
-            f"{age(now - int(s))}" for m, s in head) or "<i>nobody waits</i>"
+            f"{age(now - s)}" for m, s in view.oldest) or "<i>nobody waits</i>"
         self.log_html.value = "<br>".join(
             f"<code data-contact='{esc(c)}' data-agent='{esc(a)}'>{esc(c[:12])}</code> → "
             f"<b>{esc(a)}</b> after {wait} ms"
@@ -203,14 +191,13 @@ class LiveView(Following):
 
     async def from_redis(self) -> dict[str, Any]:
         """What a following live view must show, computed from Redis alone."""
-        r, k = self.center.redis, self.center.keys
-        mode = await r.hget(k.meta, "dispatch") or "automatic"
-        dispatchers = await dispatchers_connected(r)
-        recent = await recent_assignments(r, k.events)
+        view = await self.center.queue_view(WAITING)
+        dispatchers = await dispatchers_connected(self.center.redis)
+        recent = await recent_assignments(self.center)
         return {
-            "following": True, "mode": mode,
+            "following": True, "mode": view.dispatch_mode.value,
             "dispatchers": "unknown" if dispatchers is None else str(dispatchers),
-            "queue_length": int(await r.zcard(k.queue)),
-            "waiting": [str(m) for m in await r.zrange(k.queue, 0, WAITING - 1)],
+            "queue_length": view.length,
+            "waiting": [contact for contact, _ in view.oldest],
             "assignments": [(c, a) for c, a, _ in reversed(recent)],
         }

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 import lab.ha as ha
-from lab.ha import net, procs
-from lab.ha.layout import _client
+from lab.ha import net
+from lab.processes import wait_until
 
 _WHY = ha.check_platform()
 if _WHY:
@@ -96,10 +96,10 @@ def test_api_frontend_round_robins_over_replicas(topo: ha.HATopology, tmp_path: 
     ha.start_api_replicas(stand_in, run_dir=topo.run_dir)
     # HAProxy marks the servers up after its checks (rise 2, inter 1 s).
     seen: set[str] = set()
-    procs.wait_until(
+    wait_until(
         lambda: _collect(topo, seen) >= {"api1", "api2"},
         15,
-        what="both API replicas through the VIP",
+        "both API replicas through the VIP",
     )
     for name, _, _ in topo.api_servers:
         ha.stop_in_namespace(name, "app", run_dir=topo.run_dir)
@@ -139,7 +139,7 @@ def test_restarted_old_primary_rejoins_as_replica(topo: ha.HATopology) -> None:
     old = str(_state["killed"])
     current = ha.restart_node(old, run_dir=topo.run_dir, timeout=40)
     assert current != old
-    with _client(topo.nodes[old], 6379, topo.password) as r:
+    with ha.redis_client(topo.nodes[old], 6379, topo.password) as r:
         info = r.info("replication")
     assert info["role"] == "slave" and info["master_link_status"] == "up"
     assert info["master_host"] == topo.nodes[current]
@@ -159,7 +159,8 @@ def test_stop_lb_moves_vip_and_clients_continue(topo: ha.HATopology) -> None:
     assert result.recovered and result.lost == 0 and result.outage_s < 10, result
     ha.start_lb(holder, run_dir=topo.run_dir)
     # nopreempt: the returning balancer stays backup.
-    procs.wait_until(lambda: ha.status(topo.run_dir)["processes"][f"{holder}/keepalived"], 5)
+    wait_until(lambda: ha.status(topo.run_dir)["processes"][f"{holder}/keepalived"], 5,
+               f"keepalived on {holder} again")
     assert ha.vip_holders(topo.run_dir) == [other]
 
 
@@ -169,10 +170,10 @@ def test_keepalived_tracks_its_own_haproxy(topo: ha.HATopology) -> None:
     other = next(n for n in topo.lbs if n != holder)
     # The other HAProxy still runs: a check by process name would keep the VIP here.
     ha.kill_haproxy(holder, run_dir=topo.run_dir)
-    procs.wait_until(
+    wait_until(
         lambda: ha.vip_holders(topo.run_dir) == [other],
         15,
-        what=f"the VIP to move from {holder} to {other}",
+        f"the VIP to move from {holder} to {other}",
     )
     with topo.client() as r:
         assert r.ping()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from lab_runs import NOTEBOOKS
+
+from acd import Center, connect
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,3 +29,11 @@ def copies() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def other(redis_url: str, center: Center) -> AsyncIterator[Center]:
+    """The same center through another client: another notebook, the API, a dispatcher."""
+    redis = connect(redis_url)
+    yield Center(redis, center.name)
+    await redis.aclose()

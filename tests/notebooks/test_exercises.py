@@ -13,8 +13,8 @@ from redis.exceptions import ResponseError
 
 from acd import Center
 from acd.naive import NaiveDispatcher
-from lab import exercises as ex
 from lab.notebook import Lab
+from lab.notebook import exercises as ex
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from typing import Any
 
 from acd import Center, connect
 from acd.simulator import Report, Scenario, run
-from acd.simulator.backends import RedisBackend
-from acd.simulator.engine import Engine, Record
+from acd.simulator.engine import Engine
 from acd.simulator.kpis import Outcome, queue_series
+from acd.simulator.records import Record, outcome, waiting_and_in_service
 from acd.simulator.render import figures
 from acd.simulator.scenario import Arrival
 
@@ -100,37 +100,25 @@ def _record(index: int, queued_at: float | None) -> Record:
                   queued_at=queued_at)
 
 
-async def test_progress_counts_an_assignment_read_before_its_create_returned(
-        redis_url: str) -> None:
-    backend = RedisBackend(f"t-{uuid.uuid4().hex[:8]}", redis_url)
-    try:
-        engine = Engine(Scenario(agents=1, duration=60), backend)
-        waiting, early = _record(0, 1000.0), _record(1, None)
-        early.assigned.set()  # the reader saw contact_assigned; create has not returned
-        engine.records = {r.id: r for r in (waiting, early)}
-        engine.created = 1
-        snap = engine.snapshot(2)
-        # Was created - ended - in service = 1 - 0 - 1 = 0: c0 did not show as waiting.
-        assert (snap.waiting, snap.answered) == (1, 1)
-    finally:
-        await backend.close()
+def test_progress_counts_an_assignment_read_before_its_create_returned() -> None:
+    waiting, early = _record(0, 1000.0), _record(1, None)
+    early.assigned.set()  # the reader saw contact_assigned; create has not returned
+    # Was created - ended - in service = 1 - 0 - 1 = 0: c0 did not show as waiting.
+    assert waiting_and_in_service([waiting, early]) == (1, 1)
+    early.outcome = "answered"
+    assert waiting_and_in_service([waiting, early]) == (1, 0)
 
 
-async def test_a_contact_hung_up_by_the_stop_gets_its_time_in_the_queue(
-        redis_url: str) -> None:
-    backend = RedisBackend(f"t-{uuid.uuid4().hex[:8]}", redis_url)
-    try:
-        engine = Engine(Scenario(agents=1, duration=60, time_scale=1000), backend)
-        engine._t0_server = 0.0
-        hung_up, stuck = _record(0, 1000.0), _record(1, 1000.0)
-        hung_up.ended_at, hung_up.outcome = 1003.0, "cut"
-        stuck.ended_at, stuck.outcome = 0.0, "cut"  # the hang-up failed: still queued
-        a, b = engine._outcome(hung_up), engine._outcome(stuck)
-        assert a is not None and b is not None
-        assert (a.arrived, a.wait, a.answered, a.abandoned) == (1000.0, 3.0, False, False)
-        assert b.wait is None and b.left_queue is None
-    finally:
-        await backend.close()
+def test_a_contact_hung_up_by_the_stop_gets_its_time_in_the_queue() -> None:
+    hung_up, stuck = _record(0, 1000.0), _record(1, 1000.0)
+    hung_up.ended_at, hung_up.outcome = 1003.0, "cut"
+    stuck.ended_at, stuck.outcome = 0.0, "cut"  # the hang-up failed: still queued
+    scale = 1000.0
+    a, b = (outcome(r, lambda ms: ms / 1000.0 * scale, scale) for r in (hung_up, stuck))
+    assert a is not None and b is not None
+    assert (a.arrived, a.wait, a.answered, a.abandoned) == (1000.0, 3.0, False, False)
+    assert b.wait is None and b.left_queue is None
+    assert outcome(_record(2, None), lambda ms: ms, scale) is None, "never queued"
 
 
 # -- long runs against the real ACD ---------------------------------------------------------

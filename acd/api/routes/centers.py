@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
-from acd.api.deps import BlockingRedisDep, CenterDep, RedisDep
+from acd.api.deps import BlockingRedisDep, CenterDep
 from acd.api.errors import FieldError
 from acd.api.schemas import (
     MAX_BLOCK_MS,
@@ -23,6 +20,7 @@ from acd.api.schemas import (
     Problem,
     QueueEntry,
 )
+from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN
 from acd.models import MAX_SKILLS, Candidate, CenterStats
 
@@ -48,12 +46,12 @@ async def set_dispatch_mode(body: DispatchModeIn, center: CenterDep) -> Dispatch
 
 
 @router.get("/queue", response_model=list[QueueEntry])
-async def queue(center: CenterDep, redis: RedisDep,
+async def queue(center: CenterDep,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[QueueEntry]:
     """The oldest waiting contacts, oldest first."""
-    rows = await center.queue(limit)
-    now = await _now_ms(redis)
-    return [QueueEntry(contact=c, queued_at=t, wait_ms=max(0, now - t)) for c, t in rows]
+    view = await center.queue_view(limit)
+    return [QueueEntry(contact=c, queued_at=t, wait_ms=max(0, view.now_ms - t))
+            for c, t in view.oldest]
 
 
 @router.get("/candidates", response_model=list[Candidate])
@@ -74,7 +72,6 @@ async def stats(center: CenterDep) -> CenterStats:
 @router.get("/events", response_model=EventsPage)
 async def events(
     center: CenterDep,
-    redis: RedisDep,
     blocking: BlockingRedisDep,
     after: Annotated[str, Query(pattern=STREAM_ID,
                                 description="stream id; `$` (default) means only new")] = "$",
@@ -86,66 +83,33 @@ async def events(
 
     Poll with the ``last_id`` of the previous page as ``after`` to miss nothing.
     """
-    key = center.keys.events
-    start = await _last_id(redis, key) if after == "$" else _checked_id(after)
-    if block_ms > 0:
-        reply = await cast(Any, blocking.xread({key: start}, count=count, block=block_ms))
-    else:  # no BLOCK at all: BLOCK 0 would wait forever
-        reply = await cast(Any, redis.xread({key: start}, count=count))
-    entries = _entries(reply, key)
-    page = [Event.model_validate({**fields, "id": eid, "type": fields.get("type", "")})
-            for eid, fields in entries]
-    return EventsPage(last_id=entries[-1][0] if entries else start, events=page)
+    last_id, events = await center.events(_checked_id(after), block_ms, count, via=blocking)
+    return EventsPage(last_id=last_id, events=[
+        Event.model_validate({**e.fields, "id": e.id, "type": e.type}) for e in events])
 
 
 @router.get("/kpis", responses={200: {"content": {"application/json": {}}},
                                 404: {"model": Problem}})
-async def get_kpis(center: CenterDep, redis: RedisDep) -> JSONResponse:
+async def get_kpis(center: CenterDep) -> JSONResponse:
     """The KPI document the simulator stored for this center."""
-    raw = await cast(Any, redis).execute_command("JSON.GET", center.keys.kpis, ".")
-    if raw is None:
+    doc = await center.kpis()
+    if doc is None:
         return JSONResponse({"detail": f"no KPIs stored for center {center.name}"}, 404)
-    return JSONResponse(json.loads(raw))
-
-
-@router.put("/kpis", responses={200: {"content": {"application/json": {}}}})
-async def put_kpis(center: CenterDep, redis: RedisDep,
-                   doc: Annotated[dict[str, Any], Body()]) -> JSONResponse:
-    """Store a KPI document (any JSON object, up to the request size limit)."""
-    try:
-        text = json.dumps(doc, allow_nan=False)
-    except ValueError as exc:  # NaN or Infinity, which JSON has no words for
-        raise FieldError(["body"], f"not storable as JSON: {exc}") from None
-    try:
-        await cast(Any, redis).execute_command("JSON.SET", center.keys.kpis, ".", text)
-    except ResponseError as exc:  # e.g. nested deeper than RedisJSON allows
-        raise FieldError(["body"], f"RedisJSON refused the document: {exc}") from None
     return JSONResponse(doc)
 
 
-async def _now_ms(redis: Redis) -> int:
-    seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
-
-
-async def _last_id(redis: Redis, key: str) -> str:
-    last = await cast(Any, redis.xrevrange(key, "+", "-", count=1))
-    return str(last[0][0]) if last else "0-0"
+@router.put("/kpis", responses={200: {"content": {"application/json": {}}}})
+async def put_kpis(center: CenterDep,
+                   doc: Annotated[dict[str, Any], Body()]) -> JSONResponse:
+    """Store a KPI document (any JSON object, up to the request size limit)."""
+    try:
+        await center.store_kpis(doc)
+    except InvalidInput as exc:  # NaN or Infinity; nested deeper than RedisJSON allows
+        raise FieldError(["body"], str(exc)) from None
+    return JSONResponse(doc)
 
 
 def _checked_id(after: str) -> str:
-    if any(int(part) > U64_MAX for part in after.split("-")):
+    if after != "$" and any(int(part) > U64_MAX for part in after.split("-")):
         raise FieldError(["query", "after"], "stream id parts must be at most 2^64-1")
     return after
-
-
-def _entries(reply: Any, key: str) -> list[tuple[str, dict[str, str]]]:
-    """XREAD's reply in RESP2 ([[key, entries]]) or RESP3 ({key: [entries]}) form."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        streams = reply.get(key)
-        rows = streams[0] if streams and isinstance(streams[0], list) else streams or []
-    else:
-        rows = reply[0][1]
-    return [(str(eid), {str(k): str(v) for k, v in dict(fields).items()}) for eid, fields in rows]

@@ -1,9 +1,16 @@
 """The simulator through the REST API with httpx: the /v1 routes (:class:`ApiBackend`) or
 the original demo's routes (:class:`DemoApiBackend`); assignments from the long-poll
-``GET /v1/centers/{center}/events`` route. Every call has a deadline."""
+``GET /v1/centers/{center}/events`` route. Every call has a deadline.
+
+Each HTTP attempt (a call retried three times is three attempts) can be reported to an
+``on_attempt`` hook as the client saw it: a failover drill counts errors and measures
+outages from these."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -31,38 +38,75 @@ class ApiError(RuntimeError):
     """The API answered with an error the simulator cannot handle; names the call."""
 
 
+@dataclass(frozen=True)
+class HttpAttempt:
+    """One HTTP attempt as the client saw it."""
+
+    method: str
+    url: str  # the path under the API's base URL
+    start: float  # time.monotonic() when it was sent
+    end: float  # when its answer, or its error, came
+    status: int | None  # None: no answer
+    error: str | None = None  # the exception's kind when there was no answer
+
+    @property
+    def failed(self) -> bool:
+        """No answer, or a 5xx ("not now"): what the backend retries."""
+        return self.status is None or self.status >= 500
+
+    @property
+    def outcome(self) -> str:
+        """"HTTP 201", "HTTP 503", "ConnectError", ..."""
+        return f"HTTP {self.status}" if self.status is not None else str(self.error)
+
+
+AttemptHook = Callable[[HttpAttempt], None]
+
+
 class ApiBackend(Backend):
     """Through the REST API (``/v1/centers/{center}/...``) with httpx."""
 
     name = "api"
 
-    def __init__(self, center: str, api_url: str, retry_for: float = RETRY_FOR) -> None:
+    def __init__(self, center: str, api_url: str, retry_for: float = RETRY_FOR, *,
+                 request_timeout: float = REQUEST_TIMEOUT, connect_timeout: float | None = None,
+                 on_attempt: AttemptHook | None = None) -> None:
+        """``retry_for``: seconds one call is retried; ``request_timeout``: seconds one
+        attempt may take (``connect_timeout`` of them to connect); ``on_attempt``: called
+        on the event loop with every attempt (it must not block or raise)."""
         self.center = center
         self.base = f"/v1/centers/{center}"
         self.retry_for = retry_for
+        self.request_timeout = request_timeout
+        self.connect_timeout = request_timeout if connect_timeout is None else connect_timeout
+        self.on_attempt = on_attempt
         self.http = httpx.AsyncClient(
-            base_url=api_url.rstrip("/"), timeout=httpx.Timeout(REQUEST_TIMEOUT),
+            base_url=api_url.rstrip("/"), timeout=self._timeout(request_timeout),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+
+    def _timeout(self, seconds: float) -> httpx.Timeout:
+        return httpx.Timeout(seconds, connect=min(self.connect_timeout, seconds))
 
     async def _call(self, method: str, path: str, ok: tuple[int, ...] = (200, 201),
                     json_body: Any = None, params: dict[str, Any] | None = None,
-                    timeout: float = REQUEST_TIMEOUT) -> httpx.Response:
+                    timeout: float | None = None) -> httpx.Response:
         """A call of the center's /v1 routes (see _request)."""
         return await self._request(method, self.base + path, ok, json_body, params, timeout)
 
     async def _request(self, method: str, url: str, ok: tuple[int, ...] = (200, 201),
                        json_body: Any = None, params: dict[str, Any] | None = None,
-                       timeout: float = REQUEST_TIMEOUT) -> httpx.Response:
+                       timeout: float | None = None) -> httpx.Response:
         """One call, retried with backoff on connection errors and 5xx; returns any status
-        in ``ok``, raises ApiError on other statuses."""
+        in ``ok``, raises ApiError on other statuses. ``timeout``: seconds per attempt
+        (default ``request_timeout``)."""
+        limit = self._timeout(self.request_timeout if timeout is None else timeout)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_transient),
             wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
             stop=stop_after_delay(self.retry_for), reraise=True,
         ):
             with attempt:
-                response = await self.http.request(method, url, json=json_body,
-                                                    params=params, timeout=timeout)
+                response = await self._attempt(method, url, json_body, params, limit)
                 if response.status_code >= 500:
                     response.raise_for_status()
         if response.status_code not in ok:
@@ -70,13 +114,27 @@ class ApiBackend(Backend):
                            f"{response.text[:300]}")
         return response
 
+    async def _attempt(self, method: str, url: str, json_body: Any,
+                       params: dict[str, Any] | None, timeout: httpx.Timeout
+                       ) -> httpx.Response:
+        """One HTTP attempt, reported to ``on_attempt``."""
+        start = time.monotonic()
+        try:
+            response = await self.http.request(method, url, json=json_body, params=params,
+                                               timeout=timeout)
+        except httpx.TransportError as exc:
+            if self.on_attempt is not None:
+                self.on_attempt(HttpAttempt(method, url, start, time.monotonic(), None,
+                                            type(exc).__name__))
+            raise
+        if self.on_attempt is not None:
+            self.on_attempt(HttpAttempt(method, url, start, time.monotonic(),
+                                        response.status_code))
+        return response
+
     async def start(self) -> None:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_transient), stop=stop_after_delay(self.retry_for),
-            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05), reraise=True,
-        ):
-            with attempt:
-                (await self.http.get("/health", timeout=REQUEST_TIMEOUT)).raise_for_status()
+        """Wait (``retry_for`` at most) until the API's /health answers 200."""
+        await self._request("GET", "/health", ok=(200,))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -123,7 +181,7 @@ class ApiBackend(Backend):
         block_ms = min(max(block_ms, 1), 5000)
         response = await self._call(
             "GET", "/events", params={"after": after, "block_ms": block_ms, "count": count},
-            timeout=REQUEST_TIMEOUT + block_ms / 1000.0)
+            timeout=self.request_timeout + block_ms / 1000.0)
         doc = response.json()
         events = [Event(str(e["id"]), str(e.get("type", "")),
                         {k: str(v) for k, v in e.items()}) for e in doc.get("events", [])]

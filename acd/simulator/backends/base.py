@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any
 
-from acd.models import Contact
+from acd.models import CenterEvent, Contact
 
-
-@dataclass(frozen=True)
-class Event:
-    id: str  # stream id "<server ms>-<seq>"
-    type: str
-    fields: dict[str, str]
-
-    @property
-    def ms(self) -> float:
-        return float(self.id.split("-", 1)[0])
+Event = CenterEvent  # the name the API backend (acd/simulator/backends/api.py) imports
 
 
 class Backend(ABC):
@@ -65,7 +55,7 @@ class Backend(ABC):
 
     @abstractmethod
     async def read_events(self, after: str, block_ms: int, count: int
-                          ) -> tuple[str, list[Event]]:
+                          ) -> tuple[str, list[CenterEvent]]:
         """Events after ``after``, waiting up to ``block_ms``; returns (last id, events)."""
 
     @abstractmethod

@@ -3,14 +3,13 @@ the center's events stream."""
 
 from __future__ import annotations
 
-import json
-from typing import Any, cast
+from typing import Any
 
 from acd.center import Center
 from acd.connection import connect
 from acd.errors import AlreadyExists, InvalidState
-from acd.models import Contact
-from acd.simulator.backends.base import Backend, Event
+from acd.models import CenterEvent, Contact
+from acd.simulator.backends.base import Backend
 
 
 class RedisBackend(Backend):
@@ -65,23 +64,14 @@ class RedisBackend(Backend):
         return await self.acd.get_contact(contact_id)
 
     async def events_tail(self) -> str:
-        last = await cast(Any, self.redis.xrevrange(self.acd.keys.events, "+", "-", count=1))
-        return str(last[0][0]) if last else "0-0"
+        return await self.acd.last_event_id()
 
     async def read_events(self, after: str, block_ms: int, count: int
-                          ) -> tuple[str, list[Event]]:
-        reply = await cast(Any, self.redis.xread({self.acd.keys.events: after}, count=count,
-                                                 block=max(1, block_ms)))
-        events: list[Event] = []
-        for _, entries in reply or []:
-            for entry_id, fields in entries:
-                events.append(Event(str(entry_id), str(fields.get("type", "")), dict(fields)))
-        return (events[-1].id if events else after), events
+                          ) -> tuple[str, list[CenterEvent]]:
+        return await self.acd.events(after, max(1, block_ms), count)
 
     async def store_kpis(self, kpis: dict[str, Any]) -> None:
-        await cast(Any, self.redis).execute_command(
-            "JSON.SET", self.acd.keys.kpis, "$", json.dumps(kpis))
+        await self.acd.store_kpis(kpis)
 
     async def server_time_ms(self) -> float | None:
-        seconds, micros = await self.redis.time()
-        return seconds * 1000.0 + micros / 1000.0
+        return await self.acd.server_us() / 1000.0

@@ -26,9 +26,10 @@ from redis.exceptions import ResponseError
 
 from acd import NotFound
 from acd.keys import Keys
+from lab.notebook.cluster import slot
 
 if TYPE_CHECKING:
-    from lab.notebook import Lab
+    from lab.notebook.session import Lab
 
 
 def _ok(message: str) -> bool:
@@ -284,8 +285,6 @@ def check_staffing(answer: object, rate_per_hour: float, handle: float,
 def check_same_slot(answer: object, center: str) -> bool:
     """A name for a new key of ``center`` that lands in the center's slot (so functions
     and multi-key commands may use it with the center's other keys)."""
-    from lab.notebook import slot
-
     if (verdict := _unanswered(answer, "give the new key's name, as a string.")
             ) is not None:
         return verdict

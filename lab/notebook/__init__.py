@@ -1,0 +1,59 @@
+"""What a notebook imports: ``from lab.notebook import setup``, or ``from lab import notebook``.
+
+One module per job, everything re-exported here:
+
+- ``session``: ``lab = await setup("nb02")`` connects, checks the server (RedisJSON) and
+  gives the notebook its own emptied center;
+- ``versions``: the packages the notebooks rely on, and the widget pair that must match;
+- ``lua``: the Lua of acd/lua/acd.lua, shown (``show_lua``) or run (``lua_chunk``) from
+  the library itself;
+- ``services``: the lab's REST API (``api_client``) and its dispatchers (``assigned``);
+- ``cluster``: hash slots and a real one-node Redis Cluster (``cluster_node``);
+- ``recorded``: results committed under notebooks/data/;
+- ``exercises``: the exercises' checks and hints (``from lab.notebook import exercises``).
+"""
+
+from __future__ import annotations
+
+from lab.notebook import exercises
+from lab.notebook.cluster import SLOTS, cluster_node, shard_of, slot
+from lab.notebook.lua import lua_chunk, lua_source, show_lua
+from lab.notebook.recorded import DATA, REPO, recorded
+from lab.notebook.services import api_client, assigned, in_kernel, live_api_url
+from lab.notebook.session import (
+    JSON_FIX,
+    Lab,
+    LabSetupError,
+    environment,
+    has_json,
+    masked_url,
+    setup,
+)
+from lab.notebook.versions import check_widget_versions, versions
+
+__all__ = [
+    "DATA",
+    "JSON_FIX",
+    "REPO",
+    "SLOTS",
+    "Lab",
+    "LabSetupError",
+    "api_client",
+    "assigned",
+    "check_widget_versions",
+    "cluster_node",
+    "environment",
+    "exercises",
+    "has_json",
+    "in_kernel",
+    "live_api_url",
+    "lua_chunk",
+    "lua_source",
+    "masked_url",
+    "recorded",
+    "setup",
+    "shard_of",
+    "show_lua",
+    "slot",
+    "versions",
+]
