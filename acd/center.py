@@ -43,7 +43,7 @@ from acd.settings import get_settings
 from acd.streams import CenterStreams
 
 DEFAULT_BATCH = 50  # one round holds Redis for ~50 µs per assignment: keep rounds short
-DEFAULT_BUDGET = 20_000  # queued contacts one dispatch call may examine
+DEFAULT_BUDGET = 200  # skill combinations one dispatch call may look at (a few µs each)
 
 
 def _valid(kind: str, value: str) -> str:
@@ -63,9 +63,6 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-_registered: set[tuple[str, str]] = set()  # (server, center) this process registered
-
-
 class Center(CenterStreams):
     """A contact center stored under the hash tag ``{acd:<name>}``; its events, wake-ups
     and the server's clock come from :class:`acd.streams.CenterStreams`."""
@@ -77,14 +74,13 @@ class Center(CenterStreams):
         self._fn = Functions(redis, self.keys)
 
     async def register(self) -> None:
-        """Add the center to the set dispatchers serve (once per process)."""
-        key = (repr(self.redis.connection_pool), self.name)
-        if key in _registered:
-            return
+        """Add the center to the set dispatchers serve; announce it if it is new there.
+
+        Every write that can give a center work calls it: one SADD, not remembered in the
+        process, because another process may have deleted the center meanwhile."""
         if await self.redis.sadd(CENTERS, self.name):
             await self.redis.xadd(CENTERS_STREAM, {"center": self.name}, maxlen=1000,
                                   approximate=True)
-        _registered.add(key)
 
     # -- agents ---------------------------------------------------------------------
     async def create_agent(
@@ -339,7 +335,6 @@ class Center(CenterStreams):
         """Delete every key of this center (never other centers'); returns how many."""
         deleted = 0
         await self.redis.srem(CENTERS, self.name)
-        _registered.discard((repr(self.redis.connection_pool), self.name))
         async for batch in _chunks(self.redis.scan_iter(match=self.keys.pattern(), count=500)):
             deleted += await self.redis.unlink(*batch)
         return deleted

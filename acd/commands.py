@@ -65,6 +65,21 @@ async def xread(redis: Redis, key: str, after: str, block_ms: int | None = None,
     return stream_entries(reply, key)
 
 
+async def xread_many(redis: Redis, after: dict[str, str], block_ms: int | None = None,
+                     count: int | None = None) -> dict[str, list[StreamEntry]]:
+    """XREAD of several streams at once (each after its own id): the streams that have
+    entries, with them. One blocking call watches them all (on one server: the streams of
+    different centers are in different hash slots, which a cluster refuses here)."""
+    if block_ms is not None and block_ms <= 0:
+        raise ValueError(f"block_ms must be positive or None, not {block_ms}")
+    reply = await cast(Any, redis).xread(after, count=count, block=block_ms)
+    if not reply:
+        return {}
+    names = reply.keys() if isinstance(reply, dict) else [name for name, _ in reply]
+    found = {str(name): stream_entries(reply, name) for name in names}
+    return {name: entries for name, entries in found.items() if entries}
+
+
 async def xrevrange(redis: Redis, key: str, count: int, before: str = "+"
                     ) -> list[StreamEntry]:
     """The newest ``count`` entries up to the id ``before`` (inclusive), newest first."""

@@ -7,7 +7,8 @@ strands nobody. Between rounds it blocks on the center's wake stream (XREAD with
 timeout) from the last id the function reported, so it runs again as soon as a contact is
 queued or an agent becomes available, and never misses a wake-up.
 
-Run it: ``python -m acd.dispatcher --help``.
+One Dispatcher serves one center; acd.all_centers.AllCenters serves every registered
+center from one loop. Run it: ``python -m acd.dispatcher --help``.
 """
 
 from __future__ import annotations
@@ -18,50 +19,16 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, cast
+from collections.abc import Callable
 
-from redis.asyncio import Redis
-from tenacity import (
-    AsyncRetrying,
-    before_sleep_log,
-    retry_if_exception,
-    wait_exponential_jitter,
-)
-
+from acd.all_centers import AllCenters
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
-from acd.commands import last_stream_id, xread
-from acd.connection import connect, is_transient
-from acd.keys import CENTERS, CENTERS_STREAM
+from acd.connection import connect
 from acd.models import DispatchRound
+from acd.service import heartbeat, supervise
 from acd.settings import get_settings
 
 log = logging.getLogger("acd.dispatcher")
-
-def _retrying() -> AsyncRetrying:
-    """Retry for as long as Redis is away or failing over, backing off up to 2 s."""
-    return AsyncRetrying(
-        retry=retry_if_exception(is_transient),
-        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
-        before_sleep=before_sleep_log(log, logging.WARNING),
-        reraise=True,
-    )
-
-
-async def supervise(name: str, body: Callable[[], Awaitable[None]],
-                    stopped: Callable[[], bool]) -> None:
-    """Run ``body`` until stopped: transient errors retry with backoff; anything else is
-    logged and restarts it a second later, so one bad round never ends the service."""
-    while not stopped():
-        try:
-            async for attempt in _retrying():
-                with attempt:
-                    await body()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; restarting in 1 s", name)
-            await asyncio.sleep(1)
 
 
 class Dispatcher:
@@ -135,55 +102,6 @@ class Dispatcher:
             last, last_t = self.assigned, now
 
 
-class AllCenters:
-    """Runs a Dispatcher for every registered center, starting new ones as they appear."""
-
-    def __init__(self, redis: Redis, idle_ms: int = 1000, **options: Any) -> None:
-        self.redis = redis
-        self.idle_ms = idle_ms
-        self.options = {"idle_ms": idle_ms, **options}
-        self.dispatchers: dict[str, Dispatcher] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for d in self.dispatchers.values():
-            d.stop()
-
-    @property
-    def assigned(self) -> int:
-        return sum(d.assigned for d in self.dispatchers.values())
-
-    def _serve(self, names: Iterable[str]) -> None:
-        for name in names:
-            if name not in self.dispatchers:
-                d = Dispatcher(Center(self.redis, name), **self.options)
-                self.dispatchers[name] = d
-                task = asyncio.create_task(d.run())
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-                log.info("serving center %s", name)
-
-    async def _watch(self) -> None:
-        # Read the stream's position before the set: a center registered in between is
-        # then seen on the stream.
-        after = await last_stream_id(self.redis, CENTERS_STREAM)
-        self._serve(await cast(Any, self.redis.smembers(CENTERS)))
-        while not self._stop.is_set():
-            for entry_id, fields in await xread(self.redis, CENTERS_STREAM, after, self.idle_ms):
-                after = entry_id
-                self._serve([fields["center"]])
-
-    async def run(self) -> None:
-        try:
-            await supervise("center discovery", self._watch, self._stop.is_set)
-        finally:
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     settings = get_settings()
     p = argparse.ArgumentParser(
@@ -222,11 +140,14 @@ async def amain(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: main_task.cancel() if main_task else None)
+    beat = asyncio.create_task(heartbeat(redis))
     try:
         await asyncio.gather(*(r.run() for r in runners))
     except asyncio.CancelledError:
         pass
     finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
         await redis.aclose()
     log.info("stopped after %d assignments", sum(r.assigned for r in runners))
 

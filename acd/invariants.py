@@ -159,18 +159,19 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
     contact is in its combination's FIFO with its queue score; each waiting combination is
     ready or parked (exactly one); a parked one has no available agent with all its skills
     (else nobody would ever look at it again); the index's count is the queue's length."""
-    r, k = center.redis, center.keys
+    r, k = cast(Any, center.redis), center.keys
     found = []
-    queue = {str(m): s for m, s in await r.zrange(k.queue, 0, -1, withscores=True)}
+    queue = {str(m): float(s) for m, s in await r.zrange(k.queue, 0, -1, withscores=True)}
     expected: dict[str, dict[str, float]] = {}
     for cid, score in queue.items():
         sig = ",".join(contacts.get(cid, {}).get("skills", []))
         expected.setdefault(sig, {})[cid] = score
-    sigs = set(map(str, await cast(Any, r.hkeys(k.waiting_sigs))))
+    sigs = set(map(str, await r.hkeys(k.waiting_sigs)))
     ready = set(map(str, await r.zrange(k.ready, 0, -1)))
-    parked_on = {str(a): str(b) for a, b in (await cast(Any, r.hgetall(k.parked_on))).items()}
+    parked_on = {str(a): str(b) for a, b in (await r.hgetall(k.parked_on)).items()}
     for sig in sorted(sigs | set(expected) | ready | set(parked_on)):
-        fifo = {str(m): s for m, s in await r.zrange(k.combo(sig), 0, -1, withscores=True)}
+        fifo = {str(m): float(s)
+                for m, s in await r.zrange(k.combo(sig), 0, -1, withscores=True)}
         if fifo != expected.get(sig, {}):
             found.append(f"combination {sig}: index holds {fifo}, the queue {expected.get(sig)}")
         if not fifo:
@@ -188,7 +189,7 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
                     and needs <= set(d.get("skills", []))]
             if able:
                 found.append(f"combination {sig} is parked but {able} could serve it")
-    indexed = int(await cast(Any, r.hget(k.meta, "indexed")) or 0)
+    indexed = int(await r.hget(k.meta, "indexed") or 0)
     if queue and indexed != len(queue):
         found.append(f"the index counts {indexed} contacts, the queue holds {len(queue)}")
     return found

@@ -31,6 +31,10 @@ CENTERS = "acd:centers"
 """Set of every center's name, so dispatchers can serve all of them. A database-wide key
 outside every center's slot: it is only read and added to, never inside a script."""
 
+DISPATCHERS = "acd:dispatchers"
+"""Sorted set: each running dispatcher process (host:pid), score = the server's ms at its
+last heartbeat. /health counts the recent ones."""
+
 CENTERS_STREAM = "acd:centers:new"
 """Stream with an entry per newly registered center: dispatchers start serving it at once."""
 

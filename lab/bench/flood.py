@@ -42,7 +42,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from acd import Center, connect
-from acd.commands import command
+from acd.commands import command, xread
 from acd.invariants import violations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,9 +132,7 @@ async def flow(center: Center, rate: float, seconds: float, rng: random.Random
                ) -> tuple[list[float], int]:
     """Servable contacts at ``rate``/s; each completed as soon as it is assigned. Returns
     the waits (ms, server side) and how many were never assigned."""
-    redis, key = center.redis, center.keys.events
-    last = await redis.xrevrange(key, count=1)
-    cursor = last[0][0] if last else "0-0"
+    cursor = await center.last_event_id()
     posted: set[str] = set()
     waits: dict[str, float] = {}
     done = asyncio.Event()
@@ -142,15 +140,12 @@ async def flow(center: Center, rate: float, seconds: float, rng: random.Random
     async def follow() -> None:
         nonlocal cursor
         while not (done.is_set() and posted <= waits.keys()):
-            reply = await redis.xread({key: cursor}, count=1000, block=200)
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    cursor = entry_id
-                    if fields.get("type") == "contact_assigned":
-                        cid = fields["contact"]
-                        if cid in posted:
-                            waits[cid] = float(fields["wait_ms"])
-                            await center.complete_contact(cid)
+            for entry_id, fields in await xread(center.redis, center.keys.events, cursor,
+                                                200, count=1000):
+                cursor = entry_id
+                if fields.get("type") == "contact_assigned" and fields["contact"] in posted:
+                    waits[fields["contact"]] = float(fields["wait_ms"])
+                    await center.complete_contact(fields["contact"])
 
     follower = asyncio.create_task(follow())
     start = time.perf_counter()

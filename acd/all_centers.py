@@ -1,0 +1,179 @@
+"""One dispatcher loop for every registered center (``python -m acd.dispatcher`` without
+``--center``): fair, on a bounded number of connections, however many centers there are."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, deque
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
+from acd.commands import last_stream_id, xread_many
+from acd.connection import is_transient
+from acd.keys import CENTERS, CENTERS_STREAM
+from acd.service import errors, supervise
+
+log = logging.getLogger("acd.dispatcher")
+
+
+class AllCenters:
+    """Serves every registered center from one loop: fairly, on a bounded number of
+    connections, however many centers there are.
+
+    A pass gives one round (up to ``batch`` assignments) to each center with work, in
+    turn; a center whose round used its whole batch has more and joins the next pass,
+    behind the others (round-robin: a busy center never starves a quiet one). Rounds of a
+    pass run ``parallel`` at a time, so the process uses at most ``parallel`` + 1
+    connections. With no center left with work, one XREAD watches the wake streams of all
+    centers and the new-centers stream until one has news. A cluster refuses one XREAD over
+    many hash slots: there every center gets a round each ``idle_ms`` / 10 instead (an idle
+    center's round costs the server a few µs).
+    """
+
+    REDISCOVER_S = 30.0  # re-read the set of centers: add missed ones, drop deleted ones
+
+    def __init__(self, redis: Redis, batch: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET,
+                 idle_ms: int = 1000, parallel: int = 8, summary_every: float = 10.0) -> None:
+        if idle_ms < 1:
+            raise ValueError(f"idle_ms must be at least 1, not {idle_ms}")
+        self.redis = redis
+        self.batch, self.budget, self.idle_ms = batch, budget, idle_ms
+        self.parallel = parallel
+        self.summary_every = summary_every
+        self.centers: dict[str, Center] = {}
+        self.cursors: dict[str, str] = {}  # center -> the wake id its last round saw
+        self.served: Counter[str] = Counter()  # assignments per center
+        self.rounds = 0
+        self._ready: deque[str] = deque()
+        self._by_wake: dict[str, str] = {}
+        self._news_after = "0-0"
+        self._one_xread = True
+        self._stop = asyncio.Event()
+
+    @property
+    def assigned(self) -> int:
+        return sum(self.served.values())
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _mark(self, name: str) -> None:
+        if name in self.centers and name not in self._ready:
+            self._ready.append(name)
+
+    def _add(self, name: str) -> None:
+        if name not in self.centers:
+            center = Center(self.redis, name)
+            self.centers[name] = center
+            self.cursors[name] = "0-0"
+            self._by_wake[center.keys.wake] = name
+            log.info("serving center %s", name)
+        self._mark(name)
+
+    async def _discover(self) -> None:
+        names = set(await cast(Any, self.redis.smembers(CENTERS)))
+        for gone in set(self.centers) - names:
+            del self._by_wake[self.centers.pop(gone).keys.wake]
+            self.cursors.pop(gone, None)
+            log.info("center %s was deleted: no longer served", gone)
+        for name in sorted(names):
+            self._add(name)
+
+    async def _round(self, name: str) -> None:
+        center = self.centers.get(name)
+        if center is None:
+            return
+        try:
+            done = await center.dispatch_round(self.batch, self.budget, service=True)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            errors.report(f"center {name}", exc)
+            self._mark(name)  # Redis is away: try again in a later pass
+            return
+        self.rounds += 1
+        self.served[name] += len(done.pairs)
+        self.cursors[name] = done.wake_id
+        for contact, agent in done.pairs:
+            log.debug("center %s: assigned contact %s to agent %s", name, contact, agent)
+        if len(done.pairs) >= self.batch:
+            self._mark(name)
+
+    async def _pass(self) -> None:
+        names = list(self._ready)
+        self._ready.clear()
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one(name: str) -> None:
+            async with gate:
+                try:
+                    await self._round(name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad round never stops the rest
+                    errors.report(f"center {name}", exc)
+
+        await asyncio.gather(*(one(n) for n in names))
+
+    async def _wait(self) -> None:
+        """Until some center has news (or ``idle_ms``); only looks if some already has."""
+        block = None if self._ready else self.idle_ms
+        if self._one_xread:
+            streams = {CENTERS_STREAM: self._news_after}
+            streams.update((c.keys.wake, self.cursors[n]) for n, c in self.centers.items())
+            try:
+                news = await xread_many(self.redis, streams, block, count=1)
+            except ResponseError as exc:
+                if "CROSSSLOT" not in str(exc):
+                    raise
+                self._one_xread = False
+                log.warning("one XREAD cannot watch centers in several hash slots here: "
+                            "every center gets a round each %d ms instead", self.idle_ms // 10)
+            else:
+                for key, entries in news.items():
+                    if key == CENTERS_STREAM:
+                        for entry_id, fields in entries:
+                            self._news_after = entry_id
+                            self._add(fields["center"])
+                    elif key in self._by_wake:
+                        self.cursors[self._by_wake[key]] = entries[-1][0]
+                        self._mark(self._by_wake[key])
+                return
+        if block is not None:
+            await asyncio.sleep(max(1, self.idle_ms // 10) / 1000)
+        for name in self.centers:
+            self._mark(name)
+
+    async def _loop(self) -> None:
+        # Read the new-centers stream's position before the set: a center registered in
+        # between is then seen on the stream.
+        self._news_after = await last_stream_id(self.redis, CENTERS_STREAM)
+        await self._discover()
+        rediscover = time.monotonic() + self.REDISCOVER_S
+        while not self._stop.is_set():
+            await self._pass()
+            await self._wait()
+            if time.monotonic() > rediscover:
+                await self._discover()
+                rediscover = time.monotonic() + self.REDISCOVER_S
+
+    async def run(self) -> None:
+        summary = asyncio.create_task(self._summaries())
+        try:
+            await supervise("every center", self._loop, self._stop.is_set)
+        finally:
+            summary.cancel()
+
+    async def _summaries(self) -> None:
+        last, last_t = 0, time.monotonic()
+        while True:
+            await asyncio.sleep(self.summary_every)
+            now = time.monotonic()
+            log.info("%d centers: %d assigned (%.1f/s), %d rounds", len(self.centers),
+                     self.assigned, (self.assigned - last) / (now - last_t), self.rounds)
+            last, last_t = self.assigned, now

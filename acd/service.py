@@ -1,0 +1,110 @@
+"""What every long-running ACD process does: ride out Redis outages (retry with backoff),
+log an error once per kind per interval rather than once per attempt, restart a failed
+loop instead of dying, and say it is alive (a heartbeat /health counts)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from redis.asyncio import Redis
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_exponential_jitter,
+)
+
+from acd.commands import command, server_time_us
+from acd.connection import is_transient
+from acd.keys import DISPATCHERS
+
+log = logging.getLogger("acd.dispatcher")
+
+
+class ErrorLog:
+    """Logs an error once per kind (type and message) per ``every`` seconds, saying how
+    many like it were not logged meanwhile: Redis away for a minute writes a few lines,
+    not one per attempt of every center."""
+
+    def __init__(self, logger: logging.Logger, every: float = 10.0) -> None:
+        self.logger = logger
+        self.every = every
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def report(self, what: str, exc: BaseException) -> None:
+        kind = (type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
+        now = time.monotonic()
+        last, skipped = self._seen.get(kind, (float("-inf"), 0))
+        if now - last < self.every:
+            self._seen[kind] = (last, skipped + 1)
+            return
+        more = f" ({skipped} more like it in the last {now - last:.0f} s)" if skipped else ""
+        self.logger.warning("%s: %s: %s%s", what, kind[0], kind[1], more)
+        self._seen[kind] = (now, 0)
+
+
+errors = ErrorLog(log)
+
+
+def _retrying(what: str) -> AsyncRetrying:
+    """Retry for as long as Redis is away or failing over, backing off up to 2 s."""
+
+    def note(state: RetryCallState) -> None:
+        if state.outcome is not None and state.outcome.exception() is not None:
+            errors.report(what, cast(BaseException, state.outcome.exception()))
+
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+        before_sleep=note,
+        reraise=True,
+    )
+
+
+async def supervise(name: str, body: Callable[[], Awaitable[None]],
+                    stopped: Callable[[], bool]) -> None:
+    """Run ``body`` until stopped: transient errors retry with backoff; anything else is
+    logged and restarts it a second later, so one bad round never ends the service."""
+    while not stopped():
+        try:
+            async for attempt in _retrying(name):
+                with attempt:
+                    await body()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting in 1 s", name)
+            await asyncio.sleep(1)
+
+
+HEARTBEAT_S = 2.0  # a dispatcher says it is alive this often; /health counts the recent
+
+
+async def heartbeat(redis: Redis, every: float = HEARTBEAT_S) -> None:
+    """Keep this process in the ``acd:dispatchers`` sorted set (score: the server's ms at
+    its last beat) until cancelled, then leave it."""
+    member = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        while True:
+            try:
+                now_ms = await server_time_us(redis) // 1000
+                await command(redis, "ZADD", DISPATCHERS, now_ms, member)
+                # Members that stopped beating long ago (killed) are forgotten.
+                await command(redis, "ZREMRANGEBYSCORE", DISPATCHERS, "-inf",
+                              now_ms - 3_600_000)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                errors.report("heartbeat", exc)
+            await asyncio.sleep(every)
+    finally:
+        try:
+            await asyncio.wait_for(command(redis, "ZREM", DISPATCHERS, member), 1.0)
+        except Exception as exc:  # noqa: BLE001 - stopping anyway; it ages out
+            log.debug("could not leave %s: %s", DISPATCHERS, exc)
