@@ -33,6 +33,7 @@ from .hooks import (
     start_dispatchers,
     stop_in_namespace,
 )
+from .launcher import HALab, ha_state_exists
 from .layout import (
     DEFAULT_RUN_DIR,
     VIP,
@@ -48,12 +49,14 @@ from .state import resolve_run_dir, running_topology, topology
 __all__ = [
     "DEFAULT_RUN_DIR",
     "VIP",
+    "HALab",
     "HATopology",
     "LabError",
     "app_pids",
     "check_platform",
     "ensure_packages",
     "format_status",
+    "ha_state_exists",
     "kill_haproxy",
     "kill_primary",
     "primary",
