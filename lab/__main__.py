@@ -65,17 +65,17 @@ Stop it with ./stop.sh (keeps data) or ./stop.sh --purge.""")
 
 # -- the HA environment (lab.ha) ----------------------------------------------------------
 def ha_up() -> bool:
-    from lab.ha.launcher import ha_state_exists
+    from lab.ha import ha_state_exists
 
     if not ha_state_exists():
         return False
-    from lab.ha.launcher import HALab
+    from lab.ha import HALab
 
     return HALab().is_up()
 
 
 def start_ha() -> int:
-    from lab.ha.launcher import HALab
+    from lab.ha import HALab
 
     ha = HALab()
     print("Starting the HA lab (network namespaces; this takes a minute the first time):")
@@ -90,14 +90,14 @@ def start_ha() -> int:
 
 
 def stop_ha(purge: bool = False) -> None:
-    from lab.ha.launcher import HALab, ha_state_exists
+    from lab.ha import HALab, ha_state_exists
 
     if ha_state_exists() or HALab().jupyter().running():
         HALab().stop(purge=purge)
 
 
 def status_ha() -> None:
-    from lab.ha.launcher import HALab, ha_state_exists
+    from lab.ha import HALab, ha_state_exists
 
     if not ha_state_exists():
         return

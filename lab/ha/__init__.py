@@ -25,7 +25,6 @@ from .configs import (
     render_redis_conf,
     render_sentinel_conf,
 )
-from .drill import DrillResult, drill_kill_primary, drill_stop_lb, run_drill
 from .failover import kill_haproxy, kill_primary, restart_node, start_lb, stop_lb, stop_node
 from .hooks import (
     app_pids,
@@ -34,6 +33,7 @@ from .hooks import (
     start_dispatchers,
     stop_in_namespace,
 )
+from .launcher import HALab, ha_state_exists
 from .layout import (
     DEFAULT_RUN_DIR,
     VIP,
@@ -49,15 +49,14 @@ from .state import resolve_run_dir, running_topology, topology
 __all__ = [
     "DEFAULT_RUN_DIR",
     "VIP",
-    "DrillResult",
+    "HALab",
     "HATopology",
     "LabError",
     "app_pids",
     "check_platform",
-    "drill_kill_primary",
-    "drill_stop_lb",
     "ensure_packages",
     "format_status",
+    "ha_state_exists",
     "kill_haproxy",
     "kill_primary",
     "primary",
@@ -68,7 +67,6 @@ __all__ = [
     "render_sentinel_conf",
     "resolve_run_dir",
     "restart_node",
-    "run_drill",
     "run_in_namespace",
     "running_topology",
     "start",

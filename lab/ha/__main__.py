@@ -1,4 +1,8 @@
-"""python -m lab.ha start|stop|status|drill [--run-dir DIR] [--password PW]"""
+"""python -m lab.ha start|stop|status|drill [--run-dir DIR] [--password PW] [--json]
+
+``drill`` is the failover drill (lab.drill) with its raw writes straight to Redis only:
+this topology runs no API (``python -m lab.drill`` drills ./start.sh --ha with contacts).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 
 from lab.errors import LabError
 
-from . import drill, layout, roles, services
+from . import layout, roles, services
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["start", "stop", "status", "drill"])
     parser.add_argument("--run-dir", default=None, help=f"default {layout.DEFAULT_RUN_DIR}")
     parser.add_argument("--password", default=None, help="Redis password (generated if not given)")
-    parser.add_argument("--json", action="store_true", help="status as JSON")
+    parser.add_argument("--json", action="store_true", help="status or drill report as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -31,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
             info = roles.status(args.run_dir)
             print(json.dumps(info, indent=2) if args.json else roles.format_status(info))
         elif args.command == "drill":
-            for result in (
-                drill.drill_kill_primary(run_dir=args.run_dir),
-                drill.drill_stop_lb(run_dir=args.run_dir),
-            ):
-                print(result.summary())
+            from lab.drill.__main__ import main as drill
+
+            return drill(["--no-contacts",
+                          *(["--run-dir", args.run_dir] if args.run_dir else []),
+                          *(["--json"] if args.json else [])], prog="python -m lab.ha drill")
     except LabError as exc:
         print(f"lab.ha: {exc}", file=sys.stderr)
         return 1

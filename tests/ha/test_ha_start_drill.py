@@ -7,6 +7,7 @@ point into a temporary folder, so a developer's .lab/ and .env are never touched
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,12 +22,13 @@ import pytest
 from lab_runs import NOTEBOOKS, nbval
 
 from lab.envfile import read_env
-from lab.ha import layout, net
+from lab.ha import check_platform, net
 from lab.lessons import kernel_env
+from lab.processes import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
-_WHY = layout.check_platform()
+_WHY = check_platform()
 if _WHY:
     print(f"HA start/drill tests skipped: {_WHY}", file=sys.stderr)
     pytest.skip(f"HA start/drill tests skipped: {_WHY}", allow_module_level=True)
@@ -82,12 +84,13 @@ def _leftovers(home: Path) -> list[str]:
 
 def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     """Pids still present at the deadline (a zombie waits for init to reap it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [p for p in pids if Path(f"/proc/{p}").exists()]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.1)
+
+    def present() -> list[int]:
+        return [p for p in pids if Path(f"/proc/{p}").exists()]
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not present(), timeout, f"pids {pids} to be gone", interval=0.1)
+    return present()
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +200,12 @@ def test_drill_loses_no_contact(ha_lab: dict[str, str]) -> None:
     for event in events:
         assert event["offered"] > 0 and event["lost"] == 0, event
         assert event["assigned"] == event["offered"], event
+        # the raw writes straight to Redis, next to the contacts through the API
+        assert event["writes"]["acknowledged"] > 0 and event["writes"]["lost"] == 0, event
     kill = events[2]
     assert kill["event"].startswith("kill -9 primary")
     assert kill["client_errors"] > 0 and 0 < kill["outage_s"] < 15, kill
+    assert kill["writes"]["failed"] > 0 and 0 < kill["writes"]["outage_s"] < 15, kill
     assert events[1]["outage_s"] < 10, events[1]
     # the old primary is back, as a replica
     assert sorted(report["final_roles"].values()) == ["master", "slave", "slave"]

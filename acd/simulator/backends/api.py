@@ -26,6 +26,7 @@ from acd.simulator.backends.base import Backend, Event
 
 REQUEST_TIMEOUT = 10.0  # seconds, every API call (the long poll adds its block time)
 RETRY_FOR = 20.0  # seconds of retrying a call through connection errors and 5xx
+BACKOFF_MAX = 2.0  # seconds, the longest wait between two attempts of a call
 
 
 def _transient(exc: BaseException) -> bool:
@@ -70,15 +71,18 @@ class ApiBackend(Backend):
 
     def __init__(self, center: str, api_url: str, retry_for: float = RETRY_FOR, *,
                  request_timeout: float = REQUEST_TIMEOUT, connect_timeout: float | None = None,
-                 on_attempt: AttemptHook | None = None) -> None:
-        """``retry_for``: seconds one call is retried; ``request_timeout``: seconds one
-        attempt may take (``connect_timeout`` of them to connect); ``on_attempt``: called
-        on the event loop with every attempt (it must not block or raise)."""
+                 backoff_max: float = BACKOFF_MAX, on_attempt: AttemptHook | None = None
+                 ) -> None:
+        """``retry_for``: seconds one call is retried, waiting up to ``backoff_max`` s
+        between attempts; ``request_timeout``: seconds one attempt may take
+        (``connect_timeout`` of them to connect); ``on_attempt``: called on the event loop
+        with every attempt (it must not block or raise)."""
         self.center = center
         self.base = f"/v1/centers/{center}"
         self.retry_for = retry_for
         self.request_timeout = request_timeout
         self.connect_timeout = request_timeout if connect_timeout is None else connect_timeout
+        self.backoff_max = backoff_max
         self.on_attempt = on_attempt
         self.http = httpx.AsyncClient(
             base_url=api_url.rstrip("/"), timeout=self._timeout(request_timeout),
@@ -102,7 +106,7 @@ class ApiBackend(Backend):
         limit = self._timeout(self.request_timeout if timeout is None else timeout)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_transient),
-            wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+            wait=wait_exponential_jitter(multiplier=0.05, max=self.backoff_max, jitter=0.05),
             stop=stop_after_delay(self.retry_for), reraise=True,
         ):
             with attempt:
