@@ -68,9 +68,7 @@ def test_the_scan_sees_relative_and_late_imports() -> None:
 
 
 # Cycles being taken apart elsewhere; each entry names its modules. Remove it when they are.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"lab.notebook.exercises", "lab.notebook.session"}),  # Lab <-> install_hints
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()  # none left; add one only with a reason
 
 
 def cycles(graph: dict[str, set[str]]) -> list[set[str]]:

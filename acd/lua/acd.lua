@@ -57,6 +57,44 @@ local function last_wake_id(tag)
   return last[1][1]
 end
 
+-- The longest available agent that has every skill: walk the smallest availability set
+-- in score order (oldest first) and keep the first agent present in all the others.
+-- No intersection is built; with plenty of agents the first page answers.
+-- sizes caches the sets' sizes (skill -> ZCARD) for one dispatch call; claim keeps it
+-- exact. Which set is walked only changes the cost, never the answer: an agent's score
+-- is the same in all its sets, so any of them walked in order meets the LAA agent first.
+local function longest_available(tag, skills, sizes)
+  local sets, first, smallest = {}, 1, nil
+  for i, skill in ipairs(skills) do
+    local size = sizes[skill]
+    if size == nil then
+      size = redis.call('ZCARD', k_avail(tag, skill))
+      sizes[skill] = size
+    end
+    if size == 0 then return nil end
+    sets[i] = k_avail(tag, skill)
+    if smallest == nil or size < smallest then first, smallest = i, size end
+  end
+  sets[1], sets[first] = sets[first], sets[1]
+  local page, start = 8, 0
+  while start < smallest do
+    local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
+    for i = 2, #sets do
+      if #candidates == 0 then break end
+      local scores = redis.call('ZMSCORE', sets[i], unpack(candidates))
+      local kept = {}
+      for j, score in ipairs(scores) do
+        if score then kept[#kept + 1] = candidates[j] end
+      end
+      candidates = kept
+    end
+    if #candidates > 0 then return candidates[1] end
+    start = start + page
+    page = math.min(page * 4, 512)
+  end
+  return nil
+end
+
 --[[ The waiting contacts' index.
 The universal queue ({tag}:queue, score = arrival) says who came first; the index says who
 can be served, so a dispatch round never looks at contacts nobody available can serve:
@@ -111,8 +149,6 @@ local function make_ready(tag, sig)
   local score = head_score(tag, sig)
   if score then redis.call('ZADD', tag .. ':ready', score, sig) end
 end
-
-local longest_available  -- defined with dispatch, below
 
 -- A combination new to the index is ready if an available agent can serve it now, else
 -- parked at once: a flood of contacts nobody can serve never reaches a dispatch round.
@@ -504,44 +540,6 @@ local function contact_end(keys, args)
   redis.call('EXPIRE', keys[1], tonumber(args[3]))
   event(tag, 'contact_' .. final, 'contact', id)
   return redis.call('JSON.GET', keys[1], '.')
-end
-
--- The longest available agent that has every skill: walk the smallest availability set
--- in score order (oldest first) and keep the first agent present in all the others.
--- No intersection is built; with plenty of agents the first page answers.
--- sizes caches the sets' sizes (skill -> ZCARD) for one dispatch call; claim keeps it
--- exact. Which set is walked only changes the cost, never the answer: an agent's score
--- is the same in all its sets, so any of them walked in order meets the LAA agent first.
-function longest_available(tag, skills, sizes)
-  local sets, first, smallest = {}, 1, nil
-  for i, skill in ipairs(skills) do
-    local size = sizes[skill]
-    if size == nil then
-      size = redis.call('ZCARD', k_avail(tag, skill))
-      sizes[skill] = size
-    end
-    if size == 0 then return nil end
-    sets[i] = k_avail(tag, skill)
-    if smallest == nil or size < smallest then first, smallest = i, size end
-  end
-  sets[1], sets[first] = sets[first], sets[1]
-  local page, start = 8, 0
-  while start < smallest do
-    local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
-    for i = 2, #sets do
-      if #candidates == 0 then break end
-      local scores = redis.call('ZMSCORE', sets[i], unpack(candidates))
-      local kept = {}
-      for j, score in ipairs(scores) do
-        if score then kept[#kept + 1] = candidates[j] end
-      end
-      candidates = kept
-    end
-    if #candidates > 0 then return candidates[1] end
-    start = start + page
-    page = math.min(page * 4, 512)
-  end
-  return nil
 end
 
 -- Claim agent aid for contact cid. Reads only the agent's skills and writes each

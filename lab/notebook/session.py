@@ -24,7 +24,7 @@ from acd.functions import load_library
 from acd.keys import Keys
 from acd.settings import get_settings
 from lab.errors import LabError
-from lab.notebook.exercises import install_hints
+from lab.notebook.hints import install_hints
 
 
 class LabSetupError(LabError):

@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from acd import Center
 from acd.naive import NaiveDispatcher
-from lab.notebook import Lab
+from lab.notebook import Lab, hints
 from lab.notebook import exercises as ex
 
 
@@ -69,7 +69,7 @@ async def test_agent_skills(lab: Lab, capsys: pytest.CaptureFixture[str]) -> Non
     await fresh()
     with pytest.raises(ResponseError) as refused:
         await r.execute_command("JSON.ARRAPPEND", key, "$.skills", "Support")
-    hint = ex.hint_for(refused.value)
+    hint = hints.hint_for(refused.value)
     assert hint is not None and '\'"Billing"\'' in hint
     await r.delete(key)
     assert not await ex.check_agent_skills(lab, "a2", ["English"])
@@ -82,7 +82,7 @@ def test_the_json_hint_replaces_the_traceback_in_ipython(
 
     shell = InteractiveShell.instance()
     try:
-        ex.install_hints()
+        hints.install_hints()
         result = shell.run_cell("from redis.exceptions import ResponseError\n"
                                 "raise ResponseError('expected value at line 1 column 1')")
         out = capsys.readouterr()
