@@ -14,11 +14,12 @@ from acd.errors import (
     InvalidState,
     NotDurable,
     NotFound,
+    Overloaded,
 )
 from acd.models import Agent, AgentState, Assignment, Contact, ContactState, DispatchMode
 
 __all__ = [
     "ACDError", "Agent", "AgentState", "AlreadyExists", "Assignment", "Center", "Conflict",
     "Contact", "ContactState", "DispatchMode", "InvalidInput", "InvalidState", "NotDurable",
-    "NotFound", "connect",
+    "NotFound", "Overloaded", "connect",
 ]

@@ -193,7 +193,8 @@ class Center(CenterStreams):
         spec = _model(ContactIn, skills=list(skills))
         ordered = sorted(spec.skills)
         await self.register()
-        raw = await self._fn.contact_create(cid, json.dumps(ordered), spec.signature)
+        raw = await self._fn.contact_create(cid, json.dumps(ordered), spec.signature,
+                                            get_settings().acd_max_queued)
         await self.replicated(f"contact {cid}")
         return Contact.model_validate_json(raw)
 

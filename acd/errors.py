@@ -27,6 +27,11 @@ class InvalidState(Conflict):
     """The operation does not apply in the current state (e.g. deleting a busy agent)."""
 
 
+class Overloaded(ACDError):
+    """A stated limit was reached (a center's queued contacts, this process's connections
+    to Redis); nothing was written, and retrying later is safe."""
+
+
 class NotDurable(ACDError):
     """Fewer replicas than required acknowledged a write in time; retrying is safe."""
 
@@ -36,6 +41,7 @@ _CODES: dict[str, type[ACDError]] = {
     "NOTFOUND": NotFound,
     "EXISTS": AlreadyExists,
     "STATE": InvalidState,
+    "LIMIT": Overloaded,
 }
 
 

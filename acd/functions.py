@@ -92,11 +92,12 @@ class Functions:
         return int(await fcall(self.redis, "acd_center_state", [k.meta, k.agents],
                                ["1" if is_open else "0"]))
 
-    async def contact_create(self, contact_id: str, skills_json: str, signature: str) -> str:
+    async def contact_create(self, contact_id: str, skills_json: str, signature: str,
+                             max_queued: int = 0) -> str:
         k = self.keys
         return str(await fcall(self.redis, "acd_contact_create",
                            [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
-                           [contact_id, skills_json, signature]))
+                           [contact_id, skills_json, signature, max_queued]))
 
     async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:
         k = self.keys

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # embedded lab, 1 in the HA lab so that a confirmed contact survives a failover.
     acd_wait_replicas: int = 0
     acd_wait_timeout_ms: int = 1000
+    # A center refuses a new contact (Overloaded, HTTP 429) while this many wait; 0: no cap.
+    acd_max_queued: int = 100_000
     # How long a completed or abandoned contact stays readable.
     contact_keep_seconds: int = 3600
 

@@ -1,9 +1,11 @@
 """How errors become HTTP responses.
 
 422 validation (field-level ``detail`` list, like FastAPI's, without echoing the input),
-404 NotFound, 409 AlreadyExists / InvalidState, 503 when Redis cannot be reached or cannot
-write for now (a replica after failover, too few replicas for min-replicas-to-write,
-loading). 503 carries Retry-After.
+404 NotFound, 409 AlreadyExists / InvalidState, 429 when a stated limit is reached (a
+center's cap of queued contacts, ACD_MAX_QUEUED; every connection of this worker's pool busy
+for REDIS_POOL_TIMEOUT), 503 when Redis cannot be reached or cannot write for now (a replica
+after failover, too few replicas for min-replicas-to-write, loading). 429 and 503 carry
+Retry-After.
 Anything else is a bug and stays a 500: the schema test looks for them.
 """
 
@@ -20,8 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from acd.connection import is_transient
-from acd.errors import Conflict, InvalidInput, NotDurable, NotFound
+from acd.connection import PoolExhausted, is_transient
+from acd.errors import Conflict, InvalidInput, NotDurable, NotFound, Overloaded
 
 log = logging.getLogger("acd.api")
 
@@ -77,6 +79,13 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
+async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
+    """A stated limit, not an outage: Redis is fine, this request came at a busy moment."""
+    log.info("%s %s: limit reached: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=429, content={"detail": f"limit reached: {exc}"},
+                        headers={"Retry-After": "1"})
+
+
 async def _redis_reply(request: Request, exc: Exception) -> JSONResponse:
     # "Not now" replies (failover, min-replicas, loading) are the same the dispatchers retry.
     if is_transient(exc):
@@ -90,6 +99,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(NotDurable, _redis_down)
+    app.add_exception_handler(Overloaded, _overloaded)
+    app.add_exception_handler(PoolExhausted, _overloaded)
     app.add_exception_handler(RedisConnectionError, _redis_down)
     app.add_exception_handler(RedisTimeoutError, _redis_down)
     app.add_exception_handler(ResponseError, _redis_reply)

@@ -473,6 +473,7 @@ end
 KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
 KEYS[5] center meta hash
 ARGV[1] id  ARGV[2] skills JSON array, sorted and unique  ARGV[3] signature 'a,b'
+ARGV[4] most contacts that may wait in the center (0: no cap): beyond it, LIMIT
 The queue score is the ms of arrival, made strictly increasing (+0.001 ms when two
 contacts arrive in the same ms): otherwise equal scores would order by contact id, not
 by arrival. The contact joins its combination's FIFO too (see the index above); the
@@ -481,6 +482,10 @@ Returns the stored contact JSON. ]]
 local function contact_create(keys, args)
   local tag = tag_of(keys[1])
   if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
+  local cap = tonumber(args[4] or 0)
+  if cap > 0 and redis.call('ZCARD', keys[2]) >= cap then
+    fail('LIMIT ' .. cap .. ' contacts wait in this center already (its cap): retry later')
+  end
   local now = now_ms()
   local contact = {id = args[1], skills = cjson.decode(args[2]), state = 'queued',
     agent = cjson.null, queued_at = now, assigned_at = cjson.null, ended_at = cjson.null}

@@ -58,7 +58,9 @@ async def set_acd_state(body: AcdStateIn, center: DefaultCenterDep) -> AcdStateO
     return AcdStateOut(acd_state=body.state, changed=changed)
 
 
-@router.post("/contact", status_code=status.HTTP_201_CREATED, response_model=ContactKey)
+@router.post("/contact", status_code=status.HTTP_201_CREATED, response_model=ContactKey,
+             responses={429: {"model": Problem, "description": "the center's cap of waiting "
+                              "contacts is reached: retry after Retry-After seconds"}})
 async def create_contact(body: CompatContactIn, center: DefaultCenterDep) -> ContactKey:
     contact = await center.create_contact(body.skills, uuid.uuid4().hex)
     return ContactKey(contact_key=f"contact:{contact.id}")

@@ -22,6 +22,10 @@ NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such contact 
               "description": "a retry: the contact with this id and these skills exists"},
         409: {"model": Problem,
               "description": "a contact with this id exists with other skills"},
+        429: {"model": Problem,
+              "description": "the center's cap of waiting contacts (ACD_MAX_QUEUED) is "
+                             "reached, or this worker's connections are all busy: retry "
+                             "after Retry-After seconds"},
     })
 async def create_contact(body: ContactCreate, center: CenterDep, response: Response
                          ) -> Contact:
