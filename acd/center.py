@@ -38,6 +38,7 @@ from acd.models import (
     DispatchMode,
     DispatchRound,
     QueueView,
+    SkillDeletion,
 )
 from acd.settings import get_settings
 from acd.streams import CenterStreams
@@ -152,9 +153,13 @@ class Center(CenterStreams):
             _valid("agent id", agent_id), _valid("skill", skill), "remove")
         return Agent.model_validate_json(raw)
 
-    async def delete_skill(self, skill: str) -> int:
-        """Remove ``skill`` from every agent; returns how many agents had it."""
-        return await self._fn.skill_delete(_valid("skill", skill))
+    async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
+        """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
+        contacts wait that need it, since nobody could serve them any more; ``force``
+        abandons them instead."""
+        agents, abandoned = await self._fn.skill_delete(
+            _valid("skill", skill), force, get_settings().contact_keep_seconds)
+        return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
 
     async def list_skills(self) -> list[str]:
         return sorted(await cast(Any, self.redis.smembers(self.keys.skills)))

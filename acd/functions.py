@@ -84,8 +84,11 @@ class Functions:
         return str(await fcall(self.redis, "acd_agent_skill", [k.agent(agent_id), k.skills],
                            [agent_id, skill, op]))
 
-    async def skill_delete(self, skill: str) -> int:
-        return int(await fcall(self.redis, "acd_skill_delete", [self.keys.skills], [skill]))
+    async def skill_delete(self, skill: str, force: bool, keep_seconds: int) -> tuple[int, int]:
+        """(agents that had the skill, waiting contacts abandoned)."""
+        agents, abandoned = await fcall(self.redis, "acd_skill_delete", [self.keys.skills],
+                                        [skill, "force" if force else "", keep_seconds])
+        return int(agents), int(abandoned)
 
     async def center_state(self, is_open: bool) -> int:
         k = self.keys

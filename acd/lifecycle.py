@@ -51,6 +51,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                "a dispatch round gives it the longest available qualified agent"),
     Transition("contact", C.QUEUED, C.ABANDONED, "acd_contact_end", "contact_abandoned",
                "the caller hangs up (abandon, or complete while queued)"),
+    Transition("contact", C.QUEUED, C.ABANDONED, "acd_skill_delete", "contact_abandoned",
+               "a skill it needs is deleted with force (nobody could serve it)"),
     Transition("contact", C.ASSIGNED, C.COMPLETED, "acd_contact_end", "contact_completed",
                "completed"),
 )

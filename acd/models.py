@@ -158,6 +158,15 @@ class EventPage(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class SkillDeletion:
+    """What deleting a skill did."""
+
+    skill: str
+    agents: int  # agents that had it
+    abandoned: int  # waiting contacts that needed it, abandoned (only when forced)
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchRound:
     """What one acd_dispatch call did."""
 

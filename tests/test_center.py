@@ -80,7 +80,7 @@ async def test_agent_lifecycle_and_skills(center: Center) -> None:
     assert await center.redis.zscore(center.keys.avail("en"), "a") is None
     assert (await center.update_agent("a", "Anne", "Leigh")).fname == "Anne"
     await center.create_agent("b", "B", "B", ["fr"], available=True)
-    assert await center.delete_skill("fr") == 2
+    assert (await center.delete_skill("fr")).agents == 2
     assert (await center.get_agent("b")).skills == []
     assert await center.list_skills() == ["billing"]
     assert await center.close() == 2

@@ -50,35 +50,46 @@ async def dispatch(c: Center) -> None:
     await c.dispatch()
 
 
-STEPS: dict[tuple[str, str, str], tuple[Setup, Action]] = {
-    ("agent", NEW, "unavailable"): (nothing, lambda c: c.create_agent("a", "A", "B", ["en"])),
-    ("agent", "unavailable", "available"): (agent_in("unavailable"),
-                                            lambda c: c.set_available("a")),
-    ("agent", "available", "unavailable"): (agent_in("available"),
-                                            lambda c: c.set_unavailable("a")),
-    ("agent", "available", "busy"): (contact_in("queued", agent=True), dispatch),
-    ("agent", "busy", "busy"): (agent_in("busy"), lambda c: c.set_unavailable("a")),
-    ("agent", "busy", "available"): (agent_in("busy"), lambda c: c.complete_contact("c1")),
-    ("agent", "busy", "unavailable"): (agent_in("busy, next unavailable"),
-                                       lambda c: c.complete_contact("c1")),
-    ("agent", "unavailable", NEW): (agent_in("unavailable"), lambda c: c.delete_agent("a")),
-    ("agent", "available", NEW): (agent_in("available"), lambda c: c.delete_agent("a")),
-    ("contact", NEW, "queued"): (nothing, lambda c: c.create_contact(["en"], "c1")),
-    ("contact", "queued", "assigned"): (contact_in("queued", agent=True), dispatch),
-    ("contact", "queued", "abandoned"): (contact_in("queued"),
-                                         lambda c: c.abandon_contact("c1")),
-    ("contact", "assigned", "completed"): (contact_in("assigned"),
-                                           lambda c: c.complete_contact("c1")),
+STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
+    ("agent", NEW, "unavailable", "acd_agent_create"): (
+        nothing, lambda c: c.create_agent("a", "A", "B", ["en"])),
+    ("agent", "unavailable", "available", "acd_agent_state"): (
+        agent_in("unavailable"), lambda c: c.set_available("a")),
+    ("agent", "available", "unavailable", "acd_agent_state"): (
+        agent_in("available"), lambda c: c.set_unavailable("a")),
+    ("agent", "available", "busy", "acd_dispatch"): (
+        contact_in("queued", agent=True), dispatch),
+    ("agent", "busy", "busy", "acd_agent_state"): (
+        agent_in("busy"), lambda c: c.set_unavailable("a")),
+    ("agent", "busy", "available", "acd_contact_end"): (
+        agent_in("busy"), lambda c: c.complete_contact("c1")),
+    ("agent", "busy", "unavailable", "acd_contact_end"): (
+        agent_in("busy, next unavailable"), lambda c: c.complete_contact("c1")),
+    ("agent", "unavailable", NEW, "acd_agent_delete"): (
+        agent_in("unavailable"), lambda c: c.delete_agent("a")),
+    ("agent", "available", NEW, "acd_agent_delete"): (
+        agent_in("available"), lambda c: c.delete_agent("a")),
+    ("contact", NEW, "queued", "acd_contact_create"): (
+        nothing, lambda c: c.create_contact(["en"], "c1")),
+    ("contact", "queued", "assigned", "acd_dispatch"): (
+        contact_in("queued", agent=True), dispatch),
+    ("contact", "queued", "abandoned", "acd_contact_end"): (
+        contact_in("queued"), lambda c: c.abandon_contact("c1")),
+    ("contact", "queued", "abandoned", "acd_skill_delete"): (
+        contact_in("queued"), lambda c: c.delete_skill("en", force=True)),
+    ("contact", "assigned", "completed", "acd_contact_end"): (
+        contact_in("assigned"), lambda c: c.complete_contact("c1")),
 }
 
 
 def test_every_transition_has_a_step() -> None:
-    assert {(t.of, t.source, t.target) for t in TRANSITIONS} == set(STEPS)
+    assert {(t.of, t.source, t.target, t.function) for t in TRANSITIONS} == set(STEPS)
 
 
-@pytest.mark.parametrize("t", TRANSITIONS, ids=lambda t: f"{t.of}:{t.source}->{t.target}")
+@pytest.mark.parametrize("t", TRANSITIONS,
+                         ids=lambda t: f"{t.of}:{t.source}->{t.target}:{t.function}")
 async def test_transition_happens_as_written(center: Center, t: Transition) -> None:
-    setup, action = STEPS[(t.of, t.source, t.target)]
+    setup, action = STEPS[(t.of, t.source, t.target, t.function)]
     await setup(center)
     entity = "a" if t.of == "agent" else "c1"
     get = center.get_agent if t.of == "agent" else center.get_contact

@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 from test_dispatch_rules import expected_round, snapshot
 
-from acd import Center
+from acd import Center, InvalidState
 from acd.invariants import violations
 
 
@@ -135,4 +135,21 @@ async def test_an_agent_finds_the_parked_combinations_it_can_serve(
     assert not await violations(center)
     done = await center.dispatch()
     assert [(a.contact, a.agent) for a in done] == [(servable[0].id, "z")]
+    assert not await violations(center)
+
+
+async def test_deleting_a_skill_waiting_contacts_need_is_refused_naming_them(
+        center: Center) -> None:
+    await center.create_agent("a", "A", "B", ["en", "fr"])
+    waiting = [await center.create_contact(["fr"]), await center.create_contact(["en", "fr"])]
+    other = await center.create_contact(["en"])
+    with pytest.raises(InvalidState, match="needed by 2 waiting contacts") as refused:
+        await center.delete_skill("fr")
+    assert all(c.id in str(refused.value) for c in waiting)
+    assert "fr" in (await center.get_agent("a")).skills, "nothing was changed"
+    done = await center.delete_skill("fr", force=True)
+    assert (done.agents, done.abandoned) == (1, 2)
+    assert [(await center.get_contact(c.id)).state.value for c in waiting] == ["abandoned"] * 2
+    assert (await center.get_contact(other.id)).state.value == "queued"
+    assert (await center.get_agent("a")).skills == ["en"]
     assert not await violations(center)

@@ -45,6 +45,8 @@ class AgentStateIn(_Strict):
 class SkillDeleted(BaseModel):
     skill: str
     agents: int = Field(description="how many agents had the skill")
+    abandoned: int = Field(0, description="waiting contacts that needed it, abandoned "
+                                          "(only with force=true)")
 
 
 class CenterStateIn(_Strict):

@@ -178,6 +178,12 @@ local function index_remove(tag, sig, cid)
   end
 end
 
+-- A contact leaves the queue and the index (assigned or abandoned); keys[2] is the queue.
+local function unqueue(keys, id, skills)
+  redis.call('ZREM', keys[2], id)
+  index_remove(tag_of(keys[2]), table.concat(skills, ','), id)
+end
+
 -- An agent with these skills is available: every parked combination it can serve is
 -- ready again. Returns how many moved. The combinations it can serve are the subsets of
 -- its skills: with few skills, asking for each subset is cheaper than reading every
@@ -423,10 +429,46 @@ end
 
 --[[ acd_skill_delete
 KEYS[1] set of skills
-ARGV[1] skill. Removes the skill from every agent. Returns how many agents had it. ]]
+ARGV[1] skill  ARGV[2] 'force' to abandon the waiting contacts that need it, else ''
+ARGV[3] seconds to keep an abandoned contact
+Removes the skill from every agent. While contacts wait that need it (nobody could ever
+serve them), it fails with STATE naming them, unless forced: then they are abandoned
+(contact_abandoned, reason skill_deleted). Returns {agents that had it, contacts
+abandoned}. ]]
 local function skill_delete(keys, args)
   local tag = tag_of(keys[1])
-  local skill = args[1]
+  local skill, force = args[1], args[2] == 'force'
+  local needing = {}
+  for _, sig in ipairs(redis.call('HKEYS', tag .. ':sigs')) do
+    for _, s in ipairs(skills_of(sig)) do
+      if s == skill then needing[#needing + 1] = sig break end
+    end
+  end
+  if #needing > 0 and not force then
+    local count, named = 0, {}
+    for _, sig in ipairs(needing) do
+      count = count + tonumber(redis.call('HGET', tag .. ':sigs', sig))
+      for _, cid in ipairs(redis.call('ZRANGE', k_combo(tag, sig), 0, 4 - #named)) do
+        named[#named + 1] = cid
+      end
+    end
+    fail('STATE skill ' .. skill .. ' is needed by ' .. count .. ' waiting contacts ('
+      .. table.concat(named, ', ') .. (count > #named and ', ...' or '')
+      .. '): nobody could serve them; delete it with force to abandon them')
+  end
+  local abandoned, now = 0, now_ms()
+  local qkeys = {tag .. ':queue', tag .. ':queue', tag .. ':sigs'}  -- as unqueue() expects
+  for _, sig in ipairs(needing) do
+    for _, cid in ipairs(redis.call('ZRANGE', k_combo(tag, sig), 0, -1)) do
+      unqueue(qkeys, cid, skills_of(sig))
+      local key = k_contact(tag, cid)
+      redis.call('JSON.MSET', key, '.state', '"abandoned"', key, '.ended_at', now)
+      redis.call('EXPIRE', key, tonumber(args[3]))
+      event(tag, 'contact_abandoned', 'contact', cid, 'reason', 'skill_deleted')
+      abandoned = abandoned + 1
+    end
+  end
+  if abandoned > 0 then redis.call('HINCRBY', tag .. ':stats', 'abandoned', abandoned) end
   local members = redis.call('SMEMBERS', k_skill(tag, skill))
   for _, id in ipairs(members) do
     local key = k_agent(tag, id)
@@ -438,7 +480,7 @@ local function skill_delete(keys, args)
   redis.call('DEL', k_skill(tag, skill), k_avail(tag, skill))
   redis.call('SREM', keys[1], skill)
   event(tag, 'skill_deleted', 'skill', skill)
-  return #members
+  return {#members, abandoned}
 end
 
 --[[ acd_center_state
@@ -501,11 +543,6 @@ local function contact_create(keys, args)
   event(tag, 'contact_queued', 'contact', args[1])
   if redis.call('HEXISTS', tag .. ':parked_on', args[3]) == 0 then wake(tag, 'contact') end
   return redis.call('JSON.GET', keys[1], '.')
-end
-
-local function unqueue(keys, id, skills)
-  redis.call('ZREM', keys[2], id)
-  index_remove(tag_of(keys[2]), table.concat(skills, ','), id)
 end
 
 --[[ acd_contact_end

@@ -75,3 +75,16 @@ async def test_1000_concurrent_requests_on_a_healthy_redis_get_no_5xx(
     print(f"\n1,000 concurrent POSTs: {dict(statuses)}")
     assert statuses == {201: 1000}, statuses
     assert await center.redis.zcard(center.keys.queue) == 1000
+
+
+async def test_deleting_a_needed_skill_answers_409_unless_forced(
+        client: httpx.AsyncClient, v1: str) -> None:
+    await client.post(f"{v1}/agents", json={"id": "a", "fname": "A", "lname": "B",
+                                             "skills": ["en", "fr"]})
+    created = await client.post(f"{v1}/contacts", json={"skills": ["fr"]})
+    refused = await client.delete(f"{v1}/skills/fr")
+    assert refused.status_code == 409, refused.text
+    assert created.json()["id"] in refused.json()["detail"]
+    forced = await client.delete(f"{v1}/skills/fr", params={"force": "true"})
+    assert forced.status_code == 200, forced.text
+    assert forced.json() == {"skill": "fr", "agents": 1, "abandoned": 1}

@@ -75,7 +75,13 @@ async def list_skills(center: CenterDep) -> list[str]:
     return await center.list_skills()
 
 
-@router.delete("/skills/{skill}", response_model=SkillDeleted, tags=["skills"])
-async def delete_skill(skill: SkillPath, center: CenterDep) -> SkillDeleted:
-    """Remove the skill from every agent that has it."""
-    return SkillDeleted(skill=skill, agents=await center.delete_skill(skill))
+@router.delete("/skills/{skill}", response_model=SkillDeleted, tags=["skills"],
+               responses={409: {"model": Problem, "description": "waiting contacts need the "
+                                "skill (named); force=true abandons them"}})
+async def delete_skill(skill: SkillPath, center: CenterDep, force: bool = False
+                       ) -> SkillDeleted:
+    """Remove the skill from every agent that has it. Refused with 409, naming them, while
+    contacts wait that need it (nobody could serve them any more), unless ``force=true``:
+    then they are abandoned, and counted in the answer."""
+    done = await center.delete_skill(skill, force=force)
+    return SkillDeleted(skill=skill, agents=done.agents, abandoned=done.abandoned)

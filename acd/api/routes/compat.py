@@ -134,7 +134,9 @@ async def delete_agent_skill(agent_key: AgentKeyPath, skill: SkillPath,
     return SkillName(skill=skill)
 
 
-@router.delete("/skill/{skill}", response_model=SkillName)
+@router.delete("/skill/{skill}", response_model=SkillName,
+               responses={409: {"model": Problem, "description": "waiting contacts need the "
+                                "skill (named): nobody could serve them"}})
 async def delete_skill(skill: SkillPath, center: DefaultCenterDep) -> SkillName:
     await center.delete_skill(skill)
     return SkillName(skill=skill)
