@@ -16,7 +16,7 @@ from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.commands import last_stream_id, xread_many
 from acd.connection import is_transient
 from acd.keys import CENTERS, CENTERS_STREAM
-from acd.service import errors, supervise
+from acd.service import errors, serve
 
 log = logging.getLogger("acd.dispatcher")
 
@@ -163,17 +163,6 @@ class AllCenters:
                 rediscover = time.monotonic() + self.REDISCOVER_S
 
     async def run(self) -> None:
-        summary = asyncio.create_task(self._summaries())
-        try:
-            await supervise("every center", self._loop, self._stop.is_set)
-        finally:
-            summary.cancel()
-
-    async def _summaries(self) -> None:
-        last, last_t = 0, time.monotonic()
-        while True:
-            await asyncio.sleep(self.summary_every)
-            now = time.monotonic()
-            log.info("%d centers: %d assigned (%.1f/s), %d rounds", len(self.centers),
-                     self.assigned, (self.assigned - last) / (now - last_t), self.rounds)
-            last, last_t = self.assigned, now
+        """Run until stop() or cancellation; survives Redis restarts and failovers."""
+        await serve("every center", self._loop, self._stop.is_set,
+                    lambda: (self.assigned, self.rounds), self.summary_every)

@@ -18,14 +18,13 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
 
 from acd.all_centers import AllCenters
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.connection import connect
 from acd.models import DispatchRound
-from acd.service import heartbeat, supervise
+from acd.service import heartbeat, serve
 from acd.settings import get_settings
 
 log = logging.getLogger("acd.dispatcher")
@@ -85,21 +84,8 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Run until stop() or cancellation; survives Redis restarts and failovers."""
-        summary = asyncio.create_task(self._summaries())
-        try:
-            await supervise(f"center {self.center.name}", self._loop, self._stop.is_set)
-        finally:
-            summary.cancel()
-
-    async def _summaries(self) -> None:
-        last, last_t = 0, time.monotonic()
-        while True:
-            await asyncio.sleep(self.summary_every)
-            now = time.monotonic()
-            rate = (self.assigned - last) / (now - last_t)
-            log.info("center %s: %d assigned (%.1f/s over the last %.0f s), %d rounds",
-                     self.center.name, self.assigned, rate, now - last_t, self.rounds)
-            last, last_t = self.assigned, now
+        await serve(f"center {self.center.name}", self._loop, self._stop.is_set,
+                    lambda: (self.assigned, self.rounds), self.summary_every)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -83,6 +83,28 @@ async def supervise(name: str, body: Callable[[], Awaitable[None]],
             await asyncio.sleep(1)
 
 
+async def serve(name: str, body: Callable[[], Awaitable[None]],
+                stopped: Callable[[], bool], progress: Callable[[], tuple[int, int]],
+                summary_every: float) -> None:
+    """``supervise(body)``, logging every ``summary_every`` s the assignments and rounds
+    ``progress()`` reports (and the rate since the last line)."""
+
+    async def summaries() -> None:
+        last, last_t = progress()[0], time.monotonic()
+        while True:
+            await asyncio.sleep(summary_every)
+            (assigned, rounds), now = progress(), time.monotonic()
+            log.info("%s: %d assigned (%.1f/s over the last %.0f s), %d rounds", name,
+                     assigned, (assigned - last) / (now - last_t), now - last_t, rounds)
+            last, last_t = assigned, now
+
+    summary = asyncio.create_task(summaries())
+    try:
+        await supervise(name, body, stopped)
+    finally:
+        summary.cancel()
+
+
 HEARTBEAT_S = 2.0  # a dispatcher says it is alive this often; /health counts the recent
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -75,3 +78,17 @@ class EmbeddedRedis(Service):
                 pass
         super().stop(timeout)
         return was_running
+
+
+@contextmanager
+def throwaway_redis(name: str, password: str | None = None) -> Iterator[str]:
+    """An embedded Redis in a temporary folder for the length of the block (a benchmark's
+    own server); yields its URL, then stops it and deletes its data."""
+    with tempfile.TemporaryDirectory(prefix=f"acd-{name}-") as tmp:
+        server = EmbeddedRedis(Path(tmp), free_port(), password=password, name=name)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+

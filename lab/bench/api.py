@@ -18,10 +18,8 @@ import json
 import os
 import platform
 import random
-import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +30,9 @@ from acd.connection import connect
 from acd.settings import get_settings
 from lab import apiserver
 from lab.bench.posting import post_contacts
-from lab.embedded import EmbeddedRedis, free_port
+from lab.embedded import throwaway_redis
 
 SKILLS = [["English", "Spanish"], ["Support", "Disputes", "Billing"]]
-
-
-@contextmanager
-def embedded_redis() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="acd-bench-") as tmp:
-        server = EmbeddedRedis(Path(tmp), free_port(), password="bench")
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
 
 
 def random_skills(count: int, seed: int) -> list[list[str]]:
@@ -124,7 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     with ExitStack() as stack:
-        redis_url = (stack.enter_context(embedded_redis()) if args.embedded
+        own = throwaway_redis("bench-api", password="bench")
+        redis_url = (stack.enter_context(own) if args.embedded
                      else args.redis_url or get_settings().redis_url)
         api_url = args.api_url or stack.enter_context(apiserver.running(
             {**os.environ, "REDIS_URL": redis_url}, workers=args.workers)).url

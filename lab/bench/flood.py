@@ -241,15 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.redis_url:
         return asyncio.run(run(args, args.redis_url))
-    from lab.embedded import EmbeddedRedis, free_port
+    from lab.embedded import throwaway_redis
 
-    with tempfile.TemporaryDirectory(prefix="acd-flood-redis-") as tmp:
-        server = EmbeddedRedis(Path(tmp), free_port(), name="flood-redis")
-        server.start()
-        try:
-            return asyncio.run(run(args, server.url))
-        finally:
-            server.stop()
+    with throwaway_redis("flood-redis") as url:
+        return asyncio.run(run(args, url))
 
 
 if __name__ == "__main__":

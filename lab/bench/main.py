@@ -360,14 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.redis_url:
         records = asyncio.run(run(args, args.redis_url))
     else:
-        from lab.embedded import EmbeddedRedis, free_port
+        from lab.embedded import throwaway_redis
 
-        with tempfile.TemporaryDirectory(prefix="acd-bench-redis-") as tmp:
-            server = EmbeddedRedis(Path(tmp), free_port(), name="bench-redis")
-            server.start()
-            try:
-                records = asyncio.run(run(args, server.url))
-            finally:
-                server.stop()
+        with throwaway_redis("bench-redis") as url:
+            records = asyncio.run(run(args, url))
     print(f"# {len(records)} records in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0 if all(r.get("correct", True) for r in records) else 1

@@ -7,26 +7,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 
 from acd import Center, connect
 from acd.simulator.backends.api import ApiBackend, HttpAttempt
-from lab import apiserver
 from lab.embedded import free_port
-
-
-@pytest.fixture
-def api_url(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    server = apiserver.start(subprocess_env, tmp_path / "api.log", workers=1)
-    try:
-        yield server.url
-    finally:
-        apiserver.stop(server)
 
 
 async def test_every_attempt_against_the_api_is_reported(api_url: str, redis_url: str) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,15 +14,6 @@ from acd.invariants import violations
 from acd.simulator import Scenario, run
 from acd.simulator.backends import ApiBackend, ApiError, DemoApiBackend
 from lab import apiserver
-
-
-@pytest.fixture
-def api_url(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    server = apiserver.start(subprocess_env, tmp_path / "api.log", workers=1)
-    try:
-        yield server.url
-    finally:
-        apiserver.stop(server)
 
 
 async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
