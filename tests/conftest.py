@@ -57,3 +57,14 @@ def running_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab
     where learners live them; ./stop.sh --purge at the end."""
     with start_lab(tmp_path_factory.mktemp("lab")) as lab:
         yield lab
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A plain run leaves the long tier out (it stays under 15 minutes); ``-m long``
+    (or any -m naming it) runs it. CI runs both."""
+    if "long" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="long tier: tests/run -m long")
+    for item in items:
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(skip)

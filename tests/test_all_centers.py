@@ -100,7 +100,9 @@ async def test_a_center_deleted_and_created_again_is_served(
     await center.create_agent("a", "A", "B", ["en"], available=True)
     first = await center.create_contact(["en"])
     await assigned_within(center, first.id, 10)
-    await Center(connect(redis_url), center.name).delete()  # another process deletes it
+    elsewhere = connect(redis_url)  # another process deletes it
+    await Center(elsewhere, center.name).delete()
+    await elsewhere.aclose()
     await center.create_agent("a", "A", "B", ["en"], available=True)  # this one again
     assert await cast(Any, redis).sismember("acd:centers", center.name)
     second = await center.create_contact(["en"])

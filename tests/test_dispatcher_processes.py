@@ -165,7 +165,8 @@ async def test_an_agent_becoming_available_is_used_within_milliseconds(
 
         async def both_idle() -> bool:  # both blocked on the wake stream
             clients = await center.redis.client_list()
-            return sum(1 for c in clients if c.get("cmd") == "xread") == 2
+            return sum(1 for c in clients if c.get("cmd") == "xread"
+                       and str(c.get("name", "")).startswith("acd-dispatcher")) == 2
 
         await wait_for(both_idle, 10, "dispatchers waiting for a wake-up")
         assert (await center.get_contact(contact.id)).state == "queued"
