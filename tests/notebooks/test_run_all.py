@@ -56,6 +56,7 @@ def _run_all(page: Any, base: str, token: str, path: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # two minutes of clicking: the long tier, so a plain run stays under 15
 @pytest.mark.timeout(1200)
 def test_run_all_in_the_labs_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
     executable = chromium()
