@@ -32,13 +32,9 @@ from typing import Any, cast
 
 from acd import Center, connect
 from acd.commands import command
+from lab.bench.runs import percentile
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
 
 
 async def run(args: argparse.Namespace, url: str) -> int:
@@ -85,11 +81,11 @@ async def run(args: argparse.Namespace, url: str) -> int:
                 p.kill()
     errors = sum(len(re.findall(r" (WARNING|ERROR) ", f.read_text(errors="replace")))
                  for f in logs.glob("*.log"))
-    worst = max((percentile(w, 0.99) or 0 for w in per_center.values()), default=None)
+    worst = max((percentile(w, 99) or 0 for w in per_center.values()), default=None)
     print(json.dumps({
         "measure": "many_centers", "centers": args.centers, "dispatchers": args.dispatchers,
         "rate": args.rate, "contacts": len(posted), "unassigned": unassigned,
-        "p50_ms": percentile(waits, 0.5), "p99_ms": percentile(waits, 0.99),
+        "p50_ms": percentile(waits, 50), "p99_ms": percentile(waits, 99),
         "max_ms": max(waits, default=None), "worst_center_p99_ms": worst,
         "dispatcher_connections": connections, "dispatcher_log_warnings": errors,
         "logs": str(logs)}), flush=True)

@@ -27,34 +27,27 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from acd import Center, connect
+from acd.center import DEFAULT_BATCH
 from acd.commands import command, xread
 from acd.invariants import violations
+from lab.bench.dispatchers import dispatcher_processes
+from lab.bench.runs import percentile
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = [f"s{i:02d}" for i in range(24)]  # the skills agents have
 SLOW_US = 500  # SLOWLOG threshold while the flow runs
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def unservable_combos(kind: str, count: int, rng: random.Random) -> list[list[str]]:
@@ -104,28 +97,6 @@ async def read_latencies(other: Center, stop: asyncio.Event) -> list[float]:
         out.append((time.perf_counter() - t0) * 1000)
         await asyncio.sleep(0.002)
     return out
-
-
-@asynccontextmanager
-async def dispatchers(url: str, center: str, count: int, log_dir: Path) -> AsyncIterator[None]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": url}
-    procs = []
-    for i in range(count):
-        log = open(log_dir / f"dispatcher-{i}.log", "wb")  # noqa: SIM115 - closed below
-        procs.append((subprocess.Popen(
-            [sys.executable, "-m", "acd.dispatcher", "--center", center, "--redis-url", url,
-             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, cwd=REPO, env=env, start_new_session=True), log))
-    try:
-        yield
-    finally:
-        for proc, log in procs:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
 
 
 async def flow(center: Center, rate: float, seconds: float, rng: random.Random
@@ -180,7 +151,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
     stop.set()
     idle_reads = await reader
     with tempfile.TemporaryDirectory(prefix="acd-flood-") as logs:
-        async with dispatchers(url, flood.name, args.dispatchers, Path(logs)):
+        async with dispatcher_processes(redis, url, flood, args.dispatchers, Path(logs),
+                                        DEFAULT_BATCH, debug=False):
             combos = unservable_combos(args.kind, args.combos, rng)
             loaded = await queue_flood(flood, combos, args.unservable)
             await asyncio.sleep(2)  # let the dispatchers look at every new combination once
@@ -199,13 +171,13 @@ async def run(args: argparse.Namespace, url: str) -> int:
               "agents": args.agents, "dispatchers": args.dispatchers}
     emit({"measure": "servable", **common, "rate": args.rate, "seconds": args.seconds,
           "assigned": len(waits), "unassigned": unassigned,
-          "p50_ms": percentile(waits, 0.5), "p99_ms": percentile(waits, 0.99),
+          "p50_ms": percentile(waits, 50), "p99_ms": percentile(waits, 99),
           "max_ms": max(waits, default=None), "flood_load_s": round(loaded, 1)})
     emit({"measure": "idle_round", **common, "server_us": round(idle_us, 1)})
-    emit({"measure": "bystander", "idle_p50_ms": percentile(idle_reads, 0.5),
-          "idle_p99_ms": percentile(idle_reads, 0.99),
-          "flow_p50_ms": percentile(busy_reads, 0.5),
-          "flow_p99_ms": percentile(busy_reads, 0.99)})
+    emit({"measure": "bystander", "idle_p50_ms": percentile(idle_reads, 50),
+          "idle_p99_ms": percentile(idle_reads, 99),
+          "flow_p50_ms": percentile(busy_reads, 50),
+          "flow_p99_ms": percentile(busy_reads, 99)})
     # SLOWLOG GET entries: [id, unix time, duration in µs, [command, args...], ...]
     longest = max(slow, key=lambda e: int(e[2]), default=None)
     emit({"measure": "longest_call", "over_us": SLOW_US, "slow_calls": len(slow),
