@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from acd import bulk
 from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
@@ -156,9 +157,11 @@ class Center(CenterStreams):
     async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
         """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
         contacts wait that need it, since nobody could serve them any more; ``force``
-        abandons them instead."""
-        agents, abandoned = await self._fn.skill_delete(
-            _valid("skill", skill), force, get_settings().contact_keep_seconds)
+        abandons them instead. A bulk operation (acd.bulk): many short calls."""
+        settings = get_settings()
+        agents, abandoned = await bulk.delete_skill(
+            self._fn, _valid("skill", skill), force, settings.contact_keep_seconds,
+            settings.acd_bulk_batch)
         return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
 
     async def list_skills(self) -> list[str]:
@@ -167,13 +170,14 @@ class Center(CenterStreams):
     # -- the center -----------------------------------------------------------------
     async def open(self) -> int:
         """Every agent not on a contact becomes available (one on a contact, when it
-        ends); returns how many changed now."""
-        return await self._fn.center_state(True)
+        ends); returns how many changed now. A bulk operation (acd.bulk): many short
+        calls, ``ACD_BULK_BATCH`` agents each."""
+        return await bulk.set_open(self._fn, self.redis, True, get_settings().acd_bulk_batch)
 
     async def close(self) -> int:
         """Every agent not on a contact becomes unavailable (one on a contact, when it
-        ends); returns how many changed now."""
-        return await self._fn.center_state(False)
+        ends); returns how many changed now. A bulk operation, like open()."""
+        return await bulk.set_open(self._fn, self.redis, False, get_settings().acd_bulk_batch)
 
     async def set_dispatch_mode(self, mode: DispatchMode | str) -> DispatchMode:
         """Who assigns this center's contacts: 'automatic' (the dispatcher services) or
@@ -337,8 +341,17 @@ class Center(CenterStreams):
             mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
         )
 
+    async def remove(self) -> bulk.CenterDeletion:
+        """What DELETE /v1/centers/{center} does: refused (InvalidState, naming them) while
+        contacts are assigned; else waiting contacts are abandoned and every agent and key
+        deleted, in short calls (acd.bulk). NotFound if the center has nothing."""
+        settings = get_settings()
+        return await bulk.delete_center(self._fn, self.redis, settings.contact_keep_seconds,
+                                        settings.acd_bulk_batch)
+
     async def delete(self) -> int:
-        """Delete every key of this center (never other centers'); returns how many."""
+        """Delete every key of this center (never other centers') whatever their state, at
+        once: for labs and tests that wipe a center; returns how many."""
         deleted = 0
         await self.redis.srem(CENTERS, self.name)
         async for batch in _chunks(self.redis.scan_iter(match=self.keys.pattern(), count=500)):

@@ -6,6 +6,7 @@ again if a server answers that it does not know it (a fresh or restored server).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -84,16 +85,38 @@ class Functions:
         return str(await fcall(self.redis, "acd_agent_skill", [k.agent(agent_id), k.skills],
                            [agent_id, skill, op]))
 
-    async def skill_delete(self, skill: str, force: bool, keep_seconds: int) -> tuple[int, int]:
-        """(agents that had the skill, waiting contacts abandoned)."""
-        agents, abandoned = await fcall(self.redis, "acd_skill_delete", [self.keys.skills],
-                                        [skill, "force" if force else "", keep_seconds])
-        return int(agents), int(abandoned)
-
-    async def center_state(self, is_open: bool) -> int:
+    async def skill_delete(self, skill: str, force: bool, keep_seconds: int, batch: int
+                           ) -> tuple[int, int, bool]:
+        """One batch: (agents that lost the skill, waiting contacts abandoned, done)."""
         k = self.keys
-        return int(await fcall(self.redis, "acd_center_state", [k.meta, k.agents],
-                               ["1" if is_open else "0"]))
+        agents, abandoned, done = await fcall(
+            self.redis, "acd_skill_delete", [k.skills, k.meta],
+            [skill, "force" if force else "", keep_seconds, batch])
+        return int(agents), int(abandoned), bool(int(done))
+
+    async def center_state(self, is_open: bool, run: str, agent_ids: Sequence[str]
+                           ) -> tuple[int, str]:
+        """One batch: (agents that changed state now, the run); -1 changed when a later
+        open/close superseded this run. ``run`` '' starts one."""
+        k = self.keys
+        changed, run_id = await fcall(self.redis, "acd_center_state", [k.meta, k.agents],
+                                      ["1" if is_open else "0", run, *agent_ids])
+        return int(changed), str(run_id)
+
+    async def center_delete_mark(self, step: str) -> str:
+        """'begin' marks the center as being deleted, 'abort' unmarks it (if it was only
+        being checked); returns the mark found before ('' if none)."""
+        k = self.keys
+        return str(await fcall(self.redis, "acd_center_delete", [k.meta, k.agents, k.queue],
+                               [step, 1, 0]))
+
+    async def center_delete_purge(self, batch: int, keep_seconds: int) -> tuple[int, int, bool]:
+        """One batch: (waiting contacts abandoned, agents deleted, done)."""
+        k = self.keys
+        abandoned, agents, done = await fcall(
+            self.redis, "acd_center_delete", [k.meta, k.agents, k.queue],
+            ["purge", batch, keep_seconds])
+        return int(abandoned), int(agents), bool(int(done))
 
     async def contact_create(self, contact_id: str, skills_json: str, signature: str,
                              max_queued: int = 0) -> str:

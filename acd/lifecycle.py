@@ -53,13 +53,15 @@ TRANSITIONS: tuple[Transition, ...] = (
                "the caller hangs up (abandon, or complete while queued)"),
     Transition("contact", C.QUEUED, C.ABANDONED, "acd_skill_delete", "contact_abandoned",
                "a skill it needs is deleted with force (nobody could serve it)"),
+    Transition("contact", C.QUEUED, C.ABANDONED, "acd_center_delete", "contact_abandoned",
+               "its center is deleted (DELETE /v1/centers/{center})"),
     Transition("contact", C.ASSIGNED, C.COMPLETED, "acd_contact_end", "contact_completed",
                "completed"),
 )
 
 # Events that change no lifecycle state: what they record happens beside it.
 OTHER_EVENTS = frozenset({"agent_updated", "agent_skill", "skill_deleted", "center_state",
-                          "dispatch_mode"})
+                          "dispatch_mode", "center_deleting"})
 
 
 def transitions(of: Literal["agent", "contact"]) -> list[Transition]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
     acd_wait_timeout_ms: int = 1000
     # A center refuses a new contact (Overloaded, HTTP 429) while this many wait; 0: no cap.
     acd_max_queued: int = 100_000
+    # Bulk operations (open/close, skill delete, center delete) change at most this many
+    # agents or contacts per Redis call, so no call holds Redis for long (acd/bulk.py).
+    acd_bulk_batch: int = Field(default=32, ge=1, le=10_000)
     # How long a completed or abandoned contact stays readable.
     contact_keep_seconds: int = 3600
 

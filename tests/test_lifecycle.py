@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from acd import Center, NotFound
-from acd.functions import LIBRARY
+from acd.functions import LIBRARY, Functions
 from acd.lifecycle import NEW, OTHER_EVENTS, TRANSITIONS, Transition, mermaid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +50,14 @@ async def dispatch(c: Center) -> None:
     await c.dispatch()
 
 
+async def abandon_by_center_delete(c: Center) -> None:
+    """The first batch of a center's deletion (acd.bulk.delete_center): the last one
+    deletes the events stream this test reads."""
+    fn = Functions(c.redis, c.keys)
+    await fn.center_delete_mark("begin")
+    await fn.center_delete_purge(batch=1, keep_seconds=60)
+
+
 STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
     ("agent", NEW, "unavailable", "acd_agent_create"): (
         nothing, lambda c: c.create_agent("a", "A", "B", ["en"])),
@@ -77,6 +85,8 @@ STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
         contact_in("queued"), lambda c: c.abandon_contact("c1")),
     ("contact", "queued", "abandoned", "acd_skill_delete"): (
         contact_in("queued"), lambda c: c.delete_skill("en", force=True)),
+    ("contact", "queued", "abandoned", "acd_center_delete"): (
+        contact_in("queued"), abandon_by_center_delete),
     ("contact", "assigned", "completed", "acd_contact_end"): (
         contact_in("assigned"), lambda c: c.complete_contact("c1")),
 }
@@ -105,7 +115,7 @@ async def test_transition_happens_as_written(center: Center, t: Transition) -> N
             await get(entity)
     else:
         assert (await get(entity)).state == t.target
-    assert f"register_function('{t.function}'" in LIBRARY, t.function
+    assert f"register('{t.function}'" in LIBRARY, t.function
 
 
 def test_every_event_acd_lua_emits_is_named() -> None:

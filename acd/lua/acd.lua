@@ -9,8 +9,20 @@ below (skill sets, agent documents) are in the same slot as the keys it declares
 
 A function either fails before it writes anything or completes all its writes: errors
 are checked first. Error replies start with a code the Python side maps to exceptions:
-  NOTFOUND <what>   EXISTS <what>   STATE <why>   INVALID <what>
+  NOTFOUND <what>   EXISTS <what>   STATE <why>   INVALID <what>   LIMIT <what>
 Times are the server's clock in ms, so clients' clocks never matter.
+
+Every call is short: Redis runs one call at a time, so a call that walks a whole center
+(5,000 agents x 32 skills took 0.4 s in one call) makes every other client of every center
+wait that long. What changes many agents or contacts (open/close, skill delete, center
+delete) is a bulk operation of many calls, each changing at most a batch of them and each
+whole for every agent or contact it touches: see "Bulk operations" below.
+
+When Redis is full (maxmemory reached under the noeviction policy), Redis itself refuses
+a function that may add data before it runs (error OOM): nothing is half-written. The
+functions registered with the allow-oom flag only end work or free memory (ending a
+contact, a dispatch round, deleting an agent, a skill or a center), so a full center can
+still drain: their growth is an event in a capped stream and a few bytes per change.
 ]]
 
 local EVENTS_MAXLEN = 10000
@@ -49,6 +61,35 @@ end
 
 local function wake(tag, why)
   redis.call('XADD', tag .. ':wake', 'MAXLEN', '~', WAKE_MAXLEN, '*', 'why', why)
+end
+
+-- A center's keys are '{acd:<center>}:...': the name is what lies inside the tag.
+local function center_of(tag)
+  return string.match(tag, '^{acd:(.*)}$') or tag
+end
+
+-- While a center is being deleted (see acd_center_delete) nothing may add to it: its
+-- deletion then ends, and what it deletes stays deleted. Contacts may still end.
+local function refuse_if_deleting(tag)
+  if redis.call('HEXISTS', tag .. ':meta', 'deleting') == 1 then
+    fail('STATE center ' .. center_of(tag) .. ' is being deleted (DELETE it again if '
+      .. 'that was interrupted)')
+  end
+end
+
+-- While a skill is being deleted (see acd_skill_delete) no contact needing it is queued
+-- and no agent gains it: the deletion then ends, and what it checked stays true.
+local function refuse_skills_being_deleted(tag, skills)
+  if #skills == 0 then return end
+  local fields = {}
+  for i, skill in ipairs(skills) do fields[i] = 'deleting_skill:' .. skill end
+  local marks = redis.call('HMGET', tag .. ':meta', unpack(fields))
+  for i, mark in ipairs(marks) do
+    if mark then
+      fail('STATE skill ' .. skills[i] .. ' is being deleted (DELETE it again if that '
+        .. 'was interrupted)')
+    end
+  end
 end
 
 local function last_wake_id(tag)
@@ -189,6 +230,7 @@ end
 -- its skills: with few skills, asking for each subset is cheaper than reading every
 -- combination filed under its skills (a flood of them, say); with many, the other way.
 local function wake_parked(tag, skills)
+  if redis.call('HLEN', tag .. ':parked_on') == 0 then return 0 end  -- the usual case
   local filed = 0
   for _, skill in ipairs(skills) do filed = filed + redis.call('SCARD', k_parked(tag, skill)) end
   if filed == 0 then return 0 end
@@ -279,7 +321,8 @@ end
 -- takes effect when the contact ends (end_contact_of); 'available' while busy cancels a
 -- pending 'unavailable', and is refused (STATE, naming the contact) when none is pending:
 -- an agent cannot become available before its contact ends.
-local function set_agent_state(tag, id, agent, state, now)
+-- quiet: the caller wakes the dispatchers once for a batch of agents (acd_center_state).
+local function set_agent_state(tag, id, agent, state, now, quiet)
   local key = k_agent(tag, id)
   if agent.state == 'busy' then
     local pending = agent.next_state == 'unavailable'
@@ -301,7 +344,7 @@ local function set_agent_state(tag, id, agent, state, now)
     make_available(tag, id, agent, now)
     redis.call('JSON.MERGE', key, '.', '{"state":"available","available_since":'
       .. string.format('%d', now) .. '}')
-    wake(tag, 'agent')
+    if not quiet then wake(tag, 'agent') end
   else
     make_unavailable(tag, id, agent)
     redis.call('JSON.MERGE', key, '.', '{"state":"unavailable","available_since":null}')
@@ -335,8 +378,10 @@ ARGV[1] id  ARGV[2] agent JSON (fname, lname, skills)  ARGV[3] '1' to start avai
 Returns the stored agent JSON. ]]
 local function agent_create(keys, args)
   local tag = tag_of(keys[1])
+  refuse_if_deleting(tag)
   if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS agent ' .. args[1]) end
   local agent = cjson.decode(args[2])
+  refuse_skills_being_deleted(tag, agent.skills)
   local now = now_ms()
   agent.id = args[1]
   agent.state = 'unavailable'
@@ -375,6 +420,7 @@ KEYS[1] agent document
 ARGV[1] id  ARGV[2] first name JSON string  ARGV[3] last name JSON string
 Returns the stored agent JSON. ]]
 local function agent_update(keys, args)
+  refuse_if_deleting(tag_of(keys[1]))
   load_agent(tag_of(keys[1]), args[1])
   redis.call('JSON.MSET', keys[1], '.fname', args[2], keys[1], '.lname', args[3])
   event(tag_of(keys[1]), 'agent_updated', 'agent', args[1])
@@ -389,6 +435,7 @@ contact), 'available' cancels it, or fails with STATE naming the contact if none
 pending. Returns the stored agent JSON. ]]
 local function agent_state(keys, args)
   local tag = tag_of(keys[1])
+  refuse_if_deleting(tag)
   local agent = load_agent(tag, args[1])
   set_agent_state(tag, args[1], agent, args[2], now_ms())
   return redis.call('JSON.GET', keys[1], '.')
@@ -402,11 +449,13 @@ fails with EXISTS / NOTFOUND. ]]
 local function agent_skill(keys, args)
   local tag = tag_of(keys[1])
   local id, skill = args[1], args[2]
+  refuse_if_deleting(tag)
   local agent = load_agent(tag, id)
   local index = nil
   for i, s in ipairs(agent.skills) do if s == skill then index = i end end
   if args[3] == 'add' then
     if index then fail('EXISTS skill ' .. skill .. ' of agent ' .. id) end
+    refuse_skills_being_deleted(tag, {skill})
     redis.call('JSON.ARRAPPEND', keys[1], '.skills', cjson.encode(skill))
     redis.call('SADD', k_skill(tag, skill), id)
     redis.call('SADD', keys[2], skill)
@@ -427,17 +476,58 @@ local function agent_skill(keys, args)
   return redis.call('JSON.GET', keys[1], '.')
 end
 
+--[[ Bulk operations.
+Opening or closing a center, deleting a skill and deleting a center may touch every agent
+and contact of a center; one call doing it all held Redis for everyone (0.4 s for 5,000
+agents x 32 skills). Each is many calls instead, each changing at most ARGV's batch of
+agents or contacts, every one of them wholly (its document, its availability and skill
+sets, the index): the promises checked by acd/invariants.py hold after every call, so
+also between batches. The caller (acd/bulk.py) calls again until the work is done.
+What a reader sees between batches, and why that is safe:
+- open/close: some agents already available (or unavailable), others not yet, as if
+  they had changed state one by one through acd_agent_state. A dispatch round in between
+  may give an agent opened by the first batch a contact: it is a legal assignment. Two
+  runs overlapping: the later one wins (the earlier stops at its next batch), so a center
+  never ends up half open by a race.
+- skill delete: some agents still have the skill, others no longer. From the first batch
+  on, the skill is marked as being deleted and no contact needing it is queued and no
+  agent gains it (STATE), so the check that no contact waits for it, made by the first
+  call, stays true to the end (forced: contacts that waited are abandoned first).
+- center delete: the center is marked as being deleted: it refuses every write but the
+  end of a contact, and dispatch assigns nothing, so no contact becomes assigned while the
+  caller checks there is none. Then waiting contacts are abandoned, then agents deleted,
+  then the rest; a call interrupted anywhere is finished by calling again. ]]
+
+-- A waiting contact is abandoned by a bulk change (its skill or its center deleted): it
+-- leaves the queue and the index, and stays readable as abandoned for keep seconds.
+local function abandon_waiting(tag, cid, skills, now, keep, reason)
+  unqueue({tag .. ':queue', tag .. ':queue'}, cid, skills)
+  local key = k_contact(tag, cid)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('JSON.MSET', key, '.state', '"abandoned"', key, '.ended_at', now)
+    redis.call('EXPIRE', key, keep)
+  end
+  event(tag, 'contact_abandoned', 'contact', cid, 'reason', reason)
+end
+
 --[[ acd_skill_delete
-KEYS[1] set of skills
+KEYS[1] set of skills   KEYS[2] center meta hash
 ARGV[1] skill  ARGV[2] 'force' to abandon the waiting contacts that need it, else ''
-ARGV[3] seconds to keep an abandoned contact
-Removes the skill from every agent. While contacts wait that need it (nobody could ever
-serve them), it fails with STATE naming them, unless forced: then they are abandoned
-(contact_abandoned, reason skill_deleted). Returns {agents that had it, contacts
-abandoned}. ]]
+ARGV[3] seconds to keep an abandoned contact  ARGV[4] batch: most contacts and agents
+this call changes
+One batch of removing the skill from every agent (see "Bulk operations"). While contacts
+wait that need it (nobody could ever serve them), it fails with STATE naming them, unless
+forced: then they are abandoned first (contact_abandoned, reason skill_deleted). The
+first call marks the skill as being deleted (meta deleting_skill:<skill>); the call that
+finds no agent with it and no contact needing it removes it from the skill list, removes
+the mark and emits skill_deleted. Returns {agents that lost it in this call, contacts
+abandoned in this call, 1 when done else 0}. ]]
 local function skill_delete(keys, args)
   local tag = tag_of(keys[1])
+  refuse_if_deleting(tag)
   local skill, force = args[1], args[2] == 'force'
+  local keep, budget = tonumber(args[3]), tonumber(args[4]) or 100
+  if budget < 1 then fail('INVALID batch ' .. args[4] .. ': must be at least 1') end
   local needing = {}
   for _, sig in ipairs(redis.call('HKEYS', tag .. ':sigs')) do
     for _, s in ipairs(skills_of(sig)) do
@@ -456,59 +546,171 @@ local function skill_delete(keys, args)
       .. table.concat(named, ', ') .. (count > #named and ', ...' or '')
       .. '): nobody could serve them; delete it with force to abandon them')
   end
+  local mark = 'deleting_skill:' .. skill
+  redis.call('HSET', keys[2], mark, '1')
   local abandoned, now = 0, now_ms()
-  local qkeys = {tag .. ':queue', tag .. ':queue', tag .. ':sigs'}  -- as unqueue() expects
   for _, sig in ipairs(needing) do
-    for _, cid in ipairs(redis.call('ZRANGE', k_combo(tag, sig), 0, -1)) do
-      unqueue(qkeys, cid, skills_of(sig))
-      local key = k_contact(tag, cid)
-      redis.call('JSON.MSET', key, '.state', '"abandoned"', key, '.ended_at', now)
-      redis.call('EXPIRE', key, tonumber(args[3]))
-      event(tag, 'contact_abandoned', 'contact', cid, 'reason', 'skill_deleted')
+    if abandoned >= budget then break end
+    for _, cid in ipairs(redis.call('ZRANGE', k_combo(tag, sig), 0, budget - abandoned - 1)) do
+      abandon_waiting(tag, cid, skills_of(sig), now, keep, 'skill_deleted')
       abandoned = abandoned + 1
     end
   end
   if abandoned > 0 then redis.call('HINCRBY', tag .. ':stats', 'abandoned', abandoned) end
-  local members = redis.call('SMEMBERS', k_skill(tag, skill))
-  for _, id in ipairs(members) do
-    local key = k_agent(tag, id)
-    local skills = json_get(key, '.skills')
-    for i, s in ipairs(skills) do
-      if s == skill then redis.call('JSON.ARRPOP', key, '.skills', i - 1) break end
+  local removed = 0
+  if abandoned < budget then
+    local skill_json = cjson.encode(skill)
+    for _, id in ipairs(redis.call('SRANDMEMBER', k_skill(tag, skill), budget - abandoned)) do
+      local key = k_agent(tag, id)
+      if redis.call('EXISTS', key) == 1 then
+        local at = redis.call('JSON.ARRINDEX', key, '.skills', skill_json)
+        if at >= 0 then redis.call('JSON.ARRPOP', key, '.skills', at) end
+      end
+      redis.call('SREM', k_skill(tag, skill), id)
+      redis.call('ZREM', k_avail(tag, skill), id)
+      removed = removed + 1
     end
   end
+  for _, sig in ipairs(needing) do
+    if redis.call('HEXISTS', tag .. ':sigs', sig) == 1 then return {removed, abandoned, 0} end
+  end
+  if redis.call('SCARD', k_skill(tag, skill)) > 0 then return {removed, abandoned, 0} end
   redis.call('DEL', k_skill(tag, skill), k_avail(tag, skill))
   redis.call('SREM', keys[1], skill)
+  redis.call('HDEL', keys[2], mark)
   event(tag, 'skill_deleted', 'skill', skill)
-  return {#members, abandoned}
+  return {removed, abandoned, 1}
 end
 
 --[[ acd_center_state
 KEYS[1] center meta hash   KEYS[2] set of the center's agents
 ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable)
-Agents on a contact keep it: closing makes them unavailable when it ends (next_state),
-opening cancels that. Returns how many agents changed state now. ]]
+ARGV[2] run: '' starts a run (records the open flag, emits center_state); later batches
+pass the run the first returned   ARGV[3...] the agents of this batch (the caller walks
+the agents set; an id no longer there is skipped)
+One batch of opening or closing (see "Bulk operations"). Agents on a contact keep it:
+closing makes them unavailable when it ends (next_state), opening cancels that.
+Returns {how many agents changed state now, run}; {-1, run} when a later open or close
+started meanwhile: this run stops there, the later one covers every agent. ]]
 local function center_state(keys, args)
   local tag = tag_of(keys[1])
+  refuse_if_deleting(tag)
   local target = args[1] == '1' and 'available' or 'unavailable'
-  local now = now_ms()
-  local changed = 0
-  for _, id in ipairs(redis.call('SMEMBERS', keys[2])) do
+  local run = args[2]
+  if run == '' then
+    run = tostring(redis.call('HINCRBY', keys[1], 'state_run', 1))
+    redis.call('HSET', keys[1], 'open', args[1])
+    event(tag, 'center_state', 'open', args[1])
+  elseif redis.call('HGET', keys[1], 'state_run') ~= run then
+    return {-1, run}
+  end
+  local now, changed, woke = now_ms(), 0, false
+  for i = 3, #args do
+    local id = args[i]
     local agent = json_get(k_agent(tag, id), '.')
     if agent and agent.state == 'busy' then
       -- Closing: not ready after the contact; opening: cancel that.
       local pending = agent.next_state == 'unavailable'
       if pending ~= (target == 'unavailable') then
-        set_agent_state(tag, id, agent, target, now)
+        set_agent_state(tag, id, agent, target, now, true)
       end
     elseif agent and agent.state ~= target then
-      set_agent_state(tag, id, agent, target, now)
+      set_agent_state(tag, id, agent, target, now, true)
       changed = changed + 1
+      woke = woke or target == 'available'
     end
   end
-  redis.call('HSET', keys[1], 'open', args[1])
-  event(tag, 'center_state', 'open', args[1])
-  return changed
+  if woke then wake(tag, 'agent') end
+  return {changed, run}
+end
+
+-- The keys a deleted center leaves behind go in the last call: by then no agent and no
+-- waiting contact is left, so the sets of skills and the index are empty already.
+local function center_keys(tag)
+  local names = {}
+  for _, skill in ipairs(redis.call('SMEMBERS', tag .. ':skills')) do
+    names[#names + 1] = k_skill(tag, skill)
+    names[#names + 1] = k_avail(tag, skill)
+    names[#names + 1] = k_parked(tag, skill)
+  end
+  for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on',
+                           'stats', 'events', 'wake', 'kpis', 'meta'}) do
+    names[#names + 1] = tag .. ':' .. suffix
+  end
+  return names
+end
+
+--[[ acd_center_delete
+KEYS[1] center meta hash   KEYS[2] set of the center's agents   KEYS[3] queue
+ARGV[1] 'begin' | 'abort' | 'purge'   ARGV[2] batch   ARGV[3] seconds to keep an
+abandoned contact
+begin: marks the center as being deleted (meta deleting = checking): every write but
+  the end of a contact is refused (STATE), dispatch assigns nothing and an open/close
+  under way stops. The caller then checks that no agent is on a contact. Returns the mark
+  it found ('' if none): 'purging' means an interrupted deletion to finish.
+abort: removes a 'checking' mark (the caller found contacts assigned).
+purge: one batch (see "Bulk operations"): abandons up to batch waiting contacts
+  (contact_abandoned, reason center_deleted) or, once none waits, deletes up to batch
+  agents (agent_deleted; fails with STATE before any write if one is on a contact); the
+  call that leaves neither deletes the center's other keys, the mark last. Ended contacts
+  stay readable until they expire. Returns {contacts abandoned, agents deleted, 1 when
+  done else 0}. ]]
+local function center_delete(keys, args)
+  local tag = tag_of(keys[1])
+  local step, mark = args[1], redis.call('HGET', keys[1], 'deleting')
+  if step == 'begin' then
+    if not mark then
+      redis.call('HSET', keys[1], 'deleting', 'checking')
+      redis.call('HINCRBY', keys[1], 'state_run', 1)  -- an open/close under way stops
+      event(tag, 'center_deleting')
+    end
+    return mark or ''
+  elseif step == 'abort' then
+    if mark == 'checking' then redis.call('HDEL', keys[1], 'deleting') end
+    return mark or ''
+  elseif step ~= 'purge' then
+    fail('INVALID center delete step ' .. tostring(step))
+  end
+  if not mark then fail('STATE center ' .. center_of(tag) .. ' is not being deleted') end
+  local budget, keep = tonumber(args[2]), tonumber(args[3])
+  if not budget or budget < 1 then fail('INVALID batch ' .. tostring(args[2])) end
+  local waiting = redis.call('ZRANGE', keys[3], 0, budget - 1)
+  if #waiting > 0 then
+    redis.call('HSET', keys[1], 'deleting', 'purging')
+    local now = now_ms()
+    for _, cid in ipairs(waiting) do
+      local skills = json_get(k_contact(tag, cid), '.skills')
+      if skills then
+        abandon_waiting(tag, cid, skills, now, keep, 'center_deleted')
+      else
+        redis.call('ZREM', keys[3], cid)  -- written around the functions: only queued
+      end
+    end
+    return {#waiting, 0, 0}
+  end
+  local ids = redis.call('SRANDMEMBER', keys[2], budget)
+  local agents = {}
+  for i, id in ipairs(ids) do
+    agents[i] = json_get(k_agent(tag, id), '.')
+    if agents[i] and agents[i].state == 'busy' then
+      fail('STATE agent ' .. id .. ' is on contact ' .. tostring(agents[i].contact)
+        .. ': complete it, then delete the center again')
+    end
+  end
+  redis.call('HSET', keys[1], 'deleting', 'purging')
+  for i, id in ipairs(ids) do
+    local agent = agents[i]
+    if agent then
+      make_unavailable(tag, id, agent)
+      for _, skill in ipairs(agent.skills) do redis.call('SREM', k_skill(tag, skill), id) end
+      redis.call('DEL', k_agent(tag, id))
+      event(tag, 'agent_deleted', 'agent', id)
+    end
+    redis.call('SREM', keys[2], id)
+  end
+  if redis.call('SCARD', keys[2]) > 0 then return {0, #ids, 0} end
+  redis.call('UNLINK', unpack(center_keys(tag)))
+  return {0, #ids, 1}
 end
 
 --[[ acd_contact_create
@@ -523,13 +725,16 @@ dispatchers are woken unless that combination is parked (nobody can serve it now
 Returns the stored contact JSON. ]]
 local function contact_create(keys, args)
   local tag = tag_of(keys[1])
+  refuse_if_deleting(tag)
   if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
+  local skills = cjson.decode(args[2])
+  refuse_skills_being_deleted(tag, skills)
   local cap = tonumber(args[4] or 0)
   if cap > 0 and redis.call('ZCARD', keys[2]) >= cap then
     fail('LIMIT ' .. cap .. ' contacts wait in this center already (its cap): retry later')
   end
   local now = now_ms()
-  local contact = {id = args[1], skills = cjson.decode(args[2]), state = 'queued',
+  local contact = {id = args[1], skills = skills, state = 'queued',
     agent = cjson.null, queued_at = now, assigned_at = cjson.null, ended_at = cjson.null}
   redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
   local score = now
@@ -611,6 +816,7 @@ local function dispatch_mode(keys, args)
   local tag = tag_of(keys[1])
   local mode = args[1]
   if mode ~= 'automatic' and mode ~= 'manual' then fail('INVALID dispatch mode ' .. mode) end
+  refuse_if_deleting(tag)
   local before = redis.call('HGET', keys[1], 'dispatch') or 'automatic'
   if before ~= mode then
     redis.call('HSET', keys[1], 'dispatch', mode)
@@ -639,6 +845,9 @@ local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   if args[3] == 'service' and redis.call('HGET', keys[4], 'dispatch') == 'manual' then
     return {0, last_wake_id(tag)}
+  end
+  if redis.call('HEXISTS', keys[4], 'deleting') == 1 then
+    return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
@@ -694,14 +903,25 @@ local function dispatch(keys, args)
   return result
 end
 
-redis.register_function('acd_agent_create', agent_create)
-redis.register_function('acd_agent_delete', agent_delete)
-redis.register_function('acd_agent_update', agent_update)
-redis.register_function('acd_agent_state', agent_state)
-redis.register_function('acd_agent_skill', agent_skill)
-redis.register_function('acd_skill_delete', skill_delete)
-redis.register_function('acd_center_state', center_state)
-redis.register_function('acd_contact_create', contact_create)
-redis.register_function('acd_contact_end', contact_end)
-redis.register_function('acd_dispatch', dispatch)
-redis.register_function('acd_dispatch_mode', dispatch_mode)
+-- allow-oom: these only end work or free memory, so a full Redis can still drain (see
+-- the header); every other function is refused with OOM before it runs when Redis is full.
+local function register(name, fn, may_run_when_full)
+  if may_run_when_full then
+    redis.register_function{function_name = name, callback = fn, flags = {'allow-oom'}}
+  else
+    redis.register_function(name, fn)
+  end
+end
+
+register('acd_agent_create', agent_create)
+register('acd_agent_delete', agent_delete, true)
+register('acd_agent_update', agent_update)
+register('acd_agent_state', agent_state)
+register('acd_agent_skill', agent_skill)
+register('acd_skill_delete', skill_delete, true)
+register('acd_center_state', center_state)
+register('acd_center_delete', center_delete, true)
+register('acd_contact_create', contact_create)
+register('acd_contact_end', contact_end, true)
+register('acd_dispatch', dispatch, true)
+register('acd_dispatch_mode', dispatch_mode)
