@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -12,6 +14,21 @@ import redis
 
 from lab.binaries import redis_server, rejson_module
 from lab.processes import Service
+
+
+MAXMEMORY_DEFAULT = "1gb"
+_SIZE = re.compile(r"^[0-9]+([kmg]b?)?$", re.IGNORECASE)
+
+
+def redis_maxmemory() -> str:
+    """The lab's Redis memory limit: ``LAB_REDIS_MAXMEMORY`` (a Redis size: 512mb, 2gb;
+    0 for none), default 1gb. With the noeviction policy Redis never evicts ACD data to
+    stay under it: writes that add data are refused instead (the API's 507)."""
+    value = os.environ.get("LAB_REDIS_MAXMEMORY", MAXMEMORY_DEFAULT).strip()
+    if not _SIZE.fullmatch(value):
+        raise ValueError(f"LAB_REDIS_MAXMEMORY {value!r} is not a Redis size: use bytes or "
+                         "a number with kb, mb or gb (512mb, 2gb), or 0 for no limit")
+    return value
 
 
 def free_port() -> int:
@@ -33,6 +50,8 @@ def redis_argv(port: int, data_dir: Path, password: str | None, bind: str = "127
         "--save", "",
         "--daemonize", "no",
         "--protected-mode", "yes" if password is None else "no",
+        "--maxmemory", redis_maxmemory(),
+        "--maxmemory-policy", "noeviction",
     ]
     if password:
         argv += ["--requirepass", password]

@@ -4,8 +4,9 @@
 404 NotFound, 409 AlreadyExists / InvalidState, 429 when a stated limit is reached (a
 center's cap of queued contacts, ACD_MAX_QUEUED; every connection of this worker's pool busy
 for REDIS_POOL_TIMEOUT), 503 when Redis cannot be reached or cannot write for now (a replica
-after failover, too few replicas for min-replicas-to-write, loading). 429 and 503 carry
-Retry-After.
+after failover, too few replicas for min-replicas-to-write, loading), 507 when Redis is
+full (maxmemory under noeviction: it refused the write before running it, so nothing was
+written; reads and what ends work still run). 429, 503 and 507 carry Retry-After.
 Anything else is a bug and stays a 500: the schema test looks for them.
 """
 
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -86,6 +88,20 @@ async def _overloaded(request: Request, exc: Exception) -> JSONResponse:
                         headers={"Retry-After": "1"})
 
 
+FULL_RETRY_AFTER_S = 30  # memory comes back as ended contacts expire, or from an operator
+
+
+async def _redis_full(request: Request, exc: Exception) -> JSONResponse:
+    """Redis is full: 507 Insufficient Storage, not 503: retrying soon rarely helps, and a
+    client (or its operator) can act on it: end contacts, delete a center, raise maxmemory."""
+    log.warning("%s %s: Redis is full: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        status_code=507, headers={"Retry-After": str(FULL_RETRY_AFTER_S)},
+        content={"detail": "Redis is full (maxmemory reached; its policy, noeviction, never "
+                           "evicts ACD data): nothing was written. Ending contacts and "
+                           "deleting centers still work and free memory; or raise maxmemory."})
+
+
 async def _redis_reply(request: Request, exc: Exception) -> JSONResponse:
     # "Not now" replies (failover, min-replicas, loading) are the same the dispatchers retry.
     if is_transient(exc):
@@ -103,4 +119,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PoolExhausted, _overloaded)
     app.add_exception_handler(RedisConnectionError, _redis_down)
     app.add_exception_handler(RedisTimeoutError, _redis_down)
+    app.add_exception_handler(OutOfMemoryError, _redis_full)
     app.add_exception_handler(ResponseError, _redis_reply)

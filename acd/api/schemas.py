@@ -58,6 +58,13 @@ class CenterStateOut(BaseModel):
     changed: int = Field(description="how many agents changed state")
 
 
+class CenterDeleted(BaseModel):
+    center: str
+    agents: int = Field(description="agents deleted")
+    abandoned: int = Field(description="waiting contacts abandoned (each stays readable, "
+                                       "state abandoned, until it expires)")
+
+
 class DispatchModeIn(_Strict):
     mode: DispatchMode = Field(description="automatic: the dispatcher services assign; "
                                "manual: only explicit dispatch calls")

@@ -498,6 +498,39 @@ What a reader sees between batches, and why that is safe:
   caller checks there is none. Then waiting contacts are abandoned, then agents deleted,
   then the rest; a call interrupted anywhere is finished by calling again. ]]
 
+-- Each agent of a batch (items {id =, agent =}) in or out of the sets of its skills with
+-- one command per skill, not one per agent and skill: a batch of agents with 32 skills
+-- each costs 32 commands. score: ZADD with it; nil: the verb takes members only.
+local function by_skill(tag, key_of, items, verb, score)
+  local members, order = {}, {}
+  for _, item in ipairs(items) do
+    for _, skill in ipairs(item.agent.skills) do
+      local list = members[skill]
+      if not list then
+        list = {}
+        members[skill] = list
+        order[#order + 1] = skill
+      end
+      if score then list[#list + 1] = score end
+      list[#list + 1] = item.id
+    end
+  end
+  for _, skill in ipairs(order) do redis.call(verb, key_of(tag, skill), unpack(members[skill])) end
+end
+
+-- The documents of a batch of agents, one JSON.MGET: decoded, or false where none is.
+local function load_agents(tag, ids)
+  if #ids == 0 then return {} end
+  local keys = {}
+  for i, id in ipairs(ids) do keys[i] = k_agent(tag, id) end
+  keys[#keys + 1] = '.'
+  local docs = {}
+  for i, raw in ipairs(redis.call('JSON.MGET', unpack(keys))) do
+    docs[i] = raw and cjson.decode(raw) or false
+  end
+  return docs
+end
+
 -- A waiting contact is abandoned by a bulk change (its skill or its center deleted): it
 -- leaves the queue and the index, and stays readable as abandoned for keep seconds.
 local function abandon_waiting(tag, cid, skills, now, keep, reason)
@@ -604,24 +637,44 @@ local function center_state(keys, args)
   elseif redis.call('HGET', keys[1], 'state_run') ~= run then
     return {-1, run}
   end
-  local now, changed, woke = now_ms(), 0, false
-  for i = 3, #args do
-    local id = args[i]
-    local agent = json_get(k_agent(tag, id), '.')
+  local now, ids, moving = now_ms(), {}, {}
+  for i = 3, #args do ids[#ids + 1] = args[i] end
+  for i, agent in ipairs(load_agents(tag, ids)) do
     if agent and agent.state == 'busy' then
       -- Closing: not ready after the contact; opening: cancel that.
       local pending = agent.next_state == 'unavailable'
       if pending ~= (target == 'unavailable') then
-        set_agent_state(tag, id, agent, target, now, true)
+        set_agent_state(tag, ids[i], agent, target, now, true)
       end
     elseif agent and agent.state ~= target then
-      set_agent_state(tag, id, agent, target, now, true)
-      changed = changed + 1
-      woke = woke or target == 'available'
+      moving[#moving + 1] = {id = ids[i], agent = agent}
     end
   end
-  if woke then wake(tag, 'agent') end
-  return {changed, run}
+  -- As set_agent_state does for one agent, with one command per skill for the batch.
+  local since = string.format('%d', now)
+  if target == 'available' then
+    by_skill(tag, k_avail, moving, 'ZADD', since)
+    local woken = {}
+    for _, m in ipairs(moving) do
+      redis.call('JSON.MERGE', k_agent(tag, m.id), '.',
+        '{"state":"available","available_since":' .. since .. '}')
+      event(tag, 'agent_state', 'agent', m.id, 'state', 'available')
+      local skills = table.concat(m.agent.skills, ',')
+      if not woken[skills] then
+        woken[skills] = true
+        wake_parked(tag, m.agent.skills)
+      end
+    end
+    if #moving > 0 then wake(tag, 'agent') end
+  else
+    by_skill(tag, k_avail, moving, 'ZREM')
+    for _, m in ipairs(moving) do
+      redis.call('JSON.MERGE', k_agent(tag, m.id), '.',
+        '{"state":"unavailable","available_since":null}')
+      event(tag, 'agent_state', 'agent', m.id, 'state', 'unavailable')
+    end
+  end
+  return {#moving, run}
 end
 
 -- The keys a deleted center leaves behind go in the last call: by then no agent and no
@@ -689,25 +742,25 @@ local function center_delete(keys, args)
     return {#waiting, 0, 0}
   end
   local ids = redis.call('SRANDMEMBER', keys[2], budget)
-  local agents = {}
-  for i, id in ipairs(ids) do
-    agents[i] = json_get(k_agent(tag, id), '.')
-    if agents[i] and agents[i].state == 'busy' then
-      fail('STATE agent ' .. id .. ' is on contact ' .. tostring(agents[i].contact)
-        .. ': complete it, then delete the center again')
+  local found, available, doc_keys = {}, {}, {}
+  for i, agent in ipairs(load_agents(tag, ids)) do
+    if agent then
+      if agent.state == 'busy' then
+        fail('STATE agent ' .. ids[i] .. ' is on contact ' .. tostring(agent.contact)
+          .. ': complete it, then delete the center again')
+      end
+      found[#found + 1] = {id = ids[i], agent = agent}
+      if agent.state == 'available' then available[#available + 1] = found[#found] end
+      doc_keys[#doc_keys + 1] = k_agent(tag, ids[i])
     end
   end
   redis.call('HSET', keys[1], 'deleting', 'purging')
-  for i, id in ipairs(ids) do
-    local agent = agents[i]
-    if agent then
-      make_unavailable(tag, id, agent)
-      for _, skill in ipairs(agent.skills) do redis.call('SREM', k_skill(tag, skill), id) end
-      redis.call('DEL', k_agent(tag, id))
-      event(tag, 'agent_deleted', 'agent', id)
-    end
-    redis.call('SREM', keys[2], id)
-  end
+  -- As acd_agent_delete does for one agent, with one command per skill for the batch.
+  by_skill(tag, k_avail, available, 'ZREM')
+  by_skill(tag, k_skill, found, 'SREM')
+  if #doc_keys > 0 then redis.call('DEL', unpack(doc_keys)) end
+  if #ids > 0 then redis.call('SREM', keys[2], unpack(ids)) end
+  for _, item in ipairs(found) do event(tag, 'agent_deleted', 'agent', item.id) end
   if redis.call('SCARD', keys[2]) > 0 then return {0, #ids, 0} end
   redis.call('UNLINK', unpack(center_keys(tag)))
   return {0, #ids, 1}

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from string import Template
 
+from lab.embedded import redis_maxmemory
+
 from .layout import (
     NODE_PORT,
     TEMPLATES,
@@ -38,6 +40,7 @@ def render_redis_conf(topo: HATopology, name: str, rejson_module: Path | str) ->
         password=topo.password,
         replica_priority=100,
         replicaof=_replicaof(topo, name),
+        maxmemory=redis_maxmemory(),
     )
 
 

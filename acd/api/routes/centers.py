@@ -1,4 +1,4 @@
-"""/v1/centers/{center}: open/close, queue, candidates, stats, events and KPIs."""
+"""/v1/centers/{center}: delete, open/close, queue, candidates, stats, events and KPIs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from acd.api.deps import BlockingRedisDep, CenterDep
 from acd.api.errors import FieldError
 from acd.api.schemas import (
     MAX_BLOCK_MS,
+    CenterDeleted,
     CenterStateIn,
     CenterStateOut,
     DispatchModeIn,
@@ -28,6 +29,21 @@ router = APIRouter(tags=["center"])
 
 STREAM_ID = r"^(\$|[0-9]{1,20}(-[0-9]{1,20})?)$"
 U64_MAX = 2**64 - 1
+
+
+@router.delete("", response_model=CenterDeleted, responses={
+    404: {"model": Problem, "description": "no such center"},
+    409: {"model": Problem, "description": "contacts are assigned (named): complete them "
+          "first"}})
+async def delete_center(center: CenterDep) -> CenterDeleted:
+    """Delete the center: its waiting contacts are abandoned, its agents, skills, queue,
+    counters, streams and KPIs deleted, and the dispatchers stop serving it. Refused
+    with 409, naming them, while contacts are assigned. Done in short Redis calls (every
+    other center is served meanwhile); once it starts, the center refuses other writes
+    with 409 until it is gone; if it is interrupted, DELETE again finishes it. A center
+    with the same name can be created afterwards."""
+    done = await center.remove()
+    return CenterDeleted(center=done.center, agents=done.agents, abandoned=done.abandoned)
 
 
 @router.put("/state", response_model=CenterStateOut)
