@@ -15,7 +15,6 @@ import redis
 from lab.binaries import redis_server, rejson_module
 from lab.processes import Service
 
-
 MAXMEMORY_DEFAULT = "1gb"
 _SIZE = re.compile(r"^[0-9]+([kmg]b?)?$", re.IGNORECASE)
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from acd import Center, InvalidState, NotFound
-from acd import bulk
+from acd import Center, InvalidState, NotFound, bulk
 from acd.functions import Functions
 from acd.invariants import violations
 
@@ -90,7 +89,7 @@ async def test_open_and_close_take_ceil_n_over_b_calls_of_at_most_b_agents(
     touched = [argv[7:] for argv in calls]  # FCALL name 2 meta agents open run ids...
     assert all(len(ids) <= batch for ids in touched)
     expected = [f"a{i:02d}" for i in range(agents)]
-    assert sorted(sum(touched[:per_run], [])) == expected, "every agent once per run"
+    assert sorted(i for ids in touched[:per_run] for i in ids) == expected, "each agent once"
     assert {a.state for a in await center.list_agents()} <= {"unavailable"}
 
 

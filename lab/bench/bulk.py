@@ -1,7 +1,7 @@
 """Benchmark: bulk operations on a big center, and what another center's reader sees.
 
     python -m lab.bench.bulk                       # throw-away embedded Redis, ~1 minute
-    python -m lab.bench.bulk --agents 5000 --skills 32 --batch 32
+    python -m lab.bench.bulk --agents 5000 --skills 32 --batch 16
 
 A center ``bulk`` gets ``--agents`` agents with ``--skills`` skills each. Then, in turn:
 open it, close it, queue ``--waiting`` contacts needing a skill and delete that skill
@@ -31,10 +31,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from acd import Center, connect
-from acd import bulk
+from acd import Center, bulk, connect
 from acd.commands import command
 from acd.functions import Functions
+from acd.settings import get_settings
 from lab.bench.runs import percentile
 
 KEEP_SECONDS = 60
@@ -147,7 +147,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skills", type=int, default=32)
     p.add_argument("--waiting", type=int, default=2000,
                    help="contacts waiting before each delete (abandoned by it)")
-    p.add_argument("--batch", type=int, default=32, help="agents or contacts per call")
+    p.add_argument("--batch", type=int, default=get_settings().acd_bulk_batch,
+                   help="agents or contacts per call (default: ACD_BULK_BATCH)")
     p.add_argument("--target-us", type=int, default=5000, help="longest call allowed")
     args = p.parse_args(argv)
     for name in ("agents", "skills", "batch"):

@@ -285,6 +285,7 @@ def test_database_definition_is_what_the_code_expects() -> None:
     assert d["shards_count"] == 2 and d["sharding"] is True
     assert d["port"] == 12000
     assert d["proxy_policy"] == "all-nodes"
+    assert d["eviction_policy"] == "noeviction"  # never evicts ACD data when full
     assert [m["module_name"] for m in d["module_list"]] == ["ReJSON"]
     regexes = [r["regex"] for r in d["shard_key_regex"]]
     assert regexes == [r".*\{(?<tag>.*)\}.*", r"(?<tag>.*)"]
