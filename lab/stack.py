@@ -95,7 +95,7 @@ class EmbeddedLab:
         api = Service(
             "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
                     "--port", str(c.api_port), "--workers", str(c.api_workers)],
-            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health"), env, cwd=REPO)
+            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"), env, cwd=REPO)
         dispatchers = [
             Service(f"dispatcher-{i + 1}", [py, "-m", "acd.dispatcher"], c.home,
                     self._dispatcher_connected(f"dispatcher-{i + 1}"), env, cwd=REPO)
