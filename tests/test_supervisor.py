@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -111,9 +112,13 @@ def test_the_lab_repairs_a_killed_dispatcher_api_and_redis(tmp_path: Path) -> No
             for name in ("dispatcher-1", "api", "redis"):
                 old = pid_of(home, name)
                 os.kill(old, signal.SIGKILL)
+                killed = time.monotonic()
                 wait_until(lambda n=name, o=old: restarted(home, n, o), 30,
                            f"the supervisor to restart {name}")
+                running_again = time.monotonic() - killed
                 wait_until(lambda: health() == 200, 30, f"/health 200 after {name} restarted")
+                print(f"kill -9 {name}: restarted after {running_again:.1f} s, /health 200 "
+                      f"after {time.monotonic() - killed:.1f} s")
                 # The agent created before survives (Redis: from its AOF), and serves.
                 assert http.get(f"{center}/agents/a1").status_code == 200
                 assert assigned_after_posting() == "a1"
