@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,8 @@ import redis
 from lab.lessons import running_lab
 from lab.processes import Service, pid_alive, stop_pids, wait_until
 from lab.supervisor import STABLE_S, Supervisor
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def service(tmp_path: Path, name: str, code: str) -> Service:
@@ -42,7 +46,7 @@ def test_a_crash_loop_backs_off_and_a_steady_service_is_left_alone(
         now = 0.0
         for expected_delay in (1.0, 2.0, 4.0):
             previous = crash.process
-            wait_until(lambda p=previous: p.poll() is not None, 10, "the crashing one to exit")
+            previous.wait(timeout=10)
             now += 0.5
             supervisor.check(now)  # noticed dead: no restart yet, a delay instead
             assert crash.process is previous and crash.next_start == now + expected_delay
@@ -113,7 +117,7 @@ def test_the_lab_repairs_a_killed_dispatcher_api_and_redis(tmp_path: Path) -> No
                 old = pid_of(home, name)
                 os.kill(old, signal.SIGKILL)
                 killed = time.monotonic()
-                wait_until(lambda n=name, o=old: restarted(home, n, o), 30,
+                wait_until(partial(restarted, home, name, old), 30,
                            f"the supervisor to restart {name}")
                 running_again = time.monotonic() - killed
                 wait_until(lambda: health() == 200, 30, f"/health 200 after {name} restarted")
@@ -131,5 +135,26 @@ def test_the_lab_repairs_a_killed_dispatcher_api_and_redis(tmp_path: Path) -> No
             for name in ("dispatcher-1", "api", "redis"):
                 assert f"restarted {name} (pid" in supervisor_log, supervisor_log
             assert "leftover process(es) of its group" in supervisor_log  # uvicorn workers
-            with redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5) as r0:
+            with redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5,
+                                      decode_responses=True) as r0:
                 assert r0.function_list(library="acd")
+
+                # ./start.sh right after a death: it or the supervisor starts the dead
+                # one, never both (the supervisor is stopped while start.sh starts it).
+                old = pid_of(home, "dispatcher-2")
+                os.kill(old, signal.SIGKILL)
+                started = subprocess.run(["./start.sh"], cwd=REPO, env=lab.env, text=True,
+                                         capture_output=True, timeout=120)
+                assert started.returncode == 0, started.stdout + started.stderr
+                wait_until(lambda: restarted(home, "dispatcher-2", old), 30,
+                           "dispatcher-2 to run again")
+
+                def dispatcher_clients() -> set[str]:
+                    return {c["name"] for c in r0.client_list()
+                            if c["name"].startswith("acd-dispatcher-")}
+
+                expected = {f"acd-dispatcher-{pid_of(home, n)}"
+                            for n in ("dispatcher-1", "dispatcher-2")}
+                wait_until(lambda: dispatcher_clients() == expected, 30,
+                           f"exactly the dispatchers of the pid files: {expected}")
+                assert pid_alive(pid_of(home, "supervisor"))
