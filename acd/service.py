@@ -105,7 +105,11 @@ async def serve(name: str, body: Callable[[], Awaitable[None]],
         summary.cancel()
 
 
-HEARTBEAT_S = 2.0  # a dispatcher says it is alive this often; /health counts the recent
+HEARTBEAT_S = 2.0  # a dispatcher says it is alive this often
+# A dispatcher that has not beaten for this long is counted out: three missed beats, so a
+# slow round or a short Redis hiccup does not make /health flap, while a killed one
+# stops counting within seconds.
+HEARTBEAT_WINDOW_S = 3 * HEARTBEAT_S
 
 
 async def heartbeat(redis: Redis, every: float = HEARTBEAT_S) -> None:
@@ -130,3 +134,11 @@ async def heartbeat(redis: Redis, every: float = HEARTBEAT_S) -> None:
             await asyncio.wait_for(command(redis, "ZREM", DISPATCHERS, member), 1.0)
         except Exception as exc:  # noqa: BLE001 - stopping anyway; it ages out
             log.debug("could not leave %s: %s", DISPATCHERS, exc)
+
+
+async def live_dispatchers(redis: Redis, window_s: float = HEARTBEAT_WINDOW_S) -> int:
+    """How many dispatchers beat within the last ``window_s`` seconds, by the server's
+    clock (the one their beats are scored with: no skew between hosts)."""
+    now_ms = await server_time_us(redis) // 1000
+    return int(await command(redis, "ZCOUNT", DISPATCHERS,
+                             now_ms - int(window_s * 1000), "+inf"))

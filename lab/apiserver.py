@@ -1,5 +1,6 @@
 """The REST API under a real uvicorn, for benchmarks and tests: start it on a free port,
-wait for /health, always stop it (its whole process group: uvicorn and its workers).
+wait for /health/live (no dispatcher need run), always stop it (its whole process group:
+uvicorn and its workers).
 
 The lab's own API service is started by lab.stack (a managed Service with a pid file);
 this is the throw-away kind.
@@ -34,8 +35,8 @@ class ApiServer:
 def start(env: dict[str, str], log: Path | None = None, workers: int = 2,
           deadline_s: float = 30.0) -> ApiServer:
     """``python -m uvicorn acd.api.app:app`` on a free port with ``env`` (REDIS_URL,
-    ACD_CENTER...); returns once /health answers 200, raises StartError naming the log
-    otherwise."""
+    ACD_CENTER...); returns once /health/live answers 200, raises StartError naming the
+    log otherwise."""
     port = free_port()
     with (log or Path(os.devnull)).open("wb") as out:  # the child keeps its own copy
         process = subprocess.Popen(
@@ -49,10 +50,10 @@ def start(env: dict[str, str], log: Path | None = None, workers: int = 2,
     def healthy() -> bool:
         if process.poll() is not None:
             raise StartError(f"uvicorn exited with {process.returncode}{_tail(log)}")
-        return httpx.get(f"{server.url}/health", timeout=1.0).status_code == 200
+        return httpx.get(f"{server.url}/health/live", timeout=1.0).status_code == 200
 
     try:
-        wait_until(healthy, deadline_s, f"uvicorn on {server.url} to answer /health")
+        wait_until(healthy, deadline_s, f"uvicorn on {server.url} to answer /health/live")
     except WaitTimeout:
         stop(server)
         raise StartError(f"uvicorn not healthy after {deadline_s} s{_tail(log)}") from None

@@ -103,6 +103,20 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (Linux /proc; [] without it): what
+    is left of a service whose leader died, e.g. uvicorn's workers after kill -9 of uvicorn."""
+    members = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # ended while we looked
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
 def stop_pids(pids: Iterable[int], timeout: float = 10.0, *, sig: int = signal.SIGTERM,
               group: bool = False) -> None:
     """Send ``sig`` to every pid (``group``: to the process group each one leads), wait up
@@ -177,12 +191,17 @@ class Service:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start it without waiting for it to be healthy (the supervisor's restart: it
+        watches many services and must not wait on one)."""
+        return spawn(self.argv, log=self.log_file, pid_file=self.pid_file, env=self.env,
+                     cwd=self.cwd)
+
     def start(self) -> bool:
         """Start unless running; wait until healthy. Returns False if it ran already."""
         if self.running():
             return False
-        proc = spawn(self.argv, log=self.log_file, pid_file=self.pid_file, env=self.env,
-                     cwd=self.cwd)
+        proc = self.launch()
 
         def ready() -> bool:
             if proc.poll() is not None:

@@ -1,4 +1,5 @@
-"""The embedded lab: Redis, the REST API, two dispatchers and JupyterLab on this machine.
+"""The embedded lab: Redis, the REST API, two dispatchers and JupyterLab on this machine,
+and a supervisor (lab.supervisor) that restarts any of them that dies.
 
 Everything lives under the lab home (``.lab/`` in the repository, or ``$LAB_HOME``):
 ``data/`` (Redis AOF), ``logs/``, ``run/`` (pid files). The ``.env`` file at the
@@ -25,6 +26,7 @@ from lab.envfile import read_env, write_env
 from lab.processes import Service, StartError
 
 REPO = Path(__file__).resolve().parents[1]
+SUPERVISOR = "supervisor"  # the name of its service, pid file and log
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class EmbeddedLab:
         api = Service(
             "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
                     "--port", str(c.api_port), "--workers", str(c.api_workers)],
-            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health"), env, cwd=REPO)
+            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"), env, cwd=REPO)
         dispatchers = [
             Service(f"dispatcher-{i + 1}", [py, "-m", "acd.dispatcher"], c.home,
                     self._dispatcher_connected(f"dispatcher-{i + 1}"), env, cwd=REPO)
@@ -113,7 +115,22 @@ class EmbeddedLab:
             c.home,
             http_ok(f"http://127.0.0.1:{c.jupyter_port}/api/status?token={self.jupyter_token}"),
             env, start_timeout=90, cwd=REPO)
-        return [self.redis, api, *dispatchers, jupyter]
+        # Last: started once everything it watches runs, stopped before any of it stops
+        # (it would restart what stop.sh stops).
+        supervisor = Service(
+            SUPERVISOR, [py, "-m", "lab.supervisor"], c.home, self._supervisor_checking,
+            {**env, "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)},
+            start_timeout=30, cwd=REPO)
+        return [self.redis, api, *dispatchers, jupyter, supervisor]
+
+    @property
+    def supervisor_beat(self) -> Path:
+        """Touched by the supervisor after each round of checks."""
+        return self.config.home / "run" / f"{SUPERVISOR}.beat"
+
+    def _supervisor_checking(self) -> bool:
+        pid_file = self.config.home / "run" / f"{SUPERVISOR}.pid"
+        return self.supervisor_beat.stat().st_mtime >= pid_file.stat().st_mtime
 
     def _dispatcher_connected(self, name: str) -> Callable[[], bool]:
         def check() -> bool:
@@ -131,6 +148,7 @@ class EmbeddedLab:
     def start(self, echo: Callable[[str], None] = print) -> None:
         """Start what is not running; on a failure stop what this call started."""
         started: list[Service] = []
+        self._pause_supervisor(echo)
         ports = {"redis": self.config.redis_port, "api": self.config.api_port,
                  "jupyter": self.config.jupyter_port}
         try:
@@ -148,14 +166,24 @@ class EmbeddedLab:
                 echo(f"  {service.name:<13} started (pid {service.pid()}), "
                      f"log {service.log_file}")
                 if service is self.redis:
-                    self._load_functions()
+                    self.load_functions()
                     write_env(self.config.env_file, self.client_env())
         except (StartError, OSError, redis.RedisError) as exc:
             for service in reversed(started):
                 service.stop()
             raise StartError(str(exc)) from exc
 
-    def _load_functions(self) -> None:
+    def _pause_supervisor(self, echo: Callable[[str], None]) -> None:
+        """Stop the supervisor when something it watches is down: this start starts that
+        (the supervisor might too, and two copies would run), then the supervisor again."""
+        services = self.services()
+        supervisor = services[-1]
+        if supervisor.running() and not all(s.running() for s in services[:-1]):
+            supervisor.stop()
+            echo(f"  {SUPERVISOR:<13} stopped while this start starts what is down")
+
+    def load_functions(self) -> None:
+        """Load the acd Functions library into the lab's Redis unless it has it."""
         import asyncio
 
         from acd.connection import connect

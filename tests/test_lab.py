@@ -50,7 +50,8 @@ def test_start_stop_restart_purge(lab_env: dict[str, str]) -> None:
     out = run(["./start.sh"], lab_env)
     assert "JupyterLab" in out and "token=" in out
     started = pids(lab_env)
-    assert set(started) == {"redis", "api", "dispatcher-1", "dispatcher-2", "jupyter"}
+    assert set(started) == {"redis", "api", "dispatcher-1", "dispatcher-2", "jupyter",
+                            "supervisor"}
     settings = read_env(Path(lab_env["LAB_ENV_FILE"]))
     assert {"REDIS_URL", "API_URL", "JUPYTER_URL"} <= set(settings)
     assert oct(Path(lab_env["LAB_ENV_FILE"]).stat().st_mode)[-3:] == "600"

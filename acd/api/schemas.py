@@ -101,9 +101,19 @@ class EventsPage(BaseModel):
     events: list[Event]
 
 
-class Health(BaseModel):
-    status: str
-    redis: str
+class Liveness(BaseModel):
+    """GET /health/live: this API worker and its Redis answer."""
+
+    status: Literal["ok", "redis down"]
+    redis: Literal["ok", "down"]
+
+
+class Health(Liveness):
+    """GET /health: the ACD serves, i.e. Redis answers and a dispatcher assigns."""
+
+    status: Literal["ok", "redis down", "no dispatcher"]  # type: ignore[assignment]
+    dispatchers: int | None = Field(
+        description="dispatchers that beat within the staleness window (null: Redis down)")
 
 
 class ErrorItem(BaseModel):

@@ -236,9 +236,10 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
                         name, APP_ROLE, command(name, addr, port), env=env, run_dir=self.run_dir
                     )
             for name, addr, port in missing:
-                self._wait_app(name, f"http://{addr}:{port}/health", f"API replica {name}")
+                self._wait_app(name, f"http://{addr}:{port}/health/live", f"API replica {name}")
             wait_until(
-                http_ok(f"{topo.api_url}/health"), 30, f"the API through the VIP {topo.api_url}"
+                http_ok(f"{topo.api_url}/health/live"), 30,
+                f"the API through the VIP {topo.api_url}",
             )
         except LabError as exc:
             names = ", ".join(f"{n}: {self._log(n)}" for n, _, _ in missing)

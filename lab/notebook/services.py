@@ -24,7 +24,7 @@ IN_KERNEL_URL = "http://acd-api.in-process"  # the base URL of the app run in th
 
 
 def live_api_url(timeout: float = 2.0) -> str | None:
-    """The URL of the lab's running REST API when it answers /health and uses the same
+    """The URL of the lab's running REST API when it answers /health/live and uses the same
     Redis as this kernel; None otherwise (before ./start.sh, or a lab on another Redis)."""
     import httpx
 
@@ -36,7 +36,7 @@ def live_api_url(timeout: float = 2.0) -> str | None:
     if info.redis_url and info.redis_url != get_settings().redis_url:
         return None  # that API works on another Redis than this notebook
     try:
-        response = httpx.get(f"{info.api_url}/health", timeout=timeout)
+        response = httpx.get(f"{info.api_url}/health/live", timeout=timeout)
     except httpx.HTTPError:
         return None
     return info.api_url if response.status_code == 200 else None

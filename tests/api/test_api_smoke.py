@@ -9,8 +9,10 @@ from acd.settings import Settings
 from lab.embedded import free_port
 
 
-async def test_health_ok(client: httpx.AsyncClient) -> None:
-    r = await client.get("/health")
+async def test_live_ok(client: httpx.AsyncClient) -> None:
+    # /health also needs a dispatcher; tests/api/test_health.py checks it on a Redis of
+    # its own (here other tests' dispatchers may beat on the shared one)
+    r = await client.get("/health/live")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "redis": "ok"}
 

@@ -24,7 +24,7 @@ def http(uvicorn_server: ApiServer) -> Iterator[httpx.Client]:
 
 
 def test_health_and_docs(http: httpx.Client) -> None:
-    r = http.get("/health")
+    r = http.get("/health/live")
     assert r.status_code == 200 and r.json() == {"status": "ok", "redis": "ok"}
     assert http.get("/docs").status_code == 200
 
@@ -32,7 +32,7 @@ def test_health_and_docs(http: httpx.Client) -> None:
 def test_keep_alive_requests_are_not_delayed_by_nagle(http: httpx.Client) -> None:
     """uvicorn --workers leaves Nagle on (~40 ms per keep-alive request); the app turns it
     off. A median far below 40 ms shows it is off."""
-    http.get("/health")
+    http.get("/health/live")
     times = []
     for _ in range(30):
         t0 = time.perf_counter()

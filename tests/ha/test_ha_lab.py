@@ -85,6 +85,9 @@ def test_api_frontend_round_robins_over_replicas(topo: ha.HATopology, tmp_path: 
         root = tmp_path / name
         root.mkdir()
         (root / "who").write_text(name)
+        # HAProxy checks a replica with GET /health/live (lab/ha/templates/haproxy.cfg)
+        (root / "health").mkdir()
+        (root / "health" / "live").write_text("ok")
         return [
             sys.executable,
             "-m",

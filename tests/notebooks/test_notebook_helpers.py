@@ -125,7 +125,7 @@ async def test_api_client_runs_the_app_in_the_kernel(center: Center, lab_redis: 
               server_version="test")
     async with api_client(lab, live=False) as api:
         assert in_kernel(api)
-        assert (await api.get("/health")).json() == {"status": "ok", "redis": "ok"}
+        assert (await api.get("/health/live")).json() == {"status": "ok", "redis": "ok"}
         created = await api.post(f"/v1/centers/{center.name}/agents",
                                  json={"id": "a1", "fname": "A", "lname": "B",
                                        "skills": ["en"]})

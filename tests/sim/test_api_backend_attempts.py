@@ -36,7 +36,7 @@ async def test_every_attempt_against_the_api_is_reported(api_url: str, redis_url
     after = time.monotonic()
     base = f"/v1/centers/{center}"
     assert [(a.method, a.url, a.status) for a in seen] == [
-        ("GET", "/health", 200),
+        ("GET", "/health/live", 200),
         ("POST", f"{base}/agents", 201),
         ("POST", f"{base}/agents", 409),
         ("POST", f"{base}/contacts", 201),

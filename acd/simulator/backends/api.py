@@ -137,8 +137,9 @@ class ApiBackend(Backend):
         return response
 
     async def start(self) -> None:
-        """Wait (``retry_for`` at most) until the API's /health answers 200."""
-        await self._request("GET", "/health", ok=(200,))
+        """Wait (``retry_for`` at most) until the API answers (/health/live 200). Not
+        /health: a run may bring its own in-process dispatchers, started after this."""
+        await self._request("GET", "/health/live", ok=(200,))
 
     async def close(self) -> None:
         await self.http.aclose()
