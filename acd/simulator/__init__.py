@@ -51,9 +51,10 @@ async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = N
     """Run ``scenario`` and return its report; the KPIs are stored at Keys(center).kpis.
 
     ``dispatchers``: in-process Dispatcher tasks (None: 0 via api, 1 via redis; they need
-    Redis, from ``redis_url`` or settings). ``reset`` (redis only) deletes the center's keys
-    first. ``engine_ready`` receives the engine, e.g. to call its ``stop()`` on Ctrl-C.
-    ``progress`` shows a rich progress bar (terminal or notebook).
+    Redis, from ``redis_url`` or settings). ``reset`` deletes the center first (via the
+    API: refused while contacts of an earlier run are assigned). ``engine_ready`` receives
+    the engine, e.g. to call its ``stop()`` on Ctrl-C. ``progress`` shows a rich progress
+    bar (terminal or notebook).
     """
     if progress:
         with ProgressView(Console(), enabled=True) as view:
@@ -68,15 +69,13 @@ async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = N
     elif via in ("api", "demo"):
         kind = ApiBackend if via == "api" else DemoApiBackend
         backend = kind(center, api_url or settings.api_url)
-        if reset:
-            raise ValueError("reset needs via='redis' (the API has no route to delete a center)")
     else:
         raise ValueError(f"via must be 'api', 'demo' or 'redis', not {via!r}")
     if dispatchers is None:
         dispatchers = default_dispatchers(via)
     started = datetime.now(UTC)
     try:
-        if reset and isinstance(backend, RedisBackend):
+        if reset:
             await backend.reset()
         engine = Engine(scenario, backend, dispatchers, redis_url or settings.redis_url,
                         on_progress)

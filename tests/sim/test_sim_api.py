@@ -96,3 +96,27 @@ async def test_demo_backend_names_a_center_the_demo_routes_do_not_serve(api_url:
             await backend.create_agent("a1", ["en"])
     finally:
         await backend.close()
+
+
+async def test_api_backend_reset_deletes_the_center_or_names_what_is_assigned(
+        api_url: str, redis_url: str) -> None:
+    center = f"reset-{uuid.uuid4().hex[:8]}"
+    redis = connect(redis_url)
+    acd = Center(redis, center)
+    backend = ApiBackend(center, api_url, retry_for=5)
+    try:
+        await backend.reset()  # nothing there yet: fine
+        await acd.create_agent("a1", "Left", "Over", ["en"], available=True)
+        queued = await acd.create_contact(["en"])
+        assert [c for c, _ in (await acd.dispatch_round()).pairs] == [queued.id]
+        with pytest.raises(ApiError, match=queued.id):
+            await backend.reset()  # an agent holds it: the API never drops it
+        assert (await acd.get_agent("a1")).contact == queued.id
+        await acd.complete_contact(queued.id)
+        await backend.reset()
+        assert await redis.exists(acd.keys.agent("a1")) == 0
+        assert await violations(acd) == []
+    finally:
+        await backend.close()
+        await acd.delete()
+        await redis.aclose()

@@ -162,7 +162,7 @@ def test_ctrl_c_stops_and_prints_kpis(subprocess_env: dict[str, str], redis_url:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [["--duration", "-1"], ["--reset"]])
+@pytest.mark.parametrize("argv", [["--duration", "-1"], ["--agents", "0"]])
 def test_cli_rejects_bad_input(subprocess_env: dict[str, str], argv: list[str]) -> None:
     done = subprocess.run(_cli(*argv), env=subprocess_env, capture_output=True, text=True,
                           timeout=30)

@@ -144,6 +144,12 @@ class ApiBackend(Backend):
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def reset(self) -> None:
+        """A fresh center for the run: DELETE /v1/centers/{center} (nothing to delete is
+        fine). ApiError naming them while contacts of an earlier run are assigned: end them
+        first (the API never drops a contact an agent holds)."""
+        await self._call("DELETE", "", ok=(200, 404))
+
     async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
         body = {"id": agent_id, "fname": "Sim", "lname": agent_id, "skills": skills,
                 "available": False}

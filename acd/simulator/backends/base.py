@@ -25,6 +25,10 @@ class Backend(ABC):
     async def close(self) -> None: ...
 
     @abstractmethod
+    async def reset(self) -> None:
+        """A fresh center for the run: the center's agents, contacts and events deleted."""
+
+    @abstractmethod
     async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
         """Create an unavailable agent; False if an agent with that id exists already."""
 

@@ -28,9 +28,10 @@ class RedisBackend(Backend):
     async def close(self) -> None:
         await self.redis.aclose()
 
-    async def reset(self) -> int:
-        """Delete every key of the center (a fresh center for the run)."""
-        return await self.acd.delete()
+    async def reset(self) -> None:
+        """A fresh center for the run: every key of the center deleted, whatever its state
+        (a run interrupted with contacts assigned leaves nothing stuck)."""
+        await self.acd.delete()
 
     async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
         try:
