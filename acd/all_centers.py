@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
-from acd.commands import last_stream_id, xread_many
+from acd.commands import StreamWatch, last_stream_id
 from acd.connection import is_transient
 from acd.keys import CENTERS, CENTERS_STREAM
 from acd.service import errors, serve
@@ -36,6 +36,7 @@ class AllCenters:
     """
 
     REDISCOVER_S = 30.0  # re-read the set of centers: add missed ones, drop deleted ones
+    NEWS_COUNT = 100  # most entries per stream an XREAD returns (a burst of new centers)
 
     def __init__(self, redis: Redis, batch: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET,
                  idle_ms: int = 1000, parallel: int = 8, summary_every: float = 10.0) -> None:
@@ -46,12 +47,13 @@ class AllCenters:
         self.parallel = parallel
         self.summary_every = summary_every
         self.centers: dict[str, Center] = {}
-        self.cursors: dict[str, str] = {}  # center -> the wake id its last round saw
         self.served: Counter[str] = Counter()  # assignments per center
         self.rounds = 0
         self._ready: deque[str] = deque()
         self._by_wake: dict[str, str] = {}
-        self._news_after = "0-0"
+        # Every center's wake stream after the id its last round saw, and the new-centers
+        # stream: the one XREAD that waits for news, re-encoded only where an id moved.
+        self._watch = StreamWatch()
         self._one_xread = True
         self._stop = asyncio.Event()
 
@@ -70,19 +72,25 @@ class AllCenters:
         if name not in self.centers:
             center = Center(self.redis, name)
             self.centers[name] = center
-            self.cursors[name] = "0-0"
             self._by_wake[center.keys.wake] = name
+            self._watch.set(center.keys.wake, "0-0")
             log.info("serving center %s", name)
         self._mark(name)
 
-    async def _discover(self) -> None:
+    async def _discover(self, everyone: bool) -> None:
+        """Serve the registered centers: new ones get a round, deleted ones leave.
+        ``everyone``: every center gets a round (a fresh start: news may have been missed
+        while Redis was away); a periodic look gives rounds to new centers only, not a
+        pass of thousands of idle rounds that every center with news would wait behind."""
         names = set(await cast(Any, self.redis.smembers(CENTERS)))
         for gone in set(self.centers) - names:
-            del self._by_wake[self.centers.pop(gone).keys.wake]
-            self.cursors.pop(gone, None)
+            wake = self.centers.pop(gone).keys.wake
+            del self._by_wake[wake]
+            self._watch.remove(wake)
             log.info("center %s was deleted: no longer served", gone)
         for name in sorted(names):
-            self._add(name)
+            if everyone or name not in self.centers:
+                self._add(name)
 
     async def _round(self, name: str) -> None:
         center = self.centers.get(name)
@@ -98,7 +106,8 @@ class AllCenters:
             return
         self.rounds += 1
         self.served[name] += len(done.pairs)
-        self.cursors[name] = done.wake_id
+        if name in self.centers:  # not deleted meanwhile
+            self._watch.set(center.keys.wake, done.wake_id)
         for contact, agent in done.pairs:
             log.debug("center %s: assigned contact %s to agent %s", name, contact, agent)
         if len(done.pairs) >= self.batch:
@@ -124,10 +133,8 @@ class AllCenters:
         """Until some center has news (or ``idle_ms``); only looks if some already has."""
         block = None if self._ready else self.idle_ms
         if self._one_xread:
-            streams = {CENTERS_STREAM: self._news_after}
-            streams.update((c.keys.wake, self.cursors[n]) for n, c in self.centers.items())
             try:
-                news = await xread_many(self.redis, streams, block, count=1)
+                news = await self._watch.read(self.redis, block, self.NEWS_COUNT)
             except ResponseError as exc:
                 if "CROSSSLOT" not in str(exc):
                     raise
@@ -137,12 +144,14 @@ class AllCenters:
             else:
                 for key, entries in news.items():
                     if key == CENTERS_STREAM:
-                        for entry_id, fields in entries:
-                            self._news_after = entry_id
+                        for _, fields in entries:
                             self._add(fields["center"])
                     elif key in self._by_wake:
-                        self.cursors[self._by_wake[key]] = entries[-1][0]
                         self._mark(self._by_wake[key])
+                    else:
+                        continue
+                    # The center's round then moves its id on to the newest it saw.
+                    self._watch.set(key, entries[-1][0])
                 return
         if block is not None:
             await asyncio.sleep(max(1, self.idle_ms // 10) / 1000)
@@ -152,14 +161,14 @@ class AllCenters:
     async def _loop(self) -> None:
         # Read the new-centers stream's position before the set: a center registered in
         # between is then seen on the stream.
-        self._news_after = await last_stream_id(self.redis, CENTERS_STREAM)
-        await self._discover()
+        self._watch.set(CENTERS_STREAM, await last_stream_id(self.redis, CENTERS_STREAM))
+        await self._discover(everyone=True)
         rediscover = time.monotonic() + self.REDISCOVER_S
         while not self._stop.is_set():
             await self._pass()
             await self._wait()
             if time.monotonic() > rediscover:
-                await self._discover()
+                await self._discover(everyone=False)
                 rediscover = time.monotonic() + self.REDISCOVER_S
 
     async def run(self) -> None:

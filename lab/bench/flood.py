@@ -8,8 +8,9 @@ combinations that no agent can serve (``missing-skill``: each needs a skill no a
 ``no-agent-has-all``: four real skills each, while every agent has three), then
 contacts that its agents can serve arrive at ``--rate`` per second for ``--seconds``,
 served by ``--dispatchers`` real dispatcher processes; every assigned contact is
-completed at once, so its agent is available again. Meanwhile a client reads an agent of
-another center (``bystander``) in a loop.
+completed at once (by 8 completers following the events), so its agent is available
+again. A process of its own (lab.bench.reader) reads an agent of another center
+(``bystander``) every 2 ms: once on the idle server, once during the flow.
 
 Prints one JSON line per measurement (figures are the server's: the ``wait_ms`` of each
 ``contact_assigned`` event, INFO commandstats, SLOWLOG):
@@ -17,8 +18,10 @@ Prints one JSON line per measurement (figures are the server's: the ``wait_ms`` 
   unassigned;
 - ``idle_round``: server time of one dispatch round that finds nothing to do, with the
   flood queued;
-- ``bystander``: p50/p99 of the other center's reads, idle server vs during the flow;
-- ``longest_call``: the slowest command of the flow phase (SLOWLOG, calls over 0.5 ms).
+- ``bystander``: p50/p99 of the other center's reads, idle server vs during the flow, and
+  the ratio of the p99s;
+- ``longest_call``: the longest function call of the flow phase (SLOWLOG, and INFO
+  latencystats' p100 as a check).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import random
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -40,14 +45,14 @@ from redis.asyncio import Redis
 
 from acd import Center, connect
 from acd.center import DEFAULT_BATCH
-from acd.commands import command, xread
+from acd.commands import xread
 from acd.invariants import violations
 from lab.bench.dispatchers import dispatcher_processes
+from lab.bench.profile import longest_calls
 from lab.bench.runs import percentile
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = [f"s{i:02d}" for i in range(24)]  # the skills agents have
-SLOW_US = 500  # SLOWLOG threshold while the flow runs
 
 
 def unservable_combos(kind: str, count: int, rng: random.Random) -> list[list[str]]:
@@ -89,48 +94,96 @@ async def idle_round_us(center: Center, rounds: int = 500) -> float:
     return (usec1 - usec0) / max(1, calls1 - calls0)
 
 
-async def read_latencies(other: Center, stop: asyncio.Event) -> list[float]:
-    out = []
-    while not stop.is_set():
-        t0 = time.perf_counter()
-        await other.get_agent("b1")
-        out.append((time.perf_counter() - t0) * 1000)
-        await asyncio.sleep(0.002)
-    return out
+async def bystander_reads(url: str, other: Center, seconds: float) -> dict[str, Any]:
+    """p50/p99/max (ms) of reads of another center's agent over ``seconds``, timed in a
+    process of its own (lab.bench.reader)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lab.bench.reader", url, other.keys.agent("b1"),
+        "--seconds", str(seconds), cwd=REPO, stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    out, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"lab.bench.reader failed ({proc.returncode})")
+    return cast(dict[str, Any], json.loads(out))
+
+
+class Completer:
+    """Plays the agents: follows the center's events and completes each assigned contact
+    at once, ``workers`` at a time (one completer in turn fell behind at 500/s)."""
+
+    def __init__(self, center: Center, workers: int = 8) -> None:
+        self.center, self.workers = center, workers
+        self.posted: set[str] = set()
+        self.waits: dict[str, float] = {}
+        self.failed: list[str] = []  # completions refused, with the error
+        self.lags: list[float] = []  # ms from assignment to completion (server clock)
+        self._todo: asyncio.Queue[str] = asyncio.Queue()
+
+    async def follow(self, cursor: str, done: asyncio.Event) -> None:
+        """Until ``done`` and every posted contact was seen assigned."""
+        while not (done.is_set() and self.posted <= self.waits.keys()):
+            for entry_id, fields in await xread(self.center.redis, self.center.keys.events,
+                                                cursor, 200, count=1000):
+                cursor = entry_id
+                if fields.get("type") == "contact_assigned" and fields["contact"] in self.posted:
+                    self.waits[fields["contact"]] = float(fields["wait_ms"])
+                    self._todo.put_nowait(fields["contact"])
+
+    async def complete(self) -> None:
+        while True:
+            contact = await self._todo.get()
+            try:
+                ended = await self.center.complete_contact(contact)
+                if ended.ended_at is not None and ended.assigned_at is not None:
+                    self.lags.append(float(ended.ended_at - ended.assigned_at))
+            except Exception as exc:  # noqa: BLE001 - counted and shown, the rest go on
+                self.failed.append(f"{contact}: {exc!r}"[:200])
+            finally:
+                self._todo.task_done()
+
+    async def settle(self) -> None:
+        """Until every contact seen assigned was completed."""
+        await self._todo.join()
 
 
 async def flow(center: Center, rate: float, seconds: float, rng: random.Random
-               ) -> tuple[list[float], int]:
-    """Servable contacts at ``rate``/s; each completed as soon as it is assigned. Returns
-    the waits (ms, server side) and how many were never assigned."""
-    cursor = await center.last_event_id()
-    posted: set[str] = set()
-    waits: dict[str, float] = {}
+               ) -> tuple[list[float], int, Completer]:
+    """Servable contacts at ``rate``/s, each posted on its schedule; each completed as
+    soon as it is assigned. Returns the waits (ms, server side), how many were never
+    assigned, and the completer (completion lags, failures)."""
+    completer = Completer(center)
     done = asyncio.Event()
+    follower = asyncio.create_task(completer.follow(await center.last_event_id(), done))
+    workers = [asyncio.create_task(completer.complete()) for _ in range(completer.workers)]
+    gate = asyncio.Semaphore(64)
 
-    async def follow() -> None:
-        nonlocal cursor
-        while not (done.is_set() and posted <= waits.keys()):
-            for entry_id, fields in await xread(center.redis, center.keys.events, cursor,
-                                                200, count=1000):
-                cursor = entry_id
-                if fields.get("type") == "contact_assigned" and fields["contact"] in posted:
-                    waits[fields["contact"]] = float(fields["wait_ms"])
-                    await center.complete_contact(fields["contact"])
+    async def post(skills: list[str]) -> None:
+        # Known before it is queued: its assignment may be on the events stream before
+        # the answer to the post is read here.
+        contact_id = uuid.uuid4().hex
+        completer.posted.add(contact_id)
+        async with gate:
+            await center.create_contact(skills, contact_id)
 
-    follower = asyncio.create_task(follow())
-    start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        contact = await center.create_contact([rng.choice(POOL)])
-        posted.add(contact.id)
-    done.set()
-    with suppress(TimeoutError):
-        await asyncio.wait_for(follower, timeout=30)
-    return list(waits.values()), len(posted - waits.keys())
+    try:
+        sends = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sends.append(asyncio.create_task(post([rng.choice(POOL)])))
+        await asyncio.gather(*sends)
+        done.set()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(follower, timeout=30)
+        await asyncio.wait_for(completer.settle(), timeout=30)
+    finally:
+        for task in [follower, *workers]:
+            task.cancel()
+        await asyncio.gather(follower, *workers, return_exceptions=True)
+    waits = completer.waits
+    return list(waits.values()), len(completer.posted - waits.keys()), completer
 
 
 def emit(record: dict[str, Any]) -> None:
@@ -145,50 +198,46 @@ async def run(args: argparse.Namespace, url: str) -> int:
     await other.delete()
     await create_agents(flood, args.agents, rng)
     await other.create_agent("b1", "By", "Stander", ["s00"])
-    stop = asyncio.Event()
-    reader = asyncio.create_task(read_latencies(other, stop))
-    await asyncio.sleep(3)
-    stop.set()
-    idle_reads = await reader
+    idle_reads = await bystander_reads(url, other, 3)
     with tempfile.TemporaryDirectory(prefix="acd-flood-") as logs:
         async with dispatcher_processes(redis, url, flood, args.dispatchers, Path(logs),
                                         DEFAULT_BATCH, debug=False):
             combos = unservable_combos(args.kind, args.combos, rng)
             loaded = await queue_flood(flood, combos, args.unservable)
             await asyncio.sleep(2)  # let the dispatchers look at every new combination once
-            idle_us = await idle_round_us(flood)
-            await command(redis, "SLOWLOG", "RESET")
-            await command(redis, "CONFIG", "SET", "slowlog-log-slower-than", str(SLOW_US))
-            await command(redis, "CONFIG", "SET", "slowlog-max-len", "10000")
-            stop = asyncio.Event()
-            reader = asyncio.create_task(read_latencies(other, stop))
-            waits, unassigned = await flow(flood, args.rate, args.seconds, rng)
-            stop.set()
-            busy_reads = await reader
-            slow = await command(redis, "SLOWLOG", "GET", "10000")
+            async with longest_calls(redis) as longest:
+                idle_us = await idle_round_us(flood)
+                reads = asyncio.create_task(bystander_reads(url, other, args.seconds))
+                waits, unassigned, completer = await flow(flood, args.rate, args.seconds,
+                                                          rng)
+                busy_reads = await reads
     found = await violations(flood) if args.check else []
     common = {"kind": args.kind, "unservable": args.unservable, "combos": args.combos,
               "agents": args.agents, "dispatchers": args.dispatchers}
     emit({"measure": "servable", **common, "rate": args.rate, "seconds": args.seconds,
           "assigned": len(waits), "unassigned": unassigned,
           "p50_ms": percentile(waits, 50), "p99_ms": percentile(waits, 99),
-          "max_ms": max(waits, default=None), "flood_load_s": round(loaded, 1)})
+          "max_ms": max(waits, default=None),
+          # An agent is busy from its assignment until the completer ends the contact:
+          # a contact's wait is "from servable" only while these stay short.
+          "completion_lag_p99_ms": percentile(completer.lags, 99),
+          "completions_failed": len(completer.failed),
+          "first_failure": completer.failed[0] if completer.failed else None,
+          "flood_load_s": round(loaded, 1)})
     emit({"measure": "idle_round", **common, "server_us": round(idle_us, 1)})
-    emit({"measure": "bystander", "idle_p50_ms": percentile(idle_reads, 50),
-          "idle_p99_ms": percentile(idle_reads, 99),
-          "flow_p50_ms": percentile(busy_reads, 50),
-          "flow_p99_ms": percentile(busy_reads, 99)})
-    # SLOWLOG GET entries: [id, unix time, duration in µs, [command, args...], ...]
-    longest = max(slow, key=lambda e: int(e[2]), default=None)
-    emit({"measure": "longest_call", "over_us": SLOW_US, "slow_calls": len(slow),
-          "longest_us": int(longest[2]) if longest else None,
-          "command": " ".join(map(str, longest[3][:2])) if longest else None})
+    emit({"measure": "bystander", "reads_idle": idle_reads["reads"],
+          "reads_flow": busy_reads["reads"],
+          "idle_p50_ms": idle_reads["p50_ms"], "idle_p99_ms": idle_reads["p99_ms"],
+          "flow_p50_ms": busy_reads["p50_ms"], "flow_p99_ms": busy_reads["p99_ms"],
+          "flow_max_ms": busy_reads["max_ms"],
+          "p99_ratio": round(busy_reads["p99_ms"] / max(1e-3, idle_reads["p99_ms"]), 2)})
+    emit({"measure": "longest_call", **longest.as_dict()})
     emit({"measure": "invariants", "checked": args.check, "violations": len(found),
           "first": found[:3]})
     await flood.delete()
     await other.delete()
     await redis.aclose()
-    return 1 if found or unassigned else 0
+    return 1 if found or unassigned or completer.failed else 0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -199,7 +248,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    default="missing-skill")
     p.add_argument("--unservable", type=int, default=100_000)
     p.add_argument("--combos", type=int, default=10_000)
-    p.add_argument("--agents", type=int, default=60)
+    p.add_argument("--agents", type=int, default=240,
+                   help="agents of the flow, 3 of 24 skills each (default: %(default)s: "
+                        "about 30 per skill, so one is free when a contact arrives)")
     p.add_argument("--rate", type=float, default=500.0, help="servable contacts per second")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--dispatchers", type=int, default=2)

@@ -174,11 +174,11 @@ async def _real_once(redis: Redis, workload: Workload, batch: int,
                      base: dict[str, Any]) -> dict[str, Any]:
     setup = await prepare(redis, workload, f"real{batch}")
     try:
-        await redis.slowlog_reset()
+        mark = await prof.slowlog_last_id(redis)
         before = await prof.commandstats(redis)
         real = await real_throughput(setup.center, workload.contact_specs, batch)
         after = await prof.commandstats(redis)
-        slowest = await prof.slowlog_max_us(redis)
+        slowest = await prof.slowlog_max_us(redis, mark)
     finally:
         await setup.center.delete()
     rows = prof.per_assignment(before, after, real.assigned)
@@ -329,10 +329,17 @@ async def run(args: argparse.Namespace, url: str,
     log_dir.mkdir(parents=True, exist_ok=True)
     redis = connect(url, client_name="acd-bench")
     try:
-        await throughput_runs(redis, args, record)
-        await latency_runs(redis, url, args, log_dir, record)
-        await multi_runs(redis, url, args, log_dir, record)
-        await api_runs(redis, url, args, log_dir, record)
+        async with prof.longest_calls(redis) as longest:
+            await throughput_runs(redis, args, record)
+            await latency_runs(redis, url, args, log_dir, record)
+            await multi_runs(redis, url, args, log_dir, record)
+            await api_runs(redis, url, args, log_dir, record)
+        default_batch = [r.get("longest_fcall_us_in_slowlog") for r in records
+                         if r.get("batch") == PRIMARY_BATCH and r["kind"] == "throughput"]
+        record({"kind": "longest_call", "workloads": "all of this run",
+                **longest.as_dict(),
+                "default_batch": PRIMARY_BATCH, "longest_fcall_us_default_batch": max(
+                    (us for us in default_batch if us is not None), default=None)})
     finally:
         await redis.aclose()
     record(ratios(records))

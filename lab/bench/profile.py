@@ -12,10 +12,14 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+
+from acd.commands import command
 
 T = TypeVar("T")
 
@@ -52,11 +56,19 @@ def lua_overhead(rows: dict[str, dict[str, float]]) -> float | None:
     return round(rows["fcall"]["us"] - inner, 2)
 
 
-async def slowlog_max_us(redis: Redis, command: str = "fcall") -> int | None:
-    """Longest ``command`` in the slow log (only what crossed the server's threshold)."""
-    entries = await redis.slowlog_get(128)
-    durations = [int(e["duration"]) for e in entries
-                 if str(e.get("command", b"")).lower().lstrip("b'").startswith(command)]
+async def slowlog_last_id(redis: Redis) -> int:
+    """The id of the newest SLOWLOG entry (-1 for none): slowlog_max_us after it."""
+    newest = await command(redis, "SLOWLOG", "GET", "1")
+    return int(newest[0][0]) if newest else -1
+
+
+async def slowlog_max_us(redis: Redis, after_id: int = -1, name: str = "fcall"
+                         ) -> int | None:
+    """Longest ``name`` command in the slow log after the entry ``after_id`` (only what
+    crossed the server's threshold)."""
+    entries = await command(redis, "SLOWLOG", "GET", "-1")
+    durations = [int(e[2]) for e in entries
+                 if int(e[0]) > after_id and str(e[3][0]).lower() == name]
     return max(durations) if durations else None
 
 
@@ -80,3 +92,60 @@ async def cprofiled(work: Callable[[], Awaitable[T]], top: int = 8
                     "own_s": round(tottime, 4), "own_share": round(tottime / total, 3),
                     "cum_s": round(cumtime, 4)})
     return result, out
+
+
+@dataclass
+class LongestCalls:
+    """The longest function call (FCALL) over a block, from the SLOWLOG and, as a check
+    on it, INFO latencystats (every call, as a histogram: its p100 is the longest to
+    about 1%)."""
+
+    over_us: int  # the SLOWLOG's threshold during the block
+    slow_calls: int = 0  # commands of any kind over it
+    longest_fcall_us: int | None = None
+    longest_fcall: str | None = None  # the command, its first arguments
+    fcall_p100_us: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"slowlog_over_us": self.over_us, "slow_calls": self.slow_calls,
+                "longest_fcall_us": self.longest_fcall_us,
+                "longest_fcall": self.longest_fcall,
+                "fcall_p100_us": self.fcall_p100_us}
+
+
+SLOWLOG_MAX_LEN = 50_000  # entries kept; a few hundred bytes each
+
+
+@asynccontextmanager
+async def longest_calls(redis: Redis, over_us: int = 100) -> AsyncIterator[LongestCalls]:
+    """SLOWLOG every call over ``over_us`` during the block (the server's settings are put
+    back after it); the LongestCalls is filled in when the block ends. It resets the
+    server's INFO statistics at the start (commandstats deltas inside the block still
+    hold).
+
+    Not 0 µs: every command would be logged and the log would keep only the newest
+    ``SLOWLOG_MAX_LEN``, not the longest. A function call under ``over_us`` shows in
+    ``fcall_p100_us``."""
+    before = await cast(Any, redis).config_get("slowlog-*",
+                                               "latency-tracking-info-percentiles")
+    await command(redis, "CONFIG", "SET", "slowlog-log-slower-than", str(over_us),
+                  "slowlog-max-len", str(SLOWLOG_MAX_LEN),
+                  "latency-tracking-info-percentiles", "50 99 100")
+    await command(redis, "SLOWLOG", "RESET")
+    await command(redis, "CONFIG", "RESETSTAT")
+    found = LongestCalls(over_us)
+    try:
+        yield found
+        # SLOWLOG GET entries: [id, unix time, duration µs, [command, args...], ...]
+        entries = await command(redis, "SLOWLOG", "GET", "-1")
+        found.slow_calls = len(entries)
+        fcalls = [e for e in entries if str(e[3][0]).lower() == "fcall"]
+        if fcalls:
+            top = max(fcalls, key=lambda e: int(e[2]))
+            found.longest_fcall_us = int(top[2])
+            found.longest_fcall = " ".join(str(a) for a in top[3][:6])
+        stats = await cast(Any, redis).info("latencystats")
+        p100 = stats.get("latency_percentiles_usec_fcall", {}).get("p100")
+        found.fcall_p100_us = None if p100 is None else float(p100)
+    finally:
+        await command(redis, "CONFIG", "SET", *(x for kv in before.items() for x in kv))

@@ -13,7 +13,7 @@ import pytest
 
 from acd import Center, connect
 from lab import apiserver
-from lab.bench.api import random_skills, run_clients
+from lab.bench.api import burst, random_skills, run_clients
 from lab.bench.posting import post_contacts
 from lab.bench.runs import api_path
 from lab.bench.workload import Workload
@@ -62,3 +62,10 @@ async def test_api_path_assigns_what_it_posted(redis_url: str, tmp_path: Path) -
         await redis.aclose()
     assert (result.posted, result.assigned) == (40, 40)
     assert result.post_rate > 0 and result.total_seconds >= result.post_seconds
+
+
+async def test_a_burst_counts_statuses_and_5xx(api_url: str, center: Center) -> None:
+    figures = await burst(api_url, center.name, 60)
+    assert figures == {"requests": 60, "statuses": {"201": 60}, "server_errors_5xx": 0,
+                       "no_answer": 0}
+    assert (await center.counters())["offered"] == 60

@@ -24,7 +24,14 @@ async def test_short_bench_is_correct_and_prints_ratios(
                        "--log-dir", str(tmp_path / "logs")])
     records = await run(args, redis_url)
     kinds = {r["kind"] for r in records}
-    assert {"throughput", "latency", "multi", "ratios", "plot"} <= kinds
+    assert {"throughput", "latency", "multi", "longest_call", "ratios", "plot"} <= kinds
+
+    [longest] = [r for r in records if r["kind"] == "longest_call"]
+    # Rounds of 200 pre-queued contacts take milliseconds: over the 100 µs threshold.
+    assert longest["longest_fcall_us"] is not None, longest
+    assert longest["longest_fcall_us"] >= longest["longest_fcall_us_default_batch"] > 100
+    assert abs(longest["longest_fcall_us"] - longest["fcall_p100_us"]) <= (
+        0.02 * longest["longest_fcall_us"] + 2), longest  # SLOWLOG and latencystats agree
 
     for r in records:
         if "check" in r:
@@ -53,4 +60,4 @@ async def test_short_bench_is_correct_and_prints_ratios(
         print("\nlab.bench --short ratios:", json.dumps(
             {k: ratios[k] for k in ("real_vs_naive", "cost_ratio", "p99_ms_at_offered",
                                     "memory_per_queued_contact_bytes", "multi_vs_one")
-             if k in ratios}))
+             if k in ratios}), "longest call:", json.dumps(longest))
