@@ -16,7 +16,7 @@ from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.commands import StreamWatch, last_stream_id
 from acd.connection import is_transient
 from acd.keys import CENTERS, CENTERS_STREAM
-from acd.service import errors, serve
+from acd.service import cancel_requested, errors, serve
 
 log = logging.getLogger("acd.dispatcher")
 
@@ -164,7 +164,7 @@ class AllCenters:
         self._watch.set(CENTERS_STREAM, await last_stream_id(self.redis, CENTERS_STREAM))
         await self._discover(everyone=True)
         rediscover = time.monotonic() + self.REDISCOVER_S
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not cancel_requested():
             await self._pass()
             await self._wait()
             if time.monotonic() > rediscover:

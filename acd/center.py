@@ -341,7 +341,7 @@ class Center(CenterStreams):
             mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
         )
 
-    async def remove(self) -> bulk.CenterDeletion:
+    async def delete(self) -> bulk.CenterDeletion:
         """What DELETE /v1/centers/{center} does: refused (InvalidState, naming them) while
         contacts are assigned; else waiting contacts are abandoned and every agent and key
         deleted, in short calls (acd.bulk). NotFound if the center has nothing."""
@@ -349,7 +349,7 @@ class Center(CenterStreams):
         return await bulk.delete_center(self._fn, self.redis, settings.contact_keep_seconds,
                                         settings.acd_bulk_batch)
 
-    async def delete(self) -> int:
+    async def wipe(self) -> int:
         """Delete every key of this center (never other centers') whatever their state, at
         once: for labs and tests that wipe a center; returns how many."""
         deleted = 0

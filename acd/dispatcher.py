@@ -24,7 +24,7 @@ from acd.all_centers import AllCenters
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.connection import connect
 from acd.models import DispatchRound
-from acd.service import heartbeat, serve
+from acd.service import HEARTBEAT_S, cancel_requested, heartbeat, serve
 from acd.settings import get_settings
 
 log = logging.getLogger("acd.dispatcher")
@@ -78,7 +78,7 @@ class Dispatcher:
         await self.center.wait_for_wake(after, self.idle_ms)
 
     async def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not cancel_requested():
             wake_id = await self.round()
             await self.wait_for_wake(wake_id)
 
@@ -133,7 +133,8 @@ async def amain(args: argparse.Namespace) -> None:
         pass
     finally:
         beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
+        # Bounded: leaving acd:dispatchers is a courtesy (a killed one ages out anyway).
+        await asyncio.wait([beat], timeout=HEARTBEAT_S + 2)
         await redis.aclose()
     log.info("stopped after %d assignments", sum(r.assigned for r in runners))
 

@@ -46,7 +46,7 @@ async def center(redis_url: str) -> AsyncIterator[Center]:
     redis = connect(redis_url)
     c = Center(redis, f"t-{uuid.uuid4().hex[:10]}")
     yield c
-    await c.delete()
+    await c.wipe()
     await redis.aclose()
 
 

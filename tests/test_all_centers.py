@@ -27,7 +27,7 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
     redis = connect(redis_url)
     for center in await cast(Any, redis).smembers("acd:centers"):
         if str(center).startswith(name):
-            await Center(redis, str(center)).delete()
+            await Center(redis, str(center)).wipe()
     await redis.aclose()
 
 
@@ -101,7 +101,7 @@ async def test_a_center_deleted_and_created_again_is_served(
     first = await center.create_contact(["en"])
     await assigned_within(center, first.id, 10)
     elsewhere = connect(redis_url)  # another process deletes it
-    await Center(elsewhere, center.name).delete()
+    await Center(elsewhere, center.name).wipe()
     await elsewhere.aclose()
     await center.create_agent("a", "A", "B", ["en"], available=True)  # this one again
     assert await cast(Any, redis).sismember("acd:centers", center.name)

@@ -191,17 +191,17 @@ async def test_center_delete_is_refused_while_contacts_are_assigned(center: Cent
     contact = await center.create_contact(["en"])
     await center.dispatch()
     with pytest.raises(InvalidState, match=f"1 assigned contacts \\({contact.id}\\)"):
-        await center.remove()
+        await center.delete()
     # Refused means untouched: the center works as before.
     assert (await center.create_contact(["en"])).state == "queued"
     assert len(await center.dispatch()) == 1
     assert not await violations(center)
     for agent in await center.list_agents():
         await center.complete_contact(str(agent.contact))
-    done = await center.remove()
+    done = await center.delete()
     assert (done.agents, done.abandoned) == (2, 0)
     with pytest.raises(NotFound):
-        await center.remove()
+        await center.delete()
 
 
 async def test_a_center_being_deleted_refuses_writes_and_assigns_nothing(
@@ -222,14 +222,14 @@ async def test_a_center_being_deleted_refuses_writes_and_assigns_nothing(
     # Interrupted after one batch: DELETE again finishes it.
     assert await fn.center_delete_purge(2, 60) == (0, 2, False)
     assert await fn.center_delete_mark("begin") == "purging"
-    done = await center.remove()
+    done = await center.delete()
     assert (done.agents, done.abandoned) == (1, 0)
 
 
 async def test_a_deleted_center_can_be_created_again(center: Center) -> None:
     await add_agents(center, 2, ["en"], available=True)
     await center.create_contact(["de"])
-    await center.remove()
+    await center.delete()
     agent = await center.create_agent("a00", "F", "L", ["fr"], available=True)
     assert agent.state == "available" and agent.skills == ["fr"]
     assert await center.list_skills() == ["fr"]

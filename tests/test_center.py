@@ -41,7 +41,7 @@ async def test_centers_are_isolated_and_in_one_slot(center: Center) -> None:
     assert await other.queue() == []
     slots = {key_slot(k.encode()) for k in await keys_of(center)}
     assert len(slots) == 1, "every key of a center hashes to one slot"
-    await other.delete()
+    await other.wipe()
     assert (await center.get_agent("a")).fname == "A"
 
 

@@ -45,7 +45,7 @@ async def test_patterns_never_match_another_center(center: Center) -> None:
         await center.create_contact(["en"], contact_id="c1")
         assert await keys_of(center, "contact") == [center.keys.contact("c1")]
     finally:
-        await other.delete()
+        await other.wipe()
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "a:b", "{x}", "-a", "a" * 65, "é"])

@@ -95,7 +95,7 @@ async def chosen_by(party: Picker, center: Center, needs: list[str]) -> str | No
         await copy.create_contact(needs)
         return await party(copy)
     finally:
-        await copy.delete()
+        await copy.wipe()
 
 
 def same(candidates: list[Candidate]) -> list[tuple[str, int]]:
@@ -167,7 +167,7 @@ async def test_every_ranking_agrees_with_the_reference(
         for party in (by_dispatch, by_naive_dispatcher, by_notebook_04):
             assert await chosen_by(party, center, needs) == laa, party.__name__
     finally:
-        await center.delete()
+        await center.wipe()
         await redis.aclose()
 
 
@@ -194,5 +194,5 @@ async def test_zinter_rankings_take_the_earliest_score(
         for party in (by_naive_dispatcher, by_notebook_04):
             assert await chosen_by(party, center, needs) == laa, party.__name__
     finally:
-        await center.delete()
+        await center.wipe()
         await redis.aclose()

@@ -107,7 +107,7 @@ class Interleavings(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
-        self.run(self.center.delete())
+        self.run(self.center.wipe())
         self.run(self.redis.aclose())
         self.loop.close()
 

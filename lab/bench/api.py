@@ -96,7 +96,7 @@ async def amain(args: argparse.Namespace, api_url: str, redis_url: str) -> dict[
             burst_figures = await burst(api_url, center, args.burst) if args.burst else None
     finally:
         try:
-            await Center(redis, center).delete()
+            await Center(redis, center).wipe()
         finally:
             await redis.aclose()
     return {

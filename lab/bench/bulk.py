@@ -98,8 +98,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
     redis = connect(url)
     other = connect(url)  # the bystander's own connection: it queues behind Redis only
     center, reader = Center(redis, "bulk"), Center(other, "bystander")
-    await center.delete()
-    await reader.delete()
+    await center.wipe()
+    await reader.wipe()
     await reader.create_agent("b1", "By", "Stander", ["s00"])
     t0 = time.perf_counter()
     await create_agents(center, args.agents, args.skills)
@@ -127,7 +127,7 @@ async def run(args: argparse.Namespace, url: str) -> int:
         print(json.dumps({**common, **record}), flush=True)
         worst = max(worst, record["longest_call_us"] or 0)
     await command(redis, "CONFIG", "SET", "slowlog-log-slower-than", "10000")
-    await reader.delete()
+    await reader.wipe()
     await redis.aclose()
     await other.aclose()
     return 1 if worst > args.target_us else 0

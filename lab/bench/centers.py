@@ -173,7 +173,7 @@ async def run(args: argparse.Namespace, url: str) -> int:
         "dispatcher_connections": connections, "dispatcher_log_warnings": warnings,
         "logs": str(logs)}), flush=True)
     for first in range(0, len(centers), 200):
-        await asyncio.gather(*(c.delete() for c in centers[first:first + 200]))
+        await asyncio.gather(*(c.wipe() for c in centers[first:first + 200]))
     await redis.aclose()
     return 1 if len(waits) < len(load.posted) else 0
 

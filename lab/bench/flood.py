@@ -194,8 +194,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
     rng = random.Random(args.seed)
     redis = connect(url)
     flood, other = Center(redis, "flood"), Center(redis, "bystander")
-    await flood.delete()
-    await other.delete()
+    await flood.wipe()
+    await other.wipe()
     await create_agents(flood, args.agents, rng)
     await other.create_agent("b1", "By", "Stander", ["s00"])
     idle_reads = await bystander_reads(url, other, 3)
@@ -234,8 +234,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
     emit({"measure": "longest_call", **longest.as_dict()})
     emit({"measure": "invariants", "checked": args.check, "violations": len(found),
           "first": found[:3]})
-    await flood.delete()
-    await other.delete()
+    await flood.wipe()
+    await other.wipe()
     await redis.aclose()
     return 1 if found or unassigned or completer.failed else 0
 

@@ -118,7 +118,7 @@ async def throughput_runs(redis: Redis, args: argparse.Namespace,
             naive = await naive_throughput(setup.center, naive_specs)
             after = await prof.commandstats(redis)
         finally:
-            await setup.center.delete()
+            await setup.center.wipe()
         rows = prof.per_assignment(before, after, naive.assigned)
         emit({**base, "dispatcher": "naive", "batch": None, "contacts": len(naive_specs),
               "assignments": naive.assigned, "seconds": round(naive.seconds, 4),
@@ -153,7 +153,7 @@ async def profile_runs(redis: Redis, workload: Workload,
                 res, rows = await prof.cprofiled(
                     functools.partial(real_throughput, setup.center, specs, PRIMARY_BATCH))
         finally:
-            await setup.center.delete()
+            await setup.center.wipe()
         emit({"kind": "profile", "dispatcher": name, "agents": workload.agents,
               "batch": PRIMARY_BATCH if name == "real" else None,
               "assignments": res.assigned,
@@ -180,7 +180,7 @@ async def _real_once(redis: Redis, workload: Workload, batch: int,
         after = await prof.commandstats(redis)
         slowest = await prof.slowlog_max_us(redis, mark)
     finally:
-        await setup.center.delete()
+        await setup.center.wipe()
     rows = prof.per_assignment(before, after, real.assigned)
     return {**base, "dispatcher": "real", "batch": batch,
             "assignments": real.assigned, "seconds": round(real.seconds, 4),

@@ -174,7 +174,7 @@ async def multi_dispatchers(redis: Redis, url: str, workload: Workload, count: i
         check = await check_assignments(center, workload.contact_specs, pairs)
         return MultiResult(count, assigned, seconds, check, [len(p.pairs()) for p in procs])
     finally:
-        await center.delete()
+        await center.wipe()
 
 
 # -- latency at an offered rate ------------------------------------------------------------
@@ -273,7 +273,7 @@ async def offered_latency(redis: Redis, url: str, workload: Workload, rate: floa
         check = await check_assignments(center, specs, ended_ok=True)
         return Latency(rate, n / sent_seconds, n, len(client_ms), client_ms, server_ms, check)
     finally:
-        await center.delete()
+        await center.wipe()
 
 
 # -- the whole path: REST API -> queue -> dispatcher ---------------------------------------
@@ -326,7 +326,7 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
         return ApiResult(len(specs), posted.seconds, assigned, total)
     finally:
         await asyncio.to_thread(apiserver.stop, api)
-        await center.delete()
+        await center.wipe()
 
 
 def dumps(record: dict[str, Any]) -> str:

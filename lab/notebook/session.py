@@ -5,7 +5,7 @@ same way the API and the dispatchers do), checks that Redis answers and that Red
 loaded (and says how to fix it when not), names the environment (ACD_ENV), loads the acd
 Redis Functions and gives the notebook its own center, emptied first so every run starts
 from the same state. Nothing here ever runs FLUSHALL: cleanup is
-``await lab.center.delete()``, which deletes only that center's keys.
+``await lab.center.wipe()``, which deletes only that center's keys.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ async def setup(center: str, fresh: bool = True, timeout: float = 10.0,
             await load_library(redis)
             c = Center(redis, center)
             if fresh:
-                await c.delete()
+                await c.wipe()
             await c.set_dispatch_mode(dispatch)
     except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
         await redis.aclose()

@@ -88,7 +88,7 @@ async def bench(url: str, agents: int, updates: int, page_size: int) -> dict[str
                 "page_change_p95_ms": p95(pages),
                 "refresh_all_median_ms": statistics.median(refresh)}
     finally:
-        await center.delete()
+        await center.wipe()
         await redis.aclose()
 
 

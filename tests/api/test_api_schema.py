@@ -1,5 +1,6 @@
 """Property-based tests over the app's own OpenAPI schema (schemathesis): whatever a
-client sends, the API never answers with a server error (5xx).
+client sends, the API never answers with a server error (5xx); /health's 503 "no
+dispatcher" is the one documented exception (no dispatcher runs beside these tests).
 
 Every operation gets EXAMPLES_PER_OPERATION generated requests, valid and invalid
 (schemathesis' positive and negative modes), sent in-process to an app on the real test
@@ -103,4 +104,9 @@ def schema_app(redis_url: str) -> Iterator[FastAPI]:
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
           suppress_health_check=list(HealthCheck))
 def test_no_input_gives_a_server_error(case: Any, schema_app: FastAPI) -> None:
-    case.call_and_validate(app=schema_app, checks=[not_a_server_error], timeout=15)
+    response = case.call(app=schema_app, timeout=15)
+    if case.path == "/health" and response.status_code == 503:
+        # Its documented answer when no dispatcher beats, and none runs here.
+        assert response.json()["status"] == "no dispatcher", response.text
+        return
+    case.validate_response(response, checks=[not_a_server_error])

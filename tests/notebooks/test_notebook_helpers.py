@@ -58,7 +58,7 @@ async def test_setup_gives_the_notebook_an_emptied_center(
         assert f"center: {name}" in out and "RedisJSON: loaded" in out
         assert "test-pw" not in out and ":***@" in out, "the password is never printed"
     finally:
-        await lab.center.delete()
+        await lab.center.wipe()
         await lab.redis.aclose()
 
 

@@ -31,7 +31,7 @@ async def test_every_attempt_against_the_api_is_reported(api_url: str, redis_url
     finally:
         await backend.close()
         redis = connect(redis_url)
-        await Center(redis, center).delete()
+        await Center(redis, center).wipe()
         await redis.aclose()
     after = time.monotonic()
     base = f"/v1/centers/{center}"

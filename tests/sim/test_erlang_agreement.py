@@ -170,7 +170,7 @@ async def run_with_dispatcher_processes(scenario: Scenario, via: str, redis_url:
         if server is not None:
             await asyncio.to_thread(apiserver.stop, server)
         redis = connect(redis_url)
-        await Center(redis, scenario.center).delete()
+        await Center(redis, scenario.center).wipe()
         await redis.aclose()
 
 
@@ -230,7 +230,7 @@ async def test_a_polling_dispatcher_fails_the_same_checks(redis_url: str) -> Non
     finally:
         slow.stop()
         await asyncio.wait_for(task, timeout=10)
-        await Center(redis, scenario.center).delete()
+        await Center(redis, scenario.center).wipe()
         await redis.aclose()
     verdict = await asyncio.to_thread(judge, report, scenario)
     print(verdict.table(report))

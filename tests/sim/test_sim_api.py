@@ -32,7 +32,7 @@ async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
             stats = (await http.get(f"/v1/centers/{center}/stats")).json()
     finally:
         redis = connect(redis_url)
-        await Center(redis, center).delete()
+        await Center(redis, center).wipe()
         await redis.aclose()
     k = report.kpis
     assert report.via == "api"
@@ -59,7 +59,7 @@ async def test_api_backend_retry_never_queues_twice(api_url: str, redis_url: str
         await backend.close()
         redis = connect(redis_url)
         stats = await Center(redis, center).stats()
-        await Center(redis, center).delete()
+        await Center(redis, center).wipe()
         await redis.aclose()
     assert stats.offered == 1
 
@@ -80,7 +80,7 @@ async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis
         stats = await Center(redis, center).stats()
     finally:
         apiserver.stop(server)
-        await Center(redis, center).delete()
+        await Center(redis, center).wipe()
         await redis.aclose()
     k = report.kpis
     assert report.via == "demo" and k.offered == len(scenario.draw().arrivals) > 20
@@ -118,5 +118,5 @@ async def test_api_backend_reset_deletes_the_center_or_names_what_is_assigned(
         assert await violations(acd) == []
     finally:
         await backend.close()
-        await acd.delete()
+        await acd.wipe()
         await redis.aclose()

@@ -34,7 +34,7 @@ def _name(prefix: str) -> str:
 
 async def _cleanup(redis_url: str, center: str) -> None:
     redis = connect(redis_url)
-    await Center(redis, center).delete()
+    await Center(redis, center).wipe()
     await redis.aclose()
 
 

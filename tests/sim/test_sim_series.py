@@ -160,7 +160,7 @@ def _check_series(report: Report) -> None:
 
 async def _cleanup(redis_url: str, center: str) -> None:
     redis = connect(redis_url)
-    await Center(redis, center).delete()
+    await Center(redis, center).wipe()
     await redis.aclose()
 
 

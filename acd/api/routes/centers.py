@@ -42,7 +42,7 @@ async def delete_center(center: CenterDep) -> CenterDeleted:
     other center is served meanwhile); once it starts, the center refuses other writes
     with 409 until it is gone; if it is interrupted, DELETE again finishes it. A center
     with the same name can be created afterwards."""
-    done = await center.remove()
+    done = await center.delete()
     return CenterDeleted(center=done.center, agents=done.agents, abandoned=done.abandoned)
 
 

@@ -31,7 +31,7 @@ class RedisBackend(Backend):
     async def reset(self) -> None:
         """A fresh center for the run: every key of the center deleted, whatever its state
         (a run interrupted with contacts assigned leaves nothing stuck)."""
-        await self.acd.delete()
+        await self.acd.wipe()
 
     async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
         try:
