@@ -10,7 +10,7 @@ from collections import Counter, deque
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.commands import last_stream_id, xread_many
@@ -128,8 +128,9 @@ class AllCenters:
             streams.update((c.keys.wake, self.cursors[n]) for n, c in self.centers.items())
             try:
                 news = await xread_many(self.redis, streams, block, count=1)
-            except ResponseError as exc:
-                if "CROSSSLOT" not in str(exc):
+            except (ResponseError, RedisClusterException) as exc:
+                # A cluster-aware client refuses it itself, before sending.
+                if "CROSSSLOT" not in str(exc) and "same key slot" not in str(exc):
                     raise
                 self._one_xread = False
                 log.warning("one XREAD cannot watch centers in several hash slots here: "
