@@ -10,7 +10,7 @@ from collections import Counter, deque
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.commands import StreamWatch, last_stream_id
@@ -135,8 +135,9 @@ class AllCenters:
         if self._one_xread:
             try:
                 news = await self._watch.read(self.redis, block, self.NEWS_COUNT)
-            except ResponseError as exc:
-                if "CROSSSLOT" not in str(exc):
+            except (ResponseError, RedisClusterException) as exc:
+                # A cluster-aware client refuses it itself, before sending.
+                if "CROSSSLOT" not in str(exc) and "same key slot" not in str(exc):
                     raise
                 self._one_xread = False
                 log.warning("one XREAD cannot watch centers in several hash slots here: "

@@ -309,13 +309,14 @@ class Center(CenterStreams):
         return {str(k): int(v) for k, v in raw.items()}
 
     async def _queue_and_counters(self, limit: int) -> tuple[QueueView, dict[str, str]]:
+        # TIME on its own: a cluster pipeline refuses a command without a key.
+        now = await self.redis.time()
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.time()
             pipe.zcard(self.keys.queue)
             pipe.zrange(self.keys.queue, 0, limit - 1, withscores=True)
             pipe.hgetall(self.keys.stats)
             pipe.hmget(self.keys.meta, ["open", "dispatch"])
-            now, length, oldest, counters, (is_open, mode) = await pipe.execute()
+            length, oldest, counters, (is_open, mode) = await pipe.execute()
         view = QueueView(now_ms=time_us(now) // 1000, open=is_open == "1",
                          dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
                          length=int(length), oldest=_queued(oldest))

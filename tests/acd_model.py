@@ -1,0 +1,234 @@
+"""A small pure-Python model of one center of the ACD: what acd/lua/acd.lua promises,
+written down as plainly as possible, for the model-based tests (tests/test_model.py,
+tests/cluster/test_sharded.py).
+
+Time is logical: ``tick`` is the step number, and the tests make sure the server's clock
+moves on between steps, so an agent that became available at an earlier step has an
+earlier ``available_since`` and agents made available in the same step (opening the
+center) share one; ties are broken by agent id, as a sorted set orders equal scores.
+
+Each operation returns what the real call returns, or raises the acd exception it raises,
+and changes the model only when it succeeds (the functions check before they write).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from acd import AlreadyExists, InvalidState, NotFound
+
+
+@dataclass
+class MAgent:
+    skills: list[str]
+    state: str = "unavailable"
+    since: int | None = None  # the tick it became available, while available
+    contact: str | None = None
+    next_state: str | None = None
+
+
+@dataclass
+class MContact:
+    skills: list[str]  # sorted, as stored
+    state: str = "queued"
+    agent: str | None = None
+
+    @property
+    def sig(self) -> str:
+        return ",".join(self.skills)
+
+
+@dataclass
+class Model:
+    agents: dict[str, MAgent] = field(default_factory=dict)
+    contacts: dict[str, MContact] = field(default_factory=dict)
+    queue: list[str] = field(default_factory=list)  # waiting contacts, arrival order
+    ready: set[str] = field(default_factory=set)  # combinations a round looks at
+    parked: set[str] = field(default_factory=set)  # combinations found unservable
+    counters: dict[str, int] = field(default_factory=dict)
+    mode: str = "automatic"
+    tick: int = 0
+
+    # -- reading --------------------------------------------------------------------
+    def ranking(self, skills: list[str]) -> list[str]:
+        """Longest available first (acd/laa.py): available agents with every skill, by the
+        tick they became available, then by id."""
+        able = [(a.since or 0, aid) for aid, a in self.agents.items()
+                if a.state == "available" and set(skills) <= set(a.skills)]
+        return [aid for _, aid in sorted(able)]
+
+    def waiting(self, sig: str) -> list[str]:
+        return [cid for cid in self.queue if self.contacts[cid].sig == sig]
+
+    def skills(self) -> set[str]:
+        """The center's skill list: the skills some agent has."""
+        return {s for a in self.agents.values() for s in a.skills}
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    # -- the waiting contacts' index --------------------------------------------------
+    def _wake_parked(self, skills: list[str]) -> None:
+        for sig in sorted(self.parked):
+            if set(sig.split(",")) <= set(skills):
+                self.parked.discard(sig)
+                self.ready.add(sig)
+
+    def _unqueue(self, cid: str) -> None:
+        self.queue.remove(cid)
+        sig = self.contacts[cid].sig
+        if not self.waiting(sig):
+            self.ready.discard(sig)
+            self.parked.discard(sig)
+
+    def _make_available(self, aid: str) -> None:
+        agent = self.agents[aid]
+        agent.state, agent.since = "available", self.tick
+        self._wake_parked(agent.skills)
+
+    # -- agents -----------------------------------------------------------------------
+    def create_agent(self, aid: str, skills: list[str], available: bool) -> MAgent:
+        if aid in self.agents:
+            raise AlreadyExists(f"agent {aid}")
+        self.agents[aid] = MAgent(list(skills))
+        if available:
+            self._make_available(aid)
+        return self.agents[aid]
+
+    def _agent(self, aid: str) -> MAgent:
+        if aid not in self.agents:
+            raise NotFound(f"agent {aid}")
+        return self.agents[aid]
+
+    def delete_agent(self, aid: str) -> None:
+        if self._agent(aid).state == "busy":
+            raise InvalidState(f"agent {aid} is on a contact")
+        del self.agents[aid]
+
+    def set_state(self, aid: str, state: str) -> MAgent:
+        agent = self._agent(aid)
+        if agent.state == "busy":
+            if state == "available" and agent.next_state is None:
+                raise InvalidState(f"agent {aid} is on contact {agent.contact}")
+            agent.next_state = "unavailable" if state == "unavailable" else None
+        elif agent.state != state:
+            if state == "available":
+                self._make_available(aid)
+            else:
+                agent.state, agent.since = "unavailable", None
+        return agent
+
+    def add_skill(self, aid: str, skill: str) -> MAgent:
+        agent = self._agent(aid)
+        if skill in agent.skills:
+            raise AlreadyExists(f"skill {skill} of agent {aid}")
+        agent.skills.append(skill)
+        if agent.state == "available":
+            self._wake_parked(agent.skills)
+        return agent
+
+    def remove_skill(self, aid: str, skill: str) -> MAgent:
+        agent = self._agent(aid)
+        if skill not in agent.skills:
+            raise NotFound(f"skill {skill} of agent {aid}")
+        agent.skills.remove(skill)
+        return agent
+
+    def delete_skill(self, skill: str, force: bool) -> tuple[int, int]:
+        """(agents that had it, contacts abandoned)."""
+        needing = [cid for cid in self.queue if skill in self.contacts[cid].skills]
+        if needing and not force:
+            raise InvalidState(f"skill {skill} is needed by {len(needing)} waiting contacts")
+        for cid in needing:
+            self._unqueue(cid)
+            self.contacts[cid].state = "abandoned"
+        if needing:
+            self.count("abandoned", len(needing))
+        had = [a for a in self.agents.values() if skill in a.skills]
+        for agent in had:
+            agent.skills.remove(skill)
+        return len(had), len(needing)
+
+    def set_open(self, is_open: bool) -> int:
+        """Opening makes every agent not on a contact available (closing: unavailable);
+        one on a contact gets (or loses) 'unavailable' as its next state."""
+        target = "available" if is_open else "unavailable"
+        changed = 0
+        for aid in sorted(self.agents):
+            agent = self.agents[aid]
+            if agent.state == "busy":
+                agent.next_state = None if is_open else "unavailable"
+            elif agent.state != target:
+                self.set_state(aid, target)
+                changed += 1
+        return changed
+
+    # -- contacts ---------------------------------------------------------------------
+    def create_contact(self, cid: str, skills: list[str]) -> MContact:
+        if cid in self.contacts:
+            raise AlreadyExists(f"contact {cid}")
+        contact = MContact(sorted(skills))
+        self.contacts[cid] = contact
+        self.queue.append(cid)
+        self.count("offered")
+        if len(self.waiting(contact.sig)) == 1:  # new to the index
+            if self.ranking(contact.skills):
+                self.ready.add(contact.sig)
+            else:
+                self.parked.add(contact.sig)
+        return contact
+
+    def end_contact(self, cid: str, how: str) -> MContact:
+        if cid not in self.contacts:
+            raise NotFound(f"contact {cid}")
+        contact = self.contacts[cid]
+        if contact.state == "assigned" and how == "abandon":
+            raise InvalidState(f"contact {cid} is assigned: complete it instead")
+        if contact.state == "queued":  # completing a queued contact: never answered
+            self._unqueue(cid)
+            contact.state = "abandoned"
+            self.count("abandoned")
+        elif contact.state == "assigned":
+            contact.state = "completed"
+            self.count("completed")
+            assert contact.agent is not None
+            agent = self.agents[contact.agent]
+            after = agent.next_state or "available"
+            agent.contact = agent.next_state = None
+            if after == "available":
+                self._make_available(contact.agent)
+            else:
+                agent.state, agent.since = "unavailable", None
+        return contact
+
+    # -- dispatch -----------------------------------------------------------------------
+    def set_mode(self, mode: str) -> str:
+        before, self.mode = self.mode, mode
+        return before
+
+    def dispatch(self, most: int, budget: int, service: bool = False) -> list[tuple[str, str]]:
+        """One round: the ready combination with the oldest waiting contact gets the longest
+        available agent with all its skills, or is parked when nobody has them; at most
+        ``most`` assignments and ``budget`` combinations looked at."""
+        if service and self.mode == "manual":
+            return []
+        done: list[tuple[str, str]] = []
+        examined = 0
+        while len(done) < most and examined < budget and self.ready:
+            sig = min(self.ready, key=lambda s: self.queue.index(self.waiting(s)[0]))
+            examined += 1
+            cid = self.waiting(sig)[0]
+            best = self.ranking(self.contacts[cid].skills)
+            if not best:
+                self.ready.discard(sig)
+                self.parked.add(sig)
+                continue
+            aid = best[0]
+            agent = self.agents[aid]
+            agent.state, agent.since, agent.contact = "busy", None, cid
+            self.contacts[cid].state, self.contacts[cid].agent = "assigned", aid
+            self._unqueue(cid)
+            done.append((cid, aid))
+        if done:
+            self.count("assigned", len(done))
+        return done
