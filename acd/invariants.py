@@ -92,8 +92,10 @@ async def _availability(center: Center, agents: Docs) -> list[str]:
 
 
 def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
-    """A busy agent names an assigned contact that names it back and needs no skill the
-    agent lacks; an agent that is not busy names no contact and no next state."""
+    """A busy agent names an assigned contact that names it back; an agent that is not
+    busy names no contact and no next state. (Skills are checked when a contact is
+    assigned, by the dispatch rule tests: a skill removed from an agent on a contact
+    applies from its next contact, as in a real contact center.)"""
     found = []
     for aid, agent in agents.items():
         state, cid, after = agent.get("state"), agent.get("contact"), agent.get("next_state")
@@ -108,8 +110,6 @@ def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
         elif contact.get("state") != "assigned" or contact.get("agent") != aid:
             found.append(f"busy agent {aid} names contact {cid}, which is "
                          f"{contact.get('state')} with agent {contact.get('agent')}")
-        elif not set(contact.get("skills", [])) <= set(agent.get("skills", [])):
-            found.append(f"agent {aid} lacks skills of its contact {cid}")
         if after not in (None, "unavailable"):
             found.append(f"busy agent {aid} has next state {after}")
     return found

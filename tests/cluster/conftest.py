@@ -36,4 +36,4 @@ async def shard_centers(cluster: LocalCluster, cluster_client: RedisCluster
     centers = [Center(cluster_client, name) for name in center_names(cluster)]  # type: ignore[arg-type]
     yield centers
     for center in centers:
-        await center.delete()
+        await center.wipe()
