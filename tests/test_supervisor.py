@@ -4,12 +4,15 @@ of the API or of Redis is repaired and the ACD serves again, with its data."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +22,15 @@ import redis
 
 from lab.lessons import running_lab
 from lab.processes import Service, pid_alive, stop_pids, wait_until
-from lab.supervisor import STABLE_S, Supervisor
+from lab.supervisor import (
+    STABLE_S,
+    WAIT_AT_MOST_S,
+    Hold,
+    Supervisor,
+    hold_file,
+    holding,
+    read_hold,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +83,130 @@ def test_a_crash_loop_backs_off_and_a_steady_service_is_left_alone(
         assert f"restarted steady (pid {steady_pid} -> {steady.pid()}) after exit" in caplog.text
     finally:
         stop_pids([p for p in (crashing.pid(), steady.pid()) if p], timeout=5)
+
+
+def killed(service: Service) -> int:
+    pid = service.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(pid), 10, f"{service.name} to die")
+    return pid
+
+
+def test_a_hold_stops_restarts_until_it_ends_or_its_holder_dies(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The drill's way of killing on purpose: while a hold of a live holder lasts, a dead
+    service stays dead and the hold is acknowledged; then it is restarted at once."""
+    caplog.set_level(logging.INFO, logger="lab.supervisor")
+    steady = service(tmp_path, "steady", "import time; time.sleep(120)")
+    hold = hold_file(tmp_path)
+    hold.parent.mkdir(parents=True)
+    ack = hold.with_suffix(".held")
+    supervisor = Supervisor([steady], tmp_path / "beat", hold=hold)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        supervisor.check(0.0)
+        now = 0.0  # each restart long enough after the one before: no crash loop
+        for honoured, until in ((True, time.time() + 60), (False, time.time() - 1)):
+            first = killed(steady)
+            drill = Hold("the drill", holder.pid, until)
+            hold.write_text(json.dumps(asdict(drill)))
+            now += STABLE_S + 1
+            supervisor.check(now)
+            assert (steady.pid() is None) is honoured
+            assert (read_hold(ack, honoured=False) == drill) is honoured
+            hold.unlink()
+            now += 1
+            supervisor.check(now)
+            assert steady.pid() not in (None, first) and not ack.exists()
+        assert "holding off at the request of the drill" in caplog.text
+        assert "the hold of the drill ended: watching again" in caplog.text
+
+        first = killed(steady)  # a holder that died (a drill killed midway) holds nothing
+        hold.write_text(json.dumps(asdict(Hold("dead drill", holder.pid, time.time() + 60))))
+        holder.kill()
+        holder.wait(timeout=10)
+        supervisor.check(now + STABLE_S + 1)
+        assert steady.pid() not in (None, first)
+    finally:
+        holder.kill()
+        stop_pids([p for p in (steady.pid(),) if p], timeout=5)
+
+
+def test_holding_waits_for_the_running_supervisor_to_acknowledge(tmp_path: Path) -> None:
+    steady = service(tmp_path, "steady", "import time; time.sleep(120)")
+    supervisor = Supervisor([steady], tmp_path / "beat", hold=hold_file(tmp_path))
+    with holding(tmp_path, "nobody watching", 60) as running:
+        assert not running  # no supervisor pid file: nothing to wait for
+    supervisor.check(0.0)  # starts it
+    (tmp_path / "run" / "supervisor.pid").write_text(f"{os.getpid()}\n")
+    stop = threading.Event()
+    done = [0]  # rounds checked
+
+    def rounds() -> None:
+        while not stop.wait(0.05):
+            supervisor.check(time.monotonic())
+            done[0] += 1
+
+    thread = threading.Thread(target=rounds, daemon=True)
+    try:
+        thread.start()
+        with holding(tmp_path, "the test", 60) as running:
+            assert running and supervisor.held is not None and supervisor.held.by == "the test"
+            first = killed(steady)
+            seen = done[0]
+            wait_until(lambda: done[0] >= seen + 3, 10, "three rounds of the supervisor")
+            assert steady.pid() is None, "restarted while held"
+        assert not hold_file(tmp_path).exists()
+        wait_until(lambda: steady.pid() not in (None, first), 10, "the restart after the hold")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        stop_pids([p for p in (steady.pid(),) if p], timeout=5)
+    (tmp_path / "run" / "supervisor.pid").write_text("999999999\n")
+    with holding(tmp_path, "stale pid file", 60) as running:
+        assert not running
+
+
+def test_a_restart_waits_for_its_reason_at_most_wait_at_most_s(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The HA lab's dead Redis waits for Sentinel's failover: restart_wait names why."""
+    caplog.set_level(logging.INFO, logger="lab.supervisor")
+    a = service(tmp_path, "a", "import time; time.sleep(120)")
+    b = service(tmp_path, "b", "import time; time.sleep(120)")
+    reasons = {"a": "no failover yet", "b": "no failover yet"}
+    supervisor = Supervisor([a, b], tmp_path / "beat",
+                            restart_wait=lambda s: reasons.get(s.name))
+    try:
+        supervisor.check(0.0)  # not started yet: waits too
+        assert a.pid() is None
+        reasons.clear()
+        supervisor.check(0.1)
+        first_a, first_b = killed(a), killed(b)
+        reasons.update({"a": "no failover yet", "b": "no failover yet"})
+        supervisor.check(STABLE_S + 1)  # both noticed dead now
+        supervisor.check(STABLE_S + WAIT_AT_MOST_S)
+        assert a.pid() is None and b.pid() is None
+        del reasons["a"]  # a's failover happened
+        supervisor.check(STABLE_S + WAIT_AT_MOST_S + 0.5)
+        assert a.pid() not in (None, first_a) and b.pid() is None
+        supervisor.check(STABLE_S + 1 + WAIT_AT_MOST_S)  # b waited long enough
+        assert b.pid() not in (None, first_b)
+        assert caplog.text.count("b is dead, not restarted yet: no failover yet") == 1
+        assert "b dead for 30 s and still no failover yet: restarting it anyway" in caplog.text
+    finally:
+        stop_pids([p for p in (a.pid(), b.pid()) if p], timeout=5)
+
+
+def test_watch_keeps_the_history_of_what_it_watched_already(tmp_path: Path) -> None:
+    a, b = (service(tmp_path, n, "import sys; sys.exit(1)") for n in ("a", "b"))
+    supervisor = Supervisor([a], tmp_path / "beat")
+    supervisor.watched[0].failures = 2
+    supervisor.watch([b, a])
+    assert [w.service.name for w in supervisor.watched] == ["b", "a"]
+    assert supervisor.watched[1].failures == 2 and supervisor.watched[0].failures == 0
+    supervisor.watch([b])
+    assert [w.service.name for w in supervisor.watched] == ["b"]
 
 
 def pid_of(home: Path, name: str) -> int:

@@ -23,6 +23,10 @@ one at a time, no retry. The probes record every attempt as their clients see it
 each event the drill waits until the lab reached its new state and every probe's clients
 succeed again.
 
+The lab's supervisor (``./start.sh --ha`` starts one) holds off while the drill runs
+(lab.supervisor.holding): the drill brings back what it failed itself, and the outage it
+measures is Sentinel's, keepalived's and the clients', not a restart's.
+
 For each event and probe (lab.drill.figures, computed once for both): the outage (from the
 event until clients succeed again), the attempts that failed, by kind, the items
 acknowledged (contacts offered: a 2xx; writes: Redis replied), how many of those are still

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -27,6 +28,7 @@ from lab.ha import (
 )
 from lab.ha.state import require_state
 from lab.processes import pid_alive, wait_until
+from lab.supervisor import holding
 
 from .contacts import (
     RETRY_FOR,
@@ -127,7 +129,14 @@ async def arun(
     phases: list[Phase] = []
     kept_writes: set[str] = set()
     check, broken = ContactCheck({}, 0, 0), []
+    hold = contextlib.ExitStack()
     try:
+        # The drill kills on purpose, measures the outage and brings back itself: the
+        # supervisor of ./start.sh --ha restarts nothing meanwhile (a restart of its own
+        # would shorten the outage measured, or race the bring-back).
+        if await asyncio.to_thread(hold.enter_context,
+                                   holding(rd, f"lab.drill {center}", LIMIT_S)):
+            say("  the lab's supervisor holds off until the drill ends")
         if traffic is not None:
             await traffic.setup()
             traffic.start()
@@ -151,6 +160,7 @@ async def arun(
             writer.stop()
         if traffic is not None:
             await traffic.close()
+        hold.close()
 
     def phase_figures(attempts: list[Attempt], sent: Iterable[Sent], kept: set[str]
                       ) -> list[Figures]:

@@ -38,24 +38,26 @@ def restart_node(name: str, run_dir: Path | str | None = None, timeout: float = 
     """(Re)start a node's redis-server from its own config file (which Sentinel may have
     rewritten) and wait until it is a replica of the current primary with its link up.
     Returns the primary's name."""
-    rd, state, topo = require_state(run_dir)
+    rd, state, _ = require_state(run_dir)
     stop_node(name, rd)
     state = load_state(rd) or state
     start_redis(rd, state, name)
-
-    def is_synced_replica() -> bool:
-        info = replication_info(topo, name)
-        current = primary(rd)
-        return (
-            info.get("role") == "slave"
-            and info.get("master_link_status") == "up"
-            and info.get("master_host") == topo.nodes.get(current)
-            and current != name
-        )
-
-    wait_until(is_synced_replica, timeout, f"{name} to rejoin as a replica of the primary",
-               interval=0.25)
+    wait_until(lambda: rejoined(name, rd), timeout,
+               f"{name} to rejoin as a replica of the primary", interval=0.25)
     return primary(rd)
+
+
+def rejoined(name: str, run_dir: Path | str | None = None) -> bool:
+    """Node ``name`` is a replica of the primary the Sentinels name, its link up."""
+    rd, _, topo = require_state(run_dir)
+    info = replication_info(topo, name)
+    current = primary(rd)
+    return (
+        info.get("role") == "slave"
+        and info.get("master_link_status") == "up"
+        and info.get("master_host") == topo.nodes.get(current)
+        and current != name
+    )
 
 
 def stop_lb(name: str, run_dir: Path | str | None = None) -> None:

@@ -5,7 +5,9 @@ On top of :func:`lab.ha.start` (3 Redis + Sentinel, 2 HAProxy + keepalived, VIP)
 * two API replicas (uvicorn ``acd.api.app:app``) in namespaces api1/api2, behind the VIP :8000;
 * dispatchers (``python -m acd.dispatcher``) in namespaces disp1, disp2, ...;
 * JupyterLab on this machine (lab.stack's service), every one of them talking to Redis
-  through the VIP :12000.
+  through the VIP :12000;
+* last, the supervisor (``python -m lab.supervisor --ha``, lab.ha.supervised), which
+  restarts whatever of it dies; stopped first.
 
 Everything lives under ``<lab home>/ha`` (``$LAB_HOME/ha``); ``.env`` gets the same keys as
 the embedded lab, with ``ACD_ENV=ha``. Running it again starts only what is missing; a
@@ -28,7 +30,7 @@ import redis
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
 from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
-from lab.stack import EmbeddedLab, LabConfig, http_ok, port_taken
+from lab.stack import SUPERVISOR, EmbeddedLab, LabConfig, http_ok, port_taken
 
 from . import hooks, layout, roles, services
 from .hooks import APP_ROLE, dispatcher_address
@@ -80,6 +82,33 @@ class HALab:
             env.update(self.client_env(topo))
         return dataclasses.replace(base, run_dir=self.run_dir, env=env)
 
+    def supervisor(self) -> Service:
+        """``python -m lab.supervisor --ha``: its pid file, log and beat under the run dir."""
+        env = {"PYTHONPATH": str(REPO), "LAB_HOME": str(self.config.home),
+               "LAB_ENV_FILE": str(self.config.env_file)}
+        return Service(SUPERVISOR, [sys.executable, "-m", "lab.supervisor", "--ha"],
+                       self.run_dir, self._supervisor_checking, env, start_timeout=30, cwd=REPO)
+
+    @property
+    def supervisor_beat(self) -> Path:
+        """Touched by the supervisor after each round of checks."""
+        return self.run_dir / "run" / f"{SUPERVISOR}.beat"
+
+    @property
+    def supervisor_hold(self) -> Path:
+        """Where the drill asks the supervisor to hold off (lab.supervisor.holding)."""
+        return self.run_dir / "run" / f"{SUPERVISOR}.hold"
+
+    def _supervisor_checking(self) -> bool:
+        return self.supervisor_beat.stat().st_mtime >= self.supervisor().pid_file.stat().st_mtime
+
+    def _all_running(self, topo: HATopology) -> bool:
+        state = load_state(self.run_dir) or {"processes": {}}
+        apps = [n for n, _, _ in topo.api_servers]
+        apps += [f"{DISPATCHER_PREFIX}{i}" for i in range(1, self.config.dispatchers + 1)]
+        return (all(pid_alive(e["pid"]) for e in state["processes"].values())
+                and all(self._app_pid(n) for n in apps) and self.jupyter(topo).running())
+
     def _app_pid(self, host: str) -> int | None:
         state = load_state(self.run_dir) or {"processes": {}}
         pid = recorded_pid(state, host, APP_ROLE)
@@ -101,6 +130,7 @@ class HALab:
                 f"{DISPATCHER_PREFIX}{i}"
             )
         components["jupyter"] = self.jupyter().pid()
+        components[SUPERVISOR] = self.supervisor().pid()
         return {
             "running": True,
             "run_dir": str(self.run_dir),
@@ -152,10 +182,16 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         fresh = not self.is_up()
         started: list[str] = []  # hosts whose app this call started
         jupyter_started = False
+        supervisor = self.supervisor()
+        running = self.topology()
+        if supervisor.running() and (running is None or not self._all_running(running)):
+            # It would start what is down too, and two copies would run: this start
+            # starts it, then the supervisor again.
+            supervisor.stop()
+            echo(f"  {SUPERVISOR:<15} stopped while this start starts what is down")
         try:
             try:
                 layout.ensure_packages()
-                running = self.topology()
                 topo = running or services.start(self._password(), run_dir=self.run_dir, timeout=90)
             except LabError as exc:
                 raise StartError(
@@ -185,6 +221,11 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
                 jupyter_started = True
                 echo(f"  {'jupyter':<15} started (pid {jupyter.pid()}), log {jupyter.log_file}")
             write_env(self.config.env_file, self.client_env(topo))
+            if supervisor.start():
+                echo(f"  {SUPERVISOR:<15} started (pid {supervisor.pid()}), "
+                     f"log {supervisor.log_file}")
+            else:
+                echo(f"  {SUPERVISOR:<15} already running (pid {supervisor.pid()})")
         except (StartError, LabError, OSError, redis.RedisError) as exc:
             if fresh:
                 self.stop(echo=lambda _: None)
@@ -311,8 +352,12 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
 
     # -- stop -------------------------------------------------------------------------
     def stop(self, purge: bool = False, echo: Callable[[str], None] = print) -> list[str]:
-        """Stop JupyterLab and everything lab.ha recorded (processes, namespaces, bridge)."""
+        """Stop the supervisor first (it would restart the rest), then JupyterLab and
+        everything lab.ha recorded (processes, namespaces, bridge)."""
         removed: list[str] = []
+        if self.supervisor().stop():
+            removed.append(SUPERVISOR)
+            echo(f"  {SUPERVISOR:<15} stopped")
         if self.jupyter().stop():
             removed.append("jupyter")
             echo(f"  {'jupyter':<15} stopped")

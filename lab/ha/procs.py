@@ -1,11 +1,13 @@
 """Processes of the HA lab: each runs inside a host's network namespace (or on the machine
 itself), in the foreground in a session of its own, and is recorded in the state file
-(host, role, pid, command, log), so that stop() ends exactly what the lab started.
+(host, role, pid, command, environment, log), so that stop() ends exactly what the lab
+started and the supervisor (lab.ha.supervised) starts a dead one again as it was.
 Starting, liveness and stopping are lab.processes'."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from lab.errors import LabError
 from lab.processes import cmdline, pid_alive, spawn, stop_pids
 
 from . import net
-from .state import State, save_state
+from .state import State, load_state, save_state
 
 MACHINE = "host"  # the host name of this machine itself (no namespace)
 
@@ -49,20 +51,51 @@ def start_process(
     old = recorded_pid(state, host, role)
     if pid_alive(old):
         raise LabError(f"{key} already runs (pid {old})")
+    return _launch(run_dir, state, host, role, cmd, env, cwd).pid
+
+
+def _launch(
+    run_dir: Path,
+    state: State,
+    host: str,
+    role: str,
+    cmd: Sequence[str],
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+) -> subprocess.Popen[bytes]:
     log = run_dir / host / f"{role}.log"
     pid_file = run_dir / host / f"{role}.pid"
     argv = list(cmd) if host == MACHINE else net.in_namespace(host, cmd)
-    pid = spawn(argv, log=log, pid_file=pid_file, env=env, cwd=cwd).pid
-    state["processes"][key] = {
+    process = spawn(argv, log=log, pid_file=pid_file, env=env, cwd=cwd)
+    state["processes"][process_key(host, role)] = {
         "host": host,
         "role": role,
-        "pid": pid,
+        "pid": process.pid,
         "cmd": list(cmd),
+        # what it was started with, to start it again the same way (the state file is
+        # the password's home already: mode 0600)
+        "env": dict(env) if env else None,
+        "cwd": str(cwd) if cwd else None,
         "log": str(log),
         "pidfile": str(pid_file),
     }
     save_state(run_dir, state)
-    return pid
+    return process
+
+
+def relaunch(run_dir: Path, host: str, role: str) -> subprocess.Popen[bytes]:
+    """Start the dead ``role`` on ``host`` again exactly as the state file records it
+    (command, environment, working directory, log), without waiting for it to be ready:
+    the supervisor's restart. LabError when it is not recorded or still runs."""
+    state = load_state(run_dir)
+    entry = state["processes"].get(process_key(host, role)) if state else None
+    if state is None or entry is None:
+        raise LabError(f"{process_key(host, role)} is not recorded in {run_dir}")
+    if pid_alive(int(entry["pid"])):
+        raise LabError(f"{process_key(host, role)} still runs (pid {entry['pid']})")
+    cwd = entry.get("cwd")
+    return _launch(run_dir, state, host, role, entry["cmd"], entry.get("env"),
+                   Path(cwd) if cwd else None)
 
 
 def stop_process(

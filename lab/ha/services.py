@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lab.binaries import redis_server, rejson_module
 from lab.errors import LabError
-from lab.processes import pid_alive, stop_pids, wait_until
+from lab.processes import cmdline, pid_alive, stop_pids, wait_until
 
 from . import net
 from .components import start_haproxy, start_keepalived, start_redis, start_sentinel
@@ -202,6 +202,7 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
     if state is None:
         return []
     removed: list[str] = []
+    removed += _stop_supervisor(rd)
     # keepalived first (it releases the VIP), then the rest, each group in parallel (a
     # dispatcher may take seconds to notice SIGTERM: it blocks reading its streams).
     entries = list(state["processes"].values())
@@ -226,3 +227,18 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
     state_path(rd).unlink(missing_ok=True)
     clear_active(rd)
     return removed
+
+
+def _stop_supervisor(rd: Path) -> list[str]:
+    """The supervisor of ./start.sh --ha (lab.ha.supervised) first: it would restart what
+    this stops."""
+    pid_file = rd / "run" / "supervisor.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return []
+    pid_file.unlink(missing_ok=True)
+    if not pid_alive(pid) or "lab.supervisor" not in cmdline(pid):
+        return []
+    stop_pids([pid], timeout=10, group=True)
+    return [f"process supervisor (pid {pid})"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -22,9 +24,11 @@ import pytest
 from lab_runs import NOTEBOOKS, nbval
 
 from lab.envfile import read_env
-from lab.ha import check_platform, net
+from lab.ha import check_platform, net, primary, topology
+from lab.ha.failover import rejoined
 from lab.lessons import kernel_env
-from lab.processes import WaitTimeout, wait_until
+from lab.processes import WaitTimeout, pid_alive, wait_until
+from lab.stack import http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,6 +171,7 @@ def test_start_again_is_harmless(ha_lab: dict[str, str]) -> None:
     assert {k: v["pid"] for k, v in state["processes"].items()} == before
     status = _lab(ha_lab, "lab", "status", timeout=30)
     assert "HA lab        running" in status.stdout and "STOPPED" not in status.stdout
+    assert re.search(r"supervisor +running, pid \d+", status.stdout), status.stdout
 
 
 @pytest.mark.timeout(600)
@@ -209,6 +214,106 @@ def test_drill_loses_no_contact(ha_lab: dict[str, str]) -> None:
     assert events[1]["outage_s"] < 10, events[1]
     # the old primary is back, as a replica
     assert sorted(report["final_roles"].values()) == ["master", "slave", "slave"]
+    # ... brought back by the drill: the supervisor held off while it ran, then watched again
+    log_file = Path(ha_lab["LAB_HOME"]) / "ha" / "logs" / "supervisor.log"
+
+    def during_the_drill() -> str:
+        return log_file.read_text().rsplit(f"at the request of lab.drill {report['center']}",
+                                           1)[1]
+
+    # said in the supervisor's round after the drill removed its hold
+    wait_until(lambda: "watching again" in during_the_drill(), 10,
+               "the supervisor to end the drill's hold")
+    during = during_the_drill().split("watching again")[0]
+    assert not re.search(r"restarted \S+ \(pid", during), log_file.read_text()
+
+
+def _recorded_pid(run_dir: Path, key: str) -> int:
+    return int(json.loads((run_dir / "state.json").read_text())["processes"][key]["pid"])
+
+
+@pytest.mark.timeout(300)
+def test_the_supervisor_brings_back_a_killed_api_replica_dispatcher_and_primary(
+    ha_lab: dict[str, str],
+) -> None:
+    """kill -9, as a crash would: each comes back in its namespace (the primary after
+    Sentinel's failover, as a replica); /health through the VIP is 200 again, a contact
+    posted afterwards is assigned, and none posted before is lost."""
+    run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
+    topo = topology(run_dir)
+    supervisor_log = run_dir / "logs" / "supervisor.log"
+    http = httpx.Client(base_url=topo.api_url, timeout=10)
+    center = "/v1/centers/supervised"
+    posted: list[str] = []
+
+    def assigned_after_posting() -> None:
+        reply = http.post(f"{center}/contacts", json={"skills": ["en"]})
+        assert reply.status_code == 201, reply.text
+        url = f"{center}/contacts/{reply.json()['id']}"
+        posted.append(url)
+        wait_until(lambda: http.get(url).json()["state"] == "assigned", 30,
+                   f"{url} to be assigned")
+        assert http.post(f"{url}/complete").status_code == 200
+
+    def dispatcher_connected(pid: int) -> bool:
+        with topo.client() as r:
+            return f"acd-dispatcher-{pid}" in {c.get("name") for c in r.client_list()}
+
+    def health() -> dict[str, object]:
+        reply = http.get("/health")
+        return dict(reply.json()) if reply.status_code == 200 else {}
+
+    api1 = next((a, p) for n, a, p in topo.api_servers if n == "api1")
+    ready = {
+        "api1/app": lambda pid: http_ok(f"http://{api1[0]}:{api1[1]}/health/live")(),
+        "disp1/app": dispatcher_connected,
+    }
+    figures: dict[str, str] = {}
+    with http:
+        reply = http.post(f"{center}/agents", json={"id": "a1", "fname": "A", "lname": "B",
+                                                    "skills": ["en"], "available": True})
+        assert reply.status_code == 201, reply.text
+        assigned_after_posting()
+        old_primary = primary(run_dir)
+        for key in ("api1/app", "disp1/app", f"{old_primary}/redis"):
+            old = _recorded_pid(run_dir, key)
+            os.kill(old, signal.SIGKILL)
+            killed = time.monotonic()
+
+            def restarted(k: str = key, o: int = old) -> bool:
+                pid = _recorded_pid(run_dir, k)
+                return pid != o and pid_alive(pid)
+
+            wait_until(restarted, 60, f"the supervisor to restart {key}", interval=0.1)
+            running = time.monotonic() - killed
+            pid = _recorded_pid(run_dir, key)
+            wait_until(lambda: health().get("dispatchers") == 2, 60,
+                       "/health through the VIP: 200 with both dispatchers", interval=0.1)
+            healthy = time.monotonic() - killed
+            if key.endswith("/redis"):
+                wait_until(lambda: rejoined(old_primary, run_dir), 60,
+                           f"{old_primary} to rejoin as a replica", interval=0.1)
+            else:
+                wait_until(lambda k=key, p=pid: ready[k](p), 60, f"{key} to serve",  # type: ignore[misc]
+                           interval=0.1)
+            figures[key] = (f"running again {running:.1f} s, /health 200 (2 dispatchers) "
+                            f"{healthy:.1f} s, serving {time.monotonic() - killed:.1f} s "
+                            "after the kill")
+            print(f"kill -9 {key}: {figures[key]}")
+            assigned_after_posting()
+        new_primary = primary(run_dir)
+        assert new_primary != old_primary
+        with topo.client() as r:
+            assert r.info("replication")["connected_slaves"] == 2
+        lost = [url for url in posted if http.get(url).status_code != 200]
+        assert lost == [] and len(posted) == 4
+    rejoin = f"{old_primary} serves again as a replica of {new_primary}"
+    # said in the supervisor's round after the rejoin
+    wait_until(lambda: rejoin in supervisor_log.read_text(), 10, f"'{rejoin}' in its log")
+    log = supervisor_log.read_text()
+    for key in figures:
+        assert f"restarted {key} (pid" in log, log
+    assert "still name it the primary: waiting for their failover" in log, log
 
 
 @pytest.mark.timeout(90)
@@ -216,7 +321,8 @@ def test_stop_leaves_nothing_behind(ha_lab: dict[str, str]) -> None:
     home = Path(ha_lab["LAB_HOME"])
     state = json.loads((home / "ha" / "state.json").read_text())
     pids = [int(e["pid"]) for e in state["processes"].values()]
-    pids.append(int((home / "ha" / "run" / "jupyter.pid").read_text()))
+    pids += [int((home / "ha" / "run" / f"{n}.pid").read_text()) for n in ("jupyter",
+                                                                          "supervisor")]
     proc = _lab(ha_lab, "lab", "stop", timeout=80)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "removed bridge acdlab-br0" in proc.stdout
