@@ -267,6 +267,7 @@ def _page_errors(page: Any, log_path: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long  # 90 s of random clicks: the long tier, so a plain run stays under 15
 @pytest.mark.timeout(290)
 def test_random_clicks_show_what_redis_holds(scratch_lab: tuple[str, str, Path, str],
                                              redis_url: str) -> None:
