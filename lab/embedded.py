@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -109,4 +111,14 @@ def throwaway_redis(name: str, password: str | None = None) -> Iterator[str]:
             yield server.url
         finally:
             server.stop()
+
+
+def run_on_redis(url: str | None, name: str,
+                 body: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    """``asyncio.run(body(url))``, on a throw-away Redis (:func:`throwaway_redis`) when
+    ``url`` is None: what every benchmark's main does with its ``--redis-url``."""
+    if url:
+        return asyncio.run(body(url))
+    with throwaway_redis(name) as own:
+        return asyncio.run(body(own))
 

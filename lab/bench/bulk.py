@@ -36,6 +36,7 @@ from acd.commands import command
 from acd.functions import Functions
 from acd.settings import get_settings
 from lab.bench.runs import percentile
+from lab.embedded import run_on_redis
 
 KEEP_SECONDS = 60
 SLOWLOG_LEN = 1_000_000
@@ -159,12 +160,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.redis_url:
-        return asyncio.run(run(args, args.redis_url))
-    from lab.embedded import throwaway_redis
-
-    with throwaway_redis("bulk-redis") as url:
-        return asyncio.run(run(args, url))
+    return run_on_redis(args.redis_url, "bulk-redis", lambda url: run(args, url))
 
 
 if __name__ == "__main__":

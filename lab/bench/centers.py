@@ -43,6 +43,7 @@ from acd.commands import command
 from lab.bench.dispatchers import xread_clients
 from lab.bench.profile import commandstats, longest_calls
 from lab.bench.runs import percentile
+from lab.embedded import run_on_redis
 
 REPO = Path(__file__).resolve().parents[2]
 MIN_SPACING_S = 1.0  # a center's contacts closer than this could find its agent busy
@@ -204,12 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.centers / args.rate < MIN_SPACING_S:
         p.error(f"--centers / --rate is {args.centers / args.rate:.2f} s: a center's next "
                 f"contact could arrive before its agent is free (at least {MIN_SPACING_S} s)")
-    if args.redis_url:
-        return asyncio.run(run(args, args.redis_url))
-    from lab.embedded import throwaway_redis
-
-    with throwaway_redis("centers-redis") as url:
-        return asyncio.run(run(args, url))
+    return run_on_redis(args.redis_url, "centers-redis", lambda url: run(args, url))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from acd.invariants import violations
 from lab.bench.dispatchers import dispatcher_processes
 from lab.bench.profile import longest_calls
 from lab.bench.runs import percentile
+from lab.embedded import run_on_redis
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = [f"s{i:02d}" for i in range(24)]  # the skills agents have
@@ -262,12 +263,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.redis_url:
-        return asyncio.run(run(args, args.redis_url))
-    from lab.embedded import throwaway_redis
-
-    with throwaway_redis("flood-redis") as url:
-        return asyncio.run(run(args, url))
+    return run_on_redis(args.redis_url, "flood-redis", lambda url: run(args, url))
 
 
 if __name__ == "__main__":

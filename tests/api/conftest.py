@@ -15,6 +15,7 @@ from acd.api.app import create_app
 from acd.settings import Settings
 from lab import apiserver
 from lab.apiserver import ApiServer
+from lab.embedded import free_port
 
 
 @pytest.fixture
@@ -50,3 +51,17 @@ def uvicorn_server(subprocess_env: dict[str, str], center: Center,
         yield server
     finally:
         apiserver.stop(server)
+
+
+@pytest.fixture
+async def away_client() -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of an app whose Redis is away (a closed port), with short
+    connect and socket timeouts so its answers come quickly."""
+    app = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                              redis_connect_timeout=0.2, redis_socket_timeout=0.5))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                          timeout=15.0) as c,
+    ):
+        yield c
