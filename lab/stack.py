@@ -29,6 +29,24 @@ REPO = Path(__file__).resolve().parents[1]
 SUPERVISOR = "supervisor"  # the name of its service, pid file and log
 
 
+def supervisor_file(run_dir: Path, suffix: str) -> Path:
+    """The supervisor's ``pid``, ``beat`` or ``hold`` file of the lab whose run dir (home)
+    is ``run_dir`` (lab.supervisor)."""
+    return run_dir / "run" / f"{SUPERVISOR}.{suffix}"
+
+
+def supervisor_service(run_dir: Path, options: list[str], env: dict[str, str]) -> Service:
+    """``python -m lab.supervisor [options]`` as a Service of the lab in ``run_dir``: ready
+    once it touched its beat file after it started (its first round of checks is done)."""
+    beat, pid_file = supervisor_file(run_dir, "beat"), supervisor_file(run_dir, "pid")
+
+    def checking() -> bool:
+        return beat.stat().st_mtime >= pid_file.stat().st_mtime
+
+    return Service(SUPERVISOR, [sys.executable, "-m", "lab.supervisor", *options], run_dir,
+                   checking, env, start_timeout=30, cwd=REPO)
+
+
 @dataclass(frozen=True)
 class LabConfig:
     home: Path
@@ -117,20 +135,9 @@ class EmbeddedLab:
             env, start_timeout=90, cwd=REPO)
         # Last: started once everything it watches runs, stopped before any of it stops
         # (it would restart what stop.sh stops).
-        supervisor = Service(
-            SUPERVISOR, [py, "-m", "lab.supervisor"], c.home, self._supervisor_checking,
-            {**env, "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)},
-            start_timeout=30, cwd=REPO)
+        supervisor = supervisor_service(
+            c.home, [], {**env, "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)})
         return [self.redis, api, *dispatchers, jupyter, supervisor]
-
-    @property
-    def supervisor_beat(self) -> Path:
-        """Touched by the supervisor after each round of checks."""
-        return self.config.home / "run" / f"{SUPERVISOR}.beat"
-
-    def _supervisor_checking(self) -> bool:
-        pid_file = self.config.home / "run" / f"{SUPERVISOR}.pid"
-        return self.supervisor_beat.stat().st_mtime >= pid_file.stat().st_mtime
 
     def _dispatcher_connected(self, name: str) -> Callable[[], bool]:
         def check() -> bool:

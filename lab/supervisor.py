@@ -45,7 +45,7 @@ from typing import Protocol
 import redis
 
 from lab.processes import group_members, pid_alive, stop_pids, wait_until
-from lab.stack import SUPERVISOR, EmbeddedLab
+from lab.stack import SUPERVISOR, EmbeddedLab, supervisor_file
 
 CHECK_EVERY_S = 1.0
 STABLE_S = 10.0  # up this long after a restart: it is well again, the backoff resets
@@ -67,7 +67,7 @@ class Hold:
 
 def hold_file(run_dir: Path) -> Path:
     """The hold file of the supervisor of the lab whose run dir (home) is ``run_dir``."""
-    return run_dir / "run" / f"{SUPERVISOR}.hold"
+    return supervisor_file(run_dir, "hold")
 
 
 def read_hold(path: Path, *, honoured: bool = True) -> Hold | None:
@@ -113,7 +113,7 @@ def holding(run_dir: Path, by: str, seconds: float, timeout: float = 10.0) -> It
     _write(path, hold)
     try:
         try:
-            pid: int | None = int((run_dir / "run" / f"{SUPERVISOR}.pid").read_text())
+            pid: int | None = int(supervisor_file(run_dir, "pid").read_text())
         except (OSError, ValueError):
             pid = None
         running = pid_alive(pid)
@@ -312,8 +312,9 @@ def embedded_supervisor() -> Watching | None:
                   lab.config.env_file)
         return None
     services: list[Supervised] = [s for s in lab.services() if s.name != SUPERVISOR]
-    return Supervisor(services, lab.supervisor_beat, functions_loaded(lab),
-                      hold=lab.config.home / "run" / "supervisor.hold"), None
+    home = lab.config.home
+    return Supervisor(services, supervisor_file(home, "beat"), functions_loaded(lab),
+                      hold=hold_file(home)), None
 
 
 def ha_supervisor() -> Watching | None:
@@ -335,8 +336,8 @@ def ha_supervisor() -> Watching | None:
         return None if recorded is None else [*recorded, jupyter]
 
     first = services() or []
-    return Supervisor(first, ha.supervisor_beat, redis_serves(ha.run_dir),
-                      restart_wait=redis_wait(ha.run_dir), hold=ha.supervisor_hold), services
+    return Supervisor(first, supervisor_file(ha.run_dir, "beat"), redis_serves(ha.run_dir),
+                      restart_wait=redis_wait(ha.run_dir), hold=hold_file(ha.run_dir)), services
 
 
 def main(argv: list[str] | None = None) -> int:

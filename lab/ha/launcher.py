@@ -30,7 +30,14 @@ import redis
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
 from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
-from lab.stack import SUPERVISOR, EmbeddedLab, LabConfig, http_ok, port_taken
+from lab.stack import (
+    SUPERVISOR,
+    EmbeddedLab,
+    LabConfig,
+    http_ok,
+    port_taken,
+    supervisor_service,
+)
 
 from . import hooks, layout, roles, services
 from .hooks import APP_ROLE, dispatcher_address
@@ -84,23 +91,9 @@ class HALab:
 
     def supervisor(self) -> Service:
         """``python -m lab.supervisor --ha``: its pid file, log and beat under the run dir."""
-        env = {"PYTHONPATH": str(REPO), "LAB_HOME": str(self.config.home),
-               "LAB_ENV_FILE": str(self.config.env_file)}
-        return Service(SUPERVISOR, [sys.executable, "-m", "lab.supervisor", "--ha"],
-                       self.run_dir, self._supervisor_checking, env, start_timeout=30, cwd=REPO)
-
-    @property
-    def supervisor_beat(self) -> Path:
-        """Touched by the supervisor after each round of checks."""
-        return self.run_dir / "run" / f"{SUPERVISOR}.beat"
-
-    @property
-    def supervisor_hold(self) -> Path:
-        """Where the drill asks the supervisor to hold off (lab.supervisor.holding)."""
-        return self.run_dir / "run" / f"{SUPERVISOR}.hold"
-
-    def _supervisor_checking(self) -> bool:
-        return self.supervisor_beat.stat().st_mtime >= self.supervisor().pid_file.stat().st_mtime
+        return supervisor_service(self.run_dir, ["--ha"], {
+            "PYTHONPATH": str(REPO), "LAB_HOME": str(self.config.home),
+            "LAB_ENV_FILE": str(self.config.env_file)})
 
     def _all_running(self, topo: HATopology) -> bool:
         state = load_state(self.run_dir) or {"processes": {}}

@@ -12,6 +12,7 @@ from pathlib import Path
 from lab.binaries import redis_server, rejson_module
 from lab.errors import LabError
 from lab.processes import cmdline, pid_alive, stop_pids, wait_until
+from lab.stack import supervisor_file
 
 from . import net
 from .components import start_haproxy, start_keepalived, start_redis, start_sentinel
@@ -232,7 +233,7 @@ def stop(run_dir: Path | str | None = None) -> list[str]:
 def _stop_supervisor(rd: Path) -> list[str]:
     """The supervisor of ./start.sh --ha (lab.ha.supervised) first: it would restart what
     this stops."""
-    pid_file = rd / "run" / "supervisor.pid"
+    pid_file = supervisor_file(rd, "pid")
     try:
         pid = int(pid_file.read_text())
     except (OSError, ValueError):
