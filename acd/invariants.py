@@ -158,7 +158,8 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
     """The waiting contacts' index (acd/lua/acd.lua) agrees with the queue: each queued
     contact is in its combination's FIFO with its queue score; each waiting combination is
     ready or parked (exactly one); a parked one has no available agent with all its skills
-    (else nobody would ever look at it again); the index's count is the queue's length."""
+    (else nobody would ever look at it again), unless an agent's wake-up is still moving
+    combinations back to ready; the index's count is the queue's length."""
     r, k = cast(Any, center.redis), center.keys
     found = []
     queue = {str(m): float(s) for m, s in await r.zrange(k.queue, 0, -1, withscores=True)}
@@ -169,6 +170,7 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
     sigs = set(map(str, await r.hkeys(k.waiting_sigs)))
     ready = set(map(str, await r.zrange(k.ready, 0, -1)))
     parked_on = {str(a): str(b) for a, b in (await r.hgetall(k.parked_on)).items()}
+    pending_unpark = await r.llen(k.unpark)
     for sig in sorted(sigs | set(expected) | ready | set(parked_on)):
         fifo = {str(m): float(s)
                 for m, s in await r.zrange(k.combo(sig), 0, -1, withscores=True)}
@@ -184,6 +186,8 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
         if sig in parked_on:
             if not await r.sismember(k.parked(parked_on[sig]), sig):
                 found.append(f"combination {sig} is not filed under {parked_on[sig]}")
+            if pending_unpark:
+                continue  # an agent's wake-up is still moving combinations back to ready
             needs = set(sig.split(","))
             able = [a for a, d in agents.items() if d.get("state") == "available"
                     and needs <= set(d.get("skills", []))]

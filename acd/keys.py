@@ -105,6 +105,12 @@ class Keys:
         return f"{self.tag}:parked_on"
 
     @property
+    def unpark(self) -> str:
+        """List: agents' wake-ups whose parked combinations are not all ready again yet
+        (bounded work: each call moves a few; dispatch finishes them before assigning)."""
+        return f"{self.tag}:unpark"
+
+    @property
     def meta(self) -> str:
         """Hash: center settings (open flag, dispatch mode), the last queue score and how
         many contacts the index holds."""

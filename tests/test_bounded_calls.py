@@ -4,7 +4,9 @@ the center keeps its promises (acd.invariants) after every call, not just at the
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -238,3 +240,31 @@ async def test_a_deleted_center_can_be_created_again(center: Center) -> None:
     assert [a.contact for a in await center.dispatch()] == [contact.id]
     assert await center.redis.sismember("acd:centers", center.name)
     assert not await violations(center)
+
+
+@pytest.mark.parametrize("agent_skills", [8, 12])
+async def test_an_agent_waking_many_parked_combinations_takes_bounded_calls_and_same_order(
+        center: Center, agent_skills: int) -> None:
+    """286 combinations (every 2 and 3 of 12 skills) wait parked, nobody available. An agent
+    with 8 of the skills (the wake-up asks for each subset) or all 12 (it reads what is
+    filed under its skills) becomes available: its wake-up is left pending after that call
+    and dispatch rounds finish it before assigning anything; the agent then gets exactly
+    the contact it would have got had it all happened at once, the oldest it can serve."""
+    skills = [f"s{i:02d}" for i in range(12)]
+    combos = [list(c) for n in (2, 3) for c in itertools.combinations(skills, n)]
+    random.Random(7).shuffle(combos)
+    await center.set_dispatch_mode("manual")
+    waiting = [(await center.create_contact(c), set(c)) for c in combos]
+    has = set(skills[:agent_skills])
+    await center.create_agent("wide", "W", "A", sorted(has))
+    await center.set_agent_state("wide", "available")
+    assert await center.redis.llen(center.keys.unpark) == 1, "left pending, not done at once"
+    assert not await violations(center)
+    first = next(contact.id for contact, needs in waiting if needs <= has)
+    rounds: list[list[tuple[str, str]]] = []
+    while not rounds or not rounds[-1]:
+        rounds.append((await center.dispatch_round(most=50)).pairs)
+        assert not await violations(center)
+        assert len(rounds) < 50
+    assert rounds[-1] == [(first, "wide")]
+    assert not await center.redis.llen(center.keys.unpark)

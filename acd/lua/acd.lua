@@ -145,6 +145,7 @@ can be served, so a dispatch round never looks at contacts nobody available can 
                       arrival of their oldest contact (so the first is the oldest there is)
   {tag}:parked:<skill> set: combinations found unservable, filed under one of their skills
   {tag}:parked_on     hash: parked combination -> the skill it is filed under
+  {tag}:unpark        list: agents' wake-ups not finished yet (see wake_parked)
 A waiting combination is in ready or parked, never both, never neither. A parked one can
 only become servable when an agent having all its skills becomes available (or, while
 available, gains a skill): that agent has the skill it is filed under, so make_available
@@ -225,50 +226,100 @@ local function unqueue(keys, id, skills)
   index_remove(tag_of(keys[2]), table.concat(skills, ','), id)
 end
 
--- An agent with these skills is available: every parked combination it can serve is
--- ready again. Returns how many moved. The combinations it can serve are the subsets of
--- its skills: with few skills, asking for each subset is cheaper than reading every
--- combination filed under its skills (a flood of them, say); with many, the other way.
-local function wake_parked(tag, skills)
-  if redis.call('HLEN', tag .. ':parked_on') == 0 then return 0 end  -- the usual case
-  local filed = 0
-  for _, skill in ipairs(skills) do filed = filed + redis.call('SCARD', k_parked(tag, skill)) end
-  if filed == 0 then return 0 end
-  local candidates = {}
-  local n = #skills
-  if n <= 16 and 2 ^ n - 1 <= filed then
-    local sorted = {}
-    for i, skill in ipairs(skills) do sorted[i] = skill end
-    table.sort(sorted)  -- a combination's name lists its skills sorted
-    for mask = 1, 2 ^ n - 1 do
+--[[ Un-parking is bounded work. An agent becoming available can serve every parked
+combination that is a subset of its skills, and there may be thousands (all contacts
+queued before a center opens, say): moving them all in one call would hold Redis for tens
+of ms. So the agent's wake-up is a job in {tag}:unpark, and each call does at most
+UNPARK_UNITS of that work (an examined combination costs 1, a moved one 4: ~1 ms in all);
+dispatch finishes the jobs before it assigns anything, so the order in which contacts are
+served is exactly what it would be had every job run at once.
+A job is 's|<next subset mask>|<skills>' (asking for each subset of the agent's skills is
+cheaper when it has few) or 'f|<skill number>|<SSCAN cursor>|<skills>' (reading the
+combinations filed under each of its skills, when it has many). ]]
+local UNPARK_UNITS = 512
+local unpark_units = UNPARK_UNITS  -- what is left for this call; register() resets it
+
+local function move_if_parked(tag, sig)
+  if redis.call('HEXISTS', tag .. ':parked_on', sig) == 1 then
+    unpark(tag, sig)
+    make_ready(tag, sig)
+    unpark_units = unpark_units - 4
+  end
+end
+
+-- Runs a job until it ends (returns nil) or the call's units run out (returns the job
+-- left to do).
+local function run_unpark_job(tag, job)
+  local fields = {}
+  for field in string.gmatch(job, '[^|]+') do fields[#fields + 1] = field end
+  local skills = skills_of(fields[#fields])
+  if fields[1] == 's' then
+    local n = #skills
+    for mask = tonumber(fields[2]), 2 ^ n - 1 do
+      if unpark_units <= 0 then return 's|' .. mask .. '|' .. fields[3] end
       local subset = {}
       for i = 1, n do
-        if bit.band(mask, 2 ^ (i - 1)) ~= 0 then subset[#subset + 1] = sorted[i] end
+        if bit.band(mask, 2 ^ (i - 1)) ~= 0 then subset[#subset + 1] = skills[i] end
       end
-      candidates[#candidates + 1] = table.concat(subset, ',')
+      unpark_units = unpark_units - 1
+      move_if_parked(tag, table.concat(subset, ','))
     end
+    return nil
+  end
+  local has = {}
+  for _, skill in ipairs(skills) do has[skill] = true end
+  local i, cursor = tonumber(fields[2]), fields[3]
+  while i <= #skills do
+    if unpark_units <= 0 then return 'f|' .. i .. '|' .. cursor .. '|' .. fields[4] end
+    local page = redis.call('SSCAN', k_parked(tag, skills[i]), cursor, 'COUNT', 64)
+    for _, sig in ipairs(page[2]) do
+      unpark_units = unpark_units - 1
+      local all = true
+      for _, needed in ipairs(skills_of(sig)) do
+        if not has[needed] then all = false break end
+      end
+      if all then move_if_parked(tag, sig) end
+    end
+    cursor = page[1]
+    if cursor == '0' then i = i + 1 end
+  end
+  return nil
+end
+
+-- Runs pending un-park jobs with what is left of this call's units; true when none is
+-- left. Nothing parked means nothing to move: the jobs are dropped.
+local function drain_unpark(tag)
+  local key = tag .. ':unpark'
+  while true do
+    local job = redis.call('LINDEX', key, 0)
+    if not job then return true end
+    if redis.call('HLEN', tag .. ':parked_on') == 0 then
+      redis.call('DEL', key)
+      return true
+    end
+    if unpark_units <= 0 then return false end
+    local rest = run_unpark_job(tag, job)
+    if rest then redis.call('LSET', key, 0, rest) else redis.call('LPOP', key) end
+  end
+end
+
+-- An agent with these skills is available: every parked combination it can serve is
+-- made ready again, now or (when there are many) by the next calls: see above.
+local function wake_parked(tag, skills)
+  if redis.call('HLEN', tag .. ':parked_on') == 0 then return end  -- the usual case
+  local filed = 0
+  for _, skill in ipairs(skills) do filed = filed + redis.call('SCARD', k_parked(tag, skill)) end
+  if filed == 0 then return end
+  local sorted = {}
+  for i, skill in ipairs(skills) do sorted[i] = skill end
+  table.sort(sorted)  -- a combination's name lists its skills sorted
+  local n = #sorted
+  if n <= 16 and 2 ^ n - 1 <= filed then
+    redis.call('RPUSH', tag .. ':unpark', 's|1|' .. table.concat(sorted, ','))
   else
-    local has = {}
-    for _, skill in ipairs(skills) do has[skill] = true end
-    for _, skill in ipairs(skills) do
-      for _, sig in ipairs(redis.call('SMEMBERS', k_parked(tag, skill))) do
-        local all = true
-        for _, needed in ipairs(skills_of(sig)) do
-          if not has[needed] then all = false break end
-        end
-        if all then candidates[#candidates + 1] = sig end
-      end
-    end
+    redis.call('RPUSH', tag .. ':unpark', 'f|1|0|' .. table.concat(sorted, ','))
   end
-  local moved = 0
-  for _, sig in ipairs(candidates) do
-    if redis.call('HEXISTS', tag .. ':parked_on', sig) == 1 then
-      unpark(tag, sig)
-      make_ready(tag, sig)
-      moved = moved + 1
-    end
-  end
-  return moved
+  drain_unpark(tag)
 end
 
 -- The queue was written around the index (a lesson's textbook dispatcher pops contacts
@@ -686,7 +737,7 @@ local function center_keys(tag)
     names[#names + 1] = k_avail(tag, skill)
     names[#names + 1] = k_parked(tag, skill)
   end
-  for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on',
+  for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
                            'stats', 'events', 'wake', 'kpis', 'meta'}) do
     names[#names + 1] = tag .. ':' .. suffix
   end
@@ -887,6 +938,9 @@ id, so a dispatcher's next round starts at once)
 ARGV[3] 'service' for a dispatcher service: it assigns nothing while the center's
 dispatch mode is manual (checked in the same atomic call, so no round overlaps a
 lesson's own dispatcher) | 'explicit' for a call made on purpose (always runs)
+First finishes the agents' wake-ups left pending (see wake_parked): while any is left it
+assigns nothing and returns with a 'more' wake, so the order of service never depends on
+how the wake-ups were split into calls.
 Serves the oldest contact some available agent can serve, again and again: the ready
 combination with the oldest head (see the index above) gets the longest available agent
 with all its skills, or is parked if nobody available has them. A contact nobody can serve
@@ -904,6 +958,11 @@ local function dispatch(keys, args)
   end
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
+  end
+  if not drain_unpark(tag) then
+    local id = last_wake_id(tag)
+    wake(tag, 'more')  -- after the id returned: the next round starts at once
+    return {0, id}
   end
   local most, budget = tonumber(args[1]), tonumber(args[2])
   local qkeys = {keys[1], keys[1], keys[2]}  -- unqueue() expects the queue at 2
@@ -959,10 +1018,14 @@ end
 -- allow-oom: these only end work or free memory, so a full Redis can still drain (see
 -- the header); every other function is refused with OOM before it runs when Redis is full.
 local function register(name, fn, may_run_when_full)
+  local function call(keys, args)
+    unpark_units = UNPARK_UNITS  -- a budget per call, not per library load
+    return fn(keys, args)
+  end
   if may_run_when_full then
-    redis.register_function{function_name = name, callback = fn, flags = {'allow-oom'}}
+    redis.register_function{function_name = name, callback = call, flags = {'allow-oom'}}
   else
-    redis.register_function(name, fn)
+    redis.register_function(name, call)
   end
 end
 

@@ -112,7 +112,7 @@ async def test_events_block_until_an_assignment(client: httpx.AsyncClient, v1: s
 async def test_events_block_times_out_empty(client: httpx.AsyncClient, v1: str) -> None:
     t0 = time.monotonic()
     page = (await client.get(f"{v1}/events", params={"block_ms": 200})).json()
-    assert 0.15 < time.monotonic() - t0 < 2.0
+    assert 0.15 < time.monotonic() - t0 < 5.0
     assert page == {"last_id": "0-0", "events": []}
 
 
