@@ -10,7 +10,8 @@ contacts that its agents can serve arrive at ``--rate`` per second for ``--secon
 served by ``--dispatchers`` real dispatcher processes; every assigned contact is
 completed at once (by 8 completers following the events), so its agent is available
 again. A process of its own (lab.bench.reader) reads an agent of another center
-(``bystander``) every 2 ms: once on the idle server, once during the flow.
+(``bystander``) every 2 ms: once on the idle server, once during the flow. ``--isolate``
+gives Redis (and the reader) a core of their own, as a production Redis would have.
 
 Prints one JSON line per measurement (figures are the server's: the ``wait_ms`` of each
 ``contact_assigned`` event, INFO commandstats, SLOWLOG):
@@ -95,13 +96,32 @@ async def idle_round_us(center: Center, rounds: int = 500) -> float:
     return (usec1 - usec0) / max(1, calls1 - calls0)
 
 
-async def bystander_reads(url: str, other: Center, seconds: float) -> dict[str, Any]:
+async def isolate_redis(redis: Redis) -> set[int]:
+    """Redis gets CPU 0 and this process (so every process it starts after) the others:
+    Redis on a core of its own, as in production, so that the bystander's figure says
+    what Redis's work costs other centers, not what the load generator's CPU use costs
+    (on 2 cores, poster, completers and dispatchers otherwise take Redis's turns).
+    Returns the CPU the bystander reader should share with Redis."""
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        raise SystemExit("--isolate needs at least 2 CPUs")
+    first = min(cpus)
+    pid = int((await redis.info("server"))["process_id"])
+    os.sched_setaffinity(pid, {first})
+    os.sched_setaffinity(0, cpus - {first})
+    return {first}
+
+
+async def bystander_reads(url: str, other: Center, seconds: float,
+                          cpus: set[int] | None = None) -> dict[str, Any]:
     """p50/p99/max (ms) of reads of another center's agent over ``seconds``, timed in a
-    process of its own (lab.bench.reader)."""
+    process of its own (lab.bench.reader), on ``cpus`` if given."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lab.bench.reader", url, other.keys.agent("b1"),
         "--seconds", str(seconds), cwd=REPO, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)})
+    if cpus:
+        os.sched_setaffinity(proc.pid, cpus)
     out, _ = await asyncio.wait_for(proc.communicate(), seconds + 30)
     if proc.returncode != 0:
         raise RuntimeError(f"lab.bench.reader failed ({proc.returncode})")
@@ -199,7 +219,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
     await other.wipe()
     await create_agents(flood, args.agents, rng)
     await other.create_agent("b1", "By", "Stander", ["s00"])
-    idle_reads = await bystander_reads(url, other, 3)
+    reader_cpus = await isolate_redis(redis) if args.isolate else None
+    idle_reads = await bystander_reads(url, other, 3, reader_cpus)
     with tempfile.TemporaryDirectory(prefix="acd-flood-") as logs:
         async with dispatcher_processes(redis, url, flood, args.dispatchers, Path(logs),
                                         DEFAULT_BATCH, debug=False):
@@ -208,7 +229,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
             await asyncio.sleep(2)  # let the dispatchers look at every new combination once
             async with longest_calls(redis) as longest:
                 idle_us = await idle_round_us(flood)
-                reads = asyncio.create_task(bystander_reads(url, other, args.seconds))
+                reads = asyncio.create_task(bystander_reads(url, other, args.seconds,
+                                                               reader_cpus))
                 waits, unassigned, completer = await flow(flood, args.rate, args.seconds,
                                                           rng)
                 busy_reads = await reads
@@ -226,7 +248,7 @@ async def run(args: argparse.Namespace, url: str) -> int:
           "first_failure": completer.failed[0] if completer.failed else None,
           "flood_load_s": round(loaded, 1)})
     emit({"measure": "idle_round", **common, "server_us": round(idle_us, 1)})
-    emit({"measure": "bystander", "reads_idle": idle_reads["reads"],
+    emit({"measure": "bystander", "isolated": args.isolate, "reads_idle": idle_reads["reads"],
           "reads_flow": busy_reads["reads"],
           "idle_p50_ms": idle_reads["p50_ms"], "idle_p99_ms": idle_reads["p99_ms"],
           "flow_p50_ms": busy_reads["p50_ms"], "flow_p99_ms": busy_reads["p99_ms"],
@@ -256,6 +278,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--dispatchers", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--isolate", action="store_true",
+                   help="Redis and the bystander's reader on CPU 0, everything else on the "
+                        "other CPUs (see isolate_redis)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the invariant check at the end (minutes at 100,000 contacts)")
     return p.parse_args(argv)

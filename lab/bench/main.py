@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from acd.center import DEFAULT_BATCH
 from acd.connection import connect
 from lab.bench import profile as prof
 from lab.bench.runs import (
@@ -37,7 +38,7 @@ from lab.bench.workload import Workload
 
 FULL_AGENTS = [1000, 2000, 5000, 10000]
 SHORT_AGENTS = [1000, 10000]
-PRIMARY_BATCH = 200  # the dispatcher's default; the ratios use it
+PRIMARY_BATCH = DEFAULT_BATCH  # the dispatcher's default; the ratios use it
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,7 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="most contacts the naive dispatcher handles (a prefix of the same "
                         "workload; default: all, short 300)")
     p.add_argument("--batches", type=int, nargs="+", default=None,
-                   help="acd_dispatch batch sizes to try (default 1 20 200 1000, short 200)")
+                   help="acd_dispatch batch sizes to try (default 1 20 50 200 1000, short 50)")
     p.add_argument("--skills", type=int, default=20)
     p.add_argument("--agent-skills", type=int, default=8, help="skills of each agent")
     p.add_argument("--seed", type=int, default=1)
@@ -90,7 +91,8 @@ def _defaults(args: argparse.Namespace) -> argparse.Namespace:
     args.agents = args.agents or (SHORT_AGENTS if short else FULL_AGENTS)
     args.contacts = args.contacts or (1000 if short else 2000)
     args.naive_contacts = args.naive_contacts or (300 if short else args.contacts)
-    args.batches = args.batches or ([PRIMARY_BATCH] if short else [1, 20, PRIMARY_BATCH, 1000])
+    full_batches = sorted({1, 20, PRIMARY_BATCH, 200, 1000})
+    args.batches = args.batches or ([PRIMARY_BATCH] if short else full_batches)
     args.latency_seconds = args.latency_seconds or (1.5 if short else 5.0)
     args.latency_agents = args.latency_agents or ([1000] if short else [1000, 10000])
     args.dispatchers = args.dispatchers or ([1, 2] if short else [1, 2, 3])
@@ -265,7 +267,7 @@ async def api_runs(redis: Redis, url: str, args: argparse.Namespace, log_dir: Pa
 
 
 def ratios(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The targets, as ratios from this run (batch 200 for the real dispatcher)."""
+    """The targets, as ratios from this run (the dispatcher's default batch for the real one)."""
     tp = [r for r in records if r["kind"] == "throughput"]
     naive = {r["agents"]: r for r in tp if r["dispatcher"] == "naive"}
     real = {r["agents"]: r for r in tp if r["dispatcher"] == "real"
