@@ -27,7 +27,7 @@ async def test_short_bench_is_correct_and_prints_ratios(
     assert {"throughput", "latency", "multi", "longest_call", "ratios", "plot"} <= kinds
 
     [longest] = [r for r in records if r["kind"] == "longest_call"]
-    # Rounds of 200 pre-queued contacts take milliseconds: over the 100 µs threshold.
+    # Rounds of 50 pre-queued contacts take milliseconds: over the 100 µs threshold.
     assert longest["longest_fcall_us"] is not None, longest
     assert longest["longest_fcall_us"] >= longest["longest_fcall_us_default_batch"] > 100
     assert abs(longest["longest_fcall_us"] - longest["fcall_p100_us"]) <= (
