@@ -268,3 +268,31 @@ async def test_an_agent_waking_many_parked_combinations_takes_bounded_calls_and_
         assert len(rounds) < 50
     assert rounds[-1] == [(first, "wide")]
     assert not await center.redis.llen(center.keys.unpark)
+
+
+async def test_a_round_of_wide_agents_stops_at_its_work_budget_and_asks_for_more(
+        center: Center) -> None:
+    """An assignment costs more for an agent with more skills (it leaves each skill's
+    set): with agents of 32 skills a round stops at its work budget (DISPATCH_WORK in
+    acd.lua, 800 units of 8 + 32 each: 20 assignments) before its batch of 50, and adds a
+    'more' wake so that a dispatcher's next round starts at once; in all, the same
+    contacts in the same order as rounds without the budget."""
+    skills = [f"w{i:02d}" for i in range(32)]
+    await center.set_dispatch_mode("manual")
+    for i in range(60):
+        await center.create_agent(f"a{i:02d}", "W", "A", skills, available=True)
+    waiting = [(await center.create_contact([skills[i % 32]])).id for i in range(50)]
+    served: list[str] = []
+    sizes = []
+    while len(served) < 50:
+        before = (await center.redis.xrevrange(center.keys.wake, count=1))[0][0]
+        pairs = (await center.dispatch_round(most=50)).pairs
+        sizes.append(len(pairs))
+        served += [c for c, _ in pairs]
+        assert not await violations(center)
+        if len(served) < 50:
+            after = await center.redis.xrange(center.keys.wake, min=f"({before}")
+            assert [f["why"] for _, f in after][-1:] == ["more"], after
+        assert len(sizes) < 10
+    assert sizes == [20, 20, 10]
+    assert served == waiting, "oldest first, across rounds"

@@ -237,6 +237,7 @@ A job is 's|<next subset mask>|<skills>' (asking for each subset of the agent's 
 cheaper when it has few) or 'f|<skill number>|<SSCAN cursor>|<skills>' (reading the
 combinations filed under each of its skills, when it has many). ]]
 local UNPARK_UNITS = 512
+local DISPATCH_WORK = 800  -- see acd_dispatch: ~3 ms of assignments
 local unpark_units = UNPARK_UNITS  -- what is left for this call; register() resets it
 
 local function move_if_parked(tag, sig)
@@ -896,7 +897,7 @@ end
 -- Claim agent aid for contact cid. Reads only the agent's skills and writes each
 -- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
 -- agent is not available its document has no available_since at all.
-local function claim(keys, tag, cid, skills, aid, now, sizes)
+local function claim(keys, tag, cid, skills, aid, now, sizes)  -- returns the agent's skill count
   local akey = k_agent(tag, aid)
   local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
   for _, skill in ipairs(agent_skills) do
@@ -909,6 +910,7 @@ local function claim(keys, tag, cid, skills, aid, now, sizes)
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
     .. cjson.encode(aid) .. ',"assigned_at":' .. at .. '}')
   unqueue(keys, cid, skills)
+  return #agent_skills
 end
 
 --[[ acd_dispatch_mode
@@ -933,8 +935,8 @@ end
 --[[ acd_dispatch
 KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats  KEYS[4] center meta hash
 ARGV[1] most assignments to make  ARGV[2] most skill combinations to examine (each
-look costs a few µs; when it runs out with work left, a 'more' wake follows the returned
-id, so a dispatcher's next round starts at once)
+look costs a few µs; when it, or the round's work units (DISPATCH_WORK), run out with work
+left, a 'more' wake follows the returned id, so a dispatcher's next round starts at once)
 ARGV[3] 'service' for a dispatcher service: it assigns nothing while the center's
 dispatch mode is manual (checked in the same atomic call, so no round overlaps a
 lesson's own dispatcher) | 'explicit' for a call made on purpose (always runs)
@@ -970,7 +972,12 @@ local function dispatch(keys, args)
   local result = {0, ''}
   local sizes = {}  -- availability set sizes, see longest_available
   local examined, assigned, wait_total = 0, 0, 0
-  while assigned < most and examined < budget do
+  -- An assignment's cost grows with the agent's skills (it leaves each skill's set): a
+  -- round also stops after DISPATCH_WORK units (an assignment: 8 + its agent's skills;
+  -- what un-parking did in this call counts too), so a center of agents with 32 skills
+  -- gets shorter rounds, not longer calls.
+  local work = UNPARK_UNITS - unpark_units
+  while assigned < most and examined < budget and work < DISPATCH_WORK do
     local top = redis.call('ZRANGE', tag .. ':ready', 0, 0)
     if #top == 0 then break end
     local sig = top[1]
@@ -981,7 +988,11 @@ local function dispatch(keys, args)
     if not queued_at or redis.call('EXISTS', k_contact(tag, cid)) == 0 then
       -- Left the queue around the index (a textbook dispatcher took it) or its document
       -- is gone (nobody can serve it): it leaves the index and the queue.
-      if cid then unqueue(qkeys, cid, skills_of(sig)) else redis.call('ZREM', tag .. ':ready', sig) end
+      if cid then
+        unqueue(qkeys, cid, skills_of(sig))
+      else
+        redis.call('ZREM', tag .. ':ready', sig)
+      end
     elseif tonumber(queued_at) ~= tonumber(head[2]) then
       -- Pushed back into the queue with a later score (the textbook's retry): it takes
       -- that place in its combination too, and the round looks again.
@@ -991,7 +1002,7 @@ local function dispatch(keys, args)
       local skills = skills_of(sig)
       local aid = longest_available(tag, skills, sizes)
       if aid then
-        claim(qkeys, tag, cid, skills, aid, now, sizes)
+        work = work + 8 + claim(qkeys, tag, cid, skills, aid, now, sizes)
         local wait = math.max(0, math.floor(now - tonumber(queued_at)))
         wait_total = wait_total + wait
         event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
@@ -1009,7 +1020,8 @@ local function dispatch(keys, args)
   end
   result[1] = assigned
   result[2] = last_wake_id(tag)
-  if examined >= budget and redis.call('ZCARD', tag .. ':ready') > 0 then
+  local stopped_early = examined >= budget or work >= DISPATCH_WORK
+  if stopped_early and redis.call('ZCARD', tag .. ':ready') > 0 then
     wake(tag, 'more')  -- after the id returned: the dispatcher's next wait ends at once
   end
   return result
