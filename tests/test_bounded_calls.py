@@ -284,14 +284,15 @@ async def test_a_round_of_wide_agents_stops_at_its_work_budget_and_asks_for_more
     waiting = [(await center.create_contact([skills[i % 32]])).id for i in range(50)]
     served: list[str] = []
     sizes = []
+    r: Any = center.redis
     while len(served) < 50:
-        before = (await center.redis.xrevrange(center.keys.wake, count=1))[0][0]
+        before = (await r.xrevrange(center.keys.wake, count=1))[0][0]
         pairs = (await center.dispatch_round(most=50)).pairs
         sizes.append(len(pairs))
         served += [c for c, _ in pairs]
         assert not await violations(center)
         if len(served) < 50:
-            after = await center.redis.xrange(center.keys.wake, min=f"({before}")
+            after = await r.xrange(center.keys.wake, min=f"({before}")
             assert [f["why"] for _, f in after][-1:] == ["more"], after
         assert len(sizes) < 10
     assert sizes == [20, 20, 10]
