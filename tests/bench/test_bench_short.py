@@ -15,7 +15,9 @@ import pytest
 
 from lab.bench.main import parse_args, run
 
-pytestmark = pytest.mark.timeout(300)
+# 52 s: the long tier (CI runs it); tests/bench/test_bench_flows.py keeps the other
+# benchmarks' short runs in the plain one.
+pytestmark = [pytest.mark.timeout(300), pytest.mark.long]
 
 
 async def test_short_bench_is_correct_and_prints_ratios(

@@ -174,6 +174,7 @@ def test_start_again_is_harmless(ha_lab: dict[str, str]) -> None:
     assert re.search(r"supervisor +running, pid \d+", status.stdout), status.stdout
 
 
+@pytest.mark.long  # 94 s: the plain run's drill and supervisor tests use the same lab
 @pytest.mark.timeout(600)
 def test_notebooks_nbval_strict_in_the_ha_lab(ha_lab: dict[str, str]) -> None:
     # The whole series through the VIP, as the HA lab's JupyterLab runs it: notebook 08
