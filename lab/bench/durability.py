@@ -18,7 +18,8 @@ the load, the callers stop, the rest is served, and the bench counts:
 - ``completed_while_queued``: a completion that found its contact waiting again (its
   assignment was lost): the contact ends abandoned;
 - ``contacts_stuck`` / ``agents_stuck``: acknowledged contacts still waiting or assigned,
-  and agents still busy, once everything else was served;
+  and agents still busy, once everything else was served (contacts: also before the
+  reconciler ran, while the dispatchers still run);
 - ``violations``: acd.invariants' broken promises, before and after acd.reconcile;
 - per kill: seconds until Redis answered again and until the next assignment;
 - ``torn_aof_loads`` / ``reverted_transactions``: restarts that cut a torn AOF tail, and
@@ -252,14 +253,17 @@ async def measure(server: DurableRedis, args: argparse.Namespace, logs: Path) ->
             states = await _states(center, list(load.acked))
             return all(s not in ("queued", "assigned") for s in states.values())
         await _wait(drained, 30)
+        before = await _states(center, list(load.acked))
+        found = await violations(center)
+        # While the dispatchers and agents still run: what it repairs is then served.
+        report = await reconcile(center)
+        await _wait(drained, 15)
         for task in workers:
             task.cancel()
         await _within(asyncio.gather(*workers, return_exceptions=True), 30,
                       "the agents and the follower to stop")
     states = await _states(center, [*load.acked, *load.unacked])
     agents = await center.list_agents()
-    found = await violations(center)
-    report = await reconcile(center)
     after = await violations(center)
     lost = [c for c in load.acked if states[c] == "missing"]
     await redis.aclose()
@@ -270,6 +274,8 @@ async def measure(server: DurableRedis, args: argparse.Namespace, logs: Path) ->
         "completed": sum(s == "completed" for s in states.values()),
         "completions_lost": sum(k["completions_undone"] for k in kills),
         "completed_while_queued": len(load.while_queued),
+        "contacts_stuck_before_reconcile": sum(s in ("queued", "assigned")
+                                               for s in before.values()),
         "contacts_stuck": sum(states[c] in ("queued", "assigned") for c in load.acked),
         "agents_stuck": sum(a.state.value == "busy" for a in agents),
         "violations": len(found), "first_violations": found[:3],
