@@ -981,10 +981,11 @@ register('acd_dispatch_mode', dispatch_mode)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
-replays whole or, cut short by a crash, not at all: a crash of Redis cannot leave a call
-half-done. These repair what other writers can: commands sent around the functions (a
-lesson's textbook dispatcher, a hand edit, a restore of some keys), and what is split
-between Redis and its clients. Each repairs one contact, agent or combination, re-reading
+replays whole or, cut short by a crash, not at all; except that Redis 8.2 leaves an AOF
+torn inside a command of a MULTI open, and the restart after next applies that half call
+(README, Reliability). These repair that, and what other writers leave: commands sent
+around the functions (a lesson's textbook dispatcher, a hand edit, a restore of some
+keys). Each repairs one contact, agent or combination, re-reading
 it inside the call: a dispatch round running meanwhile either happened before (and the
 repair sees its result) or after (and sees the repaired state), never in between.
 Each returns a list of what it changed ({} when nothing was wrong): the reconciler counts
@@ -1110,12 +1111,14 @@ local function repair_agent(keys, args)
   local has = {}
   for _, skill in ipairs(agent and agent.skills or {}) do has[skill] = true end
   for i = 2, #args do
-    if not has[args[i]] and redis.call('ZREM', k_avail(tag, args[i]), id) == 1 then
-      changed[#changed + 1] = 'left_avail:' .. args[i]
+    if not has[args[i]] then
+      if redis.call('ZREM', k_avail(tag, args[i]), id) == 1 then
+        changed[#changed + 1] = 'left_avail:' .. args[i]
+      end
+      redis.call('SREM', k_skill(tag, args[i]), id)
     end
   end
   if not agent then
-    for i = 2, #args do redis.call('SREM', k_skill(tag, args[i]), id) end
     if redis.call('SREM', keys[2], id) == 1 then changed[#changed + 1] = 'left_agents' end
     return changed
   end

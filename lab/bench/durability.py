@@ -175,6 +175,9 @@ async def crash(server: DurableRedis, load: Load, machine: bool,
                 ) -> dict[str, Any]:
     """Kill -9 Redis (machine: cut its AOF back to what was fsynced), restart it, wait
     until it serves again; the agents' clients re-send what the crash undid."""
+    with server.client() as r:
+        # Writes postponed behind a slow fsync (everysec): replied to, not yet written.
+        delayed = int(r.info("persistence").get("aof_delayed_fsync", 0))
     killed = time.monotonic()
     server.kill()
     dropped = 0
@@ -201,7 +204,8 @@ async def crash(server: DurableRedis, load: Load, machine: bool,
     return {"down_s": round(answered - killed, 3),
             "serving_again_s": round(load.assigned_at[seen] - killed, 3) if served else None,
             "aof_bytes_dropped": dropped, "completions_undone": undone,
-            "served_then_requeued": requeued, "aof_rewritten": rewritten}
+            "served_then_requeued": requeued, "aof_rewritten": rewritten,
+            "delayed_fsyncs": delayed}
 
 
 async def _within(step: Any, timeout: float, what: str) -> Any:
@@ -281,6 +285,7 @@ async def measure(server: DurableRedis, args: argparse.Namespace, logs: Path) ->
         "violations": len(found), "first_violations": found[:3],
         "reconcile_repairs": report.repairs, "violations_after_reconcile": len(after),
         "served_then_requeued": sum(k["served_then_requeued"] for k in kills),
+        "delayed_fsyncs": sum(k["delayed_fsyncs"] for k in kills),
         "torn_aof_loads": server.log_count(TORN),
         "reverted_transactions": server.log_count("Revert incomplete MULTI"),
         "down_s_max": max((k["down_s"] for k in kills), default=None),
