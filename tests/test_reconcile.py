@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 from acd_invariants import check_invariants, dispatcher_processes, wait_for
+from test_bounded_calls import slowlog  # noqa: F401 - a fixture, used by name
 
 from acd import Center
 from acd.commands import json_set
@@ -205,3 +206,31 @@ async def _complete_assigned(center: Center) -> None:
         if agent.contact:
             await center.complete_contact(agent.contact)
     await asyncio.sleep(0)
+
+
+@pytest.mark.usefixtures("slowlog")
+async def test_every_call_is_bounded(center: Center) -> None:
+    """Read in batches, one repair per entry: no command the reconciler sends reads more
+    than a batch of documents, and none takes over 5 ms (the server's own SLOWLOG)."""
+    for i in range(60):
+        await center.create_agent(f"ag{i}", "F", str(i), ["en", f"s{i % 7}"], available=True)
+    for i in range(150):
+        await center.create_contact([f"s{i % 9}"], f"k{i}")  # s7, s8: nobody has them
+    await center.dispatch(most=40)
+    r = cast(Any, center.redis)
+    for i in range(0, 150, 10):
+        await r.zrem(center.keys.queue, f"k{i}")
+    await r.hdel(center.keys.parked_on, "s7")
+    await r.execute_command("SLOWLOG", "RESET")
+    report = await reconcile(center, batch=25)
+    assert report.repairs >= 5, report.as_dict()
+    log = await r.execute_command("SLOWLOG", "GET", "100000")
+    mine = [(int(e[2]), [a.decode() if isinstance(a, bytes) else str(a) for a in e[3]])
+            for e in log]
+    mine = [(us, argv) for us, argv in mine if any(center.keys.tag in a for a in argv[1:4])]
+    assert mine, "the SLOWLOG recorded the reconciler's commands"
+    slowest = max(mine)
+    assert slowest[0] < 5000, f"{slowest[0]} µs: {slowest[1][:4]}"
+    mgets = [argv for _, argv in mine if argv[0] == "JSON.MGET"]
+    assert mgets and max(len(a) - 2 for a in mgets) <= 25
+    await check_invariants(center)
