@@ -17,6 +17,7 @@ from test_bounded_calls import slowlog  # noqa: F401 - a fixture, used by name
 from acd import Center
 from acd.commands import json_set
 from acd.invariants import violations
+from acd.naive import NaiveDispatcher
 from acd.reconcile import reconcile
 
 Damage = Callable[[Center], Awaitable[None]]
@@ -160,6 +161,30 @@ async def test_a_manual_center_is_skipped(center: Center) -> None:
     await _drop_index_entry(center)
     report = await reconcile(center)
     assert report.skipped and report.repairs == 0
+
+
+async def test_a_contact_a_dead_textbook_dispatcher_held_is_queued_again(
+        center: Center) -> None:
+    """The lessons' flaw 1 (acd.naive): a textbook dispatcher dies between popping a
+    contact and claiming an agent. Back in automatic mode, the reconciler queues it again
+    at its place, and the real dispatch serves it."""
+    class Died(Exception):
+        pass
+
+    async def die(_: str) -> None:
+        raise Died
+
+    await center.set_dispatch_mode("manual")
+    await center.create_agent("a1", "A", "One", ["en"], available=True)
+    await center.create_contact(["en"], "c1")
+    with pytest.raises(Died):
+        await NaiveDispatcher(center, after_pop=die).step()
+    assert await center.queue() == []
+    await center.set_dispatch_mode("automatic")
+    report = await reconcile(center)
+    assert report.repairs > 0 and [c for c, _ in await center.queue()] == ["c1"]
+    assert [(a.contact, a.agent) for a in await center.dispatch()] == [("c1", "a1")]
+    await check_invariants(center)
 
 
 async def test_repairs_race_a_running_dispatcher_without_double_assignment(
