@@ -43,6 +43,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                "its contact is completed"),
     Transition("agent", A.BUSY, A.UNAVAILABLE, "acd_contact_end", "agent_state",
                "its contact is completed while next_state is unavailable"),
+    Transition("agent", A.BUSY, A.AVAILABLE, "acd_repair_agent", "agent_state",
+               "the reconciler finds its contact gone, ended or another agent's"),
     Transition("agent", A.UNAVAILABLE, NEW, "acd_agent_delete", "agent_deleted", "deleted"),
     Transition("agent", A.AVAILABLE, NEW, "acd_agent_delete", "agent_deleted",
                "deleted (a busy agent cannot be)"),
@@ -57,6 +59,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                "its center is deleted (DELETE /v1/centers/{center})"),
     Transition("contact", C.ASSIGNED, C.COMPLETED, "acd_contact_end", "contact_completed",
                "completed"),
+    Transition("contact", C.ASSIGNED, C.QUEUED, "acd_repair_contact", "contact_requeued",
+               "the reconciler finds its agent not on it: it waits again, at its place"),
 )
 
 # Events that change no lifecycle state: what they record happens beside it.

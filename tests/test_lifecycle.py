@@ -14,6 +14,7 @@ import pytest
 from acd import Center, NotFound
 from acd.functions import LIBRARY, Functions
 from acd.lifecycle import NEW, OTHER_EVENTS, TRANSITIONS, Transition, mermaid
+from acd.reconcile import reconcile
 
 REPO = Path(__file__).resolve().parents[1]
 Setup = Callable[[Center], Awaitable[None]]  # brings the entity to the source state
@@ -58,6 +59,14 @@ async def abandon_by_center_delete(c: Center) -> None:
     await fn.center_delete_purge(batch=1, keep_seconds=60)
 
 
+def reconcile_after_deleting(kind: str, entity: str) -> Action:
+    """Delete a document around the functions, then run the reconciler (acd.reconcile)."""
+    async def action(c: Center) -> None:
+        await c.redis.delete(c.keys.agent(entity) if kind == "agent" else c.keys.contact(entity))
+        await reconcile(c)
+    return action
+
+
 STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
     ("agent", NEW, "unavailable", "acd_agent_create"): (
         nothing, lambda c: c.create_agent("a", "A", "B", ["en"])),
@@ -89,6 +98,10 @@ STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
         contact_in("queued"), abandon_by_center_delete),
     ("contact", "assigned", "completed", "acd_contact_end"): (
         contact_in("assigned"), lambda c: c.complete_contact("c1")),
+    ("agent", "busy", "available", "acd_repair_agent"): (
+        agent_in("busy"), reconcile_after_deleting("contact", "c1")),
+    ("contact", "assigned", "queued", "acd_repair_contact"): (
+        contact_in("assigned"), reconcile_after_deleting("agent", "a")),
 }
 
 
