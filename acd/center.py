@@ -27,9 +27,9 @@ from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
 from acd.models import (
-    MAX_NAME,
     Agent,
     AgentIn,
+    AgentNames,
     AgentState,
     Assignment,
     Candidate,
@@ -40,6 +40,7 @@ from acd.models import (
     DispatchRound,
     QueueView,
     SkillDeletion,
+    problem,
 )
 from acd.settings import get_settings
 from acd.streams import CenterStreams
@@ -60,7 +61,7 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         return cls(**fields)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {problem(e)}" for e in exc.errors()
         )
         raise InvalidInput(problems) from None
 
@@ -115,10 +116,9 @@ class Center(CenterStreams):
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
         _valid("agent id", agent_id)
-        for field, value in (("fname", fname), ("lname", lname)):
-            if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
-                raise InvalidInput(f"{field}: must be 1-{MAX_NAME} characters")
-        raw = await self._fn.agent_update(agent_id, json.dumps(fname), json.dumps(lname))
+        names = _model(AgentNames, fname=fname, lname=lname)
+        raw = await self._fn.agent_update(agent_id, json.dumps(names.fname),
+                                          json.dumps(names.lname))
         return Agent.model_validate_json(raw)
 
     async def delete_agent(self, agent_id: str) -> None:

@@ -1,7 +1,7 @@
 """FastAPI dependencies: the settings, the worker's Redis clients, centers, checked names.
 
 Every name that becomes part of a Redis key (center, agent id, contact id, skill) is checked
-against acd.keys.NAME_PATTERN here, before any handler runs: a bad one is a 422.
+here (acd.models.Name), before any handler runs: a bad one is a 422 naming what is wrong.
 Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in its thread
 pool, which cost more than the Redis call of a typical request.
 """
@@ -14,13 +14,13 @@ from fastapi import Depends, Path, Request
 from redis.asyncio import Redis
 
 from acd.center import Center
-from acd.keys import NAME_PATTERN
+from acd.models import Name
 from acd.settings import Settings
 
-CenterName = Annotated[str, Path(pattern=NAME_PATTERN, description="center name")]
-AgentId = Annotated[str, Path(pattern=NAME_PATTERN, description="agent id")]
-ContactId = Annotated[str, Path(pattern=NAME_PATTERN, description="contact id")]
-SkillPath = Annotated[str, Path(pattern=NAME_PATTERN, description="skill")]
+CenterName = Annotated[Name, Path(description="center name")]
+AgentId = Annotated[Name, Path(description="agent id")]
+ContactId = Annotated[Name, Path(description="contact id")]
+SkillPath = Annotated[Name, Path(description="skill")]
 
 
 async def get_settings(request: Request) -> Settings:

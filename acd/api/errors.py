@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acd.connection import PoolExhausted, is_transient
 from acd.errors import Conflict, InvalidInput, NotDurable, NotFound, Overloaded
+from acd.models import problem
 
 log = logging.getLogger("acd.api")
 
@@ -49,7 +50,7 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = [
         {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-         "msg": str(e.get("msg", "invalid")), "type": str(e.get("type", "value_error"))}
+         "msg": problem(e), "type": str(e.get("type", "value_error"))}
         for e in exc.errors()
     ]
     return validation_response(items)

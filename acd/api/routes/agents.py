@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from acd.api.deps import AgentId, CenterDep, SkillPath
-from acd.api.schemas import AgentCreate, AgentNames, AgentStateIn, Problem, Responses, SkillDeleted
-from acd.models import Agent
+from acd.api.schemas import AgentCreate, AgentStateIn, Problem, Responses, SkillDeleted
+from acd.models import Agent, AgentNames
 
 router = APIRouter(tags=["agents"])
 

@@ -14,29 +14,28 @@ from fastapi import APIRouter, Path, status
 
 from acd.api.deps import DefaultCenterDep, SkillPath
 from acd.api.schemas import (
-    AGENT_KEY_PATTERN,
-    CONTACT_KEY_PATTERN,
     AcdStateIn,
     AcdStateOut,
     AgentKey,
+    AgentKeyStr,
     CompatAgentIn,
     CompatAgentStateIn,
     CompatContact,
     CompatContactIn,
-    CompatNames,
     CompatSkillIn,
     ContactKey,
+    ContactKeyStr,
     Problem,
     Responses,
     SkillName,
 )
 from acd.errors import InvalidState
-from acd.models import AgentState, ContactState
+from acd.models import AgentNames, AgentState, ContactState
 
 router = APIRouter(tags=["original demo"])
 
-AgentKeyPath = Annotated[str, Path(pattern=AGENT_KEY_PATTERN, description="agent:<id>")]
-ContactKeyPath = Annotated[str, Path(pattern=CONTACT_KEY_PATTERN, description="contact:<id>")]
+AgentKeyPath = Annotated[AgentKeyStr, Path(description="agent:<id>")]
+ContactKeyPath = Annotated[ContactKeyStr, Path(description="contact:<id>")]
 
 STATE_NUMBERS = {
     ContactState.QUEUED: 1,
@@ -112,7 +111,7 @@ async def set_agent_state(agent_key: AgentKeyPath, body: CompatAgentStateIn,
 
 
 @router.patch("/agent/{agent_key}", response_model=AgentKey, responses=NOT_FOUND)
-async def change_agent_info(agent_key: AgentKeyPath, body: CompatNames,
+async def change_agent_info(agent_key: AgentKeyPath, body: AgentNames,
                             center: DefaultCenterDep) -> AgentKey:
     await center.update_agent(_id(agent_key), body.fname, body.lname)
     return AgentKey(agent_key=agent_key)
