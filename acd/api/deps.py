@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import BeforeValidator
 from redis.asyncio import Redis
 
 from acd.center import Center
@@ -21,6 +22,18 @@ CenterName = Annotated[Name, Path(description="center name")]
 AgentId = Annotated[Name, Path(description="agent id")]
 ContactId = Annotated[Name, Path(description="contact id")]
 SkillPath = Annotated[Name, Path(description="skill")]
+
+
+def _true_or_false(value: object) -> object:
+    # A query string is text, so some coercion is unavoidable; only the two words the
+    # schema's boolean means are taken ("yes", "on", "1" would be guesses).
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise ValueError(f"{value[:20]!r} is not a boolean: use true or false")
+    return value
+
+
+QueryFlag = Annotated[bool, BeforeValidator(_true_or_false)]
+"""A boolean query parameter: ``true`` or ``false``, nothing else."""
 
 
 async def get_settings(request: Request) -> Settings:

@@ -48,6 +48,9 @@ MAX_BLOCK_MS = 5000
 Responses = dict[int | str, dict[str, Any]]
 """The type of FastAPI's ``responses=`` argument."""
 
+LAST_SKILL = ("the agent's last skill (or its others are being deleted): an agent keeps at "
+              "least one")
+
 
 # -- /v1 ------------------------------------------------------------------------------
 class AgentCreate(AgentIn):

@@ -39,6 +39,14 @@ async def test_v1_types_are_not_coerced(client: httpx.AsyncClient, v1: str, meth
     assert ["body", field] in locs
 
 
+async def test_a_query_flag_is_true_or_false(client: httpx.AsyncClient, v1: str) -> None:
+    await agent(client, v1, "a1", ["x", "y"])
+    found = problems(await client.delete(f"{v1}/skills/x", params={"force": "yes"}))
+    assert found == [(["query", "force"], "'yes' is not a boolean: use true or false")]
+    r = await client.delete(f"{v1}/skills/x", params={"force": "true"})
+    assert r.status_code == 200, r.text
+
+
 @pytest.mark.parametrize(("method", "path", "body", "field"), [
     ("POST", "/acd", {"state": True}, "state"),
     ("POST", "/acd", {"state": "1"}, "state"),

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, status
 
 from acd.api.deps import DefaultCenterDep, SkillPath
 from acd.api.schemas import (
+    LAST_SKILL,
     AcdStateIn,
     AcdStateOut,
     AgentKey,
@@ -126,7 +127,7 @@ async def add_agent_skill(agent_key: AgentKeyPath, body: CompatSkillIn,
 
 
 @router.delete("/agent/{agent_key}/skill/{skill}", response_model=SkillName,
-               responses=NOT_FOUND)
+               responses={**NOT_FOUND, 409: {"model": Problem, "description": LAST_SKILL}})
 async def delete_agent_skill(agent_key: AgentKeyPath, skill: SkillPath,
                              center: DefaultCenterDep) -> SkillName:
     await center.remove_skill(_id(agent_key), skill)
@@ -134,8 +135,11 @@ async def delete_agent_skill(agent_key: AgentKeyPath, skill: SkillPath,
 
 
 @router.delete("/skill/{skill}", response_model=SkillName,
-               responses={409: {"model": Problem, "description": "waiting contacts need the "
-                                "skill (named): nobody could serve them"}})
+               responses={404: {"model": Problem, "description": "no agent has the skill "
+                                "and no waiting contact needs it"},
+                          409: {"model": Problem, "description": "waiting contacts need the "
+                                "skill (named): nobody could serve them; or it is the last "
+                                "skill of agents (named)"}})
 async def delete_skill(skill: SkillPath, center: DefaultCenterDep) -> SkillName:
     await center.delete_skill(skill)
     return SkillName(skill=skill)
