@@ -150,6 +150,8 @@ class Center(CenterStreams):
         return Agent.model_validate_json(raw)
 
     async def remove_skill(self, agent_id: str, skill: str) -> Agent:
+        """NotFound if the agent lacks it; InvalidState if it is the agent's last skill
+        (or its others are being deleted): an agent keeps at least one."""
         raw = await self._fn.agent_skill(
             _valid("agent id", agent_id), _valid("skill", skill), "remove")
         return Agent.model_validate_json(raw)
@@ -157,7 +159,9 @@ class Center(CenterStreams):
     async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
         """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
         contacts wait that need it, since nobody could serve them any more; ``force``
-        abandons them instead. A bulk operation (acd.bulk): many short calls."""
+        abandons them instead; also refused (InvalidState, naming them) when it is the
+        only skill of some agents, and NotFound when no agent has it and no waiting
+        contact needs it. A bulk operation (acd.bulk): many short calls."""
         settings = get_settings()
         agents, abandoned = await bulk.delete_skill(
             self._fn, _valid("skill", skill), force, settings.contact_keep_seconds,

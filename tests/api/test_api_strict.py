@@ -5,6 +5,7 @@ The same rules hold on the /v1 routes, the original demo's routes and acd.Center
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -174,3 +175,17 @@ async def test_a_skill_being_deleted_is_not_an_agents_last(center: Center) -> No
     await center.redis.hdel(center.keys.meta, "deleting_skill:x")
     with pytest.raises(NotFound, match="skill z"):
         await center.delete_skill("z")
+
+
+async def test_the_only_skill_check_reads_past_a_thousand_skills(center: Center) -> None:
+    """acd_skill_delete compares against the other skills' sets 1,000 at a time (more than
+    Lua's unpack takes at once); an agent whose other skill lies past the first 1,000 is
+    still seen to keep one."""
+    others = [f"t{i:04d}" for i in range(1100)]
+    await asyncio.gather(*(center.create_agent(f"a{i}", "A", "B", ["s", t])
+                           for i, t in enumerate(others)))
+    await center.create_agent("alone", "A", "B", ["s"])
+    with pytest.raises(InvalidState, match=r"only skill of 1 agents \(alone\)"):
+        await center.delete_skill("s")
+    await center.delete_agent("alone")
+    assert (await center.delete_skill("s")).agents == len(others)
