@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from acd import Center, InvalidInput, InvalidState, NotFound
+from lab.apiserver import ApiServer
 
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: shows "txt.exe" as "exe.txt"
 
@@ -189,3 +190,21 @@ async def test_the_only_skill_check_reads_past_a_thousand_skills(center: Center)
         await center.delete_skill("s")
     await center.delete_agent("alone")
     assert (await center.delete_skill("s")).agents == len(others)
+
+
+async def test_the_rules_hold_under_a_real_uvicorn(uvicorn_server: ApiServer,
+                                                   center: Center) -> None:
+    """Over real HTTP: percent-encoded paths, raw bytes and JSON as a client sends them."""
+    v1 = f"/v1/centers/{center.name}"
+    async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0) as http:
+        assert problems(await http.put(f"{v1}/state", json={"open": "yes"})) == [
+            (["body", "open"], "Input should be a valid boolean")]
+        assert problems(await http.post("/acd", json={"state": 1, "force": True})) == [
+            (["body", "force"], "unknown field 'force'")]
+        found = problems(await http.get(f"{v1}/agents/a%E2%80%AEb"))
+        assert found[0][0] == ["path", "agent_id"] and "U+202E" in found[0][1], found
+        r = await http.post(f"{v1}/contacts", content=b"\xff\xfe{",
+                            headers={"content-type": "application/json"})
+        assert problems(r) == [(["body"], "the body is not JSON text in UTF-8")]
+        r = await http.delete("/skill/never-seen")
+        assert r.status_code == 404 and "never-seen" in r.json()["detail"]
