@@ -56,6 +56,13 @@ def _valid(kind: str, value: str) -> str:
         raise InvalidInput(str(exc)) from None
 
 
+def _flag(name: str, value: bool) -> bool:
+    # Strict like the API: "no" is truthy, and would be taken as True.
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name}: {value!r} is not a boolean (True or False)")
+    return value
+
+
 def _model(cls: type[Any], **fields: Any) -> Any:
     try:
         return cls(**fields)
@@ -93,7 +100,8 @@ class Center(CenterStreams):
         _valid("agent id", agent_id)
         spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills))
         await self.register()
-        raw = await self._fn.agent_create(agent_id, spec.model_dump_json(), available)
+        raw = await self._fn.agent_create(agent_id, spec.model_dump_json(),
+                                          _flag("available", available))
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
@@ -164,7 +172,7 @@ class Center(CenterStreams):
         contact needs it. A bulk operation (acd.bulk): many short calls."""
         settings = get_settings()
         agents, abandoned = await bulk.delete_skill(
-            self._fn, _valid("skill", skill), force, settings.contact_keep_seconds,
+            self._fn, _valid("skill", skill), _flag("force", force), settings.contact_keep_seconds,
             settings.acd_bulk_batch)
         return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
 

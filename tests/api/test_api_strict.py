@@ -123,6 +123,10 @@ async def test_the_package_refuses_the_same_names(center: Center) -> None:
     with pytest.raises(InvalidInput, match="U\\+202E RIGHT-TO-LEFT OVERRIDE"):
         await center.add_skill("a1", f"y{RLO}")
     assert (await center.get_agent("a1")).fname == "A"
+    with pytest.raises(InvalidInput, match="available: 'no' is not a boolean"):
+        await center.create_agent("a2", "A", "B", ["x"], available="no")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="force: 1 is not a boolean"):
+        await center.delete_skill("x", force=1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("path", ["{v1}/skills/nobody-has-it", "/skill/nobody-has-it"])
