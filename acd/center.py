@@ -27,9 +27,9 @@ from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
 from acd.models import (
-    MAX_NAME,
     Agent,
     AgentIn,
+    AgentNames,
     AgentState,
     Assignment,
     Candidate,
@@ -40,6 +40,7 @@ from acd.models import (
     DispatchRound,
     QueueView,
     SkillDeletion,
+    problem,
 )
 from acd.settings import get_settings
 from acd.streams import CenterStreams
@@ -55,12 +56,19 @@ def _valid(kind: str, value: str) -> str:
         raise InvalidInput(str(exc)) from None
 
 
+def _flag(name: str, value: bool) -> bool:
+    # Strict like the API: "no" is truthy, and would be taken as True.
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name}: {value!r} is not a boolean (True or False)")
+    return value
+
+
 def _model(cls: type[Any], **fields: Any) -> Any:
     try:
         return cls(**fields)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {problem(e)}" for e in exc.errors()
         )
         raise InvalidInput(problems) from None
 
@@ -92,7 +100,8 @@ class Center(CenterStreams):
         _valid("agent id", agent_id)
         spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills))
         await self.register()
-        raw = await self._fn.agent_create(agent_id, spec.model_dump_json(), available)
+        raw = await self._fn.agent_create(agent_id, spec.model_dump_json(),
+                                          _flag("available", available))
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
@@ -115,10 +124,9 @@ class Center(CenterStreams):
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
         _valid("agent id", agent_id)
-        for field, value in (("fname", fname), ("lname", lname)):
-            if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
-                raise InvalidInput(f"{field}: must be 1-{MAX_NAME} characters")
-        raw = await self._fn.agent_update(agent_id, json.dumps(fname), json.dumps(lname))
+        names = _model(AgentNames, fname=fname, lname=lname)
+        raw = await self._fn.agent_update(agent_id, json.dumps(names.fname),
+                                          json.dumps(names.lname))
         return Agent.model_validate_json(raw)
 
     async def delete_agent(self, agent_id: str) -> None:
@@ -150,6 +158,8 @@ class Center(CenterStreams):
         return Agent.model_validate_json(raw)
 
     async def remove_skill(self, agent_id: str, skill: str) -> Agent:
+        """NotFound if the agent lacks it; InvalidState if it is the agent's last skill
+        (or its others are being deleted): an agent keeps at least one."""
         raw = await self._fn.agent_skill(
             _valid("agent id", agent_id), _valid("skill", skill), "remove")
         return Agent.model_validate_json(raw)
@@ -157,10 +167,12 @@ class Center(CenterStreams):
     async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
         """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
         contacts wait that need it, since nobody could serve them any more; ``force``
-        abandons them instead. A bulk operation (acd.bulk): many short calls."""
+        abandons them instead; also refused (InvalidState, naming them) when it is the
+        only skill of some agents, and NotFound when no agent has it and no waiting
+        contact needs it. A bulk operation (acd.bulk): many short calls."""
         settings = get_settings()
         agents, abandoned = await bulk.delete_skill(
-            self._fn, _valid("skill", skill), force, settings.contact_keep_seconds,
+            self._fn, _valid("skill", skill), _flag("force", force), settings.contact_keep_seconds,
             settings.acd_bulk_batch)
         return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
 

@@ -92,12 +92,14 @@ async def _availability(center: Center, agents: Docs) -> list[str]:
 
 
 def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
-    """A busy agent names an assigned contact that names it back; an agent that is not
-    busy names no contact and no next state. (Skills are checked when a contact is
-    assigned, by the dispatch rule tests: a skill removed from an agent on a contact
-    applies from its next contact, as in a real contact center.)"""
+    """Every agent has a skill. A busy agent names an assigned contact that names it back;
+    an agent that is not busy names no contact and no next state. (Which skills is
+    checked when a contact is assigned, by the dispatch rule tests: a skill removed from
+    an agent on a contact applies from its next contact, as in a real contact center.)"""
     found = []
     for aid, agent in agents.items():
+        if not agent.get("skills"):  # it could serve no contact (acd_agent_skill refuses)
+            found.append(f"agent {aid} has no skill")
         state, cid, after = agent.get("state"), agent.get("contact"), agent.get("next_state")
         if state != "busy":
             if cid is not None or after is not None:

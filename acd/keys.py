@@ -10,6 +10,7 @@ tag it finds in its first key; ``tests/test_keys.py`` checks the two agree.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Centers, agent ids, contact ids and skills: they become parts of key names."""
@@ -17,12 +18,39 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _NAME = re.compile(NAME_PATTERN)
 
 
+def check_printable(kind: str, value: str) -> str:
+    """Return ``value`` if every character is printable, else raise ValueError naming the
+    first one that is not. Control characters and bidi controls (U+202E shows "txt.exe" as
+    "exe.txt") would make what a supervisor reads differ from what is stored; spaces and
+    letters of any script are fine. The one home of that rule: person names, and (through
+    check_name) every id, skill and center name. ``kind`` ('' for none) starts the message."""
+    for ch in value:
+        if not ch.isprintable():
+            raise ValueError(f"{kind + ': ' if kind else ''}U+{ord(ch):04X} {_char_name(ch)} "
+                             "is not allowed in a name (only printable characters, no bidi "
+                             "controls)")
+    return value
+
+
+def _char_name(ch: str) -> str:
+    # Control characters have no name in the Unicode database: say what they are.
+    return unicodedata.name(ch, f"<{_CATEGORY.get(unicodedata.category(ch), 'unassigned')}>")
+
+
+_CATEGORY = {"Cc": "control", "Cf": "format", "Cs": "surrogate", "Co": "private use"}
+
+
 def check_name(kind: str, value: str) -> str:
-    """Return ``value`` if it may be part of a key name, else raise ValueError naming it."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    """Return ``value`` if it may be part of a key name, else raise ValueError naming it
+    (and the character, when one is not printable). ``kind`` ('' for none) starts it."""
+    if not isinstance(value, str):
+        raise ValueError(f"{kind or 'a name'} must be a string, not {type(value).__name__}")
+    check_printable(kind, value)
+    if not _NAME.fullmatch(value):
+        shown = repr(value if len(value) <= 70 else value[:67] + "...")
         raise ValueError(
-            f"{kind} {value!r} is not valid: use 1-64 letters, digits, '_', '.', '-', "
-            "starting with a letter or digit"
+            f"{kind + ' ' if kind else ''}{shown} is not valid: use 1-64 letters, digits, "
+            "'_', '.', '-', starting with a letter or digit"
         )
     return value
 

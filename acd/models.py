@@ -7,16 +7,53 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 
-from acd.keys import NAME_PATTERN
+from acd.keys import NAME_PATTERN, check_name, check_printable
 
 MAX_SKILLS = 32
 MAX_NAME = 100
 
-Id = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Skill = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-PersonName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+# The input rules, one home each (acd.keys holds the checks themselves): the API's bodies,
+# path and query parameters and acd.Center's arguments all use these types.
+Name = Annotated[
+    str, AfterValidator(lambda v: check_name("", v)),
+    # The pattern is in the schema for clients; the check above names what is wrong.
+    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN}),
+]
+"""A center, agent id, contact id or skill: part of key names (acd.keys.NAME_PATTERN)."""
+Id = Name
+Skill = Name
+PersonName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME),
+                       AfterValidator(lambda v: check_printable("", v))]
+"""An agent's first or last name: any printable characters (no controls, no bidi)."""
+
+
+def problem(error: ErrorDetails) -> str:
+    """The message of one pydantic error, as the API and acd.Center report it: a check's
+    own words without pydantic's "Value error, " prefix; an unknown field named."""
+    if error["type"] == "extra_forbidden" and error["loc"]:
+        return f"unknown field {str(error['loc'][-1])!r}"
+    cause = error.get("ctx", {}).get("error")
+    if error["type"] == "value_error" and isinstance(cause, ValueError):
+        return str(cause)
+    return error["msg"]
+
+
+class StrictInput(BaseModel):
+    """What comes from outside: no coercion ("yes" is not a bool, true is not 1), and a
+    field it does not know is refused, not ignored."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class AgentState(StrEnum):
@@ -50,10 +87,8 @@ def _unique_skills(skills: list[str]) -> list[str]:
     return skills
 
 
-class AgentIn(BaseModel):
+class AgentIn(StrictInput):
     """What a caller gives to create an agent."""
-
-    model_config = ConfigDict(extra="forbid")
 
     fname: PersonName
     lname: PersonName
@@ -62,10 +97,8 @@ class AgentIn(BaseModel):
     _unique = field_validator("skills")(_unique_skills)
 
 
-class ContactIn(BaseModel):
+class ContactIn(StrictInput):
     """What a caller gives to queue a contact: the skills an agent must all have."""
-
-    model_config = ConfigDict(extra="forbid")
 
     skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
 
@@ -75,6 +108,13 @@ class ContactIn(BaseModel):
     def signature(self) -> str:
         """The sorted skill list joined by commas: contacts with one signature are alike."""
         return ",".join(sorted(self.skills))
+
+
+class AgentNames(StrictInput):
+    """An agent's two names (both are given together)."""
+
+    fname: PersonName
+    lname: PersonName
 
 
 class Agent(BaseModel):

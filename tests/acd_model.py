@@ -131,6 +131,8 @@ class Model:
         agent = self._agent(aid)
         if skill not in agent.skills:
             raise NotFound(f"skill {skill} of agent {aid}")
+        if agent.skills == [skill]:
+            raise InvalidState(f"skill {skill} is the only skill of agent {aid}")
         agent.skills.remove(skill)
         return agent
 
@@ -139,6 +141,10 @@ class Model:
         needing = [cid for cid in self.queue if skill in self.contacts[cid].skills]
         if needing and not force:
             raise InvalidState(f"skill {skill} is needed by {len(needing)} waiting contacts")
+        if not needing and skill not in self.skills():
+            raise NotFound(f"skill {skill}")
+        if any(a.skills == [skill] for a in self.agents.values()):
+            raise InvalidState(f"skill {skill} is the only skill of an agent")
         for cid in needing:
             self._unqueue(cid)
             self.contacts[cid].state = "abandoned"

@@ -79,10 +79,10 @@ async def test_agent_lifecycle_and_skills(center: Center) -> None:
     assert agent.skills == ["billing", "fr"]
     assert await center.redis.zscore(center.keys.avail("en"), "a") is None
     assert (await center.update_agent("a", "Anne", "Leigh")).fname == "Anne"
-    await center.create_agent("b", "B", "B", ["fr"], available=True)
+    await center.create_agent("b", "B", "B", ["fr", "de"], available=True)
     assert (await center.delete_skill("fr")).agents == 2
-    assert (await center.get_agent("b")).skills == []
-    assert await center.list_skills() == ["billing"]
+    assert (await center.get_agent("b")).skills == ["de"]
+    assert await center.list_skills() == ["billing", "de"]
     assert await center.close() == 2
     assert await center.redis.zcard(center.keys.avail("billing")) == 0
     assert await center.open() == 2

@@ -1,7 +1,7 @@
 """FastAPI dependencies: the settings, the worker's Redis clients, centers, checked names.
 
 Every name that becomes part of a Redis key (center, agent id, contact id, skill) is checked
-against acd.keys.NAME_PATTERN here, before any handler runs: a bad one is a 422.
+here (acd.models.Name), before any handler runs: a bad one is a 422 naming what is wrong.
 Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in its thread
 pool, which cost more than the Redis call of a typical request.
 """
@@ -11,16 +11,29 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import BeforeValidator
 from redis.asyncio import Redis
 
 from acd.center import Center
-from acd.keys import NAME_PATTERN
+from acd.models import Name
 from acd.settings import Settings
 
-CenterName = Annotated[str, Path(pattern=NAME_PATTERN, description="center name")]
-AgentId = Annotated[str, Path(pattern=NAME_PATTERN, description="agent id")]
-ContactId = Annotated[str, Path(pattern=NAME_PATTERN, description="contact id")]
-SkillPath = Annotated[str, Path(pattern=NAME_PATTERN, description="skill")]
+CenterName = Annotated[Name, Path(description="center name")]
+AgentId = Annotated[Name, Path(description="agent id")]
+ContactId = Annotated[Name, Path(description="contact id")]
+SkillPath = Annotated[Name, Path(description="skill")]
+
+
+def _true_or_false(value: object) -> object:
+    # A query string is text, so some coercion is unavoidable; only the two words the
+    # schema's boolean means are taken ("yes", "on", "1" would be guesses).
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise ValueError(f"{value[:20]!r} is not a boolean: use true or false")
+    return value
+
+
+QueryFlag = Annotated[bool, BeforeValidator(_true_or_false)]
+"""A boolean query parameter: ``true`` or ``false``, nothing else."""
 
 
 async def get_settings(request: Request) -> Settings:

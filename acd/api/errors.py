@@ -16,15 +16,18 @@ import logging
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acd.connection import PoolExhausted, is_transient
 from acd.errors import Conflict, InvalidInput, NotDurable, NotFound, Overloaded
+from acd.models import problem
 
 log = logging.getLogger("acd.api")
 
@@ -49,10 +52,20 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = [
         {"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-         "msg": str(e.get("msg", "invalid")), "type": str(e.get("type", "value_error"))}
+         "msg": problem(e), "type": str(e.get("type", "value_error"))}
         for e in exc.errors()
     ]
     return validation_response(items)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI answers 400 to a body it cannot decode at all (bytes that are not UTF-8);
+    every other malformed input is a 422, so this one is too, saying so."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        return validation_response([{"loc": ["body"], "type": "json_invalid",
+                                     "msg": "the body is not JSON text in UTF-8"}])
+    return await http_exception_handler(request, exc)
 
 
 async def _invalid_input(_: Request, exc: Exception) -> JSONResponse:
@@ -110,6 +123,7 @@ async def _redis_reply(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)

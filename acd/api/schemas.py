@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 
-from acd.keys import NAME_PATTERN
-from acd.models import AgentIn, ContactIn, DispatchMode, Id, PersonName
+from acd.keys import NAME_PATTERN, check_name, check_printable
+from acd.models import (
+    MAX_SKILLS,
+    AgentIn,
+    ContactIn,
+    DispatchMode,
+    Id,
+    PersonName,
+    Skill,
+    StrictInput,
+)
 
 NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
 """NAME_PATTERN without its anchors, to build the original demo's ``agent:<id>`` keys."""
@@ -15,14 +24,32 @@ NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
 AGENT_KEY_PATTERN = rf"^agent:{NAME_BODY}$"
 CONTACT_KEY_PATTERN = rf"^contact:{NAME_BODY}$"
 
+
+def _demo_key(kind: str, value: str) -> str:
+    """``value`` if it is ``<kind>:<id>`` with a valid id, else ValueError naming why."""
+    check_printable("", value)
+    prefix, sep, rest = value.partition(":")
+    if not sep or prefix != kind:
+        raise ValueError(f"a key of the form {kind}:<id> is expected")
+    check_name(f"{kind} id", rest)
+    return value
+
+
+AgentKeyStr = Annotated[str, AfterValidator(lambda v: _demo_key("agent", v)),
+                        WithJsonSchema({"type": "string", "pattern": AGENT_KEY_PATTERN})]
+ContactKeyStr = Annotated[str, AfterValidator(lambda v: _demo_key("contact", v)),
+                          WithJsonSchema({"type": "string", "pattern": CONTACT_KEY_PATTERN})]
+
+OnOff = Annotated[StrictInt, Field(ge=0, le=1)]
+"""The demo's 1/0 switches: a number, never true/false or "1" (a typed client's bug)."""
+
 MAX_BLOCK_MS = 5000
 
 Responses = dict[int | str, dict[str, Any]]
 """The type of FastAPI's ``responses=`` argument."""
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+LAST_SKILL = ("the agent's last skill (or its others are being deleted): an agent keeps at "
+              "least one")
 
 
 # -- /v1 ------------------------------------------------------------------------------
@@ -33,12 +60,7 @@ class AgentCreate(AgentIn):
     available: bool = False
 
 
-class AgentNames(_Strict):
-    fname: PersonName
-    lname: PersonName
-
-
-class AgentStateIn(_Strict):
+class AgentStateIn(StrictInput):
     state: Literal["available", "unavailable"]
 
 
@@ -49,7 +71,7 @@ class SkillDeleted(BaseModel):
                                           "(only with force=true)")
 
 
-class CenterStateIn(_Strict):
+class CenterStateIn(StrictInput):
     open: bool
 
 
@@ -65,9 +87,11 @@ class CenterDeleted(BaseModel):
                                        "state abandoned, until it expires)")
 
 
-class DispatchModeIn(_Strict):
-    mode: DispatchMode = Field(description="automatic: the dispatcher services assign; "
-                               "manual: only explicit dispatch calls")
+class DispatchModeIn(StrictInput):
+    # strict=False here only: FastAPI validates the decoded JSON in Python mode, where a
+    # strict enum field wants an enum member; lax, it takes the string values and no other.
+    mode: DispatchMode = Field(strict=False, description="automatic: the dispatcher "
+                               "services assign; manual: only explicit dispatch calls")
 
 
 class DispatchModeOut(BaseModel):
@@ -131,8 +155,8 @@ class Problem(BaseModel):
 
 
 # -- the original demo's routes ---------------------------------------------------------
-class AcdStateIn(BaseModel):
-    state: Literal[0, 1] = Field(description="1 open, 0 closed")
+class AcdStateIn(StrictInput):
+    state: OnOff = Field(description="1 open, 0 closed")
 
 
 class AcdStateOut(BaseModel):
@@ -140,8 +164,8 @@ class AcdStateOut(BaseModel):
     changed: int
 
 
-class CompatContactIn(BaseModel):
-    skills: Annotated[list[str], Field(min_length=1)]
+class CompatContactIn(StrictInput):
+    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
 
 
 class ContactKey(BaseModel):
@@ -154,23 +178,18 @@ class CompatContact(BaseModel):
     agent: str | None = Field(description="agent:<id> while or after assigned")
 
 
-class CompatAgentIn(BaseModel):
+class CompatAgentIn(StrictInput):
     fname: PersonName
     lname: PersonName
-    skills: Annotated[list[str], Field(min_length=1)]
+    skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
 
 
-class CompatNames(BaseModel):
-    fname: PersonName
-    lname: PersonName
+class CompatAgentStateIn(StrictInput):
+    state: OnOff = Field(description="1 available, 0 unavailable")
 
 
-class CompatAgentStateIn(BaseModel):
-    state: Literal[0, 1] = Field(description="1 available, 0 unavailable")
-
-
-class CompatSkillIn(BaseModel):
-    skill: str
+class CompatSkillIn(StrictInput):
+    skill: Skill
 
 
 class AgentKey(BaseModel):

@@ -497,7 +497,9 @@ end
 KEYS[1] agent document   KEYS[2] set of skills
 ARGV[1] id  ARGV[2] skill  ARGV[3] 'add' | 'remove'
 Returns the stored agent JSON. Adding a skill the agent has, or removing one it lacks,
-fails with EXISTS / NOTFOUND. ]]
+fails with EXISTS / NOTFOUND. Removing the last skill of an agent fails with STATE: an
+agent without skills could serve no contact, yet would count as staff; so does removing
+the last one not being deleted (see acd_skill_delete), which would leave it none. ]]
 local function agent_skill(keys, args)
   local tag = tag_of(keys[1])
   local id, skill = args[1], args[2]
@@ -519,6 +521,22 @@ local function agent_skill(keys, args)
     end
   else
     if not index then fail('NOTFOUND skill ' .. skill .. ' of agent ' .. id) end
+    if #agent.skills == 1 then
+      fail('STATE skill ' .. skill .. ' is the only skill of agent ' .. id .. ': an agent '
+        .. 'keeps at least one (add another first, or delete the agent)')
+    end
+    local staying = {}
+    for i, s in ipairs(agent.skills) do
+      if i ~= index and redis.call('HEXISTS', tag .. ':meta', 'deleting_skill:' .. s) == 0 then
+        staying[#staying + 1] = s
+      end
+    end
+    if #staying == 0 then
+      local others = {}
+      for i, s in ipairs(agent.skills) do if i ~= index then others[#others + 1] = s end end
+      fail('STATE skill ' .. skill .. ' is the last skill agent ' .. id .. ' keeps: '
+        .. table.concat(others, ', ') .. ' is being deleted')
+    end
     redis.call('JSON.ARRPOP', keys[1], '.skills', index - 1)
     redis.call('SREM', k_skill(tag, skill), id)
     redis.call('ZREM', k_avail(tag, skill), id)
@@ -595,6 +613,32 @@ local function abandon_waiting(tag, cid, skills, now, keep, reason)
   event(tag, 'contact_abandoned', 'contact', cid, 'reason', reason)
 end
 
+-- The agents deleting this skill would leave without any: those with it whose other
+-- skills are all being deleted too, or who have no other. One SDIFF over the skill sets
+-- (in C, no agent document read); past the first 1,000 other skills (more than unpack
+-- takes at once) the few agents left are looked up set by set.
+local function agents_left_without_skills(tag, skills_key, meta_key, skill)
+  local others = {}
+  for _, s in ipairs(redis.call('SMEMBERS', skills_key)) do
+    if s ~= skill and redis.call('HEXISTS', meta_key, 'deleting_skill:' .. s) == 0 then
+      others[#others + 1] = k_skill(tag, s)
+    end
+  end
+  local first = {k_skill(tag, skill)}
+  for i = 1, math.min(#others, 1000) do first[i + 1] = others[i] end
+  local left = redis.call('SDIFF', unpack(first))
+  for i = 1001, #others do
+    if #left == 0 then break end
+    local kept = {}
+    for _, id in ipairs(left) do
+      if redis.call('SISMEMBER', others[i], id) == 0 then kept[#kept + 1] = id end
+    end
+    left = kept
+  end
+  table.sort(left)
+  return left
+end
+
 --[[ acd_skill_delete
 KEYS[1] set of skills   KEYS[2] center meta hash
 ARGV[1] skill  ARGV[2] 'force' to abandon the waiting contacts that need it, else ''
@@ -606,7 +650,10 @@ forced: then they are abandoned first (contact_abandoned, reason skill_deleted).
 first call marks the skill as being deleted (meta deleting_skill:<skill>); the call that
 finds no agent with it and no contact needing it removes it from the skill list, removes
 the mark and emits skill_deleted. Returns {agents that lost it in this call, contacts
-abandoned in this call, 1 when done else 0}. ]]
+abandoned in this call, 1 when done else 0}. The first call also fails, changing nothing,
+with NOTFOUND for a skill no agent has and no waiting contact needs, and with STATE
+naming the agents it would leave without any skill (while it runs, acd_agent_skill keeps
+every agent one skill not being deleted, so this stays true to the end). ]]
 local function skill_delete(keys, args)
   local tag = tag_of(keys[1])
   refuse_if_deleting(tag)
@@ -632,6 +679,18 @@ local function skill_delete(keys, args)
       .. '): nobody could serve them; delete it with force to abandon them')
   end
   local mark = 'deleting_skill:' .. skill
+  if redis.call('HEXISTS', keys[2], mark) == 0 then
+    if #needing == 0 and redis.call('SISMEMBER', keys[1], skill) == 0 then
+      fail('NOTFOUND skill ' .. skill)
+    end
+    local left = agents_left_without_skills(tag, keys[1], keys[2], skill)
+    if #left > 0 then
+      fail('STATE skill ' .. skill .. ' is the only skill of ' .. #left .. ' agents ('
+        .. table.concat(left, ', ', 1, math.min(#left, 5)) .. (#left > 5 and ', ...' or '')
+        .. ') that is not being deleted: an agent keeps at least one; give them another '
+        .. 'or delete them first')
+    end
+  end
   redis.call('HSET', keys[2], mark, '1')
   local abandoned, now = 0, now_ms()
   for _, sig in ipairs(needing) do

@@ -96,13 +96,17 @@ async def test_agent_routes(client: httpx.AsyncClient, center: Center) -> None:
     assert (await client.patch("/agent/agent:a/skill", json={"skill": "Billing"})
             ).status_code == 409
     r = await client.patch("/agent/agent:a/skill", json={"skill": "bad skill"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["skill"]
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "skill"]
     r = await client.delete("/agent/agent:a/skill/English")
     assert r.status_code == 200 and r.json() == {"skill": "English"}
     assert (await center.get_agent("a")).skills == ["Billing"]
+    r = await client.delete("/skill/Billing")  # a's only skill: an agent keeps one
+    assert r.status_code == 409 and "a" in r.json()["detail"]
+    assert (await client.patch("/agent/agent:a/skill", json={"skill": "French"})
+            ).status_code == 200
     r = await client.delete("/skill/Billing")
     assert r.status_code == 200 and r.json() == {"skill": "Billing"}
-    assert (await center.get_agent("a")).skills == []
+    assert (await center.get_agent("a")).skills == ["French"]
     r = await client.patch("/agent/agent:a/state", json={"state": 0})
     assert r.status_code == 200
     assert (await client.patch("/agent/agent:a/state", json={"state": 3})).status_code == 422
@@ -122,7 +126,7 @@ async def test_keys_are_validated(client: httpx.AsyncClient) -> None:
         assert (await client.get(url)).status_code == 422, url
     assert (await client.get("/contact/contact:missing")).status_code == 404
     r = await client.post("/contact", json={"skills": ["a b"]})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "skills"
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "skills", 0]
     assert (await client.post("/contact", json={"skills": []})).status_code == 422
 
 

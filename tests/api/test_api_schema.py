@@ -1,12 +1,17 @@
-"""Property-based tests over the app's own OpenAPI schema (schemathesis): whatever a
-client sends, the API never answers with a server error (5xx); /health's 503 "no
-dispatcher" is the one documented exception (no dispatcher runs beside these tests).
+"""Property-based tests over the app's own OpenAPI schema (schemathesis), every operation
+of it (the original demo's routes, /v1, /health): whatever a client sends, the API never
+answers with a server error (5xx), answers only status codes the schema documents, with
+bodies and content types the schema describes, and refuses every request the schema says
+is invalid (negative data rejection: a 4xx, never a 2xx, so no input is accepted more
+loosely than documented). /health's 503 "no dispatcher" is the one documented exception
+to 5xx (no dispatcher runs beside these tests).
 
 Every operation gets EXAMPLES_PER_OPERATION generated requests, valid and invalid
 (schemathesis' positive and negative modes), sent in-process to an app on the real test
-Redis. Valid names are mostly swapped for a few fixed ones (one center, three ids, three
-skills), so generated requests also meet existing agents and contacts: duplicates, busy
-agents, skills an agent has or lacks, ended contacts.
+Redis; the long tier sends LONG_EXAMPLES_PER_OPERATION. Valid names are mostly swapped
+for a few fixed ones (one center, three ids, three skills), so generated requests also
+meet existing agents and contacts: duplicates, busy agents, skills an agent has or lacks,
+ended contacts.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.python import asgi
 
 from acd.api.app import create_app
@@ -29,6 +41,7 @@ from acd.keys import check_name
 from acd.settings import Settings
 
 EXAMPLES_PER_OPERATION = 40
+LONG_EXAMPLES_PER_OPERATION = 200
 CENTER = f"schema-{uuid.uuid4().hex[:8]}"
 IDS = ["p0", "p1", "p2"]
 SKILLS = ["s0", "s1", "s2"]
@@ -37,7 +50,8 @@ SKILLS = ["s0", "s1", "s2"]
 # (schemathesis.pytest.from_fixture, the lazy loader, fails under pytest 9.2: it sets
 # Node._nodeid, which pytest 9.2 no longer has.)
 schema = schemathesis.openapi.from_dict(create_app().openapi())
-schema.config.generation.update(max_examples=EXAMPLES_PER_OPERATION)
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+                                max_examples=EXAMPLES_PER_OPERATION)
 
 
 def _valid(value: object) -> bool:
@@ -94,6 +108,10 @@ def map_body(context: Any, body: Any) -> Any:
     return body
 
 
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance, negative_data_rejection]
+
+
 @pytest.fixture(scope="module")
 def schema_app(redis_url: str) -> Iterator[FastAPI]:
     yield create_app(Settings(redis_url=redis_url, acd_center=CENTER))
@@ -103,10 +121,23 @@ def schema_app(redis_url: str) -> Iterator[FastAPI]:
 @schema.parametrize()
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None,
           suppress_health_check=list(HealthCheck))
-def test_no_input_gives_a_server_error(case: Any, schema_app: FastAPI) -> None:
-    response = case.call(app=schema_app, timeout=15)
+def test_every_answer_is_documented_and_no_server_error(case: Any, schema_app: FastAPI
+                                                        ) -> None:
+    check(case, schema_app)
+
+
+@pytest.mark.long
+@schema.parametrize()
+@settings(max_examples=LONG_EXAMPLES_PER_OPERATION, deadline=None,
+          suppress_health_check=list(HealthCheck))
+def test_every_answer_is_documented_many_examples(case: Any, schema_app: FastAPI) -> None:
+    check(case, schema_app)
+
+
+def check(case: Any, app: FastAPI) -> None:
+    response = case.call(app=app, timeout=15)
     if case.path == "/health" and response.status_code == 503:
         # Its documented answer when no dispatcher beats, and none runs here.
         assert response.json()["status"] == "no dispatcher", response.text
         return
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=CHECKS)

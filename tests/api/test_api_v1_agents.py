@@ -146,13 +146,14 @@ async def test_skills(client: httpx.AsyncClient, v1: str) -> None:
     assert r.status_code == 200 and r.json()["skills"] == ["Billing"]
     assert (await client.delete(f"{v1}/agents/a1/skills/English")).status_code == 404
     await create(client, v1, "a2", skills=["Billing", "Spanish"])
+    await client.put(f"{v1}/agents/a1/skills/French")
     r = await client.delete(f"{v1}/skills/Billing")
     assert r.status_code == 200 and r.json() == {"skill": "Billing", "agents": 2, "abandoned": 0}
-    assert (await client.get(f"{v1}/agents/a1")).json()["skills"] == []
+    assert (await client.get(f"{v1}/agents/a1")).json()["skills"] == ["French"]
     # Only skills some agent still has are listed: nobody has English any more.
-    assert (await client.get(f"{v1}/skills")).json() == ["Spanish"]
+    assert (await client.get(f"{v1}/skills")).json() == ["French", "Spanish"]
     r = await client.delete(f"{v1}/skills/nothing")
-    assert r.json() == {"skill": "nothing", "agents": 0, "abandoned": 0}
+    assert r.status_code == 404 and r.json() == {"detail": "not found: skill nothing"}
 
 
 async def test_candidates_rank_longest_available_first(client: httpx.AsyncClient,

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from acd.api.deps import AgentId, CenterDep, SkillPath
-from acd.api.schemas import AgentCreate, AgentNames, AgentStateIn, Problem, Responses, SkillDeleted
-from acd.models import Agent
+from acd.api.deps import AgentId, CenterDep, QueryFlag, SkillPath
+from acd.api.schemas import (
+    LAST_SKILL,
+    AgentCreate,
+    AgentStateIn,
+    Problem,
+    Responses,
+    SkillDeleted,
+)
+from acd.models import Agent, AgentNames
 
 router = APIRouter(tags=["agents"])
 
@@ -65,7 +72,8 @@ async def add_skill(agent_id: AgentId, skill: SkillPath, center: CenterDep) -> A
 
 @router.delete("/agents/{agent_id}/skills/{skill}", response_model=Agent,
                responses={404: {"model": Problem,
-                                "description": "no such agent, or it lacks the skill"}})
+                                "description": "no such agent, or it lacks the skill"},
+                          409: {"model": Problem, "description": LAST_SKILL}})
 async def remove_skill(agent_id: AgentId, skill: SkillPath, center: CenterDep) -> Agent:
     return await center.remove_skill(agent_id, skill)
 
@@ -76,9 +84,12 @@ async def list_skills(center: CenterDep) -> list[str]:
 
 
 @router.delete("/skills/{skill}", response_model=SkillDeleted, tags=["skills"],
-               responses={409: {"model": Problem, "description": "waiting contacts need the "
-                                "skill (named); force=true abandons them"}})
-async def delete_skill(skill: SkillPath, center: CenterDep, force: bool = False
+               responses={404: {"model": Problem, "description": "no agent has the skill "
+                                "and no waiting contact needs it"},
+                          409: {"model": Problem, "description": "waiting contacts need the "
+                                "skill (named; force=true abandons them), or it is the last "
+                                "skill of agents (named)"}})
+async def delete_skill(skill: SkillPath, center: CenterDep, force: QueryFlag = False
                        ) -> SkillDeleted:
     """Remove the skill from every agent that has it. Refused with 409, naming them, while
     contacts wait that need it (nobody could serve them any more), unless ``force=true``:

@@ -22,8 +22,7 @@ from acd.api.schemas import (
     QueueEntry,
 )
 from acd.errors import InvalidInput
-from acd.keys import NAME_PATTERN
-from acd.models import MAX_SKILLS, Candidate, CenterStats
+from acd.models import MAX_SKILLS, Candidate, CenterStats, Skill
 
 router = APIRouter(tags=["center"])
 
@@ -73,8 +72,7 @@ async def queue(center: CenterDep,
 @router.get("/candidates", response_model=list[Candidate])
 async def candidates(
     center: CenterDep,
-    skills: Annotated[list[Annotated[str, Query(pattern=NAME_PATTERN)]],
-                      Query(min_length=1, max_length=MAX_SKILLS)],
+    skills: Annotated[list[Skill], Query(min_length=1, max_length=MAX_SKILLS)],
 ) -> list[Candidate]:
     """Every available agent with all ``skills``, longest available first (LAA order)."""
     return await center.candidates(skills)

@@ -14,29 +14,29 @@ from fastapi import APIRouter, Path, status
 
 from acd.api.deps import DefaultCenterDep, SkillPath
 from acd.api.schemas import (
-    AGENT_KEY_PATTERN,
-    CONTACT_KEY_PATTERN,
+    LAST_SKILL,
     AcdStateIn,
     AcdStateOut,
     AgentKey,
+    AgentKeyStr,
     CompatAgentIn,
     CompatAgentStateIn,
     CompatContact,
     CompatContactIn,
-    CompatNames,
     CompatSkillIn,
     ContactKey,
+    ContactKeyStr,
     Problem,
     Responses,
     SkillName,
 )
 from acd.errors import InvalidState
-from acd.models import AgentState, ContactState
+from acd.models import AgentNames, AgentState, ContactState
 
 router = APIRouter(tags=["original demo"])
 
-AgentKeyPath = Annotated[str, Path(pattern=AGENT_KEY_PATTERN, description="agent:<id>")]
-ContactKeyPath = Annotated[str, Path(pattern=CONTACT_KEY_PATTERN, description="contact:<id>")]
+AgentKeyPath = Annotated[AgentKeyStr, Path(description="agent:<id>")]
+ContactKeyPath = Annotated[ContactKeyStr, Path(description="contact:<id>")]
 
 STATE_NUMBERS = {
     ContactState.QUEUED: 1,
@@ -112,7 +112,7 @@ async def set_agent_state(agent_key: AgentKeyPath, body: CompatAgentStateIn,
 
 
 @router.patch("/agent/{agent_key}", response_model=AgentKey, responses=NOT_FOUND)
-async def change_agent_info(agent_key: AgentKeyPath, body: CompatNames,
+async def change_agent_info(agent_key: AgentKeyPath, body: AgentNames,
                             center: DefaultCenterDep) -> AgentKey:
     await center.update_agent(_id(agent_key), body.fname, body.lname)
     return AgentKey(agent_key=agent_key)
@@ -127,7 +127,7 @@ async def add_agent_skill(agent_key: AgentKeyPath, body: CompatSkillIn,
 
 
 @router.delete("/agent/{agent_key}/skill/{skill}", response_model=SkillName,
-               responses=NOT_FOUND)
+               responses={**NOT_FOUND, 409: {"model": Problem, "description": LAST_SKILL}})
 async def delete_agent_skill(agent_key: AgentKeyPath, skill: SkillPath,
                              center: DefaultCenterDep) -> SkillName:
     await center.remove_skill(_id(agent_key), skill)
@@ -135,8 +135,11 @@ async def delete_agent_skill(agent_key: AgentKeyPath, skill: SkillPath,
 
 
 @router.delete("/skill/{skill}", response_model=SkillName,
-               responses={409: {"model": Problem, "description": "waiting contacts need the "
-                                "skill (named): nobody could serve them"}})
+               responses={404: {"model": Problem, "description": "no agent has the skill "
+                                "and no waiting contact needs it"},
+                          409: {"model": Problem, "description": "waiting contacts need the "
+                                "skill (named): nobody could serve them; or it is the last "
+                                "skill of agents (named)"}})
 async def delete_skill(skill: SkillPath, center: DefaultCenterDep) -> SkillName:
     await center.delete_skill(skill)
     return SkillName(skill=skill)
