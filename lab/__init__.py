@@ -1,7 +1,7 @@
 """The lab environment: which one is up, at which URLs, and starting or stopping it.
 
     >>> import lab
-    >>> lab.info()            # from .env: environment, REDIS_URL, API_URL, JUPYTER_URL
+    >>> lab.info()            # from .env: environment, REDIS_URL, API_URL, JUPYTER_URL...
     >>> lab.status()          # embedded components and their pids (None: stopped)
     >>> lab.start(); lab.stop()
 
@@ -19,6 +19,7 @@ class LabInfo:
     redis_url: str | None
     api_url: str | None
     jupyter_url: str | None
+    api_key: str | None = None  # the REST API's admin key (lab.apikeys)
 
 
 def info() -> LabInfo:
@@ -28,7 +29,8 @@ def info() -> LabInfo:
 
     env = read_env(LabConfig.from_environment().env_file)
     return LabInfo(environment=env.get("ACD_ENV", "none"), redis_url=env.get("REDIS_URL"),
-                   api_url=env.get("API_URL"), jupyter_url=env.get("JUPYTER_URL"))
+                   api_url=env.get("API_URL"), jupyter_url=env.get("JUPYTER_URL"),
+                   api_key=env.get("ACD_API_KEY"))
 
 
 def status() -> dict[str, int | None]:
