@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -36,15 +35,6 @@ def _on_redis(url: str, work: Callable[[Redis], Awaitable[T]]) -> T:
         finally:
             await client.aclose()
     return asyncio.run(run())
-
-
-def client_key() -> str:
-    """The key a lab client sends: ACD_API_KEY from the environment (the lab's JupyterLab
-    kernels get it), else from the lab's .env (LAB_ENV_FILE: a test's lab), else from the
-    repository's .env (settings.acd_api_key)."""
-    import lab
-
-    return os.environ.get("ACD_API_KEY") or lab.info().api_key or get_settings().acd_api_key
 
 
 def new_key(redis_url: str, center: str | None = None, label: str = "") -> str:

@@ -109,8 +109,10 @@ class HostAllowList:
     name to 127.0.0.1 reaches the API with its own name as Host.
 
     Starlette's TrustedHostMiddleware does the same check with a bare "Invalid host
-    header"; this one names the host and the setting. A request with no Host at all passes:
-    browsers always send one, and HAProxy's HTTP/1.0 health checks send none."""
+    header"; this one names the host and the setting. Also allowed: no Host at all
+    (browsers always send one; HAProxy's HTTP/1.0 health checks send none), and the address
+    the request came in on (``scope["server"]``: a launcher or balancer asking an HA
+    replica by its own IP; a rebinding page's Host is its name, never that address)."""
 
     def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
         self.app = app
@@ -126,7 +128,9 @@ class HostAllowList:
         if scope["type"] == "http":
             raw = next((v for k, v in scope["headers"] if k == b"host"), None)
             host = _host_name(raw.decode("latin-1")) if raw is not None else None
-            if host is not None and not self.allows(host):
+            server = scope.get("server")
+            own = str(server[0]).lower() if server else None
+            if host is not None and host != own and not self.allows(host):
                 detail = (f"Host {host[:100]!r} is not one this API answers to (it allows "
                           f"{self.hosts}): add it to TRUSTED_HOSTS if it is yours")
                 await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from acd import Center, Contact, ContactState, DispatchMode
 from acd.api import apikeys
 from acd.settings import get_settings
-from lab.apikeys import client_key
+from lab import api_key as lab_api_key
 from lab.notebook.session import Lab, LabSetupError
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ async def api_client(lab: Lab, live: bool | None = None, timeout: float = 10.0
     if live is True and url is None:
         raise LabSetupError("No lab API answers for this notebook's Redis: start the lab "
                             "with ./start.sh, or use the in-kernel app (live=False).")
-    key = client_key()
+    key = lab_api_key()
     if url is not None:
         async with httpx.AsyncClient(base_url=url, timeout=timeout,
                                      headers=apikeys.headers(key)) as client:

@@ -9,19 +9,28 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount
 
+import lab
 from acd import Center
 from acd.api import apikeys
+from acd.api.app import create_app
 from acd.api.auth import PUBLIC_PATHS
 from acd.keys import API_KEYS
+from acd.settings import Settings
 from lab.__main__ import main as lab_main
+from lab.embedded import free_port
+from lab.envfile import write_env
+from lab.processes import wait_until
 
 
 @pytest.fixture
@@ -150,6 +159,27 @@ async def test_only_the_hash_is_stored(center: Center) -> None:
         await apikeys.revoke(center.redis, key)
 
 
+def test_the_address_a_request_came_in_on_is_allowed(redis_url: str) -> None:
+    # A launcher asks an HA replica by its own IP (192.168.20.21:8000): under uvicorn,
+    # scope["server"] is the socket's address. Here a real uvicorn on 127.0.0.2, an
+    # address the allow-list does not name.
+    app = create_app(Settings(redis_url=redis_url))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.2", port=free_port(),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, 20, "uvicorn on 127.0.0.2 to start")
+        url = f"http://127.0.0.2:{server.config.port}/health/live"
+        assert httpx.get(url, timeout=10).status_code == 200
+        r = httpx.get(url, headers={"Host": "127.0.0.3"}, timeout=10)
+        assert r.status_code == 400, r.text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 async def test_a_foreign_host_gets_400(bare: httpx.AsyncClient, api_headers: dict[str, str],
                                        center: Center) -> None:
     url = f"/v1/centers/{center.name}/stats"
@@ -163,10 +193,7 @@ async def test_a_foreign_host_gets_400(bare: httpx.AsyncClient, api_headers: dic
         assert "TRUSTED_HOSTS" in r.json()["detail"]
 
 
-async def test_trusted_hosts_add_names(redis_url: str, api_headers: dict[str, str]) -> None:
-    from acd.api.app import create_app
-    from acd.settings import Settings
-
+async def test_trusted_hosts_add_names(redis_url: str) -> None:
     app = create_app(Settings(redis_url=redis_url, api_url="http://192.168.20.100:8000",
                               trusted_hosts=["acd.example.org", "*.lab.example.org"]))
     transport = httpx.ASGITransport(app=app)
@@ -175,7 +202,7 @@ async def test_trusted_hosts_add_names(redis_url: str, api_headers: dict[str, st
         for host, status in (("192.168.20.100:8000", 200), ("acd.example.org", 200),
                              ("a.lab.example.org", 200), ("lab.example.org", 400),
                              ("acd.example.org.evil.example", 400)):
-            r = await c.get(f"http://{host}/health/live")
+            r = await c.get("http://127.0.0.1/health/live", headers={"Host": host})
             assert r.status_code == status, (host, r.text)
 
 
@@ -203,3 +230,14 @@ def test_the_cli_adds_lists_and_revokes(subprocess_env: dict[str, str], redis_ur
     assert code == 1 and f"no API key with id {key_id}" in err
     code, _, err = cli("add", "--center", "no spaces")
     assert code == 2 and "center 'no spaces' is not valid" in err
+
+
+def test_lab_clients_take_the_key_from_the_environment_then_the_lab_env_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    write_env(env_file, {"ACD_API_KEY": "acd_from_the_lab_env_file"})
+    monkeypatch.setenv("LAB_ENV_FILE", str(env_file))
+    monkeypatch.delenv("ACD_API_KEY", raising=False)
+    assert lab.api_key() == "acd_from_the_lab_env_file"
+    monkeypatch.setenv("ACD_API_KEY", "acd_from_the_environment")
+    assert lab.api_key() == "acd_from_the_environment"
