@@ -53,7 +53,7 @@ class ApiKey:
         return ADMIN if self.center is None else f"center {self.center}"
 
     def allows(self, center: str) -> bool:
-        return self.center is None or hmac.compare_digest(self.center, center)
+        return self.center is None or self.center == center  # names are not secrets
 
 
 def headers(key: str) -> dict[str, str]:

@@ -125,6 +125,9 @@ async def test_a_center_key_opens_its_center_only(
             assert r.json()["detail"] == (f"API key {apikeys.parse(key)[0]} is scoped to "
                                           f"center {center.name}: it may not use center "
                                           f"{other}")
+        # A name that is not a center name at all: refused the same way, not a 500.
+        assert (await bare.get("/v1/centers/caf%C3%A9/stats", headers=mine)
+                ).status_code == 403
         # The admin key opens both.
         admin = apikeys.headers(api_key)
         assert (await bare.get(f"/v1/centers/{other}/agents", headers=admin)).json() == []
