@@ -248,7 +248,9 @@ def test_the_supervisor_brings_back_a_killed_api_replica_dispatcher_and_primary(
     run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
     topo = topology(run_dir)
     supervisor_log = run_dir / "logs" / "supervisor.log"
-    http = httpx.Client(base_url=topo.api_url, timeout=10)
+    key = read_env(Path(ha_lab["LAB_ENV_FILE"]))["ACD_API_KEY"]
+    http = httpx.Client(base_url=topo.api_url, timeout=10,
+                        headers={"Authorization": f"Bearer {key}"})
     center = "/v1/centers/supervised"
     posted: list[str] = []
 
