@@ -1,6 +1,6 @@
 """``python -m lab apikey add|list|revoke``: the REST API's keys (acd/api/apikeys.py) in the
 lab's Redis; and the lab's own admin key, created once by start.sh and kept in ``.env`` as
-ACD_API_KEY, which every client of the project sends (settings.acd_api_key).
+ACD_API_KEY, which every client of the project sends (settings.acd_api_key; lab.api_key()).
 
     python -m lab apikey add --center team3 --label "learner 3"   # prints the key once
     python -m lab apikey add --admin
