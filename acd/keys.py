@@ -66,6 +66,11 @@ last heartbeat. /health counts the recent ones."""
 CENTERS_STREAM = "acd:centers:new"
 """Stream with an entry per newly registered center: dispatchers start serving it at once."""
 
+API_KEYS = "acd:apikeys"
+"""Hash: the REST API's keys, id -> JSON {sha256, center (null: admin), label, created_ms}
+(acd/api/apikeys.py). Only the API reads it and only an admin writes it: whoever may
+write it may give themselves a key."""
+
 
 class Keys:
     """Key names of one contact center."""

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +44,19 @@ class Settings(BaseSettings):
     acd_bulk_batch: int = Field(default=16, ge=1, le=1000)
     # How long a completed or abandoned contact stays readable.
     contact_keep_seconds: int = 3600
+    # The REST API's key every client sends (acd/api/apikeys.py); start.sh creates the
+    # lab's admin key once and writes it to .env.
+    acd_api_key: str = ""
+    # Host names the API answers to besides 127.0.0.1, localhost and API_URL's host
+    # (acd/api/auth.py): TRUSTED_HOSTS=acd.example.org,*.lab.example.org
+    trusted_hosts: Annotated[list[str], NoDecode] = []
+
+    @field_validator("trusted_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,12 @@
-"""``python -m lab start|stop|status``: what start.sh and stop.sh call."""
+"""``python -m lab start|stop|status``: what start.sh and stop.sh call; ``python -m lab
+apikey add|list|revoke``: the REST API's keys (lab.apikeys)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from lab import apikeys
 from lab.processes import StartError
 from lab.stack import EmbeddedLab
 
@@ -19,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = sub.add_parser("stop", help="stop what start started")
     stop.add_argument("--purge", action="store_true", help="delete the data too")
     sub.add_parser("status", help="what runs where")
+    apikeys.add_parser(sub)
     args = p.parse_args(argv)
+    if args.command == "apikey":
+        return apikeys.run(args)
 
     lab = EmbeddedLab()
     if args.command == "start":

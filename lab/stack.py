@@ -4,7 +4,7 @@ and a supervisor (lab.supervisor) that restarts any of them that dies.
 Everything lives under the lab home (``.lab/`` in the repository, or ``$LAB_HOME``):
 ``data/`` (Redis AOF), ``logs/``, ``run/`` (pid files). The ``.env`` file at the
 repository root (or ``$LAB_ENV_FILE``) tells every client where things are; the Redis
-password is generated once and kept there.
+password and the REST API's admin key (ACD_API_KEY) are generated once and kept there.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from lab.apikeys import lab_key
 from lab.embedded import EmbeddedRedis
 from lab.envfile import read_env, write_env
 from lab.processes import Service, StartError
@@ -93,6 +94,9 @@ class EmbeddedLab:
         self.env = read_env(self.config.env_file)
         self.password = self.env.get("REDIS_PASSWORD") or secrets.token_urlsafe(24)
         self.jupyter_token = self.env.get("JUPYTER_TOKEN") or secrets.token_hex(16)
+        # The lab's admin key for the REST API: checked against Redis (and created if
+        # missing) by start(); see lab.apikeys.
+        self.api_key = self.env.get("ACD_API_KEY", "")
         self.redis = EmbeddedRedis(self.config.home, self.config.redis_port, self.password)
 
     # -- what runs where ---------------------------------------------------------------
@@ -108,7 +112,7 @@ class EmbeddedLab:
     def client_env(self) -> dict[str, str]:
         """What .env holds and what every component's environment gets."""
         return {**self.urls, "ACD_ENV": "embedded", "REDIS_PASSWORD": self.password,
-                "JUPYTER_TOKEN": self.jupyter_token}
+                "JUPYTER_TOKEN": self.jupyter_token, "ACD_API_KEY": self.api_key}
 
     def services(self) -> list[Service]:
         c, py, env = self.config, sys.executable, {**self.client_env(), "PYTHONPATH": str(REPO)}
@@ -156,29 +160,37 @@ class EmbeddedLab:
         """Start what is not running; on a failure stop what this call started."""
         started: list[Service] = []
         self._pause_supervisor(echo)
-        ports = {"redis": self.config.redis_port, "api": self.config.api_port,
-                 "jupyter": self.config.jupyter_port}
         try:
-            for service in self.services():
-                if service.running():
-                    echo(f"  {service.name:<13} already running (pid {service.pid()})")
-                    continue
-                port = ports.get(service.name)
-                if port and port_taken(port):
-                    raise StartError(
-                        f"{service.name}: port {port} is in use by another program; "
-                        f"set LAB_{service.name.upper()}_PORT to a free port")
-                service.start()
-                started.append(service)
-                echo(f"  {service.name:<13} started (pid {service.pid()}), "
-                     f"log {service.log_file}")
-                if service is self.redis:
-                    self.load_functions()
-                    write_env(self.config.env_file, self.client_env())
+            # Redis first: the lab's API key lives there, and the others' environment
+            # (client_env) carries it.
+            if self._start(self.redis, echo):
+                started.append(self.redis)
+                self.load_functions()
+            self.api_key = lab_key(self.redis.url, self.api_key)
+            write_env(self.config.env_file, self.client_env())
+            for service in self.services()[1:]:
+                if self._start(service, echo):
+                    started.append(service)
         except (StartError, OSError, redis.RedisError) as exc:
             for service in reversed(started):
                 service.stop()
             raise StartError(str(exc)) from exc
+
+    def _start(self, service: Service, echo: Callable[[str], None]) -> bool:
+        """Start ``service`` unless it runs; whether this call started it."""
+        if service.running():
+            echo(f"  {service.name:<13} already running (pid {service.pid()})")
+            return False
+        ports = {"redis": self.config.redis_port, "api": self.config.api_port,
+                 "jupyter": self.config.jupyter_port}
+        port = ports.get(service.name)
+        if port and port_taken(port):
+            raise StartError(
+                f"{service.name}: port {port} is in use by another program; "
+                f"set LAB_{service.name.upper()}_PORT to a free port")
+        service.start()
+        echo(f"  {service.name:<13} started (pid {service.pid()}), log {service.log_file}")
+        return True
 
     def _pause_supervisor(self, echo: Callable[[str], None]) -> None:
         """Stop the supervisor when something it watches is down: this start starts that

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from acd import Center, connect
+from acd.api.apikeys import headers
+from lab.apikeys import new_key
 from lab.embedded import EmbeddedRedis, free_port
 from lab.lessons import RunningLab
 from lab.lessons import running_lab as start_lab
@@ -35,10 +37,25 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def api_key(redis_url: str) -> str:
+    """An admin key of the REST API in the session's Redis (lab.apikeys), as start.sh
+    creates the lab's."""
+    return new_key(redis_url, label="tests")
+
+
+@pytest.fixture(scope="session")
+def api_headers(api_key: str) -> dict[str, str]:
+    """What every client of the API sends: ``Authorization: Bearer <api_key>``."""
+    return headers(api_key)
+
+
 @pytest.fixture
-def subprocess_env(redis_url: str) -> dict[str, str]:
-    """Environment for child processes (dispatchers, API) pointed at the test server."""
-    return {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}
+def subprocess_env(redis_url: str, api_key: str) -> dict[str, str]:
+    """Environment for child processes (dispatchers, API, API clients) pointed at the test
+    server, with the session's API key."""
+    return {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(REPO),
+            "ACD_API_KEY": api_key}
 
 
 @pytest.fixture

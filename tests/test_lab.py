@@ -53,7 +53,8 @@ def test_start_stop_restart_purge(lab_env: dict[str, str]) -> None:
     assert set(started) == {"redis", "api", "dispatcher-1", "dispatcher-2", "jupyter",
                             "supervisor"}
     settings = read_env(Path(lab_env["LAB_ENV_FILE"]))
-    assert {"REDIS_URL", "API_URL", "JUPYTER_URL"} <= set(settings)
+    assert {"REDIS_URL", "API_URL", "JUPYTER_URL", "ACD_API_KEY"} <= set(settings)
+    auth = {"Authorization": f"Bearer {settings['ACD_API_KEY']}"}
     assert oct(Path(lab_env["LAB_ENV_FILE"]).stat().st_mode)[-3:] == "600"
 
     # Everything answers; a contact queued through the API is assigned by a dispatcher.
@@ -61,14 +62,16 @@ def test_start_stop_restart_purge(lab_env: dict[str, str]) -> None:
     assert httpx.get(f"{api}/health", timeout=5).json()["status"] == "ok"
     assert httpx.get(settings["JUPYTER_URL"].replace("/lab?", "/api/status?"),
                      timeout=5).status_code == 200
-    r = httpx.post(f"{api}/v1/centers/labcheck/agents", timeout=5,
+    assert httpx.get(f"{api}/v1/centers/labcheck/stats", timeout=5).status_code == 401
+    r = httpx.post(f"{api}/v1/centers/labcheck/agents", timeout=5, headers=auth,
                    json={"id": "a1", "fname": "A", "lname": "B", "skills": ["en"],
                          "available": True})
     assert r.status_code == 201, r.text
     cid = httpx.post(f"{api}/v1/centers/labcheck/contacts", json={"skills": ["en"]},
-                     timeout=5).json()["id"]
+                     timeout=5, headers=auth).json()["id"]
     for _ in range(200):
-        state = httpx.get(f"{api}/v1/centers/labcheck/contacts/{cid}", timeout=5).json()
+        state = httpx.get(f"{api}/v1/centers/labcheck/contacts/{cid}", timeout=5,
+                          headers=auth).json()
         if state["state"] == "assigned":
             break
     assert state["state"] == "assigned" and state["agent"] == "a1"
@@ -93,7 +96,10 @@ def test_start_stop_restart_purge(lab_env: dict[str, str]) -> None:
     assert not [name for name, pid in started.items() if pid_alive(pid)]
     assert not pids(lab_env)
     run(["./start.sh"], lab_env)
-    assert httpx.get(f"{api}/v1/centers/labcheck/agents/a1", timeout=5).status_code == 200
+    # The key is created once: the same one works after a restart.
+    assert read_env(Path(lab_env["LAB_ENV_FILE"]))["ACD_API_KEY"] == settings["ACD_API_KEY"]
+    assert httpx.get(f"{api}/v1/centers/labcheck/agents/a1", timeout=5,
+                     headers=auth).status_code == 200
     run(["./stop.sh", "--purge"], lab_env)
     assert not (Path(lab_env["LAB_HOME"]) / "data").exists()
 

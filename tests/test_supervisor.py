@@ -227,7 +227,8 @@ def test_the_lab_repairs_a_killed_dispatcher_api_and_redis(tmp_path: Path) -> No
         home, env = lab.home, lab.kernel_env
         assert pid_alive(pid_of(home, "supervisor"))
         api_url = env["API_URL"]
-        http = httpx.Client(base_url=api_url, timeout=5)
+        http = httpx.Client(base_url=api_url, timeout=5,  # the lab's key, as kernels get it
+                            headers={"Authorization": f"Bearer {env['ACD_API_KEY']}"})
         center = "/v1/centers/supervised"
 
         def health() -> int:

@@ -12,11 +12,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from acd.api import docs, errors
+from acd.api.auth import (
+    AUTH_RESPONSES,
+    HostAllowList,
+    allowed_hosts,
+    center_access,
+    default_center_access,
+)
 from acd.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from acd.api.nodelay import set_nodelay
 from acd.api.routes import agents, centers, compat, contacts, health
@@ -34,6 +41,10 @@ A skills-based contact-center ACD on Redis.
   events, KPIs), one center per name.
 * `/acd`, `/contact`, `/agent`, `/skill`: the original demo's routes, unchanged payloads,
   on the default center.
+
+Every route but `/health`, `/health/live` and the docs needs an API key, as
+`Authorization: Bearer <key>` or `X-API-Key: <key>` (the lab's is `ACD_API_KEY` in `.env`;
+`python -m lab apikey add` makes more). A center's key opens that center's routes only.
 """
 
 
@@ -76,10 +87,14 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    app.include_router(health.router)
-    app.include_router(compat.router)
+    # Added last, so it runs first: a request for another host gets nothing else.
+    app.add_middleware(HostAllowList, hosts=allowed_hosts(settings))
+    app.include_router(health.router)  # public: see acd.api.auth
+    app.include_router(compat.router, dependencies=[Depends(default_center_access)],
+                       responses=AUTH_RESPONSES)
     for module in (agents, contacts, centers):
-        app.include_router(module.router, prefix="/v1/centers/{center}")
+        app.include_router(module.router, prefix="/v1/centers/{center}",
+                           dependencies=[Depends(center_access)], responses=AUTH_RESPONSES)
     return app
 
 

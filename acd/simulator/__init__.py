@@ -47,20 +47,21 @@ async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = N
               erlang: bool = False, store: bool = True, reset: bool = False,
               on_progress: Callable[[Snapshot], None] | None = None,
               engine_ready: Callable[[Engine], None] | None = None,
-              progress: bool = False) -> Report:
+              progress: bool = False, api_key: str | None = None) -> Report:
     """Run ``scenario`` and return its report; the KPIs are stored at Keys(center).kpis.
 
     ``dispatchers``: in-process Dispatcher tasks (None: 0 via api, 1 via redis; they need
     Redis, from ``redis_url`` or settings). ``reset`` deletes the center first (via the
     API: refused while contacts of an earlier run are assigned). ``engine_ready`` receives
     the engine, e.g. to call its ``stop()`` on Ctrl-C. ``progress`` shows a rich progress
-    bar (terminal or notebook).
+    bar (terminal or notebook). ``api_key``: the REST API's key (default: ACD_API_KEY).
     """
     if progress:
         with ProgressView(Console(), enabled=True) as view:
             return await run(scenario, via=via, redis_url=redis_url, api_url=api_url,
                              dispatchers=dispatchers, erlang=erlang, store=store, reset=reset,
-                             on_progress=view.update, engine_ready=engine_ready)
+                             on_progress=view.update, engine_ready=engine_ready,
+                             api_key=api_key)
     settings = get_settings()
     center = scenario.center or settings.acd_center
     backend: Backend
@@ -68,7 +69,7 @@ async def run(scenario: Scenario, *, via: Via = "api", redis_url: str | None = N
         backend = RedisBackend(center, redis_url or settings.redis_url)
     elif via in ("api", "demo"):
         kind = ApiBackend if via == "api" else DemoApiBackend
-        backend = kind(center, api_url or settings.api_url)
+        backend = kind(center, api_url or settings.api_url, api_key=api_key)
     else:
         raise ValueError(f"via must be 'api', 'demo' or 'redis', not {via!r}")
     if dispatchers is None:

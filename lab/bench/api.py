@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from acd.api import apikeys
 from acd.center import Center
 from acd.connection import connect
 from acd.settings import get_settings
@@ -48,20 +49,21 @@ def random_skills(count: int, seed: int) -> list[list[str]]:
 
 
 async def run_clients(api_url: str, center: str, count: int, clients: int,
-                      timeout_s: float, seed: int = 0) -> dict[str, Any]:
+                      timeout_s: float, api_key: str, seed: int = 0) -> dict[str, Any]:
     """``clients`` concurrent clients create ``count`` contacts; returns the figures."""
     posted = await post_contacts(api_url, center, random_skills(count, seed), clients,
-                                 timeout_s)
+                                 timeout_s, api_key)
     return {"elapsed_s": round(posted.seconds, 3), "contacts_per_s": round(posted.rate, 1),
             "p50_ms": round(posted.percentile_ms(0.50), 2),
             "p99_ms": round(posted.percentile_ms(0.99), 2), "errors": posted.errors}
 
 
-async def burst(api_url: str, center: str, requests: int) -> dict[str, Any]:
+async def burst(api_url: str, center: str, requests: int, api_key: str) -> dict[str, Any]:
     """``requests`` POSTs at once, each on its own connection: their statuses, and how
     many were 5xx or got no answer at all."""
     limits = httpx.Limits(max_connections=requests, max_keepalive_connections=requests)
-    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60.0) as http:
+    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=60.0,
+                                 headers=apikeys.headers(api_key)) as http:
         answers = await asyncio.gather(*(
             http.post(f"/v1/centers/{center}/contacts", json={"skills": ["English"]})
             for _ in range(requests)), return_exceptions=True)
@@ -86,16 +88,22 @@ async def amain(args: argparse.Namespace, api_url: str, redis_url: str) -> dict[
     center = f"bench-{uuid.uuid4().hex[:8]}"
     load_before = os.getloadavg()[0]
     redis = connect(redis_url)
+    # The benchmark's own key, for its center only (as a workshop learner's), revoked after.
+    key = await apikeys.create(redis, center, "lab.bench.api")
     try:
         async with longest_calls(redis) as longest:
-            await run_clients(api_url, center, args.warmup, args.clients, args.timeout, seed=1)
+            await run_clients(api_url, center, args.warmup, args.clients, args.timeout, key,
+                              seed=1)
             figures = await run_clients(api_url, center, args.count, args.clients,
-                                        args.timeout)
-            async with httpx.AsyncClient(base_url=api_url, timeout=10.0) as http:
+                                        args.timeout, key)
+            async with httpx.AsyncClient(base_url=api_url, timeout=10.0,
+                                         headers=apikeys.headers(key)) as http:
                 offered = (await http.get(f"/v1/centers/{center}/stats")).json()["offered"]
-            burst_figures = await burst(api_url, center, args.burst) if args.burst else None
+            burst_figures = (await burst(api_url, center, args.burst, key) if args.burst
+                             else None)
     finally:
         try:
+            await apikeys.revoke(redis, key)
             await Center(redis, center).wipe()
         finally:
             await redis.aclose()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from acd.api import apikeys
+
 REQUEST_TIMEOUT = 10.0  # seconds, each POST
 
 
@@ -44,15 +46,17 @@ class Posted:
 
 
 async def post_contacts(api_url: str, center: str, skills: Sequence[list[str]],
-                        clients: int, timeout_s: float) -> Posted:
+                        clients: int, timeout_s: float, api_key: str) -> Posted:
     """POST ``/v1/centers/<center>/contacts`` once per skill list in ``skills``, from
-    ``clients`` concurrent clients; the whole run fails with TimeoutError after
-    ``timeout_s``. A 201 is a contact created; anything else is counted as an error."""
+    ``clients`` concurrent clients, sending ``api_key``; the whole run fails with
+    TimeoutError after ``timeout_s``. A 201 is a contact created; anything else is counted
+    as an error."""
     todo = iter(skills)
     posted = Posted(len(skills), 0.0)
 
     async def client() -> None:
-        async with httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT) as http:
+        async with httpx.AsyncClient(base_url=api_url, timeout=REQUEST_TIMEOUT,
+                                     headers=apikeys.headers(api_key)) as http:
             for contact_skills in todo:
                 t0 = time.perf_counter()
                 try:

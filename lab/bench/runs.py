@@ -306,10 +306,12 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
     """POST contacts to /v1/centers/{center}/contacts as fast as ``concurrency`` clients
     can, with one dispatcher process assigning them; contacts/s through the API into
     assignments."""
+    from acd.api import apikeys
     from lab import apiserver
 
     setup = await prepare(redis, workload, "api", available=True, contacts=[])
     center = setup.center
+    key = await apikeys.create(redis, center.name, "lab.bench api path")
     log = log_dir / f"api-{center.name}.log"
     api = await asyncio.to_thread(apiserver.start, {**os.environ, "REDIS_URL": url}, log, 1)
     specs = workload.contact_specs[:contacts]
@@ -318,7 +320,7 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
             start = time.perf_counter()
             posted = await post_contacts(api.url, center.name,
                                          [skills for _, skills in specs], concurrency,
-                                         POST_TIMEOUT)
+                                         POST_TIMEOUT, key)
             if posted.errors:
                 raise RuntimeError(f"API refused contacts: {posted.first_error}")
             assigned = 0
@@ -330,6 +332,7 @@ async def api_path(redis: Redis, url: str, workload: Workload, contacts: int,
         return ApiResult(len(specs), posted.seconds, assigned, total)
     finally:
         await asyncio.to_thread(apiserver.stop, api)
+        await apikeys.revoke(redis, key)
         await center.wipe()
 
 

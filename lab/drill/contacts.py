@@ -39,7 +39,7 @@ class ContactTraffic:
     """Callers and agents of center ``center`` through the API at ``api_url``."""
 
     def __init__(self, api_url: str, center: str, rate: float, agents: int,
-                 handle_s: float) -> None:
+                 handle_s: float, api_key: str) -> None:
         self.center = center
         self.rate = rate
         self.agents = agents
@@ -49,7 +49,8 @@ class ContactTraffic:
         self.gave_up: dict[str, str] = {}  # contact id -> why its caller gave up
         self.api = ApiBackend(center, api_url, retry_for=RETRY_FOR,
                               request_timeout=REQUEST_TIMEOUT, connect_timeout=CONNECT_TIMEOUT,
-                              backoff_max=BACKOFF_MAX, on_attempt=self._record)
+                              backoff_max=BACKOFF_MAX, on_attempt=self._record,
+                              api_key=api_key)
         self._offering = False
         self._feeder: asyncio.Task[None] | None = None
         self._callers: set[asyncio.Task[None]] = set()

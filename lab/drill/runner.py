@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lab
 from lab.errors import LabError
 from lab.ha import (
     HATopology,
@@ -123,7 +124,8 @@ async def arun(
         raise LabError("no API replicas run in the HA lab: start it with ./start.sh --ha "
                        "(or drill the bare topology without contacts)")
     center = f"drill-{uuid.uuid4().hex[:8]}"
-    traffic = ContactTraffic(topo.api_url, center, rate, agents, handle_s) if contacts else None
+    traffic = (ContactTraffic(topo.api_url, center, rate, agents, handle_s, lab.api_key())
+               if contacts else None)
     writer = RedisWriter(topo, f"lab:drill:{center}", write_rate) if writes else None
     probes: list[list[Attempt]] = [p.attempts for p in (traffic, writer) if p is not None]
     phases: list[Phase] = []

@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from lab.apikeys import lab_key
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
 from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
@@ -58,6 +59,7 @@ class HALab:
         # lab.stack's JupyterLab service, moved under the HA run dir (own pid and log file)
         self._embedded = EmbeddedLab(self.config)
         self.jupyter_token = self._embedded.jupyter_token
+        self.api_key = self._embedded.api_key  # checked, or created, by start (lab.apikeys)
 
     # -- what runs where --------------------------------------------------------------
     def topology(self) -> HATopology | None:
@@ -80,6 +82,7 @@ class HALab:
             "ACD_ENV": "ha",
             "REDIS_PASSWORD": topo.password,
             "JUPYTER_TOKEN": self.jupyter_token,
+            "ACD_API_KEY": self.api_key,
         }
 
     def jupyter(self, topo: HATopology | None = None) -> Service:
@@ -197,6 +200,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
                 f"on {roles.vip_holder(self.run_dir)})"
             )
             self._load_functions(topo)
+            self.api_key = lab_key(topo.redis_url, self.api_key)
             # A contact is confirmed only once a replica has it: it survives a failover.
             env = {"PYTHONPATH": str(REPO), "ACD_ENV": "ha", "ACD_WAIT_REPLICAS": "1"}
             started += self._start_api(topo, env, echo)

@@ -12,9 +12,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from acd import Center, Contact, ContactState, DispatchMode
+from acd.api import apikeys
 from acd.settings import get_settings
+from lab import api_key as lab_api_key
 from lab.notebook.session import Lab, LabSetupError
 
 if TYPE_CHECKING:
@@ -58,6 +61,10 @@ async def api_client(lab: Lab, live: bool | None = None, timeout: float = 10.0
     (``httpx.ASGITransport``), on this notebook's Redis, with the app's lifespan around it
     as under uvicorn, and with the notebook's center as the default center of the original
     demo's routes. Same code as the server, no socket: it works wherever Redis does.
+
+    The client sends an API key: the lab's (ACD_API_KEY); for the app in the kernel on a
+    Redis that does not know that key, a key of the notebook's center alone, revoked when
+    the client closes.
     """
     import httpx
 
@@ -65,21 +72,32 @@ async def api_client(lab: Lab, live: bool | None = None, timeout: float = 10.0
     if live is True and url is None:
         raise LabSetupError("No lab API answers for this notebook's Redis: start the lab "
                             "with ./start.sh, or use the in-kernel app (live=False).")
+    key = lab_api_key()
     if url is not None:
-        async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=timeout,
+                                     headers=apikeys.headers(key)) as client:
             yield client
         return
     from acd.api.app import create_app
 
-    settings = get_settings().model_copy(update={"redis_url": lab.url,
-                                                 "acd_center": lab.center.name})
+    settings = get_settings().model_copy(update={
+        "redis_url": lab.url, "acd_center": lab.center.name,
+        "trusted_hosts": [urlsplit(IN_KERNEL_URL).hostname]})
     app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_KERNEL_URL,
-                          timeout=timeout) as client,
-    ):
-        yield client
+    own_key = None
+    if not await apikeys.valid(lab.redis, key):
+        key = own_key = await apikeys.create(lab.redis, lab.center.name,
+                                             f"in-kernel app of notebook center {lab.center.name}")
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_KERNEL_URL,
+                              timeout=timeout, headers=apikeys.headers(key)) as client,
+        ):
+            yield client
+    finally:
+        if own_key is not None:
+            await apikeys.revoke(lab.redis, own_key)
 
 
 async def assigned(center: Center, contact_id: str, timeout: float = 5.0) -> Contact:

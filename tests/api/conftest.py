@@ -25,12 +25,14 @@ def api_app(redis_url: str, center: Center) -> FastAPI:
 
 
 @pytest.fixture
-async def client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client; the app's lifespan runs around it, as under uvicorn."""
+async def client(api_app: FastAPI, api_headers: dict[str, str]
+                 ) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client sending the session's admin key; the app's lifespan runs
+    around it, as under uvicorn. Its Host, 127.0.0.1, is one the API allows."""
     async with (
         api_app.router.lifespan_context(api_app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app),
-                          base_url="http://api.test", timeout=10.0) as c,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app), headers=api_headers,
+                          base_url="http://127.0.0.1", timeout=10.0) as c,
     ):
         yield c
 
@@ -54,14 +56,15 @@ def uvicorn_server(subprocess_env: dict[str, str], center: Center,
 
 
 @pytest.fixture
-async def away_client() -> AsyncIterator[httpx.AsyncClient]:
+async def away_client(api_headers: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of an app whose Redis is away (a closed port), with short
-    connect and socket timeouts so its answers come quickly."""
+    connect and socket timeouts so its answers come quickly (a key's check needs Redis
+    too: 503)."""
     app = create_app(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
                               redis_connect_timeout=0.2, redis_socket_timeout=0.5))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
-                          timeout=15.0) as c,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), headers=api_headers,
+                          base_url="http://127.0.0.1", timeout=15.0) as c,
     ):
         yield c

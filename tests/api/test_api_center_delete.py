@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from acd import Center, connect
+from acd.api import apikeys
 from acd.api.app import create_app
 from acd.keys import Keys
 from acd.settings import Settings
@@ -56,10 +57,12 @@ async def full_redis(tmp_path: Path) -> AsyncIterator[EmbeddedRedis]:
 async def test_a_full_redis_answers_507_and_writes_nothing(full_redis: EmbeddedRedis) -> None:
     app = create_app(Settings(redis_url=full_redis.url, acd_center="full"))
     redis = connect(full_redis.url)
+    key = await apikeys.create(redis, None, "tests: an admin key of the full Redis")
     center, keys = Center(redis, "full"), Keys("full")
     async with (app.router.lifespan_context(app),
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://api.test", timeout=10.0) as client):
+                                  headers=apikeys.headers(key),
+                                  base_url="http://127.0.0.1", timeout=10.0) as client):
         v1 = "/v1/centers/full"
         r = await client.post(f"{v1}/agents", json={"id": "a0", "fname": "A", "lname": "B",
                                                     "skills": ["en"], "available": True})

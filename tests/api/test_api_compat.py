@@ -181,13 +181,15 @@ def assert_never_double_booked(events: list[dict[str, Any]]) -> int:
     return assignments
 
 
-async def test_demo_simulator_flow(uvicorn_server: ApiServer, center: Center) -> None:
+async def test_demo_simulator_flow(uvicorn_server: ApiServer, center: Center,
+                                   api_headers: dict[str, str]) -> None:
     rng = random.Random(0)
     n_agents, n_contacts = 36, 100
     dispatcher = Dispatcher(Center(center.redis, center.name), idle_ms=200)
     task = asyncio.create_task(dispatcher.run())
     try:
-        async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0) as http:
+        async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0,
+                                     headers=api_headers) as http:
             for i in range(n_agents):
                 r = await http.post(f"/agent/agent:{i}", json={
                     "fname": f"F{i}", "lname": f"L{i}", "skills": COMBOS[i % len(COMBOS)]})

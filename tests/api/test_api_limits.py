@@ -47,12 +47,13 @@ async def test_the_api_answers_429_at_the_cap(client: httpx.AsyncClient, v1: str
 
 
 async def test_a_pool_busy_for_its_whole_wait_answers_429(redis_url: str, center: Center,
+                                                          api_headers: dict[str, str]
                                                           ) -> None:
     app = create_app(Settings(redis_url=redis_url, acd_center=center.name,
                               redis_max_connections=1, redis_pool_timeout=0.001))
     async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://api.test", timeout=10.0) as client):
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), headers=api_headers,
+                                  base_url="http://127.0.0.1", timeout=10.0) as client):
         answers = await asyncio.gather(*(
             client.post(f"/v1/centers/{center.name}/contacts", json={"skills": ["en"]})
             for _ in range(50)))
@@ -64,10 +65,10 @@ async def test_a_pool_busy_for_its_whole_wait_answers_429(redis_url: str, center
 
 @pytest.mark.timeout(180)
 async def test_1000_concurrent_requests_on_a_healthy_redis_get_no_5xx(
-        uvicorn_server: ApiServer, center: Center) -> None:
+        uvicorn_server: ApiServer, center: Center, api_headers: dict[str, str]) -> None:
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(base_url=uvicorn_server.url, limits=limits,
-                                 timeout=60.0) as http:
+                                 timeout=60.0, headers=api_headers) as http:
         answers = await asyncio.gather(*(
             http.post(f"/v1/centers/{center.name}/contacts", json={"skills": ["en"]})
             for _ in range(1000)))

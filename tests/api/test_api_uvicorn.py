@@ -18,8 +18,8 @@ from lab.apiserver import ApiServer
 
 
 @pytest.fixture
-def http(uvicorn_server: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=uvicorn_server.url, timeout=10.0) as c:
+def http(uvicorn_server: ApiServer, api_headers: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=uvicorn_server.url, timeout=10.0, headers=api_headers) as c:
         yield c
 
 
@@ -59,14 +59,16 @@ def test_body_limits(http: httpx.Client, center: Center) -> None:
 
 
 async def test_long_poll_sees_a_contact_queued_through_the_other_worker(
-        uvicorn_server: ApiServer, center: Center) -> None:
+        uvicorn_server: ApiServer, center: Center, api_headers: dict[str, str]) -> None:
     v1 = f"/v1/centers/{center.name}"
-    async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0) as http:
+    async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0,
+                                 headers=api_headers) as http:
         mark = (await http.get(f"{v1}/events")).json()["last_id"]
         poll = asyncio.create_task(
             http.get(f"{v1}/events", params={"after": mark, "block_ms": 5000}))
         await asyncio.sleep(0.2)
-        async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0) as other:
+        async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0,
+                                     headers=api_headers) as other:
             r = await other.post(f"{v1}/contacts", json={"skills": ["x"], "id": "c1"})
             assert r.status_code == 201
         page = (await asyncio.wait_for(poll, timeout=8)).json()

@@ -16,11 +16,13 @@ import pytest
 from acd_invariants import dispatcher_processes
 
 from acd import connect
+from acd.api.apikeys import headers
 from acd.api.app import create_app
 from acd.keys import DISPATCHERS
 from acd.service import HEARTBEAT_S, HEARTBEAT_WINDOW_S, heartbeat
 from acd.settings import Settings
 from lab import apiserver
+from lab.apikeys import new_key
 from lab.embedded import EmbeddedRedis, free_port
 from lab.processes import wait_until
 
@@ -40,7 +42,7 @@ async def client(own_redis: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(redis_url=own_redis))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
                           timeout=10.0) as c,
     ):
         yield c
@@ -109,7 +111,8 @@ def test_a_killed_dispatcher_turns_health_503_until_one_runs_again(
     api = apiserver.start({**os.environ, "REDIS_URL": own_redis}, tmp_path / "api.log",
                           workers=1)
     try:
-        with httpx.Client(base_url=api.url, timeout=5) as http, \
+        key = new_key(own_redis, label="tests: health")
+        with httpx.Client(base_url=api.url, timeout=5, headers=headers(key)) as http, \
                 dispatcher_processes(center, own_redis, 1, log_dir=tmp_path) as pool:
 
             def health() -> tuple[int, object]:

@@ -30,9 +30,11 @@ async def api_url(subprocess_env: dict[str, str], tmp_path: Path) -> AsyncIterat
         await asyncio.to_thread(apiserver.stop, server)
 
 
-async def test_every_contact_posted_is_created_once(api_url: str, center: Center) -> None:
+async def test_every_contact_posted_is_created_once(api_url: str, center: Center,
+                                                   api_key: str) -> None:
     skills = random_skills(40, seed=3)
-    posted = await post_contacts(api_url, center.name, skills, clients=4, timeout_s=60)
+    posted = await post_contacts(api_url, center.name, skills, clients=4, timeout_s=60,
+                                 api_key=api_key)
     assert (posted.sent, posted.created, posted.errors) == (40, 40, {})
     assert len(posted.latencies) == 40 and posted.latencies == sorted(posted.latencies)
     assert 0 < posted.percentile_ms(0.5) <= posted.percentile_ms(0.99)
@@ -42,13 +44,13 @@ async def test_every_contact_posted_is_created_once(api_url: str, center: Center
         tuple(sorted(s)) for s in skills), "each skill list sent once, none lost or doubled"
 
 
-async def test_refusals_are_counted_with_the_first_answer(api_url: str,
-                                                          center: Center) -> None:
+async def test_refusals_are_counted_with_the_first_answer(api_url: str, center: Center,
+                                                          api_key: str) -> None:
     posted = await post_contacts(api_url, center.name, [["en"], ["bad skill"], ["en", "en"]],
-                                 clients=2, timeout_s=60)
+                                 clients=2, timeout_s=60, api_key=api_key)
     assert posted.created == 1 and posted.errors == {"422": 2}
     assert posted.first_error is not None and posted.first_error.startswith("422 ")
-    figures = await run_clients(api_url, center.name, 10, 3, 60)
+    figures = await run_clients(api_url, center.name, 10, 3, 60, api_key)
     assert figures["errors"] == {} and figures["contacts_per_s"] > 0
     assert (await center.counters())["offered"] == 11
 
@@ -64,8 +66,9 @@ async def test_api_path_assigns_what_it_posted(redis_url: str, tmp_path: Path) -
     assert result.post_rate > 0 and result.total_seconds >= result.post_seconds
 
 
-async def test_a_burst_counts_statuses_and_5xx(api_url: str, center: Center) -> None:
-    figures = await burst(api_url, center.name, 60)
+async def test_a_burst_counts_statuses_and_5xx(api_url: str, center: Center,
+                                               api_key: str) -> None:
+    figures = await burst(api_url, center.name, 60, api_key)
     assert figures == {"requests": 60, "statuses": {"201": 60}, "server_errors_5xx": 0,
                        "no_answer": 0}
     assert (await center.counters())["offered"] == 60

@@ -147,10 +147,16 @@ def ha_lab(
 def test_start_writes_env_and_serves_through_the_vip(ha_lab: dict[str, str]) -> None:
     values = read_env(Path(ha_lab["LAB_ENV_FILE"]))
     assert values["ACD_ENV"] == "ha"
-    assert set(values) >= {"REDIS_URL", "API_URL", "JUPYTER_URL", "REDIS_PASSWORD", "JUPYTER_TOKEN"}
+    assert set(values) >= {"REDIS_URL", "API_URL", "JUPYTER_URL", "REDIS_PASSWORD", "JUPYTER_TOKEN",
+                           "ACD_API_KEY"}
     assert "@192.168.20.100:12000" in values["REDIS_URL"]
     assert values["API_URL"] == "http://192.168.20.100:8000"
     assert httpx.get(values["API_URL"] + "/health", timeout=5).json()["redis"] == "ok"
+    # The lab's key opens the API through the VIP (Host: the VIP); none gets 401.
+    stats = values["API_URL"] + "/v1/centers/ha-check/stats"
+    assert httpx.get(stats, timeout=5).status_code == 401
+    auth = {"Authorization": f"Bearer {values['ACD_API_KEY']}"}
+    assert httpx.get(stats, timeout=5, headers=auth).status_code == 200
     jupyter = values["JUPYTER_URL"].split("/lab?")[0]
     reply = httpx.get(f"{jupyter}/api/status", params={"token": values["JUPYTER_TOKEN"]}, timeout=5)
     assert reply.status_code == 200
@@ -243,7 +249,9 @@ def test_the_supervisor_brings_back_a_killed_api_replica_dispatcher_and_primary(
     run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
     topo = topology(run_dir)
     supervisor_log = run_dir / "logs" / "supervisor.log"
-    http = httpx.Client(base_url=topo.api_url, timeout=10)
+    key = read_env(Path(ha_lab["LAB_ENV_FILE"]))["ACD_API_KEY"]
+    http = httpx.Client(base_url=topo.api_url, timeout=10,
+                        headers={"Authorization": f"Bearer {key}"})
     center = "/v1/centers/supervised"
     posted: list[str] = []
 

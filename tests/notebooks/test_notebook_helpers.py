@@ -11,6 +11,7 @@ import pytest
 from redis.exceptions import ClusterCrossSlotError
 
 from acd import Center, DispatchMode
+from acd.api import apikeys
 from acd.functions import LIBRARY_PATH
 from acd.settings import get_settings
 from lab.embedded import free_port
@@ -130,7 +131,15 @@ async def test_api_client_runs_the_app_in_the_kernel(center: Center, lab_redis: 
                                  json={"id": "a1", "fname": "A", "lname": "B",
                                        "skills": ["en"]})
         assert created.status_code == 201
+        # No lab key on this Redis: the client got a key of the notebook's center alone,
+        # revoked once it closes.
+        other = await api.get(f"/v1/centers/{center.name}-other/agents")
+        assert other.status_code == 403, other.text
+        kernel_keys = [k.id for k in await apikeys.list_keys(center.redis)
+                       if k.center == center.name]
+        assert len(kernel_keys) == 1
     assert (await center.get_agent("a1")).skills == ["en"]
+    assert kernel_keys[0] not in [k.id for k in await apikeys.list_keys(center.redis)]
     with pytest.raises(LabSetupError, match="No lab API answers"):  # none on this Redis
         async with api_client(lab, live=True):
             pass

@@ -17,10 +17,11 @@ from acd.simulator.backends.api import ApiBackend, HttpAttempt
 from lab.embedded import free_port
 
 
-async def test_every_attempt_against_the_api_is_reported(api_url: str, redis_url: str) -> None:
+async def test_every_attempt_against_the_api_is_reported(api_url: str, redis_url: str,
+                                                          api_key: str) -> None:
     seen: list[HttpAttempt] = []
     center = f"hook-{uuid.uuid4().hex[:8]}"
-    backend = ApiBackend(center, api_url, on_attempt=seen.append)
+    backend = ApiBackend(center, api_url, on_attempt=seen.append, api_key=api_key)
     before = time.monotonic()
     try:
         await backend.start()

@@ -164,7 +164,7 @@ async def run_with_dispatcher_processes(scenario: Scenario, via: str, redis_url:
     try:
         return await run(scenario, via="demo" if server else "redis", redis_url=redis_url,
                          api_url=server.url if server else None, dispatchers=0,
-                         erlang=True)
+                         erlang=True, api_key=env["ACD_API_KEY"])
     finally:
         await asyncio.to_thread(stop, procs)
         if server is not None:

@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from acd import Center, connect
+from acd.api.apikeys import headers
 from acd.invariants import violations
 from acd.simulator import Scenario, run
 from acd.simulator.backends import ApiBackend, ApiError, DemoApiBackend
 from lab import apiserver
 
 
-async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
+async def test_run_through_the_api(api_url: str, redis_url: str, api_key: str) -> None:
     center = f"api-{uuid.uuid4().hex[:8]}"
     scenario = Scenario(
         center=center, groups=[{"count": 4, "skills": ["en"]}, {"count": 2, "skills": ["es"]}],
@@ -26,8 +27,9 @@ async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
     try:
         # The API only drives the ACD: an in-process dispatcher assigns (it needs Redis).
         report = await run(scenario, via="api", api_url=api_url, redis_url=redis_url,
-                           dispatchers=1)
-        async with httpx.AsyncClient(base_url=api_url, timeout=5) as http:
+                           dispatchers=1, api_key=api_key)
+        async with httpx.AsyncClient(base_url=api_url, timeout=5,
+                                     headers=headers(api_key)) as http:
             stored = (await http.get(f"/v1/centers/{center}/kpis")).json()
             stats = (await http.get(f"/v1/centers/{center}/stats")).json()
     finally:
@@ -43,9 +45,10 @@ async def test_run_through_the_api(api_url: str, redis_url: str) -> None:
     assert stats["offered"] == k.offered  # no contact was queued twice
 
 
-async def test_api_backend_retry_never_queues_twice(api_url: str, redis_url: str) -> None:
+async def test_api_backend_retry_never_queues_twice(api_url: str, redis_url: str,
+                                                   api_key: str) -> None:
     center = f"idem-{uuid.uuid4().hex[:8]}"
-    backend = ApiBackend(center, api_url)
+    backend = ApiBackend(center, api_url, api_key=api_key)
     try:
         await backend.start()
         first = await backend.create_contact("c-1", ["x"])
@@ -65,7 +68,7 @@ async def test_api_backend_retry_never_queues_twice(api_url: str, redis_url: str
 
 
 async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis_url: str,
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, api_key: str) -> None:
     # The demo's clients: POST /contact (the API picks the id), then complete in two calls.
     center = f"demo-{uuid.uuid4().hex[:8]}"
     server = apiserver.start({**subprocess_env, "ACD_CENTER": center}, tmp_path / "api.log",
@@ -75,7 +78,7 @@ async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis
     redis = connect(redis_url)
     try:
         report = await run(scenario, via="demo", api_url=server.url, redis_url=redis_url,
-                           dispatchers=1)
+                           dispatchers=1, api_key=api_key)
         found = await violations(Center(redis, center))
         stats = await Center(redis, center).stats()
     finally:
@@ -89,8 +92,9 @@ async def test_run_through_the_demo_routes(subprocess_env: dict[str, str], redis
     assert stats.offered == k.offered and stats.waiting == 0 and stats.agents["busy"] == 0
 
 
-async def test_demo_backend_names_a_center_the_demo_routes_do_not_serve(api_url: str) -> None:
-    backend = DemoApiBackend(f"other-{uuid.uuid4().hex[:8]}", api_url)
+async def test_demo_backend_names_a_center_the_demo_routes_do_not_serve(
+        api_url: str, api_key: str) -> None:
+    backend = DemoApiBackend(f"other-{uuid.uuid4().hex[:8]}", api_url, api_key=api_key)
     try:
         with pytest.raises(ApiError, match="ACD_CENTER=other-"):
             await backend.create_agent("a1", ["en"])
@@ -99,11 +103,11 @@ async def test_demo_backend_names_a_center_the_demo_routes_do_not_serve(api_url:
 
 
 async def test_api_backend_reset_deletes_the_center_or_names_what_is_assigned(
-        api_url: str, redis_url: str) -> None:
+        api_url: str, redis_url: str, api_key: str) -> None:
     center = f"reset-{uuid.uuid4().hex[:8]}"
     redis = connect(redis_url)
     acd = Center(redis, center)
-    backend = ApiBackend(center, api_url, retry_for=5)
+    backend = ApiBackend(center, api_url, retry_for=5, api_key=api_key)
     try:
         await backend.reset()  # nothing there yet: fine
         await acd.create_agent("a1", "Left", "Over", ["en"], available=True)

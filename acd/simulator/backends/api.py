@@ -21,7 +21,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from acd.api import apikeys
 from acd.models import Contact
+from acd.settings import get_settings
 from acd.simulator.backends.base import Backend, Event
 
 REQUEST_TIMEOUT = 10.0  # seconds, every API call (the long poll adds its block time)
@@ -30,6 +32,7 @@ BACKOFF_MAX = 2.0  # seconds, the longest wait between two attempts of a call
 
 
 def _transient(exc: BaseException) -> bool:
+    # 401 and 403 are not retried: a key does not become valid by waiting.
     if isinstance(exc, httpx.TransportError):
         return True
     return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
@@ -71,12 +74,13 @@ class ApiBackend(Backend):
 
     def __init__(self, center: str, api_url: str, retry_for: float = RETRY_FOR, *,
                  request_timeout: float = REQUEST_TIMEOUT, connect_timeout: float | None = None,
-                 backoff_max: float = BACKOFF_MAX, on_attempt: AttemptHook | None = None
-                 ) -> None:
+                 backoff_max: float = BACKOFF_MAX, on_attempt: AttemptHook | None = None,
+                 api_key: str | None = None) -> None:
         """``retry_for``: seconds one call is retried, waiting up to ``backoff_max`` s
         between attempts; ``request_timeout``: seconds one attempt may take
         (``connect_timeout`` of them to connect); ``on_attempt``: called on the event loop
-        with every attempt (it must not block or raise)."""
+        with every attempt (it must not block or raise); ``api_key``: the key sent with
+        every call (default: ACD_API_KEY, settings.acd_api_key)."""
         self.center = center
         self.base = f"/v1/centers/{center}"
         self.retry_for = retry_for
@@ -84,8 +88,10 @@ class ApiBackend(Backend):
         self.connect_timeout = request_timeout if connect_timeout is None else connect_timeout
         self.backoff_max = backoff_max
         self.on_attempt = on_attempt
+        key = get_settings().acd_api_key if api_key is None else api_key
         self.http = httpx.AsyncClient(
             base_url=api_url.rstrip("/"), timeout=self._timeout(request_timeout),
+            headers=apikeys.headers(key),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
 
     def _timeout(self, seconds: float) -> httpx.Timeout:
