@@ -196,11 +196,12 @@ async def test_the_only_skill_check_reads_past_a_thousand_skills(center: Center)
     assert (await center.delete_skill("s")).agents == len(others)
 
 
-async def test_the_rules_hold_under_a_real_uvicorn(uvicorn_server: ApiServer,
-                                                   center: Center) -> None:
+async def test_the_rules_hold_under_a_real_uvicorn(uvicorn_server: ApiServer, center: Center,
+                                                   api_headers: dict[str, str]) -> None:
     """Over real HTTP: percent-encoded paths, raw bytes and JSON as a client sends them."""
     v1 = f"/v1/centers/{center.name}"
-    async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0) as http:
+    async with httpx.AsyncClient(base_url=uvicorn_server.url, timeout=10.0,
+                                 headers=api_headers) as http:
         assert problems(await http.put(f"{v1}/state", json={"open": "yes"})) == [
             (["body", "open"], "Input should be a valid boolean")]
         assert problems(await http.post("/acd", json={"state": 1, "force": True})) == [
