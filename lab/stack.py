@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from lab import redis_users
 from lab.embedded import EmbeddedRedis
 from lab.envfile import read_env, write_env
 from lab.processes import Service, StartError
@@ -91,40 +92,52 @@ class EmbeddedLab:
     def __init__(self, config: LabConfig | None = None) -> None:
         self.config = config or LabConfig.from_environment()
         self.env = read_env(self.config.env_file)
-        self.password = self.env.get("REDIS_PASSWORD") or secrets.token_urlsafe(24)
+        self.passwords = redis_users.passwords(self.env, redis_users.EMBEDDED_ROLES)
+        self.password = self.passwords["lab"]
         self.jupyter_token = self.env.get("JUPYTER_TOKEN") or secrets.token_hex(16)
-        self.redis = EmbeddedRedis(self.config.home, self.config.redis_port, self.password)
+        self.redis = EmbeddedRedis(self.config.home, self.config.redis_port,
+                                   users=self.passwords)
 
     # -- what runs where ---------------------------------------------------------------
     @property
     def urls(self) -> dict[str, str]:
         c = self.config
         return {
-            "REDIS_URL": self.redis.url,
+            "REDIS_URL": self.redis.url_for("lab"),
             "API_URL": f"http://127.0.0.1:{c.api_port}",
             "JUPYTER_URL": f"http://127.0.0.1:{c.jupyter_port}/lab?token={self.jupyter_token}",
         }
 
     def client_env(self) -> dict[str, str]:
-        """What .env holds and what every component's environment gets."""
-        return {**self.urls, "ACD_ENV": "embedded", "REDIS_PASSWORD": self.password,
-                "JUPYTER_TOKEN": self.jupyter_token}
+        """What .env holds: where everything is, every Redis role's password and URL
+        (lab.redis_users), Jupyter's token."""
+        return {**self.urls, "ACD_ENV": "embedded", "JUPYTER_TOKEN": self.jupyter_token,
+                **redis_users.env_entries(self.passwords, "127.0.0.1", self.config.redis_port)}
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """A component's environment: REDIS_URL is its own role's (secrets reach it there,
+        never on its command line); the other roles' passwords are not in it."""
+        return {**self.urls, "ACD_ENV": "embedded", "PYTHONPATH": str(REPO),
+                "REDIS_URL": self.redis.url_for(role)}
 
     def services(self) -> list[Service]:
-        c, py, env = self.config, sys.executable, {**self.client_env(), "PYTHONPATH": str(REPO)}
+        c, py = self.config, sys.executable
         api = Service(
             "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
                     "--port", str(c.api_port), "--workers", str(c.api_workers)],
-            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"), env, cwd=REPO)
+            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"),
+            self.role_env("api"), cwd=REPO)
         dispatchers = [
             Service(f"dispatcher-{i + 1}", [py, "-m", "acd.dispatcher"], c.home,
-                    self._dispatcher_connected(f"dispatcher-{i + 1}"), env, cwd=REPO)
+                    self._dispatcher_connected(f"dispatcher-{i + 1}"),
+                    self.role_env("dispatcher"), cwd=REPO)
             for i in range(c.dispatchers)
         ]
+        # The token reaches JupyterLab in its environment (JUPYTER_TOKEN), not its argv.
+        env = {**self.role_env("lab"), "JUPYTER_TOKEN": self.jupyter_token}
         jupyter = Service(
             "jupyter", [py, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
                         "--port", str(c.jupyter_port),
-                        f"--IdentityProvider.token={self.jupyter_token}",
                         f"--ServerApp.root_dir={REPO}",
                         # window.jupyterapp: the suite drives this very JupyterLab in a
                         # browser (Run All, widgets) through the app's commands
@@ -136,7 +149,7 @@ class EmbeddedLab:
         # Last: started once everything it watches runs, stopped before any of it stops
         # (it would restart what stop.sh stops).
         supervisor = supervisor_service(
-            c.home, [], {**env, "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)})
+            c.home, [], {**self.role_env("admin"), "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)})
         return [self.redis, api, *dispatchers, jupyter, supervisor]
 
     def _dispatcher_connected(self, name: str) -> Callable[[], bool]:
@@ -162,6 +175,8 @@ class EmbeddedLab:
             for service in self.services():
                 if service.running():
                     echo(f"  {service.name:<13} already running (pid {service.pid()})")
+                    if service is self.redis:
+                        self.load_functions()  # this checkout's library, if it changed
                     continue
                 port = ports.get(service.name)
                 if port and port_taken(port):
@@ -197,7 +212,7 @@ class EmbeddedLab:
         from acd.functions import load_library
 
         async def load() -> None:
-            client = connect(self.redis.url)
+            client = connect(self.redis.url_for("deployer"))
             try:
                 await load_library(client)
             finally:
