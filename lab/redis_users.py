@@ -76,6 +76,12 @@ ROLES: dict[str, str] = {
                 "+client|kill +script|kill +hello",
 }
 
+# Off, no password: no client can be the default user. Its commands and keys stay all:
+# redis-server replays the AOF as the default user and, before Redis 8.4, re-checks its
+# ACL at each EXEC there (redis/redis#14541), so a default user without them would drop
+# every FCALL's writes (replayed as MULTI/EXEC) at the next start: silent data loss.
+DEFAULT_USER = "off resetpass ~* &* +@all"
+
 EMBEDDED_ROLES = ("admin", "deployer", "api", "dispatcher", "lab", "health")
 HA_ROLES = (*EMBEDDED_ROLES, "replication", "sentinel")
 CLIENT_ROLES = ("admin", "deployer", "api", "dispatcher")
@@ -114,7 +120,7 @@ def env_entries(pw: Mapping[str, str], host: str, port: int) -> dict[str, str]:
 
 def acl_text(pw: Mapping[str, str]) -> str:
     """The ACL file: the default user off with no password, then one user per role."""
-    lines = ["user default off resetpass resetkeys resetchannels -@all"]
+    lines = [f"user default {DEFAULT_USER}"]
     for role, value in pw.items():
         if role not in ROLES:
             raise ValueError(f"no Redis role {role!r}: the roles are {', '.join(ROLES)}")

@@ -149,7 +149,8 @@ class EmbeddedLab:
         # Last: started once everything it watches runs, stopped before any of it stops
         # (it would restart what stop.sh stops).
         supervisor = supervisor_service(
-            c.home, [], {**self.role_env("admin"), "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)})
+            c.home, [], {**self.role_env("admin"), "LAB_HOME": str(c.home),
+                         "LAB_ENV_FILE": str(c.env_file)})
         return [self.redis, api, *dispatchers, jupyter, supervisor]
 
     def _dispatcher_connected(self, name: str) -> Callable[[], bool]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ from redis.retry import Retry
 
 from acd import Center, connect
 from acd.functions import LIBRARY, load_library
-from lab.embedded import EmbeddedRedis
-from lab.redis_users import EMBEDDED_ROLES, ROLES, acl_text
+from lab.embedded import EmbeddedRedis, free_port
+from lab.redis_users import EMBEDDED_ROLES, ROLES, acl_text, passwords
 
 CENTER = f"roles-{uuid.uuid4().hex[:8]}"
 MINE = "{acd:" + CENTER + "}"
@@ -78,14 +79,37 @@ def test_each_role_is_refused_what_it_does_not_need(as_role: Any, role: str) -> 
 
 def test_the_default_user_is_off(redis_server: EmbeddedRedis) -> None:
     once = Retry(NoBackoff(), 0)  # an AuthenticationError is a ConnectionError: no retries
-    with redis.Redis(port=redis_server.port, socket_timeout=5, retry=once) as anonymous:
-        with pytest.raises(redis.AuthenticationError):
-            anonymous.ping()
-    with redis.Redis(port=redis_server.port, username="default", password="test-pw",
-                     socket_timeout=5, retry=once) as default:
-        with pytest.raises(redis.AuthenticationError):
-            default.ping()
-    assert "user default off resetpass" in acl_text({})
+    with (redis.Redis(port=redis_server.port, socket_timeout=5, retry=once) as anonymous,
+          pytest.raises(redis.AuthenticationError)):
+        anonymous.ping()
+    with (redis.Redis(port=redis_server.port, username="default", password="test-pw",
+                      socket_timeout=5, retry=once) as default,
+          pytest.raises(redis.AuthenticationError)):
+        default.ping()
+    assert "user default off resetpass " in acl_text({})
+
+
+async def test_what_the_roles_wrote_comes_back_after_a_restart(tmp_path: Path) -> None:
+    """The AOF replays the Functions' writes (MULTI/EXEC) with the default user off."""
+    server = EmbeddedRedis(tmp_path, free_port(), users=passwords({}))
+    server.start()
+    try:
+        with redis.Redis.from_url(server.url_for("deployer")) as deployer:
+            deployer.execute_command("FUNCTION", "LOAD", LIBRARY)
+        api = connect(server.url_for("api"))
+        try:
+            await Center(api, "restart").create_agent("a1", "A", "B", ["en"], available=True)
+        finally:
+            await api.aclose()
+        server.stop()
+        server.start()
+        api = connect(server.url_for("api"))
+        try:
+            assert (await Center(api, "restart").get_agent("a1")).skills == ["en"]
+        finally:
+            await api.aclose()
+    finally:
+        server.stop()
 
 
 async def test_the_api_and_dispatcher_roles_run_the_acd(redis_server: EmbeddedRedis,
