@@ -39,14 +39,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def redis_argv(port: int, data_dir: Path, password: str | None, bind: str = "127.0.0.1",
-               extra: list[str] | None = None, acl_file: Path | None = None) -> list[str]:
-    """redis-server's command line. ``acl_file``: its users (lab.redis_users), the way the
-    lab's servers authenticate, no secret in the argv; ``password`` (requirepass, shown by
-    ``ps``) is only for the lesson's throw-away cluster (lab.cluster)."""
-    secured = bool(password or acl_file)
+def redis_argv(port: int, data_dir: Path, bind: str = "127.0.0.1",
+               extra: list[str] | None = None, acl_file: Path | None = None,
+               conf_file: Path | None = None) -> list[str]:
+    """redis-server's command line, which ``ps`` shows to every user: no secret in it.
+    ``acl_file``: the users (lab.redis_users), how the lab's servers authenticate;
+    ``conf_file``: a config file read first (the lesson cluster's password, lab.cluster)."""
     argv = [
         str(redis_server()),
+        *([str(conf_file)] if conf_file else []),
         "--port", str(port),
         "--bind", bind,
         "--dir", str(data_dir),
@@ -55,15 +56,26 @@ def redis_argv(port: int, data_dir: Path, password: str | None, bind: str = "127
         "--appendfsync", "everysec",
         "--save", "",
         "--daemonize", "no",
-        "--protected-mode", "no" if secured else "yes",
+        "--protected-mode", "no" if acl_file or conf_file else "yes",
         "--maxmemory", redis_maxmemory(),
         "--maxmemory-policy", "noeviction",
     ]
     if acl_file:
         argv += ["--aclfile", str(acl_file)]
-    elif password:
-        argv += ["--requirepass", password]
     return argv + (extra or [])
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write a file that holds a secret (a password, its hash): its owner's only, from
+    the first byte on."""
+    private_dir(path.parent)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
 
 
 class EmbeddedRedis(Service):
@@ -84,7 +96,7 @@ class EmbeddedRedis(Service):
         self.data_dir = run_dir / "data" / name
         self.acl_file = run_dir / "run" / f"{name}.acl"
         super().__init__(name=name, argv=redis_argv(
-            port, self.data_dir, None, acl_file=self.acl_file if self.users else None),
+            port, self.data_dir, acl_file=self.acl_file if self.users else None),
             run_dir=run_dir, healthy=self.ping, start_timeout=30)
 
     def start(self) -> bool:

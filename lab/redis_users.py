@@ -22,7 +22,6 @@ role that calls FCALL is also granted the commands acd/lua/acd.lua issues, on it
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -131,11 +130,6 @@ def acl_text(pw: Mapping[str, str]) -> str:
 
 def write_acl_file(path: Path, pw: Mapping[str, str]) -> Path:
     """Write the ACL file only its owner may read (it holds password hashes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(acl_text(pw))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return path
+    from lab.embedded import write_private
+
+    return write_private(path, acl_text(pw))

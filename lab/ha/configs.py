@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
-from lab.embedded import redis_maxmemory
+from lab.embedded import redis_maxmemory, write_private
 from lab.processes import private_dir
 from lab.redis_users import write_acl_file
 
@@ -104,24 +104,16 @@ def acl_path(topo: HATopology, name: str) -> Path:
     return topo.run_dir / name / "users.acl"
 
 
-def _private(path: Path, text: str) -> None:
-    """Write a config that holds a secret (a password, a password hash): owner only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)
-
-
 def write_configs(topo: HATopology, rejson_module: Path | str) -> None:
     rd = topo.run_dir
     for name in topo.nodes:
         private_dir(rd / name / "data")
         write_acl_file(acl_path(topo, name), topo.role_passwords())
-        _private(rd / name / "redis.conf", render_redis_conf(topo, name, rejson_module))
-        _private(rd / name / "sentinel.conf", render_sentinel_conf(topo, name))
+        write_private(rd / name / "redis.conf", render_redis_conf(topo, name, rejson_module))
+        write_private(rd / name / "sentinel.conf", render_sentinel_conf(topo, name))
     for name in topo.lbs:
         (rd / name).mkdir(parents=True, exist_ok=True)
-        _private(rd / name / "haproxy.cfg", render_haproxy_cfg(topo, name))
+        write_private(rd / name / "haproxy.cfg", render_haproxy_cfg(topo, name))
         (rd / name / "keepalived.conf").write_text(render_keepalived_conf(topo, name))
     check = rd / "check_haproxy.sh"
     shutil.copyfile(TEMPLATES / "check_haproxy.sh", check)
