@@ -24,9 +24,9 @@ import redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.cluster import RedisCluster
 
-from lab.embedded import free_port, redis_argv, write_private
+from lab.embedded import free_port, redis_argv
 from lab.errors import LabError
-from lab.processes import Service, StartError, wait_until
+from lab.processes import Service, StartError, wait_until, write_private
 
 SLOTS = 16384
 

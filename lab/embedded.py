@@ -65,19 +65,6 @@ def redis_argv(port: int, data_dir: Path, bind: str = "127.0.0.1",
     return argv + (extra or [])
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Write a file that holds a secret (a password, its hash): its owner's only, from
-    the first byte on."""
-    private_dir(path.parent)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-    return path
-
-
 class EmbeddedRedis(Service):
     """redis-server as a lab service; ``url`` is the admin's (the lab's own checks and
     tests), ``url_for(role)`` another role's.

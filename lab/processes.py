@@ -66,6 +66,19 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def write_private(path: Path, text: str) -> Path:
+    """Write a file that holds a secret (a password, its hash): its owner's only, from
+    the first byte on."""
+    private_dir(path.parent)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
+
+
 def spawn(argv: Sequence[str], *, log: Path, pid_file: Path,
           env: Mapping[str, str] | None = None, cwd: Path | None = None
           ) -> subprocess.Popen[bytes]:

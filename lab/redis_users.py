@@ -26,6 +26,8 @@ import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from lab.processes import write_private
+
 # Keys (acd/keys.py): a center's keys carry the hash tag {acd:<center>}; a few are global.
 CENTER_KEYS = "~{acd:*"
 GLOBAL_KEYS = "~acd:centers ~acd:centers:new ~acd:dispatchers"
@@ -130,6 +132,4 @@ def acl_text(pw: Mapping[str, str]) -> str:
 
 def write_acl_file(path: Path, pw: Mapping[str, str]) -> Path:
     """Write the ACL file only its owner may read (it holds password hashes)."""
-    from lab.embedded import write_private
-
     return write_private(path, acl_text(pw))

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from string import Template
 
-from lab.embedded import redis_maxmemory, write_private
-from lab.processes import private_dir
+from lab.embedded import redis_maxmemory
+from lab.processes import private_dir, write_private
 from lab.redis_users import write_acl_file
 
 from .layout import (
