@@ -114,7 +114,7 @@ def write_configs(topo: HATopology, rejson_module: Path | str) -> None:
     for name in topo.lbs:
         (rd / name).mkdir(parents=True, exist_ok=True)
         write_private(rd / name / "haproxy.cfg", render_haproxy_cfg(topo, name))
-        (rd / name / "keepalived.conf").write_text(render_keepalived_conf(topo, name))
+        write_private(rd / name / "keepalived.conf", render_keepalived_conf(topo, name))
     check = rd / "check_haproxy.sh"
     shutil.copyfile(TEMPLATES / "check_haproxy.sh", check)
     os.chmod(check, 0o755)
