@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from acd.commands import command
 from acd.errors import from_reply
@@ -45,7 +45,13 @@ async def fcall(redis: Redis, name: str, keys: list[str], args: list[Any]) -> An
         except ResponseError as exc:
             message = str(exc)
             if attempt == 1 and "Function not found" in message:
-                await load_library(redis)
+                try:
+                    await load_library(redis)
+                except NoPermissionError:
+                    raise NoPermissionError(
+                        f"the acd Functions library is not in Redis ({name} not found) and "
+                        "this Redis user may not load it: the deployer loads it (the lab's "
+                        "start does; README, SECURITY)") from None
                 continue
             mapped = from_reply(message)
             if mapped is not None:

@@ -20,6 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
 
+    # The Redis user of this process's role (lab/redis_users.py): .env's REDIS_URL is the
+    # learner's; the lab's launchers give the API, the dispatchers and the deployer their
+    # own in their environment (REDIS_API_URL, ... in .env), which wins over .env.
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_url: str = "http://127.0.0.1:8000"
     jupyter_url: str = "http://127.0.0.1:8888/lab"

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--purge", action="store_true", help="delete the data too")
     sub.add_parser("status", help="what runs where")
     apikeys.add_parser(sub)
+    sub.add_parser("rotate", help="forget every Redis password and Jupyter's token (the "
+                   "lab stopped): the next start makes new ones")
     args = p.parse_args(argv)
     if args.command == "apikey":
         return apikeys.run(args)
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nThe lab did not start: {exc}", file=sys.stderr)
             return 1
         print_where(lab)
+    elif args.command == "rotate":
+        return rotate(lab)
     elif args.command == "stop":
         print("Stopping the lab:")
         lab.stop(purge=args.purge)
@@ -66,6 +70,21 @@ The lab is up (environment: embedded). Settings are in {lab.config.env_file}.
   REST API    {urls['API_URL']}/docs
   Redis       redis://127.0.0.1:{lab.config.redis_port} (password in .env)
 Stop it with ./stop.sh (keeps data) or ./stop.sh --purge.""")
+
+
+def rotate(lab: EmbeddedLab) -> int:
+    """Redis reads its users (the ACL file) when it starts, from .env's passwords: with the
+    lab stopped, forgetting them makes the next start generate and use new ones."""
+    from lab.envfile import forget_secrets
+
+    if any(lab.status().values()) or ha_up():
+        print("The lab runs: stop it first with ./stop.sh, then rotate, then ./start.sh",
+              file=sys.stderr)
+        return 1
+    gone = forget_secrets(lab.config.env_file)
+    print(f"Forgot {', '.join(gone) or 'nothing'} in {lab.config.env_file}; "
+          "./start.sh makes new ones.")
+    return 0
 
 
 # -- the HA environment (lab.ha) ----------------------------------------------------------

@@ -42,13 +42,20 @@ def new_key(redis_url: str, center: str | None = None, label: str = "") -> str:
     return _on_redis(redis_url, lambda r: apikeys.create(r, center, label))
 
 
+LAB_KEY_LABEL = "lab admin (start.sh, ACD_API_KEY in .env)"
+
+
 def lab_key(redis_url: str, current: str | None) -> str:
     """The lab's admin key: ``current`` (from .env) while Redis still has it, else a new
     one (first start, purged data, or revoked)."""
     async def keep_or_create(redis: Redis) -> str:
         if current and await apikeys.valid(redis, current):
             return current
-        return await apikeys.create(redis, None, "lab admin (start.sh, ACD_API_KEY in .env)")
+        # A new lab key replaces the old one (python -m lab rotate forgot it): revoked.
+        for old in await apikeys.list_keys(redis):
+            if old.label == LAB_KEY_LABEL:
+                await apikeys.revoke(redis, old.id)
+        return await apikeys.create(redis, None, LAB_KEY_LABEL)
     return _on_redis(redis_url, keep_or_create)
 
 

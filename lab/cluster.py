@@ -26,7 +26,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from lab.embedded import free_port, redis_argv
 from lab.errors import LabError
-from lab.processes import Service, StartError, wait_until
+from lab.processes import Service, StartError, wait_until, write_private
 
 SLOTS = 16384
 
@@ -93,11 +93,13 @@ class LocalCluster:
         for i, (first, last) in enumerate(slot_ranges(primaries)):
             port, bus = free_port(), free_port()
             data = run_dir / "data" / f"node-{i}"
-            argv = redis_argv(port, data, self.password, extra=[
+            # The password in a 0600 config file, not on the command line (ps shows that).
+            conf = write_private(run_dir / "run" / f"cluster-node-{i}.conf",
+                                 f"requirepass {self.password}\nmasterauth {self.password}\n")
+            argv = redis_argv(port, data, conf_file=conf, extra=[
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                 # The bus port defaults to port + 10000: maybe taken, maybe past 65535.
                 "--cluster-port", str(bus),
-                "--masterauth", self.password,
                 "--appendonly", "no",  # a throw-away cluster: no disk work to compete
             ])
             node = ClusterNode(Service(name=f"cluster-node-{i}", argv=argv, run_dir=run_dir,

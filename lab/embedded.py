@@ -7,7 +7,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from typing import Any
 import redis
 
 from lab.binaries import redis_server, rejson_module
-from lab.processes import Service
+from lab.processes import Service, private_dir
+from lab.redis_users import EMBEDDED_ROLES, role_url, write_acl_file
 
 MAXMEMORY_DEFAULT = "1gb"
 _SIZE = re.compile(r"^[0-9]+([kmg]b?)?$", re.IGNORECASE)
@@ -38,10 +39,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def redis_argv(port: int, data_dir: Path, password: str | None, bind: str = "127.0.0.1",
-               extra: list[str] | None = None) -> list[str]:
+def redis_argv(port: int, data_dir: Path, bind: str = "127.0.0.1",
+               extra: list[str] | None = None, acl_file: Path | None = None,
+               conf_file: Path | None = None) -> list[str]:
+    """redis-server's command line, which ``ps`` shows to every user: no secret in it.
+    ``acl_file``: the users (lab.redis_users), how the lab's servers authenticate;
+    ``conf_file``: a config file read first (the lesson cluster's password, lab.cluster)."""
     argv = [
         str(redis_server()),
+        *([str(conf_file)] if conf_file else []),
         "--port", str(port),
         "--bind", bind,
         "--dir", str(data_dir),
@@ -50,34 +56,52 @@ def redis_argv(port: int, data_dir: Path, password: str | None, bind: str = "127
         "--appendfsync", "everysec",
         "--save", "",
         "--daemonize", "no",
-        "--protected-mode", "yes" if password is None else "no",
+        "--protected-mode", "no" if acl_file or conf_file else "yes",
         "--maxmemory", redis_maxmemory(),
         "--maxmemory-policy", "noeviction",
     ]
-    if password:
-        argv += ["--requirepass", password]
+    if acl_file:
+        argv += ["--aclfile", str(acl_file)]
     return argv + (extra or [])
 
 
 class EmbeddedRedis(Service):
-    """redis-server as a lab service; ``url`` is what clients use."""
+    """redis-server as a lab service; ``url`` is the admin's (the lab's own checks and
+    tests), ``url_for(role)`` another role's.
+
+    ``users``: role -> password (lab.redis_users), written to an ACL file (0600) in its run
+    folder, the default user off. ``password`` alone: every role with that one password (a
+    test's throw-away server, same ACL as the lab). Neither: no authentication at all."""
 
     def __init__(self, run_dir: Path, port: int, password: str | None = None,
-                 name: str = "redis") -> None:
+                 name: str = "redis", users: Mapping[str, str] | None = None) -> None:
         self.port = port
-        self.password = password
+        self.users = dict(users or {})
+        if password and not users:
+            self.users = dict.fromkeys(EMBEDDED_ROLES, password)
+        self.password = self.users.get("admin")
         self.data_dir = run_dir / "data" / name
-        super().__init__(name=name, argv=redis_argv(port, self.data_dir, password),
-                         run_dir=run_dir, healthy=self.ping, start_timeout=30)
+        self.acl_file = run_dir / "run" / f"{name}.acl"
+        super().__init__(name=name, argv=redis_argv(
+            port, self.data_dir, acl_file=self.acl_file if self.users else None),
+            run_dir=run_dir, healthy=self.ping, start_timeout=30)
 
     def start(self) -> bool:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir.parent)  # data/: every server's AOF of the lab
+        private_dir(self.data_dir)
+        if self.users and not self.running():
+            write_acl_file(self.acl_file, self.users)
         return super().start()
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return self.url_for("admin") if self.users else f"redis://127.0.0.1:{self.port}/0"
+
+    def url_for(self, role: str) -> str:
+        if role not in self.users:
+            raise ValueError(f"{self.name} has no user {role!r}: it has "
+                             f"{', '.join(self.users) or 'no users (no authentication)'}")
+        return role_url(role, self.users[role], "127.0.0.1", self.port)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5,

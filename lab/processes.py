@@ -58,18 +58,42 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, *,
         time.sleep(interval)
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by its owner only: the lab's data, logs
+    and pid folders hold the AOF and logs, which other users of the machine must not read."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write a file that holds a secret (a password, its hash): its owner's only, from
+    the first byte on."""
+    private_dir(path.parent)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path
+
+
 def spawn(argv: Sequence[str], *, log: Path, pid_file: Path,
           env: Mapping[str, str] | None = None, cwd: Path | None = None
           ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own (it outlives us and leads its own process
     group), its output appended to ``log``, its pid written to ``pid_file``; ``env`` is
-    added to this process's environment."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    added to this process's environment. The folders are private (0700) and the files
+    the process creates are its owner's only (umask 077: the AOF, the log)."""
+    private_dir(log.parent)
+    private_dir(pid_file.parent)
+    with open(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as out:
+        os.fchmod(out.fileno(), 0o600)
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            umask=0o077)
     _children[proc.pid] = proc
     pid_file.write_text(f"{proc.pid}\n")
     return proc

@@ -4,7 +4,7 @@ and a supervisor (lab.supervisor) that restarts any of them that dies.
 Everything lives under the lab home (``.lab/`` in the repository, or ``$LAB_HOME``):
 ``data/`` (Redis AOF), ``logs/``, ``run/`` (pid files). The ``.env`` file at the
 repository root (or ``$LAB_ENV_FILE``) tells every client where things are; the Redis
-password and the REST API's admin key (ACD_API_KEY) are generated once and kept there.
+password is generated once and kept there.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from lab import redis_users
 from lab.apikeys import lab_key
 from lab.embedded import EmbeddedRedis
 from lab.envfile import read_env, write_env
@@ -92,43 +93,58 @@ class EmbeddedLab:
     def __init__(self, config: LabConfig | None = None) -> None:
         self.config = config or LabConfig.from_environment()
         self.env = read_env(self.config.env_file)
-        self.password = self.env.get("REDIS_PASSWORD") or secrets.token_urlsafe(24)
+        self.passwords = redis_users.passwords(self.env, redis_users.EMBEDDED_ROLES)
+        self.password = self.passwords["lab"]
         self.jupyter_token = self.env.get("JUPYTER_TOKEN") or secrets.token_hex(16)
         # The lab's admin key for the REST API: checked against Redis (and created if
         # missing) by start(); see lab.apikeys.
         self.api_key = self.env.get("ACD_API_KEY", "")
-        self.redis = EmbeddedRedis(self.config.home, self.config.redis_port, self.password)
+        self.redis = EmbeddedRedis(self.config.home, self.config.redis_port,
+                                   users=self.passwords)
 
     # -- what runs where ---------------------------------------------------------------
     @property
     def urls(self) -> dict[str, str]:
         c = self.config
         return {
-            "REDIS_URL": self.redis.url,
+            "REDIS_URL": self.redis.url_for("lab"),
             "API_URL": f"http://127.0.0.1:{c.api_port}",
             "JUPYTER_URL": f"http://127.0.0.1:{c.jupyter_port}/lab?token={self.jupyter_token}",
         }
 
     def client_env(self) -> dict[str, str]:
-        """What .env holds and what every component's environment gets."""
-        return {**self.urls, "ACD_ENV": "embedded", "REDIS_PASSWORD": self.password,
-                "JUPYTER_TOKEN": self.jupyter_token, "ACD_API_KEY": self.api_key}
+        """What .env holds: where everything is, every Redis role's password and URL
+        (lab.redis_users), Jupyter's token, the lab's REST API key."""
+        return {**self.urls, "ACD_ENV": "embedded", "JUPYTER_TOKEN": self.jupyter_token,
+                "ACD_API_KEY": self.api_key,
+                **redis_users.env_entries(self.passwords, "127.0.0.1", self.config.redis_port)}
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """A component's environment: REDIS_URL is its own role's (secrets reach it there,
+        never on its command line); the other roles' passwords are not in it."""
+        return {**self.urls, "ACD_ENV": "embedded", "PYTHONPATH": str(REPO),
+                "REDIS_URL": self.redis.url_for(role)}
 
     def services(self) -> list[Service]:
-        c, py, env = self.config, sys.executable, {**self.client_env(), "PYTHONPATH": str(REPO)}
+        c, py = self.config, sys.executable
         api = Service(
             "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
                     "--port", str(c.api_port), "--workers", str(c.api_workers)],
-            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"), env, cwd=REPO)
+            c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"),
+            self.role_env("api"), cwd=REPO)
         dispatchers = [
             Service(f"dispatcher-{i + 1}", [py, "-m", "acd.dispatcher"], c.home,
-                    self._dispatcher_connected(f"dispatcher-{i + 1}"), env, cwd=REPO)
+                    self._dispatcher_connected(f"dispatcher-{i + 1}"),
+                    self.role_env("dispatcher"), cwd=REPO)
             for i in range(c.dispatchers)
         ]
+        # The token reaches JupyterLab in its environment (JUPYTER_TOKEN), not its argv.
+        # The kernels' API client sends the lab's key (lab.api_key()).
+        env = {**self.role_env("lab"), "JUPYTER_TOKEN": self.jupyter_token,
+               "ACD_API_KEY": self.api_key}
         jupyter = Service(
             "jupyter", [py, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1",
                         "--port", str(c.jupyter_port),
-                        f"--IdentityProvider.token={self.jupyter_token}",
                         f"--ServerApp.root_dir={REPO}",
                         # window.jupyterapp: the suite drives this very JupyterLab in a
                         # browser (Run All, widgets) through the app's commands
@@ -140,7 +156,8 @@ class EmbeddedLab:
         # Last: started once everything it watches runs, stopped before any of it stops
         # (it would restart what stop.sh stops).
         supervisor = supervisor_service(
-            c.home, [], {**env, "LAB_HOME": str(c.home), "LAB_ENV_FILE": str(c.env_file)})
+            c.home, [], {**self.role_env("admin"), "LAB_HOME": str(c.home),
+                         "LAB_ENV_FILE": str(c.env_file)})
         return [self.redis, api, *dispatchers, jupyter, supervisor]
 
     def _dispatcher_connected(self, name: str) -> Callable[[], bool]:
@@ -165,8 +182,8 @@ class EmbeddedLab:
             # (client_env) carries it.
             if self._start(self.redis, echo):
                 started.append(self.redis)
-                self.load_functions()
-            self.api_key = lab_key(self.redis.url, self.api_key)
+            self.load_functions()  # this checkout's library, if it changed
+            self.api_key = lab_key(self.redis.url_for("deployer"), self.api_key)
             write_env(self.config.env_file, self.client_env())
             for service in self.services()[1:]:
                 if self._start(service, echo):
@@ -209,7 +226,7 @@ class EmbeddedLab:
         from acd.functions import load_library
 
         async def load() -> None:
-            client = connect(self.redis.url)
+            client = connect(self.redis.url_for("deployer"))
             try:
                 await load_library(client)
             finally:

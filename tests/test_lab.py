@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lab.embedded import free_port
 from lab.envfile import read_env
@@ -95,11 +97,25 @@ def test_start_stop_restart_purge(lab_env: dict[str, str]) -> None:
     run(["./stop.sh"], lab_env)
     assert not [name for name, pid in started.items() if pid_alive(pid)]
     assert not pids(lab_env)
+    # Rotate the secrets while it is stopped: the next start has new ones, the old refused.
+    assert "REDIS_ADMIN_PASSWORD" in run([sys.executable, "-m", "lab", "rotate"], lab_env)
     run(["./start.sh"], lab_env)
-    # The key is created once: the same one works after a restart.
-    assert read_env(Path(lab_env["LAB_ENV_FILE"]))["ACD_API_KEY"] == settings["ACD_API_KEY"]
+    rotated = read_env(Path(lab_env["LAB_ENV_FILE"]))
+    assert rotated["REDIS_URL"] != settings["REDIS_URL"]
+    assert rotated["JUPYTER_TOKEN"] != settings["JUPYTER_TOKEN"]
+    assert rotated["ACD_API_KEY"] != settings["ACD_API_KEY"]
     assert httpx.get(f"{api}/v1/centers/labcheck/agents/a1", timeout=5,
-                     headers=auth).status_code == 200
+                     headers={"Authorization": f"Bearer {rotated['ACD_API_KEY']}"}
+                     ).status_code == 200
+    # The old key is revoked with the rotation, the old password refused.
+    assert httpx.get(f"{api}/v1/centers/labcheck/agents/a1", timeout=5,
+                     headers=auth).status_code == 401
+    with redis.Redis.from_url(rotated["REDIS_URL"], socket_timeout=5) as new:
+        assert new.ping()
+    with (redis.Redis.from_url(settings["REDIS_URL"], socket_timeout=5,
+                               retry=Retry(NoBackoff(), 0)) as old,
+          pytest.raises(redis.AuthenticationError)):
+        old.ping()
     run(["./stop.sh", "--purge"], lab_env)
     assert not (Path(lab_env["LAB_HOME"]) / "data").exists()
 

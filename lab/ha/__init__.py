@@ -2,7 +2,7 @@
 
     >>> import lab.ha
     >>> topo = lab.ha.start()            # seconds; returns the running HATopology
-    >>> topo.redis_url                   # redis://:<password>@192.168.20.100:12000/0
+    >>> topo.redis_url                   # redis://lab:<password>@192.168.20.100:12000/0
     >>> lab.ha.kill_primary(); lab.ha.primary(); lab.ha.vip_holder()
     >>> lab.ha.stop()
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from string import Template
 
 from lab.embedded import redis_maxmemory
+from lab.processes import private_dir, write_private
+from lab.redis_users import write_acl_file
 
 from .layout import (
     NODE_PORT,
@@ -37,7 +39,8 @@ def render_redis_conf(topo: HATopology, name: str, rejson_module: Path | str) ->
         name=name,
         run_dir=topo.run_dir,
         rejson_module=rejson_module,
-        password=topo.password,
+        acl_file=acl_path(topo, name),
+        replication_password=topo.secret("replication"),
         replica_priority=100,
         replicaof=_replicaof(topo, name),
         maxmemory=redis_maxmemory(),
@@ -52,7 +55,7 @@ def render_sentinel_conf(topo: HATopology, name: str) -> str:
         master_name=topo.master_name,
         primary_ip=next(iter(topo.nodes.values())),
         quorum=2,
-        password=topo.password,
+        sentinel_password=topo.secret("sentinel"),
         down_after_ms=topo.down_after_ms,
         failover_timeout_ms=topo.failover_timeout_ms,
     )
@@ -70,7 +73,7 @@ def render_haproxy_cfg(topo: HATopology, name: str) -> str:
         "haproxy.cfg",
         name=name,
         vip=topo.vip,
-        password=topo.password,
+        health_password=topo.secret("health"),
         stats_port=topo.stats_port,
         redis_port=topo.redis_port,
         api_port=topo.api_port,
@@ -96,19 +99,26 @@ def render_keepalived_conf(topo: HATopology, name: str) -> str:
     )
 
 
+def acl_path(topo: HATopology, name: str) -> Path:
+    """Node ``name``'s ACL file: the users of lab.redis_users with the lab's passwords."""
+    return topo.run_dir / name / "users.acl"
+
+
 def write_configs(topo: HATopology, rejson_module: Path | str) -> None:
     rd = topo.run_dir
     for name in topo.nodes:
-        (rd / name / "data").mkdir(parents=True, exist_ok=True)
-        (rd / name / "redis.conf").write_text(render_redis_conf(topo, name, rejson_module))
-        (rd / name / "sentinel.conf").write_text(render_sentinel_conf(topo, name))
+        private_dir(rd / name / "data")
+        write_acl_file(acl_path(topo, name), topo.role_passwords())
+        write_private(rd / name / "redis.conf", render_redis_conf(topo, name, rejson_module))
+        write_private(rd / name / "sentinel.conf", render_sentinel_conf(topo, name))
     for name in topo.lbs:
         (rd / name).mkdir(parents=True, exist_ok=True)
-        (rd / name / "haproxy.cfg").write_text(render_haproxy_cfg(topo, name))
-        (rd / name / "keepalived.conf").write_text(render_keepalived_conf(topo, name))
+        write_private(rd / name / "haproxy.cfg", render_haproxy_cfg(topo, name))
+        write_private(rd / name / "keepalived.conf", render_keepalived_conf(topo, name))
     check = rd / "check_haproxy.sh"
     shutil.copyfile(TEMPLATES / "check_haproxy.sh", check)
     os.chmod(check, 0o755)
-    for path in [rd, *rd.iterdir()]:
+    os.chmod(rd, 0o755)  # keepalived's script security wants no group/other write
+    for path in rd.iterdir():
         if path.is_dir():
-            os.chmod(path, 0o755)  # keepalived's script security wants no group/other write
+            os.chmod(path, 0o700)  # configs, data and logs: the owner's only

@@ -35,7 +35,7 @@ def run_in_namespace(
     run_dir: Path | str | None = None,
 ) -> int:
     """Run ``cmd`` in namespace ``acd-<host>`` (created with ``address`` when missing) with
-    the lab's environment (REDIS_URL, REDIS_PASSWORD, API_URL) plus ``env``. Its pid file
+    the lab's environment (REDIS_URL, API_URL) plus ``env``. Its pid file
     and log are ``<run dir>/<host>/<role>.pid|.log``; stop() ends it. Returns the pid."""
     rd, state, topo = require_state(run_dir)
     if host != MACHINE and host not in state["hosts"]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import secrets
 import shutil
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 import redis
 
+from lab import redis_users
 from lab.apikeys import lab_key
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
@@ -76,20 +76,20 @@ class HALab:
     def client_env(self, topo: HATopology) -> dict[str, str]:
         """What .env holds: the same keys as the embedded lab."""
         return {
-            "REDIS_URL": topo.redis_url,
             "API_URL": topo.api_url,
             "JUPYTER_URL": self.jupyter_url,
             "ACD_ENV": "ha",
-            "REDIS_PASSWORD": topo.password,
             "JUPYTER_TOKEN": self.jupyter_token,
             "ACD_API_KEY": self.api_key,
+            **redis_users.env_entries(topo.role_passwords(), topo.vip, topo.redis_port),
         }
 
     def jupyter(self, topo: HATopology | None = None) -> Service:
+        """lab.stack's JupyterLab; its kernels get the learner's REDIS_URL through the VIP."""
         base = next(s for s in self._embedded.services() if s.name == "jupyter")
         env = dict(base.env)
         if topo is not None:
-            env.update(self.client_env(topo))
+            env.update({**topo.env(), "JUPYTER_URL": self.jupyter_url, "ACD_ENV": "ha"})
         return dataclasses.replace(base, run_dir=self.run_dir, env=env)
 
     def supervisor(self) -> Service:
@@ -159,11 +159,10 @@ The lab is up (environment: ha). Settings are in {self.config.env_file}.
 Drill: python -m lab.drill. Stop everything with ./stop.sh."""
 
     # -- start ------------------------------------------------------------------------
-    def _password(self) -> str:
-        pw = self.env.get("REDIS_PASSWORD", "")
-        if pw and set(pw) <= PASSWORD_CHARS:
-            return pw
-        return secrets.token_urlsafe(24)
+    def _passwords(self) -> dict[str, str]:
+        """Each Redis role's password: .env's when it may go into a config file."""
+        kept = {k: v for k, v in self.env.items() if set(v) <= PASSWORD_CHARS}
+        return redis_users.passwords(kept, redis_users.HA_ROLES)
 
     def start(self, echo: Callable[[str], None] = print) -> HATopology:
         """Start what is not running and wait for every health check."""
@@ -188,7 +187,8 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         try:
             try:
                 layout.ensure_packages()
-                topo = running or services.start(self._password(), run_dir=self.run_dir, timeout=90)
+                topo = running or services.start(
+                    passwords=self._passwords(), run_dir=self.run_dir, timeout=90)
             except LabError as exc:
                 raise StartError(
                     f"HA topology (Redis, Sentinel, HAProxy, keepalived): {exc}; "
@@ -200,11 +200,13 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
                 f"on {roles.vip_holder(self.run_dir)})"
             )
             self._load_functions(topo)
-            self.api_key = lab_key(topo.redis_url, self.api_key)
+            self.api_key = lab_key(topo.role_url("deployer"), self.api_key)
             # A contact is confirmed only once a replica has it: it survives a failover.
             env = {"PYTHONPATH": str(REPO), "ACD_ENV": "ha", "ACD_WAIT_REPLICAS": "1"}
-            started += self._start_api(topo, env, echo)
-            started += self._start_dispatchers(topo, env, echo)
+            # Each with its own Redis user, in its environment (never its command line).
+            started += self._start_api(topo, {**env, "REDIS_URL": topo.role_url("api")}, echo)
+            started += self._start_dispatchers(
+                topo, {**env, "REDIS_URL": topo.role_url("dispatcher")}, echo)
             jupyter = self.jupyter(topo)
             if jupyter.running():
                 echo(f"  {'jupyter':<15} already running (pid {jupyter.pid()})")
@@ -241,7 +243,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         from acd.functions import load_library
 
         async def load() -> None:
-            client = connect(topo.redis_url)
+            client = connect(topo.role_url("deployer"))
             try:
                 await load_library(client)
             finally:

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from lab.errors import LabError
+from lab.redis_users import HA_ROLES, role_url
 
 from . import net
 
@@ -51,10 +52,14 @@ PASSWORD_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 
 @dataclass
 class HATopology:
-    """What runs: addresses, ports, the password and where the files are."""
+    """What runs: addresses, ports, the Redis users' passwords and where the files are.
+
+    ``password`` is the admin's (the lab's own checks and drills); ``passwords`` every
+    role's (lab.redis_users), a role missing from it has ``password``."""
 
     run_dir: Path
     password: str
+    passwords: dict[str, str] = field(default_factory=dict)
     vip: str = VIP
     bridge: str = net.BRIDGE
     host_ip: str = net.HOST_IP
@@ -70,9 +75,20 @@ class HATopology:
     down_after_ms: int = 1000
     failover_timeout_ms: int = 3000
 
+    def secret(self, role: str) -> str:
+        return self.passwords.get(role) or self.password
+
+    def role_passwords(self) -> dict[str, str]:
+        return {role: self.secret(role) for role in HA_ROLES}
+
+    def role_url(self, role: str) -> str:
+        """The URL of ``role``'s user through the VIP."""
+        return role_url(role, self.secret(role), self.vip, self.redis_port)
+
     @property
     def redis_url(self) -> str:
-        return f"redis://:{self.password}@{self.vip}:{self.redis_port}/0"
+        """The learner's (notebooks), as in every environment's REDIS_URL."""
+        return self.role_url("lab")
 
     @property
     def api_url(self) -> str:
@@ -87,10 +103,10 @@ class HATopology:
         return [(addr, SENTINEL_PORT) for addr in self.nodes.values()]
 
     def env(self) -> dict[str, str]:
-        """Environment variables handed to API replicas and dispatchers."""
+        """Environment variables handed to every process of the lab (the API replicas
+        and the dispatchers get their own role's REDIS_URL on top)."""
         return {
             "REDIS_URL": self.redis_url,
-            "REDIS_PASSWORD": self.password,
             "API_URL": self.api_url,
             "LAB_HA_VIP": self.vip,
         }
@@ -155,11 +171,13 @@ def find_program(prog: str) -> str | None:
 
 
 def redis_client(host: str, port: int, password: str | None, **kwargs: object) -> redis.Redis:
-    """A client with 1 s timeouts (``kwargs`` override them)."""
+    """A client with 1 s timeouts (``kwargs`` override them); with a password, as the admin
+    user (the nodes' default user is off) unless ``username`` says another."""
     opts: dict[str, object] = dict(
         host=host,
         port=port,
         password=password,
+        username="admin" if password else None,
         socket_timeout=1.0,
         socket_connect_timeout=1.0,
         decode_responses=True,

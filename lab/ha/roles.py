@@ -28,7 +28,7 @@ def status(run_dir: Path | str | None = None) -> dict[str, Any]:
         "running": net.link_exists(topo.bridge),
         "run_dir": str(rd),
         "vip": topo.vip,
-        "redis_url": topo.redis_url.replace(topo.password, "***"),
+        "redis_url": topo.redis_url.replace(topo.secret("lab"), "***"),
         "api_url": topo.api_url,
         "stats_url": topo.stats_url,
         "processes": {k: pid_alive(e["pid"]) for k, e in sorted(state["processes"].items())},

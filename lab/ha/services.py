@@ -6,7 +6,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from lab.binaries import redis_server, rejson_module
@@ -46,6 +46,7 @@ from .state import (
 def start(
     password: str | None = None,
     *,
+    passwords: Mapping[str, str] | None = None,
     run_dir: Path | str | None = None,
     api_servers: Sequence[tuple[str, str, int]] | None = None,
     down_after_ms: int = 1000,
@@ -57,6 +58,8 @@ def start(
     ``api_servers``: the REST API backends of HAProxy's :8000 frontend as
     ``(name, address, port)``; each name gets a namespace ``acd-<name>`` unless its address
     is the machine's own (192.168.20.1). Start the processes with ``start_api_replicas``.
+    ``password``: the admin's; ``passwords``: each role's (lab.redis_users; a role not in
+    it gets ``password``).
     """
     why = check_platform()
     if why:
@@ -74,12 +77,13 @@ def start(
             return topo
         # a stale state file (the machine restarted): clean up what is left, then start
         stop(rd)
+    roles = dict(passwords or {})
     if password is None:
-        password = secrets.token_hex(16)
-    if not password or not set(password) <= PASSWORD_CHARS:
-        raise LabError(
-            "password: use letters, digits, '_' and '-' only (it goes into config files)"
-        )
+        password = roles.get("admin") or secrets.token_hex(16)
+    for role, value in {"admin": password, **roles}.items():
+        if not value or not set(value) <= PASSWORD_CHARS:
+            raise LabError(f"password of the Redis user {role}: use letters, digits, '_' "
+                           "and '-' only (it goes into config files)")
     users = net.subnet_users()
     if users or net.link_exists(net.BRIDGE):
         what = "; ".join(users) or f"interface {net.BRIDGE} exists"
@@ -94,6 +98,7 @@ def start(
     topo = HATopology(
         run_dir=rd,
         password=password,
+        passwords=roles,
         api_servers=list(api_servers) if api_servers is not None else list(DEFAULT_API_SERVERS),
         down_after_ms=down_after_ms,
         failover_timeout_ms=failover_timeout_ms,

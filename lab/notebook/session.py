@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acd import Center, DispatchMode, connect
@@ -107,7 +108,14 @@ async def setup(center: str, fresh: bool = True, timeout: float = 10.0,
             info = await redis.info("server")
             if not await has_json(redis):
                 raise LabSetupError(JSON_FIX.format(url=masked_url(url)))
-            await load_library(redis)
+            try:
+                await load_library(redis)
+            except NoPermissionError:
+                raise LabSetupError(
+                    f"The acd Functions library is not loaded in the Redis at "
+                    f"{masked_url(url)} (or is older than this checkout's), and the "
+                    "learner's Redis user may not load it: ./start.sh loads it as the "
+                    "deployer (README, Security); then re-run this cell.") from None
             c = Center(redis, center)
             if fresh:
                 await c.wipe()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from lab_runs import NOTEBOOKS, nbval
 
 from lab.envfile import read_env
@@ -239,6 +240,37 @@ def _recorded_pid(run_dir: Path, key: str) -> int:
     return int(json.loads((run_dir / "state.json").read_text())["processes"][key]["pid"])
 
 
+@pytest.mark.timeout(60)
+def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
+        ha_lab: dict[str, str]) -> None:
+    """After the lessons and the drill: every secret of .env is absent from ``ps`` and
+    from every log; the files that must hold one (the nodes' ACL files and configs, the
+    state file the supervisor restarts from) and every host folder are the owner's only;
+    no node's ACL LOG has a refusal (each role had what it needed)."""
+    values = read_env(Path(ha_lab["LAB_ENV_FILE"]))
+    secrets = {k: v for k, v in values.items() if "PASSWORD" in k or "TOKEN" in k}
+    assert len(secrets) >= 9, sorted(secrets)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, timeout=10,
+                        check=True).stdout
+    run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
+    logs = list(run_dir.rglob("*.log"))
+    assert len(logs) >= 10, logs
+    for key, value in secrets.items():
+        assert value not in ps, f"{key} is on a command line"
+        for log in logs:
+            assert value.encode() not in log.read_bytes(), f"{key} is in {log}"
+    for path in [*run_dir.rglob("*.acl"), *run_dir.rglob("*.conf"), *run_dir.rglob("*.cfg"),
+                 run_dir / "state.json", *logs]:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+    for host in [p for p in run_dir.iterdir() if p.is_dir()]:
+        assert host.stat().st_mode & 0o077 == 0, f"{host} is open to others"
+    for name, address in topology(run_dir).nodes.items():
+        with redis.Redis(host=address, port=6379, username="admin", socket_timeout=5,
+                         password=values["REDIS_ADMIN_PASSWORD"], decode_responses=True) as r:
+            refused = [(e["username"], e["reason"], e["object"]) for e in r.acl_log()]
+        assert not refused, f"{name} refused: {refused[:10]}"
+
+
 @pytest.mark.timeout(300)
 def test_the_supervisor_brings_back_a_killed_api_replica_dispatcher_and_primary(
     ha_lab: dict[str, str],
@@ -340,3 +372,4 @@ def test_stop_leaves_nothing_behind(ha_lab: dict[str, str]) -> None:
     assert not (home / "ha" / "state.json").exists()
     again = _lab(ha_lab, "lab", "stop", timeout=30)
     assert again.returncode == 0 and "removed" not in again.stdout
+

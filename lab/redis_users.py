@@ -1,0 +1,136 @@
+"""Who may do what on the lab's Redis: one ACL user per role, the default user off.
+
+Every environment (the embedded lab, the HA lab, the tests' throw-away Redis) writes the
+same users into an ACL file (0600, passwords stored as SHA-256) that redis-server reads
+with ``aclfile``: no password is ever on a command line. Each component connects with its
+own user, through ``REDIS_URL`` in its environment (acd.settings):
+
+- ``lab``: the learner (notebooks, widgets; ``.env``'s REDIS_URL): data commands, FCALL,
+  EVAL (the lessons write scripts), INFO/CONFIG GET/CLIENT LIST to look, on the acd keys
+  only: no FLUSHALL, CONFIG SET, ACL, FUNCTION LOAD, SHUTDOWN, no API keys.
+- ``api``: FCALL of the acd Functions and the reads the REST API makes; reads the API keys.
+- ``dispatcher``: FCALL, XREAD (wake streams), its heartbeat; no API keys.
+- ``deployer``: FUNCTION LOAD of the acd library, and the API keys (write).
+- ``health``: PING, INFO, ROLE; no key at all (HAProxy's check).
+- ``replication`` / ``sentinel``: the HA lab's replicas and Sentinels.
+- ``admin``: everything; the instructor's (and the lab's own start, stop and checks).
+
+Redis checks a script's and a Function's commands against the user that runs it, so every
+role that calls FCALL is also granted the commands acd/lua/acd.lua issues, on its keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from lab.processes import write_private
+
+# Keys (acd/keys.py): a center's keys carry the hash tag {acd:<center>}; a few are global.
+CENTER_KEYS = "~{acd:*"
+GLOBAL_KEYS = "~acd:centers ~acd:centers:new ~acd:dispatchers"
+APIKEYS = "acd:apikeys"
+
+# A client's own connection: redis-py's handshake, its name (CLIENT LIST shows dispatchers).
+_CONNECTION = ("+ping +hello +auth +select +echo +client|setname +client|getname "
+               "+client|setinfo +client|id")
+# What the acd Functions call inside Redis (grep redis.call acd/lua/acd.lua), RedisJSON's
+# commands named one by one: a role with them has no other module command.
+_FUNCTION_BODY = (
+    "+del +unlink +exists +expire +time "
+    "+hget +hmget +hset +hdel +hexists +hincrby +hkeys +hvals +hlen +hgetall "
+    "+rpush +lpop +lindex +lset +llen "
+    "+sadd +srem +scard +smembers +srandmember +sismember +sscan +sdiff "
+    "+zadd +zrem +zcard +zrange +zscore +zmscore "
+    "+xadd +xrevrange +xrange "
+    "+json.get +json.mget +json.set +json.mset +json.merge "
+    "+json.arrappend +json.arrindex +json.arrpop")
+_FCALL = "+fcall +fcall_ro +function|list"
+# The API and the dispatchers read their keys freely (every read command but the
+# dangerous ones: KEYS, ...); their writes outside the Functions are named: the heartbeat,
+# the center registry, the learners' BZPOPMIN-style pops, and WAIT for the HA lab.
+_APP_COMMANDS = ("+@read -@dangerous +zremrangebyscore +bzpopmin +zpopmin +wait +info "
+                 "+role +time")
+
+ROLES: dict[str, str] = {
+    "admin": "~* &* +@all",
+    "deployer": f"resetchannels -@all +@read +@write +@keyspace -@dangerous -@scripting "
+                f"{_CONNECTION} +function|load +function|list +function|delete +info "
+                f"~{APIKEYS}",
+    "api": f"resetchannels -@all {_CONNECTION} {_FCALL} {_FUNCTION_BODY} {_APP_COMMANDS} "
+           f"{CENTER_KEYS} {GLOBAL_KEYS} %R~{APIKEYS}",
+    "dispatcher": f"resetchannels -@all {_CONNECTION} {_FCALL} {_FUNCTION_BODY} "
+                  f"{_APP_COMMANDS} {CENTER_KEYS} {GLOBAL_KEYS}",
+    # The learner: every data command of the lessons, looking at the server, scripts run
+    # as this user (so on these keys only); nothing that changes the server or its code.
+    "lab": f"resetchannels +@all -@dangerous -@admin -function|load -function|delete "
+           f"-function|flush -function|restore -script|flush -script|kill -function|kill "
+           f"-client|unblock +info +role +client|list +client|info +config|get "
+           f"+slowlog|get +slowlog|len +command|info +command|docs +command|count "
+           f"+latency|latest {CENTER_KEYS} {GLOBAL_KEYS} ~lab:*",
+    "health": "resetchannels resetkeys -@all +ping +info +role +auth +hello",
+    "replication": "resetchannels resetkeys -@all +psync +replconf +ping +auth",
+    # What Sentinel sends to the Redis nodes (the Redis Sentinel documentation's list).
+    "sentinel": "allchannels resetkeys -@all +multi +exec +slaveof +replicaof +ping +auth "
+                "+subscribe +publish +config|rewrite +role +info +client|setname "
+                "+client|kill +script|kill +hello",
+}
+
+# Off, no password: no client can be the default user. Its commands and keys stay all:
+# redis-server replays the AOF as the default user and, before Redis 8.4, re-checks its
+# ACL at each EXEC there (redis/redis#14541), so a default user without them would drop
+# every FCALL's writes (replayed as MULTI/EXEC) at the next start: silent data loss.
+DEFAULT_USER = "off resetpass ~* &* +@all"
+
+EMBEDDED_ROLES = ("admin", "deployer", "api", "dispatcher", "lab", "health")
+HA_ROLES = (*EMBEDDED_ROLES, "replication", "sentinel")
+CLIENT_ROLES = ("admin", "deployer", "api", "dispatcher")
+"""Roles whose URL .env holds besides REDIS_URL (the lab role's)."""
+
+
+def password_key(role: str) -> str:
+    """The .env key of a role's password: REDIS_PASSWORD for the learner's (what REDIS_URL
+    holds), REDIS_<ROLE>_PASSWORD for the others."""
+    return "REDIS_PASSWORD" if role == "lab" else f"REDIS_{role.upper()}_PASSWORD"
+
+
+def url_key(role: str) -> str:
+    return "REDIS_URL" if role == "lab" else f"REDIS_{role.upper()}_URL"
+
+
+def passwords(env: Mapping[str, str], roles: Iterable[str] = EMBEDDED_ROLES
+              ) -> dict[str, str]:
+    """Each role's password: kept from ``env`` (the .env file), else a new random one."""
+    return {role: env.get(password_key(role)) or secrets.token_urlsafe(24) for role in roles}
+
+
+def role_url(role: str, password: str, host: str, port: int) -> str:
+    return f"redis://{role}:{password}@{host}:{port}/0"
+
+
+def env_entries(pw: Mapping[str, str], host: str, port: int) -> dict[str, str]:
+    """What .env holds about Redis: every role's password, and the URL of the learner
+    (REDIS_URL) and of each client role (REDIS_API_URL, ...)."""
+    entries = {password_key(role): value for role, value in pw.items()}
+    for role in ("lab", *CLIENT_ROLES):
+        if role in pw:
+            entries[url_key(role)] = role_url(role, pw[role], host, port)
+    return entries
+
+
+def acl_text(pw: Mapping[str, str]) -> str:
+    """The ACL file: the default user off with no password, then one user per role."""
+    lines = [f"user default {DEFAULT_USER}"]
+    for role, value in pw.items():
+        if role not in ROLES:
+            raise ValueError(f"no Redis role {role!r}: the roles are {', '.join(ROLES)}")
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        lines.append(f"user {role} reset on #{digest} {ROLES[role]}")
+    return "\n".join(lines) + "\n"
+
+
+def write_acl_file(path: Path, pw: Mapping[str, str]) -> Path:
+    """Write the ACL file only its owner may read (it holds password hashes)."""
+    return write_private(path, acl_text(pw))
