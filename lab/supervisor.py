@@ -282,7 +282,13 @@ class Supervisor:
 
 def functions_loaded(lab: EmbeddedLab) -> Callable[[Supervised], bool]:
     """After a Redis restart: True once it has the acd library (from its AOF, or loaded
-    now); False while it does not answer yet. Nothing to do for the other services."""
+    now) and has begun rewriting its AOF; False while it does not answer yet. Nothing to
+    do for the other services.
+
+    The rewrite: a crash can tear the AOF's last transaction; Redis 8.2 then loads the
+    file cut at the last whole command but leaves that MULTI open, and the next restart
+    would apply the torn call's first commands with the next transaction (README,
+    Reliability). A rewritten AOF holds only the dataset as loaded."""
 
     def after_restart(service: Supervised) -> bool:
         if service is not lab.redis:
@@ -290,8 +296,13 @@ def functions_loaded(lab: EmbeddedLab) -> Callable[[Supervised], bool]:
         try:
             with lab.redis.client() as client:  # fails fast while Redis starts
                 had_it = bool(client.function_list(library="acd"))
-            if not had_it:
-                lab.load_functions()
+                if not had_it:
+                    lab.load_functions()
+                try:
+                    client.bgrewriteaof()
+                except redis.ResponseError as exc:
+                    if "already in progress" not in str(exc):
+                        raise
         except (redis.RedisError, OSError) as exc:
             log.debug("functions not loaded yet: %s", exc)
             return False

@@ -274,6 +274,9 @@ def test_the_lab_repairs_a_killed_dispatcher_api_and_redis(tmp_path: Path) -> No
             with redis.Redis.from_url(env["REDIS_URL"], socket_timeout=5,
                                       decode_responses=True) as r0:
                 assert r0.function_list(library="acd")
+                # ...and rewrote its AOF, which a crash may have torn (README, Reliability).
+                wait_until(lambda: int(r0.info("persistence")["aof_rewrites"]) >= 1, 30,
+                           "the supervisor to rewrite the restarted Redis's AOF")
 
                 # ./start.sh right after a death: it or the supervisor starts the dead
                 # one, never both (the supervisor is stopped while start.sh starts it).
