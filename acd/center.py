@@ -45,7 +45,9 @@ from acd.models import (
 from acd.settings import get_settings
 from acd.streams import CenterStreams
 
-DEFAULT_BATCH = 50  # one round holds Redis for ~50 µs per assignment: keep rounds short
+# A round holds Redis for 60-150 µs per assignment (a fast day, a slow one): 25 keep every
+# call under 5 ms, and assign no slower than 50 did (README, Performance).
+DEFAULT_BATCH = 25
 DEFAULT_BUDGET = 200  # skill combinations one dispatch call may look at (a few µs each)
 
 

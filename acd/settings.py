@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     acd_max_queued: int = 100_000
     # Bulk operations (open/close, skill delete, center delete) change at most this many
     # agents or contacts per Redis call, so no call holds Redis for long (acd/bulk.py).
-    acd_bulk_batch: int = Field(default=16, ge=1, le=1000)
+    acd_bulk_batch: int = Field(default=8, ge=1, le=1000)
     # How long a completed or abandoned contact stays readable.
     contact_keep_seconds: int = 3600
     # The REST API's key every client sends (acd/api/apikeys.py); start.sh creates the

@@ -237,7 +237,7 @@ A job is 's|<next subset mask>|<skills>' (asking for each subset of the agent's 
 cheaper when it has few) or 'f|<skill number>|<SSCAN cursor>|<skills>' (reading the
 combinations filed under each of its skills, when it has many). ]]
 local UNPARK_UNITS = 512
-local DISPATCH_WORK = 800  -- see acd_dispatch: ~3 ms of assignments
+local DISPATCH_WORK = 400  -- see acd_dispatch: 25 assignments of agents with 8 skills
 local unpark_units = UNPARK_UNITS  -- what is left for this call; register() resets it
 
 local function move_if_parked(tag, sig)
