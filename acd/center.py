@@ -277,11 +277,13 @@ class Center(CenterStreams):
         """Assign up to ``most`` waiting contacts atomically (see acd_dispatch), in any
         dispatch mode: this is an explicit call, not a dispatcher service's round. A call
         that only advanced agents' wake-ups (bounded work, see wake_parked in acd.lua) is
-        followed by another, so the caller gets the assignments those wake-ups allow."""
-        while True:
+        followed by another (up to 1,000 calls: a center being deleted assigns nothing and
+        finishes no wake-up), so the caller gets the assignments those wake-ups allow."""
+        for _ in range(1000):
             done = await self.dispatch_round(most, budget)
             if done.pairs or not await cast(Any, self.redis).llen(self.keys.unpark):
-                return [Assignment(contact=c, agent=a) for c, a in done.pairs]
+                break
+        return [Assignment(contact=c, agent=a) for c, a in done.pairs]
 
     async def dispatch_round(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET,
                              service: bool = False) -> DispatchRound:
