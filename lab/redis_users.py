@@ -38,7 +38,7 @@ _CONNECTION = ("+ping +hello +auth +select +echo +client|setname +client|getname
                "+client|setinfo +client|id")
 # What the acd Functions call inside Redis (grep redis.call acd/lua/acd.lua), RedisJSON's
 # commands named one by one: a role with them has no other module command.
-_FUNCTION_BODY = (
+FUNCTION_BODY = (
     "+del +unlink +exists +expire +time "
     "+hget +hmget +hset +hdel +hexists +hincrby +hkeys +hvals +hlen +hgetall "
     "+rpush +lpop +lindex +lset +llen "
@@ -59,17 +59,20 @@ ROLES: dict[str, str] = {
     "deployer": f"resetchannels -@all +@read +@write +@keyspace -@dangerous -@scripting "
                 f"{_CONNECTION} +function|load +function|list +function|delete +info "
                 f"~{APIKEYS}",
-    "api": f"resetchannels -@all {_CONNECTION} {_FCALL} {_FUNCTION_BODY} {_APP_COMMANDS} "
+    "api": f"resetchannels -@all {_CONNECTION} {_FCALL} {FUNCTION_BODY} {_APP_COMMANDS} "
            f"{CENTER_KEYS} {GLOBAL_KEYS} %R~{APIKEYS}",
-    "dispatcher": f"resetchannels -@all {_CONNECTION} {_FCALL} {_FUNCTION_BODY} "
+    "dispatcher": f"resetchannels -@all {_CONNECTION} {_FCALL} {FUNCTION_BODY} "
                   f"{_APP_COMMANDS} {CENTER_KEYS} {GLOBAL_KEYS}",
     # The learner: every data command of the lessons, looking at the server, scripts run
     # as this user (so on these keys only); nothing that changes the server or its code.
+    # The API keys read only: a lesson runs the REST API's app in its kernel, which checks
+    # the lab's key as this user; the hashes of 256-bit secrets give nobody a key, and
+    # writing there would (a key of one's own).
     "lab": f"resetchannels +@all -@dangerous -@admin -function|load -function|delete "
            f"-function|flush -function|restore -script|flush -script|kill -function|kill "
            f"-client|unblock +info +role +client|list +client|info +config|get "
            f"+slowlog|get +slowlog|len +command|info +command|docs +command|count "
-           f"+latency|latest {CENTER_KEYS} {GLOBAL_KEYS} ~lab:*",
+           f"+latency|latest {CENTER_KEYS} {GLOBAL_KEYS} ~lab:* %R~{APIKEYS}",
     "health": "resetchannels resetkeys -@all +ping +info +role +auth +hello",
     "replication": "resetchannels resetkeys -@all +psync +replconf +ping +auth",
     # What Sentinel sends to the Redis nodes (the Redis Sentinel documentation's list).

@@ -208,16 +208,17 @@ class Supervisor:
     def _holding(self) -> bool:
         if self.hold is None:
             return False
-        hold = read_hold(self.hold)
-        if hold is not None and hold != self.held:
+        hold, before = read_hold(self.hold), self.held
+        # Honoured before it is acknowledged: the holder goes on once it reads the ack.
+        self.held = hold
+        if hold is not None and hold != before:
             log.info("holding off at the request of %s (pid %d), for %.0f s at most: "
                      "nothing is restarted until it ends", hold.by, hold.pid,
                      hold.until - time.time())
             acknowledge(hold, self.hold)
-        elif hold is None and self.held is not None:
-            log.info("the hold of %s ended: watching again", self.held.by)
+        elif hold is None and before is not None:
+            log.info("the hold of %s ended: watching again", before.by)
             acknowledge(None, self.hold)
-        self.held = hold
         return hold is not None
 
     def _may_start(self, w: Watched, now: float) -> bool:

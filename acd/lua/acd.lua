@@ -1089,7 +1089,7 @@ end
 -- allow-oom: these only end work or free memory, so a full Redis can still drain (see
 -- the header); every other function is refused with OOM before it runs when Redis is full.
 local function register(name, fn, may_run_when_full)
-  local function call(keys, args)
+  local call = function(keys, args)
     unpark_units = UNPARK_UNITS  -- a budget per call, not per library load
     return fn(keys, args)
   end
