@@ -127,6 +127,17 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def command_lines() -> dict[int, str]:
+    """Every live process's whole command line by pid (Linux /proc). Not ``ps``: ps cuts
+    a line at the terminal's width (80 columns without one), hiding what follows."""
+    lines = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        line = cmdline(int(entry.name))
+        if line:
+            lines[int(entry.name)] = line
+    return lines
+
+
 def group_members(pgid: int) -> list[int]:
     """The live processes of process group ``pgid`` (Linux /proc; [] without it): what
     is left of a service whose leader died, e.g. uvicorn's workers after kill -9 of uvicorn."""

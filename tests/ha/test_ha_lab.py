@@ -20,7 +20,7 @@ import pytest
 import lab.ha as ha
 from lab import drill
 from lab.ha import net
-from lab.processes import wait_until
+from lab.processes import command_lines, wait_until
 
 _WHY = ha.check_platform()
 if _WHY:
@@ -199,8 +199,7 @@ def test_stop_leaves_nothing_behind(topo: ha.HATopology) -> None:
     # them once they end, a moment later.
     wait_until(lambda: not [p for p in pids if Path(f"/proc/{p}").exists()], 15,
                "every process of the lab to be gone (even zombies)")
-    out = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True).stdout
-    assert str(topo.run_dir) not in out
+    assert not [line for line in command_lines().values() if str(topo.run_dir) in line]
     assert not ha.status(topo.run_dir)["running"]
 
 

@@ -28,7 +28,7 @@ from lab.envfile import read_env
 from lab.ha import check_platform, net, primary, topology
 from lab.ha.failover import rejoined
 from lab.lessons import kernel_env
-from lab.processes import WaitTimeout, pid_alive, wait_until
+from lab.processes import WaitTimeout, command_lines, pid_alive, wait_until
 from lab.stack import http_ok
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,8 +82,7 @@ def _leftovers(home: Path) -> list[str]:
         for line in links.splitlines()
         if line.split()[0].startswith((net.BRIDGE, net.VETH_PREFIX))
     ]
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    left += [line for line in ps.splitlines() if str(home) in line]
+    left += [f"{pid} {line}" for pid, line in command_lines().items() if str(home) in line]
     return left
 
 
@@ -250,8 +249,7 @@ def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
     values = read_env(Path(ha_lab["LAB_ENV_FILE"]))
     secrets = {k: v for k, v in values.items() if "PASSWORD" in k or "TOKEN" in k}
     assert len(secrets) >= 9, sorted(secrets)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, timeout=10,
-                        check=True).stdout
+    ps = "\n".join(command_lines().values())
     run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
     logs = list(run_dir.rglob("*.log"))
     assert len(logs) >= 10, logs
