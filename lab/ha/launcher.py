@@ -81,7 +81,8 @@ class HALab:
             "ACD_ENV": "ha",
             "JUPYTER_TOKEN": self.jupyter_token,
             "ACD_API_KEY": self.api_key,
-            **redis_users.env_entries(topo.role_passwords(), topo.vip, topo.redis_port),
+            **redis_users.env_entries({**topo.role_passwords(), **topo.sentinel_passwords()},
+                                      topo.vip, topo.redis_port),
         }
 
     def jupyter(self, topo: HATopology | None = None) -> Service:
@@ -162,7 +163,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
     def _passwords(self) -> dict[str, str]:
         """Each Redis role's password: .env's when it may go into a config file."""
         kept = {k: v for k, v in self.env.items() if set(v) <= PASSWORD_CHARS}
-        return redis_users.passwords(kept, redis_users.HA_ROLES)
+        return redis_users.passwords(kept, (*redis_users.HA_ROLES, *redis_users.SENTINEL_ROLES))
 
     def start(self, echo: Callable[[str], None] = print) -> HATopology:
         """Start what is not running and wait for every health check."""
