@@ -154,6 +154,7 @@ The lab is up (environment: ha). Settings are in {self.config.env_file}.
   REST API     {topo.api_url}/docs  (VIP -> HAProxy -> {api})
   Redis        redis://{topo.vip}:{topo.redis_port} (VIP -> HAProxy -> primary; password in .env)
   Redis nodes  {nodes}; Sentinel on :26379 of each
+               (user sentinel_admin, REDIS_SENTINEL_ADMIN_PASSWORD in .env)
   Balancers    {lbs}; VIP {topo.vip} on {holder}; stats {topo.stats_url}
   Dispatchers  {disp}
   Logs         {self.run_dir}/<host>/*.log, {self.run_dir}/logs/jupyter.log
