@@ -95,19 +95,20 @@ DEFAULT_USER = "off resetpass ~* &* +@all"
 # are not users of the Redis nodes (the nodes' ``sentinel`` user is how Sentinel talks to
 # them). Anyone who reached an open Sentinel could fail the primary over, point the
 # Sentinels at another "primary" (SENTINEL SET/MONITOR) or remove it.
+SENTINEL_ADMIN = "sentinel_admin"
+SENTINEL_PEER = "sentinel_peer"
 SENTINEL_USERS: dict[str, str] = {
     # The lab's start, status, supervisor and drill, and the instructor: every command.
-    "sentinel_admin": "allchannels +@all",
+    SENTINEL_ADMIN: "allchannels +@all",
     # What one Sentinel sends another (Redis' sentinel.c): its connection's name, PING,
     # the hello message (PUBLISH on __sentinel__:hello) and the vote on a primary's
     # failure. No SENTINEL FAILOVER, SET, MONITOR or REMOVE: its password is in clear in
     # every sentinel.conf (sentinel-pass), so it gets nothing an admin would.
-    "sentinel_peer": "resetchannels &__sentinel__:hello -@all +ping +publish "
-                     "+client|setname +sentinel|is-master-down-by-addr",
+    SENTINEL_PEER: "resetchannels &__sentinel__:hello -@all +ping +publish "
+                   "+client|setname +sentinel|is-master-down-by-addr",
 }
 # No client is the default user: it is the one a client gets without AUTH.
 SENTINEL_DEFAULT_USER = "off resetpass resetchannels -@all"
-SENTINEL_PEER = "sentinel_peer"
 
 EMBEDDED_ROLES = ("admin", "deployer", "api", "dispatcher", "lab", "health")
 HA_ROLES = (*EMBEDDED_ROLES, "replication", "sentinel")

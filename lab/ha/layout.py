@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from lab.errors import LabError
-from lab.redis_users import HA_ROLES, SENTINEL_ROLES, role_url
+from lab.redis_users import HA_ROLES, SENTINEL_ADMIN, SENTINEL_ROLES, role_url
 
 from . import net
 
@@ -202,5 +202,5 @@ def replication_info(topo: HATopology, name: str) -> dict[str, Any]:
 def sentinel_client(topo: HATopology, name: str) -> redis.Redis:
     """A client of the Sentinel on node ``name``, as its sentinel_admin user (the
     Sentinels refuse a client that does not authenticate)."""
-    return redis_client(topo.nodes[name], SENTINEL_PORT, topo.secret("sentinel_admin"),
-                        username="sentinel_admin")
+    return redis_client(topo.nodes[name], SENTINEL_PORT, topo.secret(SENTINEL_ADMIN),
+                        username=SENTINEL_ADMIN)
