@@ -15,6 +15,10 @@ own user, through ``REDIS_URL`` in its environment (acd.settings):
 - ``replication`` / ``sentinel``: the HA lab's replicas and Sentinels.
 - ``admin``: everything; the instructor's (and the lab's own start, stop and checks).
 
+The HA lab's Sentinels have users of their own (SENTINEL_ROLES, in each sentinel.conf):
+``sentinel_admin`` for every client of a Sentinel (the lab, the supervisor, the drill, the
+instructor), ``sentinel_peer`` for the Sentinels among themselves.
+
 Redis checks a script's and a Function's commands against the user that runs it, so every
 role that calls FCALL is also granted the commands acd/lua/acd.lua issues, on its keys.
 """
@@ -87,8 +91,29 @@ ROLES: dict[str, str] = {
 # every FCALL's writes (replayed as MULTI/EXEC) at the next start: silent data loss.
 DEFAULT_USER = "off resetpass ~* &* +@all"
 
+# The Sentinels' own users: a Sentinel is a server of its own with its own ACL, so these
+# are not users of the Redis nodes (the nodes' ``sentinel`` user is how Sentinel talks to
+# them). Anyone who reached an open Sentinel could fail the primary over, point the
+# Sentinels at another "primary" (SENTINEL SET/MONITOR) or remove it.
+SENTINEL_ADMIN = "sentinel_admin"
+SENTINEL_PEER = "sentinel_peer"
+SENTINEL_USERS: dict[str, str] = {
+    # The lab's start, status, supervisor and drill, and the instructor: every command.
+    SENTINEL_ADMIN: "allchannels +@all",
+    # What one Sentinel sends another (Redis' sentinel.c): its connection's name, PING,
+    # the hello message (PUBLISH on __sentinel__:hello) and the vote on a primary's
+    # failure. No SENTINEL FAILOVER, SET, MONITOR or REMOVE: its password is in clear in
+    # every sentinel.conf (sentinel-pass), so it gets nothing an admin would.
+    SENTINEL_PEER: "resetchannels &__sentinel__:hello -@all +ping +publish "
+                   "+client|setname +sentinel|is-master-down-by-addr",
+}
+# No client is the default user: it is the one a client gets without AUTH.
+SENTINEL_DEFAULT_USER = "off resetpass resetchannels -@all"
+
 EMBEDDED_ROLES = ("admin", "deployer", "api", "dispatcher", "lab", "health")
 HA_ROLES = (*EMBEDDED_ROLES, "replication", "sentinel")
+"""The users of the HA lab's Redis nodes."""
+SENTINEL_ROLES = tuple(SENTINEL_USERS)
 CLIENT_ROLES = ("admin", "deployer", "api", "dispatcher")
 """Roles whose URL .env holds besides REDIS_URL (the lab role's)."""
 
@@ -132,6 +157,16 @@ def acl_text(pw: Mapping[str, str]) -> str:
         digest = hashlib.sha256(value.encode()).hexdigest()
         lines.append(f"user {role} reset on #{digest} {ROLES[role]}")
     return "\n".join(lines) + "\n"
+
+
+def sentinel_acl_lines(pw: Mapping[str, str]) -> list[str]:
+    """The ``user`` lines of a sentinel.conf (passwords as SHA-256 hashes): the default
+    user off, then each of SENTINEL_USERS with its password from ``pw``."""
+    lines = [f"user default {SENTINEL_DEFAULT_USER}"]
+    for role, rules in SENTINEL_USERS.items():
+        digest = hashlib.sha256(pw[role].encode()).hexdigest()
+        lines.append(f"user {role} reset on #{digest} {rules}")
+    return lines
 
 
 def write_acl_file(path: Path, pw: Mapping[str, str]) -> Path:

@@ -3,6 +3,7 @@ ACL file: what each role does in the ACD, and what it is refused (NOPERM)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from acd import Center, connect
 from acd.functions import LIBRARY, load_library
 from lab import redis_users
 from lab.embedded import EmbeddedRedis, free_port
+from lab.envfile import forget_secrets, read_env, write_env
 from lab.redis_users import EMBEDDED_ROLES, ROLES, acl_text, passwords
 
 CENTER = f"roles-{uuid.uuid4().hex[:8]}"
@@ -188,3 +190,21 @@ def test_the_roles_that_call_the_functions_have_every_command_the_library_calls(
     assert called <= body, sorted(called - body)
     for role in ("api", "dispatcher"):
         assert redis_users.FUNCTION_BODY in ROLES[role], role
+
+
+def test_the_sentinels_users_are_rotated_and_hashed(tmp_path: Path) -> None:
+    """The Sentinels' passwords live in .env as REDIS_SENTINEL_<USER>_PASSWORD: python -m
+    lab rotate forgets them (by their name); sentinel.conf holds their hashes only."""
+    pw = passwords({}, redis_users.SENTINEL_ROLES)
+    keys = {redis_users.password_key(role) for role in redis_users.SENTINEL_ROLES}
+    assert keys == {"REDIS_SENTINEL_ADMIN_PASSWORD", "REDIS_SENTINEL_PEER_PASSWORD"}
+    env = tmp_path / ".env"
+    write_env(env, {**redis_users.env_entries(pw, "127.0.0.1", 6379), "ACD_ENV": "ha"})
+    assert set(forget_secrets(env)) == keys
+    assert read_env(env) == {"ACD_ENV": "ha"}
+    lines = redis_users.sentinel_acl_lines(pw)
+    assert lines[0].startswith("user default off ")
+    assert [line.split()[1] for line in lines[1:]] == list(redis_users.SENTINEL_ROLES)
+    for role, value in pw.items():
+        assert value not in "\n".join(lines)
+        assert f"#{hashlib.sha256(value.encode()).hexdigest()}" in "\n".join(lines), role

@@ -41,6 +41,7 @@ from .layout import (
     check_platform,
     ensure_packages,
     redis_client,
+    sentinel_client,
 )
 from .roles import format_status, primary, status, vip_holder, vip_holders
 from .services import start, stop
@@ -69,6 +70,7 @@ __all__ = [
     "restart_node",
     "run_in_namespace",
     "running_topology",
+    "sentinel_client",
     "start",
     "start_api_replicas",
     "start_dispatchers",

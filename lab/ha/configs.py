@@ -9,7 +9,7 @@ from string import Template
 
 from lab.embedded import redis_maxmemory
 from lab.processes import private_dir, write_private
-from lab.redis_users import write_acl_file
+from lab.redis_users import SENTINEL_PEER, sentinel_acl_lines, write_acl_file
 
 from .layout import (
     NODE_PORT,
@@ -56,6 +56,9 @@ def render_sentinel_conf(topo: HATopology, name: str) -> str:
         primary_ip=next(iter(topo.nodes.values())),
         quorum=2,
         sentinel_password=topo.secret("sentinel"),
+        sentinel_users="\n".join(sentinel_acl_lines(topo.sentinel_passwords())),
+        peer_user=SENTINEL_PEER,
+        peer_password=topo.secret(SENTINEL_PEER),
         down_after_ms=topo.down_after_ms,
         failover_timeout_ms=topo.failover_timeout_ms,
     )

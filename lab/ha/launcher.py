@@ -81,7 +81,8 @@ class HALab:
             "ACD_ENV": "ha",
             "JUPYTER_TOKEN": self.jupyter_token,
             "ACD_API_KEY": self.api_key,
-            **redis_users.env_entries(topo.role_passwords(), topo.vip, topo.redis_port),
+            **redis_users.env_entries({**topo.role_passwords(), **topo.sentinel_passwords()},
+                                      topo.vip, topo.redis_port),
         }
 
     def jupyter(self, topo: HATopology | None = None) -> Service:
@@ -153,6 +154,7 @@ The lab is up (environment: ha). Settings are in {self.config.env_file}.
   REST API     {topo.api_url}/docs  (VIP -> HAProxy -> {api})
   Redis        redis://{topo.vip}:{topo.redis_port} (VIP -> HAProxy -> primary; password in .env)
   Redis nodes  {nodes}; Sentinel on :26379 of each
+               (user sentinel_admin, REDIS_SENTINEL_ADMIN_PASSWORD in .env)
   Balancers    {lbs}; VIP {topo.vip} on {holder}; stats {topo.stats_url}
   Dispatchers  {disp}
   Logs         {self.run_dir}/<host>/*.log, {self.run_dir}/logs/jupyter.log
@@ -162,7 +164,7 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
     def _passwords(self) -> dict[str, str]:
         """Each Redis role's password: .env's when it may go into a config file."""
         kept = {k: v for k, v in self.env.items() if set(v) <= PASSWORD_CHARS}
-        return redis_users.passwords(kept, redis_users.HA_ROLES)
+        return redis_users.passwords(kept, (*redis_users.HA_ROLES, *redis_users.SENTINEL_ROLES))
 
     def start(self, echo: Callable[[str], None] = print) -> HATopology:
         """Start what is not running and wait for every health check."""

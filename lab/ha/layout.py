@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from lab.errors import LabError
-from lab.redis_users import HA_ROLES, role_url
+from lab.redis_users import HA_ROLES, SENTINEL_ADMIN, SENTINEL_ROLES, role_url
 
 from . import net
 
@@ -55,7 +55,8 @@ class HATopology:
     """What runs: addresses, ports, the Redis users' passwords and where the files are.
 
     ``password`` is the admin's (the lab's own checks and drills); ``passwords`` every
-    role's (lab.redis_users), a role missing from it has ``password``."""
+    role's, the nodes' and the Sentinels' (lab.redis_users), a role missing from it has
+    ``password``."""
 
     run_dir: Path
     password: str
@@ -79,7 +80,12 @@ class HATopology:
         return self.passwords.get(role) or self.password
 
     def role_passwords(self) -> dict[str, str]:
+        """The Redis nodes' users' passwords."""
         return {role: self.secret(role) for role in HA_ROLES}
+
+    def sentinel_passwords(self) -> dict[str, str]:
+        """The Sentinels' users' passwords (lab.redis_users.SENTINEL_USERS)."""
+        return {role: self.secret(role) for role in SENTINEL_ROLES}
 
     def role_url(self, role: str) -> str:
         """The URL of ``role``'s user through the VIP."""
@@ -194,5 +200,7 @@ def replication_info(topo: HATopology, name: str) -> dict[str, Any]:
 
 
 def sentinel_client(topo: HATopology, name: str) -> redis.Redis:
-    """A client of the Sentinel on node ``name``."""
-    return redis_client(topo.nodes[name], SENTINEL_PORT, None)
+    """A client of the Sentinel on node ``name``, as its sentinel_admin user (the
+    Sentinels refuse a client that does not authenticate)."""
+    return redis_client(topo.nodes[name], SENTINEL_PORT, topo.secret(SENTINEL_ADMIN),
+                        username=SENTINEL_ADMIN)

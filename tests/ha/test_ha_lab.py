@@ -9,6 +9,7 @@ raw writes to Redis only: no API runs here).
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,9 @@ if _WHY:
 pytestmark = pytest.mark.slow
 
 _state: dict[str, object] = {}
+# The Sentinels' passwords differ from the nodes' ("test-password"): a client that used
+# the wrong one would be refused.
+SENTINEL_PASSWORDS = {"sentinel_admin": "sentinel-admin-pw", "sentinel_peer": "sentinel-peer-pw"}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,8 @@ def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ha.HATopology]:
         )
     run_dir = tmp_path_factory.mktemp("ha")
     try:
-        topology = ha.start("test-password", run_dir=run_dir, timeout=90)
+        topology = ha.start("test-password", passwords=SENTINEL_PASSWORDS, run_dir=run_dir,
+                            timeout=90)
     except BaseException:
         ha.stop(run_dir)
         raise
@@ -75,6 +80,59 @@ def test_second_start_reports_what_runs(topo: ha.HATopology) -> None:
     assert again.password == topo.password
     info = ha.status(topo.run_dir)
     assert info["running"] and all(info["processes"].values()), info
+
+
+def _first_replies(address: str, *commands: tuple[str, ...]) -> list[str]:
+    """The first line of a Sentinel's reply to each command, on one connection, as any
+    program on the bridge would send them (no client library, no AUTH unless sent)."""
+    replies = []
+    with socket.create_connection((address, 26379), timeout=5) as sock, \
+            sock.makefile("rb") as answers:
+        for command in commands:
+            wire = f"*{len(command)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in command)
+            sock.sendall(wire.encode())
+            replies.append(answers.readline().decode().strip())
+    return replies
+
+
+@pytest.mark.timeout(60)
+def test_a_sentinel_serves_only_its_users(topo: ha.HATopology) -> None:
+    """Without AUTH a Sentinel runs nothing (NOAUTH): no failover, no SET, no REMOVE, no
+    reading its configuration; a wrong password is WRONGPASS; the Sentinels' own peer
+    user may not fail over either. The lab's user (sentinel_admin) is served."""
+    admin, peer = SENTINEL_PASSWORDS["sentinel_admin"], SENTINEL_PASSWORDS["sentinel_peer"]
+    master = topo.master_name
+    for name, address in topo.nodes.items():
+        anonymous = _first_replies(
+            address, ("PING",), ("SENTINEL", "FAILOVER", master),
+            ("SENTINEL", "SET", master, "down-after-milliseconds", "1"),
+            ("SENTINEL", "REMOVE", master), ("SENTINEL", "MASTERS"),
+            ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master))
+        assert all(r.startswith("-NOAUTH ") for r in anonymous), (name, anonymous)
+        wrong = _first_replies(address, ("AUTH", "sentinel_admin", "test-password"),
+                               ("AUTH", "default", admin), ("AUTH", admin),
+                               ("SENTINEL", "FAILOVER", master))
+        assert [r.split()[0] for r in wrong] == ["-WRONGPASS"] * 3 + ["-NOAUTH"], (name, wrong)
+        as_peer = _first_replies(address, ("AUTH", "sentinel_peer", peer),
+                                 ("SENTINEL", "FAILOVER", master),
+                                 ("SENTINEL", "SET", master, "quorum", "1"),
+                                 ("SENTINEL", "MASTERS"))
+        assert as_peer[0] == "+OK" and all(r.startswith("-NOPERM ") for r in as_peer[1:]), (
+            name, as_peer)
+        assert _first_replies(address, ("AUTH", "sentinel_admin", admin), ("PING",)) == [
+            "+OK", "+PONG"]
+        with ha.sentinel_client(topo, name) as s:
+            assert s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", master) == [
+                topo.nodes["re1"], "6379"]
+            got = s.execute_command("SENTINEL", "MASTER", master)  # a map in RESP3
+            settings = got if isinstance(got, dict) else dict(zip(got[::2], got[1::2],
+                                                                  strict=True))
+            assert str(settings["quorum"]) == "2", settings
+            assert str(settings["down-after-milliseconds"]) == "1000", settings
+            # what was refused above is in the log; the drills below must add nothing
+            assert s.acl_log(), name
+            s.acl_log_reset()
+    assert ha.primary(topo.run_dir) == "re1"
 
 
 @pytest.mark.timeout(60)
@@ -170,6 +228,19 @@ def test_python_m_lab_ha_drill_reports_as_json(topo: ha.HATopology) -> None:
                                                                  "bring"]
     assert all(e["writes"]["lost"] == 0 and "offered" not in e for e in report["events"])
     assert report["events"][2]["writes"]["failed"] > 0
+
+
+@pytest.mark.timeout(30)
+def test_the_sentinels_refused_their_peers_nothing_during_the_failovers(
+        topo: ha.HATopology) -> None:
+    """Two drills failed over through the Sentinels, which reach each other as the peer
+    user: had it missed a command (a vote, a hello), a Sentinel's ACL LOG would say so."""
+    for name in topo.nodes:
+        with ha.sentinel_client(topo, name) as s:
+            refused = [(e["username"], e["reason"], e["object"]) for e in s.acl_log()]
+            peers = s.execute_command("SENTINEL", "SENTINELS", topo.master_name)
+        assert not refused, (name, refused)
+        assert len(peers) == 2, (name, peers)
 
 
 @pytest.mark.timeout(60)

@@ -242,13 +242,15 @@ def _recorded_pid(run_dir: Path, key: str) -> int:
 @pytest.mark.timeout(60)
 def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
         ha_lab: dict[str, str]) -> None:
-    """After the lessons and the drill: every secret of .env is absent from ``ps`` and
-    from every log; the files that must hold one (the nodes' ACL files and configs, the
-    state file the supervisor restarts from) and every host folder are the owner's only;
-    no node's ACL LOG has a refusal (each role had what it needed)."""
+    """After the lessons and the drill: every secret of .env (the Sentinels' passwords
+    too) is absent from every command line and from every log; the files that must hold
+    one (the nodes' ACL files and configs, sentinel.conf, the state file the supervisor
+    restarts from) and every host folder are the owner's only; no node's and no Sentinel's
+    ACL LOG has a refusal (each role had what it needed)."""
     values = read_env(Path(ha_lab["LAB_ENV_FILE"]))
     secrets = {k: v for k, v in values.items() if "PASSWORD" in k or "TOKEN" in k}
-    assert len(secrets) >= 9, sorted(secrets)
+    assert len(secrets) >= 11, sorted(secrets)
+    assert {"REDIS_SENTINEL_ADMIN_PASSWORD", "REDIS_SENTINEL_PEER_PASSWORD"} <= set(secrets)
     ps = "\n".join(command_lines().values())
     run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
     logs = list(run_dir.rglob("*.log"))
@@ -267,6 +269,16 @@ def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
                          password=values["REDIS_ADMIN_PASSWORD"], decode_responses=True) as r:
             refused = [(e["username"], e["reason"], e["object"]) for e in r.acl_log()]
         assert not refused, f"{name} refused: {refused[:10]}"
+        # The Sentinels too: the lab's clients and their peers had what they needed
+        # (the drill's failover ran through them), and they refuse an anonymous client.
+        with redis.Redis(host=address, port=26379, username="sentinel_admin", socket_timeout=5,
+                         password=values["REDIS_SENTINEL_ADMIN_PASSWORD"],
+                         decode_responses=True) as s:
+            refused = [(e["username"], e["reason"], e["object"]) for e in s.acl_log()]
+        assert not refused, f"the Sentinel on {name} refused: {refused[:10]}"
+        with redis.Redis(host=address, port=26379, socket_timeout=5, protocol=2) as anonymous, \
+                pytest.raises(redis.AuthenticationError, match="Authentication required"):
+            anonymous.execute_command("SENTINEL", "MASTERS")
 
 
 @pytest.mark.timeout(300)
