@@ -74,9 +74,12 @@ class EmbeddedRedis(Service):
     test's throw-away server, same ACL as the lab). Neither: no authentication at all."""
 
     def __init__(self, run_dir: Path, port: int, password: str | None = None,
-                 name: str = "redis", users: Mapping[str, str] | None = None) -> None:
+                 name: str = "redis", users: Mapping[str, str] | None = None,
+                 learners: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.port = port
         self.users = dict(users or {})
+        # Workshop learners (name -> password), read at each start: they outlive restarts.
+        self.learners = learners or dict
         if password and not users:
             self.users = dict.fromkeys(EMBEDDED_ROLES, password)
         self.password = self.users.get("admin")
@@ -90,8 +93,13 @@ class EmbeddedRedis(Service):
         private_dir(self.data_dir.parent)  # data/: every server's AOF of the lab
         private_dir(self.data_dir)
         if self.users and not self.running():
-            write_acl_file(self.acl_file, self.users)
+            self.write_acl_file()
         return super().start()
+
+    def write_acl_file(self) -> Path:
+        """The users the server reads at its next start (or ACL LOAD): every role's and
+        every workshop learner's."""
+        return write_acl_file(self.acl_file, self.users, self.learners())
 
     @property
     def url(self) -> str:

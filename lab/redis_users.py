@@ -14,6 +14,9 @@ own user, through ``REDIS_URL`` in its environment (acd.settings):
 - ``health``: PING, INFO, ROLE; no key at all (HAProxy's check).
 - ``replication`` / ``sentinel``: the HA lab's replicas and Sentinels.
 - ``admin``: everything; the instructor's (and the lab's own start, stop and checks).
+- ``learner-<name>`` (workshop mode, lab.workshop): the ``lab`` role's data commands on
+  that learner's centers alone, and nothing that shows other learners' key names or
+  commands (no SCAN, CLIENT LIST, SLOWLOG, pub/sub).
 
 Redis checks a script's and a Function's commands against the user that runs it, so every
 role that calls FCALL is also granted the commands acd/lua/acd.lua issues, on its keys.
@@ -81,6 +84,38 @@ ROLES: dict[str, str] = {
                 "+client|kill +script|kill +hello",
 }
 
+# A workshop learner (lab.workshop): the lab role's commands but those that show what is
+# not the learner's. Key patterns do not filter SCAN/KEYS/RANDOMKEY (they return every
+# name), CLIENT LIST and SLOWLOG GET show others' commands with their arguments, PUBSUB
+# CHANNELS others' channels, CLIENT TRACKING BCAST others' key names as they change.
+_LEARNER_COMMANDS = (
+    "resetchannels +@all -@dangerous -@admin -function|load -function|delete "
+    "-function|flush -function|restore -script|flush -script|kill -function|kill "
+    "-client|unblock -scan -randomkey -pubsub -client|list -client|tracking "
+    "-client|trackinginfo -client|caching -client|getredir -slowlog +info +role "
+    "+client|info +config|get +command|info +command|docs +command|count +latency|latest")
+LEARNER_PREFIX = "learner-"
+
+
+def learner_user(learner: str) -> str:
+    """The Redis user of a workshop learner: ``learner-alice``."""
+    return LEARNER_PREFIX + learner
+
+
+def learner_rules(learner: str) -> str:
+    """A learner's ACL rules. Keys: the learner's centers, ``{acd:alice}...`` and
+    ``{acd:alice.<anything>}...`` (acd.keys.learner_owns; a learner name has no glob
+    character, check_learner). Registering a center (Center.register) writes two global
+    keys: each is a selector with its one command, so the learner cannot read or remove
+    other learners' centers there. Reads of the dispatchers' heartbeats (/health of the
+    API run in the kernel) and of the API keys' hashes (that app checks the learner's key
+    as this user; 256-bit secrets' hashes give nobody a key)."""
+    return (f"{_LEARNER_COMMANDS} ~{{acd:{learner}}}* ~{{acd:{learner}.* "
+            f"%R~{APIKEYS} %R~acd:dispatchers "
+            f"(~acd:centers resetchannels -@all +sadd) "
+            f"(~acd:centers:new resetchannels -@all +xadd)")
+
+
 # Off, no password: no client can be the default user. Its commands and keys stay all:
 # redis-server replays the AOF as the default user and, before Redis 8.4, re-checks its
 # ACL at each EXEC there (redis/redis#14541), so a default user without them would drop
@@ -123,17 +158,28 @@ def env_entries(pw: Mapping[str, str], host: str, port: int) -> dict[str, str]:
     return entries
 
 
-def acl_text(pw: Mapping[str, str]) -> str:
-    """The ACL file: the default user off with no password, then one user per role."""
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def learner_line(learner: str, password: str) -> str:
+    """A learner's user as an ACL file line (``ACL SETUSER`` takes the same rules)."""
+    return f"user {learner_user(learner)} reset on #{_digest(password)} {learner_rules(learner)}"
+
+
+def acl_text(pw: Mapping[str, str], learners: Mapping[str, str] | None = None) -> str:
+    """The ACL file: the default user off with no password, then one user per role, then
+    one per workshop learner (name -> password)."""
     lines = [f"user default {DEFAULT_USER}"]
     for role, value in pw.items():
         if role not in ROLES:
             raise ValueError(f"no Redis role {role!r}: the roles are {', '.join(ROLES)}")
-        digest = hashlib.sha256(value.encode()).hexdigest()
-        lines.append(f"user {role} reset on #{digest} {ROLES[role]}")
+        lines.append(f"user {role} reset on #{_digest(value)} {ROLES[role]}")
+    lines += [learner_line(name, value) for name, value in sorted((learners or {}).items())]
     return "\n".join(lines) + "\n"
 
 
-def write_acl_file(path: Path, pw: Mapping[str, str]) -> Path:
+def write_acl_file(path: Path, pw: Mapping[str, str],
+                   learners: Mapping[str, str] | None = None) -> Path:
     """Write the ACL file only its owner may read (it holds password hashes)."""
-    return write_private(path, acl_text(pw))
+    return write_private(path, acl_text(pw, learners))

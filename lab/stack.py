@@ -25,6 +25,7 @@ from lab import redis_users
 from lab.apikeys import lab_key
 from lab.embedded import EmbeddedRedis
 from lab.envfile import read_env, write_env
+from lab.learners import learner_passwords
 from lab.processes import Service, StartError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +101,8 @@ class EmbeddedLab:
         # missing) by start(); see lab.apikeys.
         self.api_key = self.env.get("ACD_API_KEY", "")
         self.redis = EmbeddedRedis(self.config.home, self.config.redis_port,
-                                   users=self.passwords)
+                                   users=self.passwords,
+                                   learners=lambda: learner_passwords(self.config.home))
 
     # -- what runs where ---------------------------------------------------------------
     @property
