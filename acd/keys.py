@@ -70,6 +70,10 @@ def check_learner(value: str) -> str:
     return value
 
 
+LEARNER_USER_PREFIX = "learner-"
+"""A workshop learner's Redis user is ``learner-<name>`` (lab.redis_users): it may not SCAN."""
+
+
 def learner_owns(learner: str, center: str) -> bool:
     """Whether ``center`` is one of the learner's: ``alice`` owns ``alice`` and
     ``alice.<anything>``, never ``alicea`` nor ``alice-b``."""

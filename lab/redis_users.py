@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from acd.keys import LEARNER_USER_PREFIX
 from lab.processes import write_private
 
 # Keys (acd/keys.py): a center's keys carry the hash tag {acd:<center>}; a few are global.
@@ -94,7 +95,7 @@ _LEARNER_COMMANDS = (
     "-client|unblock -scan -randomkey -pubsub -client|list -client|tracking "
     "-client|trackinginfo -client|caching -client|getredir -slowlog +info +role "
     "+client|info +config|get +command|info +command|docs +command|count +latency|latest")
-LEARNER_PREFIX = "learner-"
+LEARNER_PREFIX = LEARNER_USER_PREFIX
 
 
 def learner_user(learner: str) -> str:
@@ -102,18 +103,24 @@ def learner_user(learner: str) -> str:
     return LEARNER_PREFIX + learner
 
 
-def learner_rules(learner: str) -> str:
-    """A learner's ACL rules. Keys: the learner's centers, ``{acd:alice}...`` and
-    ``{acd:alice.<anything>}...`` (acd.keys.learner_owns; a learner name has no glob
-    character, check_learner). Registering a center (Center.register) writes two global
-    keys: each is a selector with its one command, so the learner cannot read or remove
-    other learners' centers there. Reads of the dispatchers' heartbeats (/health of the
-    API run in the kernel) and of the API keys' hashes (that app checks the learner's key
-    as this user; 256-bit secrets' hashes give nobody a key)."""
-    return (f"{_LEARNER_COMMANDS} ~{{acd:{learner}}}* ~{{acd:{learner}.* "
-            f"%R~{APIKEYS} %R~acd:dispatchers "
-            f"(~acd:centers resetchannels -@all +sadd) "
-            f"(~acd:centers:new resetchannels -@all +xadd)")
+def learner_rules(learner: str) -> list[str]:
+    """A learner's ACL rules, one argument each (a selector is one). Keys: the learner's
+    centers, ``{acd:alice}...`` and ``{acd:alice.<anything>}...`` (acd.keys.learner_owns;
+    a learner name has no glob character, check_learner). Registering a center
+    (Center.register) writes two global keys: each is a selector with its one command, so
+    the learner cannot read or remove other learners' centers there. Reads of the
+    dispatchers' heartbeats (/health of the API run in the kernel) and of the API keys'
+    hashes (that app checks the learner's key as this user; hashes of 256-bit secrets give
+    nobody a key; the labels and scopes name the learners)."""
+    return [*_LEARNER_COMMANDS.split(), f"~{{acd:{learner}}}*", f"~{{acd:{learner}.*",
+            f"%R~{APIKEYS}", "%R~acd:dispatchers",
+            "(~acd:centers resetchannels -@all +sadd)",
+            "(~acd:centers:new resetchannels -@all +xadd)"]
+
+
+def learner_rule_args(learner: str, password: str) -> list[str]:
+    """ACL SETUSER's arguments after the user's name: the same user as the ACL file's."""
+    return ["reset", "on", f"#{_digest(password)}", *learner_rules(learner)]
 
 
 # Off, no password: no client can be the default user. Its commands and keys stay all:
@@ -164,7 +171,7 @@ def _digest(password: str) -> str:
 
 def learner_line(learner: str, password: str) -> str:
     """A learner's user as an ACL file line (``ACL SETUSER`` takes the same rules)."""
-    return f"user {learner_user(learner)} reset on #{_digest(password)} {learner_rules(learner)}"
+    return " ".join(["user", learner_user(learner), *learner_rule_args(learner, password)])
 
 
 def acl_text(pw: Mapping[str, str], learners: Mapping[str, str] | None = None) -> str:
