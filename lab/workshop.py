@@ -135,7 +135,7 @@ class Workshop:
             self.write_acl()
 
     # -- list ---------------------------------------------------------------------------
-    def list(self) -> list[Learner]:
+    def learners(self) -> list[Learner]:
         """Every learner: by connection file, Redis user or API key (a half-removed one
         shows too)."""
         return self._run(self._list)
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace, workshop: Workshop | None = None) -> int:
                   f"Give it to {args.learner} (it holds their password and API key); in "
                   "notebook 00 they run notebook.use_connection('<path to the file>').")
         elif args.action == "list":
-            learners = shop.list()
+            learners = shop.learners()
             if not learners:
                 print("No learners: python -m lab workshop add <name>")
             for one in learners:

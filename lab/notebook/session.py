@@ -102,7 +102,7 @@ def use_connection(path: str | Path) -> str:
     try:
         with sync_redis.Redis.from_url(values["REDIS_URL"], socket_timeout=5,
                                        socket_connect_timeout=5, decode_responses=True) as r:
-            who = r.execute_command("ACL", "WHOAMI")  # type: ignore[no-untyped-call]
+            who = r.execute_command("ACL", "WHOAMI")
     except sync_redis.RedisError as exc:
         raise LabSetupError(f"Cannot reach Redis at {masked_url(values['REDIS_URL'])} with "
                             f"this file ({exc}): is the instructor's lab up, and is this the "
