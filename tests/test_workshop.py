@@ -271,3 +271,35 @@ def test_learners_survive_a_restart_of_redis(lab: Lab) -> None:
             a.get("{acd:bob}:meta")
     with lab.client("bob") as b:
         assert b.execute_command("ACL", "WHOAMI") == "learner-bob"
+
+
+async def test_a_lesson_runs_as_the_learner_from_her_connection_file(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from acd.settings import get_settings
+    from lab.notebook import exercises, setup, use_connection
+
+    copied = tmp_path / "nb" / ".connection.env"
+    monkeypatch.setenv("ACD_CONNECTION_FILE", str(copied))
+    for key in KEYS:  # recorded, so that the test's end restores them
+        monkeypatch.setenv(key, "")
+    get_settings.cache_clear()
+    try:
+        assert use_connection(lab.file("alice")) == "alice"
+        assert "Connected as learner alice: Redis user learner-alice" in capsys.readouterr().out
+        assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+        assert get_settings().redis_url == lab.conn("alice")["REDIS_URL"]
+        nb = await setup("nb02")
+        try:
+            assert nb.center.name == "alice.nb02" and nb.keys.tag == "{acd:alice.nb02}"
+            await nb.center.create_agent("a1", "A", "B", ["English"], available=True)
+            await nb.center.create_contact(["English"], contact_id="c1")
+            assert await nb.center.dispatch()
+            assert await nb.center.wipe() > 0 and await nb.center.key_names() == []
+        finally:
+            await nb.redis.aclose()
+        assert exercises.check_key_name("{acd:alice.nb00}:agent:a7", "nb00", "a7")
+        assert not exercises.check_key_name("{acd:nb00}:agent:a7", "nb00", "a7")
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
