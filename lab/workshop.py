@@ -235,6 +235,10 @@ def run(args: argparse.Namespace, workshop: Workshop | None = None) -> int:
                   f"Connection file: {path}\n"
                   f"Give it to {args.learner} (it holds their password and API key); in "
                   "notebook 00 they run notebook.use_connection('<path to the file>').")
+            if args.host:
+                print(f"Learners reach {args.host} only if the lab listens there: start it "
+                      "with LAB_BIND=0.0.0.0 ./start.sh (Redis and the REST API on every "
+                      "interface; each user and key still needs its password).")
         elif args.action == "list":
             learners = shop.learners()
             if not learners:

@@ -303,3 +303,34 @@ async def test_a_lesson_runs_as_the_learner_from_her_connection_file(
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_host_puts_the_instructors_lan_address_in_the_file(
+        lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab_main(["workshop", "add", "dave", "--host", "10.1.2.3"]) == 0
+    assert "LAB_BIND=0.0.0.0" in capsys.readouterr().out
+    try:
+        values = lab.conn("dave")
+        assert values["REDIS_URL"].startswith("redis://learner-dave:")
+        assert values["REDIS_URL"].endswith(f"@10.1.2.3:{lab.server.port}/0")
+        assert values["API_URL"] == "http://10.1.2.3:8000"
+    finally:
+        assert lab_main(["workshop", "remove", "dave"]) == 0
+    from lab.workshop import learner_url
+    assert learner_url("redis://u:p@127.0.0.1:1/0", "fe80::1") == "redis://u:p@[fe80::1]:1/0"
+
+
+def test_lab_bind_listens_on_every_interface_or_this_machine_only(tmp_path: Path) -> None:
+    from lab.stack import listen_address
+
+    assert listen_address("0.0.0.0") == "0.0.0.0"
+    with pytest.raises(ValueError, match="LAB_BIND"):
+        listen_address("10.1.2.3")
+    server = EmbeddedRedis(tmp_path, free_port(), password="pw", bind="0.0.0.0")
+    assert server.argv[server.argv.index("--bind") + 1] == "0.0.0.0"
+    server.start()
+    try:
+        with server.client() as r:
+            assert r.config_get("bind")["bind"] == "0.0.0.0"
+    finally:
+        server.stop()
