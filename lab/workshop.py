@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from acd.api import apikeys
 from acd.connection import connect
 from acd.keys import CENTERS, check_learner, learner_owns
+from acd.settings import get_settings
 from lab import learners as files
 from lab import redis_users
 
@@ -116,6 +117,14 @@ class Workshop:
         if await cast(Any, redis).acl_getuser(user):
             raise WorkshopError(f"Redis has a user {user} already: python -m lab workshop "
                                 f"remove {learner} first")
+        # The learner would own these centers (someone else's data, or the API's default
+        # center, which the original demo's routes serve): refused, not taken over.
+        taken = sorted(str(c) for c in await cast(Any, redis).smembers(CENTERS)
+                       if learner_owns(learner, str(c)))
+        if taken or learner_owns(learner, get_settings().acd_center):
+            raise WorkshopError(f"learner {learner} would own existing centers "
+                                f"({', '.join(taken) or get_settings().acd_center}): choose "
+                                "another name")
         key = await apikeys.create(redis, label=f"workshop learner {learner}", learner=learner)
         try:
             files.write_connection(path, {"REDIS_URL": url, "API_URL": api_url,

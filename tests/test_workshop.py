@@ -250,10 +250,22 @@ def test_list_shows_learners_their_keys_and_centers(lab: Lab,
     assert "alice" in out and "bob" in out and alice_id in out and "alice.nb09" in out
 
 
-def test_add_refuses_a_bad_name_or_an_existing_learner(lab: Lab) -> None:
+def test_add_refuses_a_bad_name_an_existing_learner_or_existing_centers(
+        lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("al.ice", "al ice", "", "a" * 33, "ali*"):
         assert lab_main(["workshop", "add", name]) == 2, name
     assert lab_main(["workshop", "add", "alice"]) == 2
+    with lab.admin() as admin:
+        admin.sadd(CENTERS, "team3.north")
+        try:
+            capsys.readouterr()
+            assert lab_main(["workshop", "add", "team3"]) == 2
+            assert "would own existing centers (team3.north)" in capsys.readouterr().err
+            assert lab_main(["workshop", "add", "default"]) == 2  # the demo routes' center
+            assert admin.acl_getuser("learner-team3") is None
+            assert not lab.file("team3").exists()
+        finally:
+            admin.srem(CENTERS, "team3.north")
 
 
 def test_learners_survive_a_restart_of_redis(lab: Lab) -> None:
