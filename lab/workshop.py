@@ -9,6 +9,7 @@ A learner ``alice`` owns the centers ``alice`` and ``alice.<anything>`` (acd.key
 .learner_owns); the lessons' ``setup("nb02")`` gives her ``alice.nb02`` (lab.notebook
 .session). What ``add`` makes:
 
+- her first center, ``alice``, registered (the dispatchers serve it);
 - the Redis user ``learner-alice`` (lab.redis_users.learner_rules): the lessons' commands on
   her keys alone, none that lists others' keys or commands. Applied at once with ACL SETUSER
   and written to the lab's ACL file, which every start rewrites from the connection files,
@@ -38,6 +39,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from acd.api import apikeys
+from acd.center import Center
 from acd.connection import connect
 from acd.keys import CENTERS, check_learner, learner_owns
 from acd.settings import get_settings
@@ -132,7 +134,9 @@ class Workshop:
             await redis.execute_command(  # type: ignore[no-untyped-call]
                 "ACL", "SETUSER", user, *redis_users.learner_rule_args(learner, password))
             self._write_acl()
+            await Center(redis, learner).register()  # her first center, served at once
         except BaseException:
+            await cast(Any, redis).srem(CENTERS, learner)
             path.unlink(missing_ok=True)
             await redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
             await apikeys.revoke(redis, key)

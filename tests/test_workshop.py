@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import stat
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -248,6 +249,7 @@ def test_list_shows_learners_their_keys_and_centers(lab: Lab,
     out = capsys.readouterr().out
     alice_id = lab.conn("alice")["ACD_API_KEY"].split("_")[1]
     assert "alice" in out and "bob" in out and alice_id in out and "alice.nb09" in out
+    assert re.search(r"centers alice, (\S+, )*alice\.nb09", out), out  # alice: by add
 
 
 def test_add_refuses_a_bad_name_an_existing_learner_or_existing_centers(
