@@ -348,3 +348,21 @@ def test_lab_bind_listens_on_every_interface_or_this_machine_only(tmp_path: Path
             assert r.config_get("bind")["bind"] == "0.0.0.0"
     finally:
         server.stop()
+
+
+async def test_the_widgets_count_a_learners_dispatchers_by_heartbeat(lab: Lab) -> None:
+    from lab.widgets._follow import dispatchers_connected
+
+    client = connect(lab.conn("alice")["REDIS_URL"])
+    try:
+        with lab.admin() as admin:
+            admin.acl_log_reset()
+            now_ms = int(admin.time()[0]) * 1000
+            admin.zadd("acd:dispatchers", {"host:1": now_ms})
+            try:
+                assert await dispatchers_connected(client) == 1
+                assert admin.acl_log() == []  # CLIENT LIST was not even tried
+            finally:
+                admin.zrem("acd:dispatchers", "host:1")
+    finally:
+        await client.aclose()
