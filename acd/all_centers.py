@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
 from acd.commands import StreamWatch, last_stream_id
 from acd.connection import is_transient
-from acd.keys import CENTERS, CENTERS_STREAM
+from acd.keys import CENTERS, CENTERS_STREAM, check_name
 from acd.service import cancel_requested, errors, serve
 
 log = logging.getLogger("acd.dispatcher")
@@ -59,6 +59,7 @@ class AllCenters:
         # client to a sharded server learns it from CROSSSLOT (below).
         self._one_xread = not isinstance(redis, RedisCluster)
         self._stop = asyncio.Event()
+        self._ignored: set[str] = set()  # registered names that are no center's, logged once
 
     @property
     def assigned(self) -> int:
@@ -71,7 +72,26 @@ class AllCenters:
         if name in self.centers and name not in self._ready:
             self._ready.append(name)
 
-    def _add(self, name: str) -> None:
+    def _center_name(self, entry: object) -> str | None:
+        """``entry`` if a registered entry can be a center, else None (logged once).
+        Whoever may register a center (a workshop learner's Redis user too) can write
+        anything in the set and the stream: one bad entry must not stop every center."""
+        try:
+            if isinstance(entry, str):
+                return check_name("center", entry)
+            why = "no center name"
+        except ValueError as exc:
+            why = str(exc)
+        shown = repr(entry)[:80]
+        if shown not in self._ignored and len(self._ignored) < 1000:
+            self._ignored.add(shown)
+            log.warning("ignored the registered entry %s: %s", shown, why)
+        return None
+
+    def _add(self, entry: object) -> None:
+        name = self._center_name(entry)
+        if name is None:
+            return
         if name not in self.centers:
             center = Center(self.redis, name)
             self.centers[name] = center
@@ -148,7 +168,7 @@ class AllCenters:
                 for key, entries in news.items():
                     if key == CENTERS_STREAM:
                         for _, fields in entries:
-                            self._add(fields["center"])
+                            self._add(fields.get("center"))
                     elif key in self._by_wake:
                         self._mark(self._by_wake[key])
                     else:

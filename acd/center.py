@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from acd import bulk
+from acd import bulk, center_keys
 from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotDurable, NotFound
 from acd.functions import Functions
@@ -370,13 +370,22 @@ class Center(CenterStreams):
         return await bulk.delete_center(self._fn, self.redis, settings.contact_keep_seconds,
                                         settings.acd_bulk_batch)
 
+    async def key_names(self) -> list[str]:
+        """Every key of this center that exists (acd.center_keys: SCAN, or the center's
+        own indexes for a user that may not SCAN, a workshop learner)."""
+        return await center_keys.key_names(self.redis, self.keys)
+
     async def wipe(self) -> int:
         """Delete every key of this center (never other centers') whatever their state, at
         once: for labs and tests that wipe a center; returns how many."""
+        # A workshop learner may not SREM (it would unregister others' centers): theirs
+        # stays registered, empty, until python -m lab workshop remove.
+        if not center_keys.is_learner(self.redis):
+            await self.redis.srem(CENTERS, self.name)
+        names = await self.key_names()
         deleted = 0
-        await self.redis.srem(CENTERS, self.name)
-        async for batch in _chunks(self.redis.scan_iter(match=self.keys.pattern(), count=500)):
-            deleted += await self.redis.unlink(*batch)
+        for start in range(0, len(names), 500):
+            deleted += await self.redis.unlink(*names[start:start + 500])
         return deleted
 
 
@@ -384,13 +393,3 @@ def _queued(rows: Any) -> list[tuple[str, int]]:
     # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms are the times.
     return [(str(m), int(float(s))) for m, s in rows]
 
-
-async def _chunks(source: Any, size: int = 500) -> Any:
-    batch: list[str] = []
-    async for item in source:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -55,6 +55,31 @@ def check_name(kind: str, value: str) -> str:
     return value
 
 
+LEARNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+"""A workshop learner's name: a name without '.', the separator of the centers it owns."""
+
+_LEARNER = re.compile(LEARNER_PATTERN)
+
+
+def check_learner(value: str) -> str:
+    """Return ``value`` if it may name a workshop learner, else raise ValueError."""
+    if not isinstance(value, str) or not _LEARNER.fullmatch(check_printable("learner", value)):
+        raise ValueError(f"learner {value!r} is not valid: use 1-32 letters, digits, '_', "
+                         "'-', starting with a letter or digit (no '.': it separates the "
+                         "learner from the center, alice.nb02)")
+    return value
+
+
+LEARNER_USER_PREFIX = "learner-"
+"""A workshop learner's Redis user is ``learner-<name>`` (lab.redis_users): it may not SCAN."""
+
+
+def learner_owns(learner: str, center: str) -> bool:
+    """Whether ``center`` is one of the learner's: ``alice`` owns ``alice`` and
+    ``alice.<anything>``, never ``alicea`` nor ``alice-b``."""
+    return center == learner or center.startswith(learner + ".")
+
+
 CENTERS = "acd:centers"
 """Set of every center's name, so dispatchers can serve all of them. A database-wide key
 outside every center's slot: it is only read and added to, never inside a script."""

@@ -1,12 +1,13 @@
 """``python -m lab start|stop|status``: what start.sh and stop.sh call; ``python -m lab
-apikey add|list|revoke``: the REST API's keys (lab.apikeys)."""
+apikey add|list|revoke``: the REST API's keys (lab.apikeys); ``python -m lab workshop
+add|list|remove``: learners limited to their own centers (lab.workshop)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lab import apikeys
+from lab import apikeys, workshop
 from lab.processes import StartError
 from lab.stack import EmbeddedLab
 
@@ -22,11 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     stop.add_argument("--purge", action="store_true", help="delete the data too")
     sub.add_parser("status", help="what runs where")
     apikeys.add_parser(sub)
+    workshop.add_parser(sub)
     sub.add_parser("rotate", help="forget every Redis password and Jupyter's token (the "
                    "lab stopped): the next start makes new ones")
     args = p.parse_args(argv)
     if args.command == "apikey":
         return apikeys.run(args)
+    if args.command == "workshop":
+        return workshop.run(args)
 
     lab = EmbeddedLab()
     if args.command == "start":

@@ -3,6 +3,7 @@ lab's Redis; and the lab's own admin key, created once by start.sh and kept in `
 ACD_API_KEY, which every client of the project sends (settings.acd_api_key; lab.api_key()).
 
     python -m lab apikey add --center team3 --label "learner 3"   # prints the key once
+    python -m lab apikey add --learner alice --label "a new key for alice"
     python -m lab apikey add --admin
     python -m lab apikey list
     python -m lab apikey revoke 1f2e3d4c5b6a
@@ -37,9 +38,11 @@ def _on_redis(url: str, work: Callable[[Redis], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def new_key(redis_url: str, center: str | None = None, label: str = "") -> str:
-    """A new key in the Redis at ``redis_url``: admin, or scoped to ``center``."""
-    return _on_redis(redis_url, lambda r: apikeys.create(r, center, label))
+def new_key(redis_url: str, center: str | None = None, label: str = "",
+            learner: str | None = None) -> str:
+    """A new key in the Redis at ``redis_url``: admin, or scoped to ``center``, or to a
+    workshop learner's centers (``learner``; lab.workshop makes one per learner)."""
+    return _on_redis(redis_url, lambda r: apikeys.create(r, center, label, learner))
 
 
 LAB_KEY_LABEL = "lab admin (start.sh, ACD_API_KEY in .env)"
@@ -66,6 +69,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add = keys.add_parser("add", help="create a key and print it (only this once)")
     scope = add.add_mutually_exclusive_group(required=True)
     scope.add_argument("--center", help="the one center the key may use (a learner's)")
+    scope.add_argument("--learner", help="a workshop learner's centers: <learner> and "
+                                         "<learner>.<anything>")
     scope.add_argument("--admin", action="store_true", help="every center")
     add.add_argument("--label", default="", help="who or what the key is for")
     keys.add_parser("list", help="ids, scopes and labels (never the keys)")
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     url = args.redis_url or get_settings().redis_url
     try:
         if args.action == "add":
-            key = new_key(url, None if args.admin else args.center, args.label)
+            key = new_key(url, args.center, args.label, args.learner)
             print(key)
             print("Keep it: only its hash is stored, it cannot be shown again.",
                   file=sys.stderr)

@@ -49,7 +49,7 @@ def redis_argv(port: int, data_dir: Path, bind: str = "127.0.0.1",
         str(redis_server()),
         *([str(conf_file)] if conf_file else []),
         "--port", str(port),
-        "--bind", bind,
+        "--bind", *bind.replace(",", " ").split(),
         "--dir", str(data_dir),
         "--loadmodule", str(rejson_module()),
         "--appendonly", "yes",
@@ -74,24 +74,33 @@ class EmbeddedRedis(Service):
     test's throw-away server, same ACL as the lab). Neither: no authentication at all."""
 
     def __init__(self, run_dir: Path, port: int, password: str | None = None,
-                 name: str = "redis", users: Mapping[str, str] | None = None) -> None:
+                 name: str = "redis", users: Mapping[str, str] | None = None,
+                 learners: Callable[[], Mapping[str, str]] | None = None,
+                 bind: str = "127.0.0.1") -> None:
         self.port = port
         self.users = dict(users or {})
+        # Workshop learners (name -> password), read at each start: they outlive restarts.
+        self.learners = learners or dict
         if password and not users:
             self.users = dict.fromkeys(EMBEDDED_ROLES, password)
         self.password = self.users.get("admin")
         self.data_dir = run_dir / "data" / name
         self.acl_file = run_dir / "run" / f"{name}.acl"
         super().__init__(name=name, argv=redis_argv(
-            port, self.data_dir, acl_file=self.acl_file if self.users else None),
+            port, self.data_dir, bind=bind, acl_file=self.acl_file if self.users else None),
             run_dir=run_dir, healthy=self.ping, start_timeout=30)
 
     def start(self) -> bool:
         private_dir(self.data_dir.parent)  # data/: every server's AOF of the lab
         private_dir(self.data_dir)
         if self.users and not self.running():
-            write_acl_file(self.acl_file, self.users)
+            self.write_acl_file()
         return super().start()
+
+    def write_acl_file(self) -> Path:
+        """The users the server reads at its next start (or ACL LOAD): every role's and
+        every workshop learner's."""
+        return write_acl_file(self.acl_file, self.users, self.learners())
 
     @property
     def url(self) -> str:

@@ -14,6 +14,9 @@ own user, through ``REDIS_URL`` in its environment (acd.settings):
 - ``health``: PING, INFO, ROLE; no key at all (HAProxy's check).
 - ``replication`` / ``sentinel``: the HA lab's replicas and Sentinels.
 - ``admin``: everything; the instructor's (and the lab's own start, stop and checks).
+- ``learner-<name>`` (workshop mode, lab.workshop): the ``lab`` role's data commands on
+  that learner's centers alone, and nothing that shows other learners' key names or
+  commands (no SCAN, CLIENT LIST, SLOWLOG, pub/sub).
 
 The HA lab's Sentinels have users of their own (SENTINEL_ROLES, in each sentinel.conf):
 ``sentinel_admin`` for every client of a Sentinel (the lab, the supervisor, the drill, the
@@ -30,6 +33,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from acd.keys import LEARNER_USER_PREFIX
 from lab.processes import write_private
 
 # Keys (acd/keys.py): a center's keys carry the hash tag {acd:<center>}; a few are global.
@@ -84,6 +88,44 @@ ROLES: dict[str, str] = {
                 "+subscribe +publish +config|rewrite +role +info +client|setname "
                 "+client|kill +script|kill +hello",
 }
+
+# A workshop learner (lab.workshop): the lab role's commands but those that show what is
+# not the learner's. Key patterns do not filter SCAN/KEYS/RANDOMKEY (they return every
+# name), CLIENT LIST and SLOWLOG GET show others' commands with their arguments, PUBSUB
+# CHANNELS others' channels, CLIENT TRACKING BCAST others' key names as they change.
+_LEARNER_COMMANDS = (
+    "resetchannels +@all -@dangerous -@admin -function|load -function|delete "
+    "-function|flush -function|restore -script|flush -script|kill -function|kill "
+    "-client|unblock -scan -randomkey -pubsub -client|list -client|tracking "
+    "-client|trackinginfo -client|caching -client|getredir -slowlog +info +role "
+    "+client|info +config|get +command|info +command|docs +command|count +latency|latest")
+LEARNER_PREFIX = LEARNER_USER_PREFIX
+
+
+def learner_user(learner: str) -> str:
+    """The Redis user of a workshop learner: ``learner-alice``."""
+    return LEARNER_PREFIX + learner
+
+
+def learner_rules(learner: str) -> list[str]:
+    """A learner's ACL rules, one argument each (a selector is one). Keys: the learner's
+    centers, ``{acd:alice}...`` and ``{acd:alice.<anything>}...`` (acd.keys.learner_owns;
+    a learner name has no glob character, check_learner). Registering a center
+    (Center.register) writes two global keys: each is a selector with its one command, so
+    the learner cannot read or remove other learners' centers there. Reads of the
+    dispatchers' heartbeats (/health of the API run in the kernel) and of the API keys'
+    hashes (that app checks the learner's key as this user; hashes of 256-bit secrets give
+    nobody a key; the labels and scopes name the learners)."""
+    return [*_LEARNER_COMMANDS.split(), f"~{{acd:{learner}}}*", f"~{{acd:{learner}.*",
+            f"%R~{APIKEYS}", "%R~acd:dispatchers",
+            "(~acd:centers resetchannels -@all +sadd)",
+            "(~acd:centers:new resetchannels -@all +xadd)"]
+
+
+def learner_rule_args(learner: str, password: str) -> list[str]:
+    """ACL SETUSER's arguments after the user's name: the same user as the ACL file's."""
+    return ["reset", "on", f"#{_digest(password)}", *learner_rules(learner)]
+
 
 # Off, no password: no client can be the default user. Its commands and keys stay all:
 # redis-server replays the AOF as the default user and, before Redis 8.4, re-checks its
@@ -148,14 +190,24 @@ def env_entries(pw: Mapping[str, str], host: str, port: int) -> dict[str, str]:
     return entries
 
 
-def acl_text(pw: Mapping[str, str]) -> str:
-    """The ACL file: the default user off with no password, then one user per role."""
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def learner_line(learner: str, password: str) -> str:
+    """A learner's user as an ACL file line (``ACL SETUSER`` takes the same rules)."""
+    return " ".join(["user", learner_user(learner), *learner_rule_args(learner, password)])
+
+
+def acl_text(pw: Mapping[str, str], learners: Mapping[str, str] | None = None) -> str:
+    """The ACL file: the default user off with no password, then one user per role, then
+    one per workshop learner (name -> password)."""
     lines = [f"user default {DEFAULT_USER}"]
     for role, value in pw.items():
         if role not in ROLES:
             raise ValueError(f"no Redis role {role!r}: the roles are {', '.join(ROLES)}")
-        digest = hashlib.sha256(value.encode()).hexdigest()
-        lines.append(f"user {role} reset on #{digest} {ROLES[role]}")
+        lines.append(f"user {role} reset on #{_digest(value)} {ROLES[role]}")
+    lines += [learner_line(name, value) for name, value in sorted((learners or {}).items())]
     return "\n".join(lines) + "\n"
 
 
@@ -164,11 +216,11 @@ def sentinel_acl_lines(pw: Mapping[str, str]) -> list[str]:
     user off, then each of SENTINEL_USERS with its password from ``pw``."""
     lines = [f"user default {SENTINEL_DEFAULT_USER}"]
     for role, rules in SENTINEL_USERS.items():
-        digest = hashlib.sha256(pw[role].encode()).hexdigest()
-        lines.append(f"user {role} reset on #{digest} {rules}")
+        lines.append(f"user {role} reset on #{_digest(pw[role])} {rules}")
     return lines
 
 
-def write_acl_file(path: Path, pw: Mapping[str, str]) -> Path:
+def write_acl_file(path: Path, pw: Mapping[str, str],
+                   learners: Mapping[str, str] | None = None) -> Path:
     """Write the ACL file only its owner may read (it holds password hashes)."""
-    return write_private(path, acl_text(pw))
+    return write_private(path, acl_text(pw, learners))

@@ -25,6 +25,7 @@ from lab import redis_users
 from lab.apikeys import lab_key
 from lab.embedded import EmbeddedRedis
 from lab.envfile import read_env, write_env
+from lab.learners import learner_passwords
 from lab.processes import Service, StartError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +59,9 @@ class LabConfig:
     jupyter_port: int
     api_workers: int = 2
     dispatchers: int = 2
+    # Where Redis and the REST API listen: 127.0.0.1, or 0.0.0.0 for a workshop whose
+    # learners reach this machine over the LAN (lab.workshop add --host).
+    bind: str = "127.0.0.1"
 
     @classmethod
     def from_environment(cls) -> LabConfig:
@@ -70,7 +74,20 @@ class LabConfig:
             jupyter_port=int(env.get("LAB_JUPYTER_PORT", "8888")),
             api_workers=int(env.get("LAB_API_WORKERS", "2")),
             dispatchers=int(env.get("LAB_DISPATCHERS", "2")),
+            bind=listen_address(env.get("LAB_BIND", "127.0.0.1")),
         )
+
+
+BIND_CHOICES = ("127.0.0.1", "0.0.0.0")
+
+
+def listen_address(value: str) -> str:
+    """LAB_BIND: 127.0.0.1 (this machine only) or 0.0.0.0 (every interface: learners on
+    the LAN; every Redis user and API route needs its password or key)."""
+    if value not in BIND_CHOICES:
+        raise ValueError(f"LAB_BIND {value!r}: use 127.0.0.1 (this machine only) or 0.0.0.0 "
+                         "(every interface, for a workshop over the LAN)")
+    return value
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -100,7 +117,9 @@ class EmbeddedLab:
         # missing) by start(); see lab.apikeys.
         self.api_key = self.env.get("ACD_API_KEY", "")
         self.redis = EmbeddedRedis(self.config.home, self.config.redis_port,
-                                   users=self.passwords)
+                                   users=self.passwords,
+                                   learners=lambda: learner_passwords(self.config.home),
+                                   bind=self.config.bind)
 
     # -- what runs where ---------------------------------------------------------------
     @property
@@ -128,7 +147,7 @@ class EmbeddedLab:
     def services(self) -> list[Service]:
         c, py = self.config, sys.executable
         api = Service(
-            "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", "127.0.0.1",
+            "api", [py, "-m", "uvicorn", "acd.api.app:app", "--host", c.bind,
                     "--port", str(c.api_port), "--workers", str(c.api_workers)],
             c.home, http_ok(f"http://127.0.0.1:{c.api_port}/health/live"),
             self.role_env("api"), cwd=REPO)

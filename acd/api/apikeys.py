@@ -10,9 +10,10 @@ Why SHA-256 and not a slow KDF (bcrypt, scrypt, Argon2): those exist to make gue
 *low-entropy* password expensive. A 256-bit random secret cannot be guessed whatever the
 hash costs, and a fast hash keeps the check to microseconds on every request.
 
-Scope: ``admin`` (every center, every route) or one center (a learner's key in a
-workshop): that center's ``/v1/centers/<center>/...`` routes, and the original demo's
-routes when the API's default center (ACD_CENTER) is that center.
+Scope: ``admin`` (every center, every route), one center (that center's
+``/v1/centers/<center>/...`` routes, and the original demo's routes when the API's default
+center, ACD_CENTER, is that center), or a workshop learner's centers (``learner alice``:
+``alice`` and every ``alice.<anything>``, as acd.keys.learner_owns says; lab.workshop).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from acd.keys import API_KEYS, check_name
+from acd.keys import API_KEYS, check_learner, check_name, learner_owns
 
 PREFIX = "acd"
 ADMIN = "admin"
@@ -44,15 +45,24 @@ class ApiKey:
     """A stored key, without its secret."""
 
     id: str
-    center: str | None  # None: admin, every center
+    center: str | None  # None (and no learner): admin, every center
     label: str
     created_ms: int
+    learner: str | None = None  # a workshop learner's key: that learner's centers
+
+    @property
+    def admin(self) -> bool:
+        return self.center is None and self.learner is None
 
     @property
     def scope(self) -> str:
+        if self.learner is not None:
+            return f"learner {self.learner}"
         return ADMIN if self.center is None else f"center {self.center}"
 
     def allows(self, center: str) -> bool:
+        if self.learner is not None:
+            return learner_owns(self.learner, center)
         return self.center is None or self.center == center  # names are not secrets
 
 
@@ -75,17 +85,25 @@ def parse(key: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-async def create(redis: Redis, center: str | None = None, label: str = "") -> str:
-    """A new key: admin when ``center`` is None, else scoped to ``center``. Returns the key
-    itself, the only time it exists outside its holder: only its hash is stored."""
+async def create(redis: Redis, center: str | None = None, label: str = "",
+                 learner: str | None = None) -> str:
+    """A new key: admin when ``center`` and ``learner`` are None, else scoped to
+    ``center``, or to the workshop learner ``learner``'s centers. Returns the key itself,
+    the only time it exists outside its holder: only its hash is stored."""
+    if center is not None and learner is not None:
+        raise ValueError("a key is scoped to one center or to one learner, not both")
     if center is not None:
         check_name("center", center)
+    if learner is not None:
+        check_learner(learner)
     key_id = secrets.token_hex(6)
     key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    record = {"sha256": _digest(key), "center": center, "label": label,
-              "created_ms": int(time.time() * 1000)}
+    record: dict[str, object] = {"sha256": _digest(key), "center": center, "label": label,
+                                 "created_ms": int(time.time() * 1000)}
+    if learner is not None:
+        record["learner"] = learner
     if not await redis.hsetnx(API_KEYS, key_id, json.dumps(record)):
-        return await create(redis, center, label)  # an id drawn twice (1 in 2^48)
+        return await create(redis, center, label, learner)  # an id drawn twice (1 in 2^48)
     return key
 
 
@@ -125,10 +143,11 @@ async def revoke(redis: Redis, key_id: str) -> bool:
 
 
 def _key(key_id: str, record: dict[str, object]) -> ApiKey:
-    center = record.get("center")
+    center, learner = record.get("center"), record.get("learner")
     return ApiKey(id=key_id, center=str(center) if center is not None else None,
                   label=str(record.get("label", "")),
-                  created_ms=int(str(record.get("created_ms", 0))))
+                  created_ms=int(str(record.get("created_ms", 0))),
+                  learner=str(learner) if learner is not None else None)
 
 
 def _text(value: bytes | str) -> str:

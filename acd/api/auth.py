@@ -43,7 +43,8 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
 AUTH_RESPONSES: Responses = {
     401: {"model": Problem, "description": "no API key, or an unknown, revoked or "
                                            "malformed one"},
-    403: {"model": Problem, "description": "the API key's scope is another center"},
+    403: {"model": Problem, "description": "the API key's scope is another center (or "
+                                           "another learner's)"},
 }
 
 
@@ -72,8 +73,10 @@ KeyDep = Annotated[ApiKey, Depends(api_key)]
 
 def _check_scope(key: ApiKey, center: str) -> ApiKey:
     if not key.allows(center):
-        raise HTTPException(403, f"API key {key.id} is scoped to center {key.center}: it "
-                                 f"may not use center {center[:64]}")
+        scope = (f"learner {key.learner}'s centers ({key.learner}, {key.learner}.*)"
+                 if key.learner is not None else f"center {key.center}")
+        raise HTTPException(403, f"API key {key.id} is scoped to {scope}: it may not use "
+                                 f"center {center[:64]}")
     return key
 
 

@@ -3,7 +3,7 @@
 One module per job, everything re-exported here:
 
 - ``session``: ``lab = await setup("nb02")`` connects, checks the server (RedisJSON) and
-  gives the notebook its own emptied center;
+  gives the notebook its own emptied center; ``use_connection`` (workshop mode);
 - ``versions``: the packages the notebooks rely on, and the widget pair that must match;
 - ``lua``: the Lua of acd/lua/acd.lua, shown (``show_lua``) or run (``lua_chunk``) from
   the library itself;
@@ -24,10 +24,14 @@ from lab.notebook.session import (
     JSON_FIX,
     Lab,
     LabSetupError,
+    apply_connection,
     environment,
     has_json,
+    learner,
+    lesson_center,
     masked_url,
     setup,
+    use_connection,
 )
 from lab.notebook.versions import check_widget_versions, versions
 
@@ -39,6 +43,7 @@ __all__ = [
     "Lab",
     "LabSetupError",
     "api_client",
+    "apply_connection",
     "assigned",
     "check_widget_versions",
     "cluster_node",
@@ -46,6 +51,8 @@ __all__ = [
     "exercises",
     "has_json",
     "in_kernel",
+    "learner",
+    "lesson_center",
     "live_api_url",
     "lua_chunk",
     "lua_source",
@@ -55,5 +62,10 @@ __all__ = [
     "shard_of",
     "show_lua",
     "slot",
+    "use_connection",
     "versions",
 ]
+
+# A workshop learner's connection file (use_connection) is this kernel's from the first
+# import on: every setting the kernel reads next (the simulator's too) is the learner's.
+apply_connection()

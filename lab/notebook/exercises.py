@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from acd import NotFound
 from acd.keys import Keys
 from lab.notebook.cluster import slot
+from lab.notebook.session import lesson_center
 
 if TYPE_CHECKING:
     from lab.notebook.session import Lab
@@ -52,7 +53,9 @@ def _unanswered(answer: object, how: str) -> bool | None:
 
 # -- 00 · key names --------------------------------------------------------------------
 def check_key_name(answer: object, center: str, agent_id: str) -> bool:
-    """The key of agent ``agent_id`` in center ``center``."""
+    """The key of agent ``agent_id`` in center ``center`` (the learner's ``alice.<center>``
+    in a workshop: lab.notebook.session.lesson_center)."""
+    center = lesson_center(center)
     if (verdict := _unanswered(answer, "replace ... with the key name, as a string.")
             ) is not None:
         return verdict
@@ -280,7 +283,9 @@ def check_staffing(answer: object, rate_per_hour: float, handle: float,
 # -- 07 · hash slots ----------------------------------------------------------------------
 def check_same_slot(answer: object, center: str) -> bool:
     """A name for a new key of ``center`` that lands in the center's slot (so functions
-    and multi-key commands may use it with the center's other keys)."""
+    and multi-key commands may use it with the center's other keys). In a workshop the
+    center is the learner's ``alice.<center>``."""
+    center = lesson_center(center)
     if (verdict := _unanswered(answer, "give the new key's name, as a string.")
             ) is not None:
         return verdict

@@ -28,6 +28,8 @@ import weakref
 from typing import Any, ClassVar
 
 from acd import Center
+from acd.center_keys import is_learner
+from acd.service import live_dispatchers
 from lab.widgets._base import TaskRunner
 
 Event = dict[str, str]  # an event's fields, "type" included
@@ -40,7 +42,12 @@ def stream_key(stream_id: str) -> tuple[int, int]:
 
 async def dispatchers_connected(redis: Any) -> int | None:
     """How many dispatcher processes are connected (CLIENT LIST names them
-    ``acd-dispatcher-<pid>``); None when the server does not let us look."""
+    ``acd-dispatcher-<pid>``); None when the server does not let us look. A workshop
+    learner may not list clients (others' commands show there): their count is the
+    dispatchers' recent heartbeats instead, and CLIENT LIST is not even tried, so the
+    instructor's ACL LOG stays clean."""
+    if is_learner(redis):
+        return await live_dispatchers(redis)
     try:
         clients = await redis.client_list(_type="normal")
     except Exception:  # noqa: BLE001 - ACLs (Redis Enterprise) may forbid CLIENT LIST

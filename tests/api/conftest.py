@@ -38,6 +38,17 @@ async def client(api_app: FastAPI, api_headers: dict[str, str]
 
 
 @pytest.fixture
+async def bare(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client that sends no key (each test adds its own)."""
+    async with (
+        api_app.router.lifespan_context(api_app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app),
+                          base_url="http://127.0.0.1", timeout=10.0) as c,
+    ):
+        yield c
+
+
+@pytest.fixture
 def v1(center: Center) -> str:
     """URL prefix of the test's center in the versioned API."""
     return f"/v1/centers/{center.name}"

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -31,17 +30,6 @@ from lab.__main__ import main as lab_main
 from lab.embedded import free_port
 from lab.envfile import write_env
 from lab.processes import wait_until
-
-
-@pytest.fixture
-async def bare(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client that sends no key (each test adds its own)."""
-    async with (
-        api_app.router.lifespan_context(api_app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app),
-                          base_url="http://127.0.0.1", timeout=10.0) as c,
-    ):
-        yield c
 
 
 def _filled(path: str, center: str) -> str:

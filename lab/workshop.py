@@ -1,0 +1,275 @@
+"""Workshop mode: ``python -m lab workshop add|list|remove``, one Redis user, one API key and
+one connection file per learner, each limited to that learner's centers.
+
+    python -m lab workshop add alice [--host 192.168.1.20]   # prints the file it wrote
+    python -m lab workshop list
+    python -m lab workshop remove alice
+
+A learner ``alice`` owns the centers ``alice`` and ``alice.<anything>`` (acd.keys
+.learner_owns); the lessons' ``setup("nb02")`` gives her ``alice.nb02`` (lab.notebook
+.session). What ``add`` makes:
+
+- her first center, ``alice``, registered (the dispatchers serve it);
+- the Redis user ``learner-alice`` (lab.redis_users.learner_rules): the lessons' commands on
+  her keys alone, none that lists others' keys or commands. Applied at once with ACL SETUSER
+  and written to the lab's ACL file, which every start rewrites from the connection files,
+  so learners survive a restart (and the supervisor's restart of Redis);
+- an API key scoped to her centers (acd.api.apikeys, scope ``learner alice``);
+- ``<lab home>/workshop/alice.env`` (lab.learners): REDIS_URL, API_URL, ACD_API_KEY and
+  ACD_LEARNER, which her notebook 00 reads with ``notebook.use_connection(path)``.
+
+``remove`` undoes all of it: the user (ACL DELUSER also closes her connections), her keys,
+every key of her centers (SCAN as admin: also what she wrote around the Functions), her
+centers in the registry, the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from acd.api import apikeys
+from acd.center import Center
+from acd.connection import connect
+from acd.keys import CENTERS, check_learner, learner_owns
+from acd.settings import get_settings
+from lab import learners as files
+from lab import redis_users
+
+T = TypeVar("T")
+SCAN_COUNT = 1000
+
+
+class WorkshopError(Exception):
+    """What the instructor asked cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Learner:
+    """One learner as the lab sees it."""
+
+    name: str
+    file: Path
+    user: bool  # the Redis user exists
+    key_ids: list[str] = field(default_factory=list)
+    centers: list[str] = field(default_factory=list)
+
+
+def learner_url(url: str, host: str | None) -> str:
+    """``url`` with its host replaced by ``host`` (the instructor's LAN address)."""
+    if not host:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")
+    port = f":{parts.port}" if parts.port else ""
+    shown = f"[{host}]" if ":" in host else host
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}{netloc[1]}{shown}{port}"))
+
+
+def _escaped(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\{}" else c for c in text)
+
+
+class Workshop:
+    """The learners of one lab: its Redis (as admin), its home (the connection files) and
+    ``write_acl`` (rewrites the lab's ACL file from the files; None: no file to keep)."""
+
+    def __init__(self, home: Path, admin_url: str, api_url: str,
+                 write_acl: Callable[[], object] | None = None) -> None:
+        self.home, self.admin_url, self.api_url = home, admin_url, api_url
+        self.write_acl = write_acl
+
+    def _run(self, work: Callable[[Redis], Awaitable[T]]) -> T:
+        async def run() -> T:
+            client = connect(self.admin_url)
+            try:
+                return await work(client)
+            finally:
+                await client.aclose()
+        return asyncio.run(run())
+
+    # -- add ----------------------------------------------------------------------------
+    def add(self, learner: str, host: str | None = None) -> Path:
+        """Create the learner's user, key and connection file; returns the file."""
+        check_learner(learner)
+        path = files.connection_file(self.home, learner)
+        if path.exists():
+            raise WorkshopError(f"learner {learner} exists already ({path}): remove it "
+                                f"first (python -m lab workshop remove {learner})")
+        password = secrets.token_urlsafe(24)
+        redis_url = urlsplit(self.admin_url)
+        url = redis_users.role_url(redis_users.learner_user(learner), password,
+                                   redis_url.hostname or "127.0.0.1", redis_url.port or 6379)
+        return self._run(lambda r: self._add(r, learner, password, path, learner_url(url, host),
+                                             learner_url(self.api_url, host)))
+
+    async def _add(self, redis: Redis, learner: str, password: str, path: Path,
+                   url: str, api_url: str) -> Path:
+        user = redis_users.learner_user(learner)
+        if await cast(Any, redis).acl_getuser(user):
+            raise WorkshopError(f"Redis has a user {user} already: python -m lab workshop "
+                                f"remove {learner} first")
+        # The learner would own these centers (someone else's data, or the API's default
+        # center, which the original demo's routes serve): refused, not taken over.
+        taken = sorted(str(c) for c in await cast(Any, redis).smembers(CENTERS)
+                       if learner_owns(learner, str(c)))
+        if taken or learner_owns(learner, get_settings().acd_center):
+            raise WorkshopError(f"learner {learner} would own existing centers "
+                                f"({', '.join(taken) or get_settings().acd_center}): choose "
+                                "another name")
+        key = await apikeys.create(redis, label=f"workshop learner {learner}", learner=learner)
+        try:
+            files.write_connection(path, {"REDIS_URL": url, "API_URL": api_url,
+                                          "ACD_API_KEY": key, "ACD_LEARNER": learner})
+            await redis.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "SETUSER", user, *redis_users.learner_rule_args(learner, password))
+            self._write_acl()
+            await Center(redis, learner).register()  # her first center, served at once
+        except BaseException:
+            await cast(Any, redis).srem(CENTERS, learner)
+            path.unlink(missing_ok=True)
+            await redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+            await apikeys.revoke(redis, key)
+            raise
+        return path
+
+    def _write_acl(self) -> None:
+        if self.write_acl is not None:
+            self.write_acl()
+
+    # -- list ---------------------------------------------------------------------------
+    def learners(self) -> list[Learner]:
+        """Every learner: by connection file, Redis user or API key (a half-removed one
+        shows too)."""
+        return self._run(self._list)
+
+    async def _list(self, redis: Redis) -> list[Learner]:
+        r = cast(Any, redis)
+        users = {str(u) for u in await r.acl_users()}
+        keys = [k for k in await apikeys.list_keys(redis) if k.learner is not None]
+        centers = sorted(str(c) for c in await r.smembers(CENTERS))
+        names = {p.stem for p in files.folder(self.home).glob("*.env")}
+        names |= {u.removeprefix(redis_users.LEARNER_PREFIX) for u in users
+                  if u.startswith(redis_users.LEARNER_PREFIX)}
+        names |= {str(k.learner) for k in keys}
+        return [Learner(name=n, file=files.connection_file(self.home, n),
+                        user=redis_users.learner_user(n) in users,
+                        key_ids=[k.id for k in keys if k.learner == n],
+                        centers=[c for c in centers if learner_owns(n, c)])
+                for n in sorted(names)]
+
+    # -- remove -------------------------------------------------------------------------
+    def remove(self, learner: str) -> dict[str, int]:
+        """Undo what ``add`` made and delete the learner's data; what was removed."""
+        check_learner(learner)
+        done = self._run(lambda r: self._remove(r, learner))
+        path = files.connection_file(self.home, learner)
+        done["file"] = int(path.exists())
+        path.unlink(missing_ok=True)
+        self._write_acl()
+        return done
+
+    async def _remove(self, redis: Redis, learner: str) -> dict[str, int]:
+        r = cast(Any, redis)
+        # The user first: nothing of hers writes while her data goes.
+        user = int(await r.execute_command("ACL", "DELUSER", redis_users.learner_user(learner)))
+        keys = 0
+        for key in await apikeys.list_keys(redis):
+            if key.learner == learner:
+                keys += await apikeys.revoke(redis, key.id)
+        centers = [str(c) for c in await r.smembers(CENTERS) if learner_owns(learner, str(c))]
+        deleted = 0
+        # {acd:alice}... and {acd:alice.<anything>}...; never {acd:alicea}... (a learner
+        # name has no '.', acd.keys.check_learner).
+        for prefix in ("{acd:" + learner + "}", "{acd:" + learner + "."):
+            batch: list[str] = []
+            async for name in r.scan_iter(match=_escaped(prefix) + "*", count=SCAN_COUNT):
+                batch.append(name)
+                if len(batch) >= 500:
+                    deleted += await r.unlink(*batch)
+                    batch = []
+            if batch:
+                deleted += await r.unlink(*batch)
+        if centers:
+            await r.srem(CENTERS, *centers)
+        return {"user": user, "api keys": keys, "centers": len(centers), "redis keys": deleted}
+
+
+# -- the command line -------------------------------------------------------------------
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("workshop", help="learners: each a Redis user, an API key and a "
+                                        "connection file limited to their own centers")
+    actions = p.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="create a learner and write their connection file")
+    add.add_argument("learner", help="the learner's name: their centers are <name> and "
+                                     "<name>.<anything>")
+    add.add_argument("--host", help="the address learners reach the lab at (your LAN "
+                                    "address; default: the lab's, 127.0.0.1)")
+    actions.add_parser("list", help="learners, their Redis user, API key ids and centers")
+    remove = actions.add_parser("remove", help="delete a learner: user, keys, data, file")
+    remove.add_argument("learner")
+
+
+def lab_workshop() -> Workshop:
+    """The workshop of the embedded lab that .env describes (LAB_HOME, LAB_ENV_FILE)."""
+    from lab.stack import EmbeddedLab
+
+    lab = EmbeddedLab()
+    env = lab.env
+    if env.get("ACD_ENV", "embedded") != "embedded" or "REDIS_ADMIN_URL" not in env:
+        raise WorkshopError("workshop mode needs the embedded lab started once (./start.sh): "
+                            f"{lab.config.env_file} has no embedded lab's REDIS_ADMIN_URL")
+
+    def write_acl() -> None:
+        if lab.redis.acl_file.exists():  # else the next start writes it
+            lab.redis.write_acl_file()
+
+    return Workshop(lab.config.home, env["REDIS_ADMIN_URL"],
+                    env.get("API_URL", lab.urls["API_URL"]), write_acl)
+
+
+def run(args: argparse.Namespace, workshop: Workshop | None = None) -> int:
+    try:
+        shop = workshop or lab_workshop()
+        if args.action == "add":
+            path = shop.add(args.learner, args.host)
+            print(f"Learner {args.learner}: Redis user {redis_users.learner_user(args.learner)}"
+                  f", centers {args.learner} and {args.learner}.*\n"
+                  f"Connection file: {path}\n"
+                  f"Give it to {args.learner} (it holds their password and API key); in "
+                  "notebook 00 they run notebook.use_connection('<path to the file>').")
+            if args.host:
+                print(f"Learners reach {args.host} only if the lab listens there: start it "
+                      "with LAB_BIND=0.0.0.0 ./start.sh (Redis and the REST API on every "
+                      "interface; each user and key still needs its password).")
+        elif args.action == "list":
+            learners = shop.learners()
+            if not learners:
+                print("No learners: python -m lab workshop add <name>")
+            for one in learners:
+                print(f"{one.name:<16} user {'yes' if one.user else 'NO '}  "
+                      f"API keys {', '.join(one.key_ids) or '-'}  "
+                      f"file {one.file if one.file.exists() else '-'}\n"
+                      f"{'':<16} centers {', '.join(one.centers) or '-'}")
+        else:
+            done = shop.remove(args.learner)
+            print(f"Removed learner {args.learner}: "
+                  + ", ".join(f"{k} {v}" for k, v in done.items()))
+    except (WorkshopError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (RedisError, OSError) as exc:
+        print(f"The lab's Redis did not answer: {exc} (is the lab running? ./start.sh)",
+              file=sys.stderr)
+        return 1
+    return 0
