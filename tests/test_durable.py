@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from acd import Center, connect
-from acd.errors import NotDurable
+from acd.errors import AlreadyExists, NotDurable
 from acd.settings import get_settings
 from lab.embedded import EmbeddedRedis, free_port
 from lab.processes import wait_until
@@ -65,6 +65,8 @@ async def test_a_frozen_replica_confirms_nothing(waiting_center: Center,
                                                  redis_url: str) -> None:
     center = waiting_center
     assert (await center.create_contact(["en"], contact_id="before")).state == "queued"
+    with pytest.raises(AlreadyExists):  # the library's error reply, through the pipeline
+        await center.create_contact(["en"], contact_id="before")
     os.kill(_pid(replica_of), signal.SIGSTOP)
     try:
         with pytest.raises(NotDurable, match="0 of 1 replicas"):
