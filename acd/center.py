@@ -21,10 +21,10 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from acd import bulk, center_keys
+from acd import bulk, center_keys, durable
 from acd.commands import command, json_get, json_get_raw, time_us
-from acd.errors import InvalidInput, NotDurable, NotFound
-from acd.functions import Functions
+from acd.errors import InvalidInput, NotFound
+from acd.functions import Functions, fcall
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
 from acd.models import (
     Agent,
@@ -216,21 +216,33 @@ class Center(CenterStreams):
         spec = _model(ContactIn, skills=list(skills))
         ordered = sorted(spec.skills)
         await self.register()
-        raw = await self._fn.contact_create(cid, json.dumps(ordered), spec.signature,
-                                            get_settings().acd_max_queued)
-        await self.replicated(f"contact {cid}")
-        return Contact.model_validate_json(raw)
+        settings = get_settings()
+        call = self._fn.contact_create_call(cid, json.dumps(ordered), spec.signature,
+                                            settings.acd_max_queued)
+        if settings.acd_wait_replicas <= 0:
+            return Contact.model_validate_json(str(await fcall(self.redis, *call)))
+        raw, acked = await durable.replicated_fcall(
+            self.redis, call, self.keys.meta, settings.acd_wait_replicas,
+            settings.acd_wait_timeout_ms)
+        durable.require(f"contact {cid}", acked, settings.acd_wait_replicas)
+        return Contact.model_validate_json(str(raw))
 
-    async def replicated(self, what: str) -> None:
-        """WAIT for the replicas settings ask for; NotDurable if too few answer in time."""
+    async def get_contact_replicated(self, contact_id: str) -> Contact | None:
+        """The contact (None: not found), read and WAITed for on one connection: a retried
+        create confirms the contact it finds only then (acd.durable). NotDurable."""
         settings = get_settings()
         if settings.acd_wait_replicas <= 0:
-            return
-        acked = await command(self.redis, "WAIT", settings.acd_wait_replicas,
-                              settings.acd_wait_timeout_ms)
-        if int(acked) < settings.acd_wait_replicas:
-            raise NotDurable(f"{what}: {acked} of {settings.acd_wait_replicas} replicas "
-                             "acknowledged it; retry with the same id")
+            return (await self.get_contacts([contact_id]))[0]
+        (raw,), acked = await durable.replicated_calls(
+            self.redis, [("JSON.GET", self.keys.contact(_valid("contact id", contact_id)),
+                          ".")],
+            self.keys.meta, settings.acd_wait_replicas, settings.acd_wait_timeout_ms)
+        if isinstance(raw, Exception):
+            raise raw
+        if raw is None:
+            return None
+        durable.require(f"contact {contact_id}", acked, settings.acd_wait_replicas)
+        return Contact.model_validate_json(str(raw))
 
     async def get_contact(self, contact_id: str) -> Contact:
         raw = await json_get_raw(self.redis, self.keys.contact(_valid("contact id", contact_id)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
@@ -43,21 +43,35 @@ async def fcall(redis: Redis, name: str, keys: list[str], args: list[Any]) -> An
         try:
             return await cast(Any, redis.fcall(name, len(keys), *keys, *args))
         except ResponseError as exc:
-            message = str(exc)
-            if attempt == 1 and "Function not found" in message:
-                try:
-                    await load_library(redis)
-                except NoPermissionError:
-                    raise NoPermissionError(
-                        f"the acd Functions library is not in Redis ({name} not found) and "
-                        "this Redis user may not load it: the deployer loads it (the lab's "
-                        "start does; README, SECURITY)") from None
+            if attempt == 1 and missing_library(exc):
+                await reload_library(redis, name)
                 continue
-            mapped = from_reply(message)
-            if mapped is not None:
-                raise mapped from None
-            raise
+            raise_mapped(exc)
     raise AssertionError("unreachable")
+
+
+async def reload_library(redis: Redis, name: str) -> None:
+    """Load the library after a server answered that it does not know ``name``."""
+    try:
+        await load_library(redis)
+    except NoPermissionError:
+        raise NoPermissionError(
+            f"the acd Functions library is not in Redis ({name} not found) and "
+            "this Redis user may not load it: the deployer loads it (the lab's "
+            "start does; README, SECURITY)") from None
+
+
+def raise_mapped(exc: ResponseError) -> NoReturn:
+    """Raise the acd exception for the library's error reply ``exc``, or ``exc`` itself."""
+    mapped = from_reply(str(exc))
+    if mapped is not None:
+        raise mapped from None
+    raise exc
+
+
+def missing_library(exc: BaseException) -> bool:
+    """The server answered that it does not know the library (a fresh or restored one)."""
+    return isinstance(exc, ResponseError) and "Function not found" in str(exc)
 
 
 class Functions:
@@ -126,10 +140,16 @@ class Functions:
 
     async def contact_create(self, contact_id: str, skills_json: str, signature: str,
                              max_queued: int = 0) -> str:
+        return str(await fcall(self.redis, *self.contact_create_call(
+            contact_id, skills_json, signature, max_queued)))
+
+    def contact_create_call(self, contact_id: str, skills_json: str, signature: str,
+                            max_queued: int = 0) -> tuple[str, list[str], list[Any]]:
+        """(function, keys, args) of acd_contact_create, for fcall or a pipeline."""
         k = self.keys
-        return str(await fcall(self.redis, "acd_contact_create",
-                           [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
-                           [contact_id, skills_json, signature, max_queued]))
+        return ("acd_contact_create",
+                [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
+                [contact_id, skills_json, signature, max_queued])
 
     async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:
         k = self.keys

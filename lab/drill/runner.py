@@ -126,7 +126,8 @@ async def arun(
     center = f"drill-{uuid.uuid4().hex[:8]}"
     traffic = (ContactTraffic(topo.api_url, center, rate, agents, handle_s, lab.api_key())
                if contacts else None)
-    writer = RedisWriter(topo, f"lab:drill:{center}", write_rate) if writes else None
+    writer = (RedisWriter(topo, f"lab:drill:{center}", write_rate, wait_replicas=True)
+              if writes else None)
     probes: list[list[Attempt]] = [p.attempts for p in (traffic, writer) if p is not None]
     phases: list[Phase] = []
     kept_writes: set[str] = set()

@@ -1,8 +1,11 @@
 """The drill's raw-writer probe: sequence numbers pushed to a list straight through the
 VIP's Redis port (no API), one RPUSH at a time at a steady rate, on a fresh connection
-after every error. A write counts as acknowledged when Redis replied (``wait_replicas``:
-only once WAIT also confirmed a replica). Afterwards the list is read back: every
-acknowledged number must be there.
+after every error. A write counts as acknowledged when Redis replied and, with
+``wait_replicas`` (the drill's), WAIT confirmed that a replica has it: the API's contract
+for contacts. Without it a write the primary alone confirmed is lost when a replica that
+did not have it yet is promoted (a second failover right after the first did that to
+about a second of writes). Afterwards the list is read back: every acknowledged number
+must be there.
 
 It runs in a thread of its own with redis-py and no retries inside the client, so every
 error is seen and counted here; it is bounded in time and talks only to the lab's VIP.
@@ -23,6 +26,7 @@ from lab.processes import wait_until
 from .figures import Attempt, Sent
 
 TIMEOUT_S = 0.5  # per write: a failover is seen as errors, not as slow writes
+WAIT_MS = 400  # WAIT's own deadline, inside the write's
 MAX_ERRORS_KEPT = 20
 
 
@@ -65,9 +69,7 @@ class RedisWriter:
                 sent = Sent(str(seq), time.monotonic())
                 self.sent.append(sent)
                 try:
-                    client.rpush(self.key, seq)
-                    if self.wait_replicas and client.execute_command("WAIT", 1, 500) < 1:  # type: ignore[no-untyped-call]
-                        raise redis.RedisError("WAIT: no replica confirmed")
+                    self._push(client, seq)
                 except (redis.RedisError, OSError) as exc:
                     self.attempts.append(Attempt(sent.first_try, time.monotonic(), True,
                                                  type(exc).__name__))
@@ -84,6 +86,19 @@ class RedisWriter:
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         finally:
             client.close()
+
+    def _push(self, client: redis.Redis, seq: int) -> None:
+        if not self.wait_replicas:
+            client.rpush(self.key, seq)
+            return
+        # RPUSH and WAIT on one connection (one pipeline): WAIT counts the replicas that
+        # have what this connection wrote; alone on another connection it checks nothing.
+        with client.pipeline(transaction=False) as pipe:
+            pipe.rpush(self.key, seq)
+            pipe.execute_command("WAIT", 1, WAIT_MS)  # type: ignore[no-untyped-call]
+            _, acked = pipe.execute()
+        if int(acked) < 1:
+            raise redis.RedisError("WAIT: no replica confirmed the write in time")
 
     def kept(self, timeout: float = 15.0) -> set[str]:
         """The numbers in the list now (read through the VIP); the list is deleted."""

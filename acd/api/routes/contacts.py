@@ -6,8 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from acd.api.deps import CenterDep, ContactId
 from acd.api.schemas import ContactCreate, Problem, Responses
-from acd.center import Center
-from acd.errors import AlreadyExists, NotFound
+from acd.errors import AlreadyExists
 from acd.models import Contact
 
 router = APIRouter(tags=["contacts"])
@@ -40,24 +39,17 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
         try:
             return await center.create_contact(body.skills, body.id)
         except AlreadyExists:
-            existing = await _existing(center, body.id)
+            # A retry after a 503: the first attempt may not have reached a replica yet;
+            # the read and its WAIT go on one connection (acd.durable).
+            existing = await center.get_contact_replicated(body.id)
             if existing is None:  # it expired between the two calls: create it again
                 continue
             if sorted(existing.skills) != sorted(body.skills):
                 raise AlreadyExists(
                     f"contact {body.id} exists with skills {existing.skills}") from None
-            # A retry after a 503: the first attempt may not have reached a replica yet.
-            await center.replicated(f"contact {body.id}")
             response.status_code = status.HTTP_200_OK
             return existing
     raise AlreadyExists(f"contact {body.id} keeps changing; retry")
-
-
-async def _existing(center: Center, contact_id: str) -> Contact | None:
-    try:
-        return await center.get_contact(contact_id)
-    except NotFound:
-        return None
 
 
 @router.get("/contacts/{contact_id}", response_model=Contact, responses=NOT_FOUND)
