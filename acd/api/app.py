@@ -24,6 +24,7 @@ from acd.api.auth import (
     center_access,
     default_center_access,
 )
+from acd.api.deps import single_query_values
 from acd.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from acd.api.nodelay import set_nodelay
 from acd.api.routes import agents, centers, compat, contacts, health
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
     # docs_url/redoc_url None: FastAPI's docs pages load their assets from a CDN;
     # acd.api.docs serves the same pages with local assets, so they work offline.
     app = ACDApp(title="Redis ACD", version="1.0.0", description=DESCRIPTION,
-                 lifespan=lifespan, docs_url=None, redoc_url=None)
+                 lifespan=lifespan, docs_url=None, redoc_url=None,
+                 dependencies=[Depends(single_query_values)])
     app.state.settings = settings
     errors.install(app)
     docs.install(app)

@@ -8,9 +8,13 @@ pool, which cost more than the Redis call of a typical request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import Counter
+from typing import Annotated, Any, get_origin
 
 from fastapi import Depends, Path, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 from redis.asyncio import Redis
 
@@ -69,3 +73,30 @@ async def get_default_center(redis: RedisDep, settings: SettingsDep) -> Center:
 
 CenterDep = Annotated[Center, Depends(get_center)]
 DefaultCenterDep = Annotated[Center, Depends(get_default_center)]
+
+
+async def single_query_values(request: Request) -> None:
+    """422 for a query parameter of one value given several times: FastAPI would take the
+    last one silently (``?limit=5000&limit=5`` passes as 5), accepting what the schema
+    calls invalid. Parameters declared as lists (``?skills=a&skills=b``) may repeat."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    single = {p.alias for p in _query_params(route.dependant)
+              if get_origin(p.field_info.annotation) is not list}
+    counts = Counter(key for key, _ in request.query_params.multi_items())
+    repeated = sorted(key for key, n in counts.items() if n > 1 and key in single)
+    if repeated:
+        raise RequestValidationError([
+            {"type": "single_value", "loc": ("query", key),
+             "input": request.query_params.getlist(key),
+             "msg": f"query parameter {key!r} takes one value, given {counts[key]}"}
+            for key in repeated])
+
+
+def _query_params(dependant: Dependant) -> list[Any]:
+    """The query parameters of a route and of every dependency it has."""
+    found = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        found += _query_params(sub)
+    return found

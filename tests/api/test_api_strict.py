@@ -213,3 +213,15 @@ async def test_the_rules_hold_under_a_real_uvicorn(uvicorn_server: ApiServer, ce
         assert problems(r) == [(["body"], "the body is not JSON text in UTF-8")]
         r = await http.delete("/skill/never-seen")
         assert r.status_code == 404 and "never-seen" in r.json()["detail"]
+
+
+async def test_a_query_parameter_of_one_value_given_twice_is_422(
+        client: httpx.AsyncClient, v1: str) -> None:
+    # FastAPI alone takes the last value: ?limit=5000&limit=5 would pass as 5.
+    r = await client.get(f"{v1}/queue", params=[("limit", "5000"), ("limit", "5")])
+    assert problems(r) == [(["query", "limit"],
+                            "query parameter 'limit' takes one value, given 2")]
+    assert (await client.get(f"{v1}/queue", params={"limit": "5"})).status_code == 200
+    # A list parameter may repeat.
+    r = await client.get(f"{v1}/candidates", params=[("skills", "x"), ("skills", "y")])
+    assert r.status_code == 200, r.text
