@@ -976,7 +976,8 @@ end
 -- index_remove, because the round knows more: next_score is the arrival of the contact
 -- after it there (nil: none, the combination empties), read with the head; the
 -- combination came from ready, so it is not parked; and the round counts the index's
--- entries ('indexed') once, at its end.
+-- entries ('indexed') once, at its end (a call cut short by an error leaves that count
+-- off, and the next round rebuilds the index: see reconcile).
 local function index_served(tag, sig, cid, next_score)
   redis.call('ZREM', k_combo(tag, sig), cid)
   if next_score then
