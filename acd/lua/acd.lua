@@ -955,8 +955,9 @@ end
 
 -- Claim agent aid for contact cid. Reads only the agent's skills and writes each
 -- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
--- agent is not available its document has no available_since at all.
-local function claim(keys, tag, cid, skills, aid, now, sizes)  -- returns the agent's skill count
+-- agent is not available its document has no available_since at all. The contact leaves
+-- the queue and the index in dispatch (index_served), which knows its combination.
+local function claim(tag, cid, aid, now, sizes)  -- returns the agent's skill count
   local akey = k_agent(tag, aid)
   local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
   for _, skill in ipairs(agent_skills) do
@@ -968,8 +969,55 @@ local function claim(keys, tag, cid, skills, aid, now, sizes)  -- returns the ag
     .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
     .. cjson.encode(aid) .. ',"assigned_at":' .. at .. '}')
-  unqueue(keys, cid, skills)
   return #agent_skills
+end
+
+-- The contact a round just served, its combination's head, leaves that FIFO. Less than
+-- index_remove, because the round knows more: next_score is the arrival of the contact
+-- after it there (nil: none, the combination empties), read with the head; the
+-- combination came from ready, so it is not parked; and the round counts the index's
+-- entries ('indexed') once, at its end (a call cut short by an error leaves that count
+-- off, and the next round rebuilds the index: see reconcile).
+local function index_served(tag, sig, cid, next_score)
+  redis.call('ZREM', k_combo(tag, sig), cid)
+  if next_score then
+    redis.call('HINCRBY', tag .. ':sigs', sig, -1)
+    redis.call('ZADD', tag .. ':ready', 'XX', next_score, sig)
+  else
+    redis.call('HDEL', tag .. ':sigs', sig)
+    redis.call('ZREM', tag .. ':ready', sig)
+  end
+end
+
+--[[ A round's copy of the first entries of {tag}:ready ({sig, score} pairs, oldest head
+first), so a round reads ready once per page rather than once per assignment. It stays
+exact because during a round only the combination being served (the page's first) moves
+in ready: its head leaves, so it goes later or leaves. Every entry of the page ranks
+before every entry not read yet; ready_moved keeps that true. ]]
+local function ready_page(tag, n)
+  local flat = redis.call('ZRANGE', tag .. ':ready', 0, n - 1, 'WITHSCORES')
+  local page = {}
+  for i = 1, #flat, 2 do page[#page + 1] = {flat[i], tonumber(flat[i + 1])} end
+  return page
+end
+
+-- The page's first combination now has this score in ready (nil: it left ready). It goes
+-- back in its place if that is before the page's last entry; else it is dropped, and read
+-- again with the next page. On a tie, Redis orders by name, which Lua's string comparison
+-- need not match: the page is cut there, so everything left in it still ranks first.
+local function ready_moved(page, score)
+  local first = table.remove(page, 1)
+  if not score then return end
+  for i, entry in ipairs(page) do
+    if score == entry[2] then
+      for j = #page, i, -1 do page[j] = nil end
+      return
+    end
+    if score < entry[2] then
+      table.insert(page, i, {first[1], score})
+      return
+    end
+  end
 end
 
 --[[ acd_dispatch_mode
@@ -1031,17 +1079,21 @@ local function dispatch(keys, args)
   local result = {0, ''}
   local sizes = {}  -- availability set sizes, see longest_available
   local examined, assigned, wait_total = 0, 0, 0
+  local page = {}  -- the first ready combinations, see ready_page
   -- An assignment's cost grows with the agent's skills (it leaves each skill's set): a
   -- round also stops after DISPATCH_WORK units (an assignment: 8 + its agent's skills;
   -- what un-parking did in this call counts too), so a center of agents with 32 skills
   -- gets shorter rounds, not longer calls.
   local work = UNPARK_UNITS - unpark_units
   while assigned < most and examined < budget and work < DISPATCH_WORK do
-    local top = redis.call('ZRANGE', tag .. ':ready', 0, 0)
-    if #top == 0 then break end
-    local sig = top[1]
+    if #page == 0 then
+      page = ready_page(tag, math.min(most - assigned, budget - examined, 32))
+      if #page == 0 then break end
+    end
+    local sig = page[1][1]
     examined = examined + 1
-    local head = redis.call('ZRANGE', k_combo(tag, sig), 0, 0, 'WITHSCORES')
+    -- Its oldest two contacts: the first is served, the second is its next head.
+    local head = redis.call('ZRANGE', k_combo(tag, sig), 0, 1, 'WITHSCORES')
     local cid = head[1]
     local queued_at = cid and redis.call('ZSCORE', keys[1], cid)
     if not queued_at or redis.call('EXISTS', k_contact(tag, cid)) == 0 then
@@ -1052,16 +1104,21 @@ local function dispatch(keys, args)
       else
         redis.call('ZREM', tag .. ':ready', sig)
       end
+      page = {}  -- ready changed without the page: read it again
     elseif tonumber(queued_at) ~= tonumber(head[2]) then
       -- Pushed back into the queue with a later score (the textbook's retry): it takes
       -- that place in its combination too, and the round looks again.
       redis.call('ZADD', k_combo(tag, sig), queued_at, cid)
       redis.call('ZADD', tag .. ':ready', 'XX', head_score(tag, sig), sig)
+      page = {}
     else
       local skills = skills_of(sig)
       local aid = longest_available(tag, skills, sizes)
       if aid then
-        work = work + 8 + claim(qkeys, tag, cid, skills, aid, now, sizes)
+        work = work + 8 + claim(tag, cid, aid, now, sizes)
+        redis.call('ZREM', keys[1], cid)
+        index_served(tag, sig, cid, head[4])
+        ready_moved(page, head[4] and tonumber(head[4]))
         local wait = math.max(0, math.floor(now - tonumber(queued_at)))
         wait_total = wait_total + wait
         event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
@@ -1070,10 +1127,12 @@ local function dispatch(keys, args)
         result[#result + 1] = aid
       else
         park(tag, sig)
+        ready_moved(page, nil)
       end
     end
   end
   if assigned > 0 then
+    redis.call('HINCRBY', keys[4], 'indexed', -assigned)  -- see index_served
     redis.call('HINCRBY', keys[3], 'assigned', assigned)
     redis.call('HINCRBY', keys[3], 'wait_ms', wait_total)
   end

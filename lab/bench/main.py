@@ -116,12 +116,11 @@ async def throughput_runs(redis: Redis, args: argparse.Namespace,
         naive_specs = workload.contact_specs[:args.naive_contacts]
         setup = await prepare(redis, workload, "naive", contacts=naive_specs)
         try:
-            before = await prof.commandstats(redis)
             naive = await naive_throughput(setup.center, naive_specs)
-            after = await prof.commandstats(redis)
         finally:
             await setup.center.wipe()
-        rows = prof.per_assignment(before, after, naive.assigned)
+        assert naive.stats is not None
+        rows = prof.per_assignment(*naive.stats, naive.assigned)
         emit({**base, "dispatcher": "naive", "batch": None, "contacts": len(naive_specs),
               "assignments": naive.assigned, "seconds": round(naive.seconds, 4),
               "assignments_per_s": round(naive.rate, 1),
@@ -177,13 +176,12 @@ async def _real_once(redis: Redis, workload: Workload, batch: int,
     setup = await prepare(redis, workload, f"real{batch}")
     try:
         mark = await prof.slowlog_last_id(redis)
-        before = await prof.commandstats(redis)
         real = await real_throughput(setup.center, workload.contact_specs, batch)
-        after = await prof.commandstats(redis)
         slowest = await prof.slowlog_max_us(redis, mark)
     finally:
         await setup.center.wipe()
-    rows = prof.per_assignment(before, after, real.assigned)
+    assert real.stats is not None
+    rows = prof.per_assignment(*real.stats, real.assigned)
     return {**base, "dispatcher": "real", "batch": batch,
             "assignments": real.assigned, "seconds": round(real.seconds, 4),
             "fcalls": real.calls, "assignments_per_s": round(real.rate, 1),

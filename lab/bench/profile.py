@@ -26,9 +26,12 @@ T = TypeVar("T")
 IGNORED = {"info", "slowlog", "config", "client", "hgetall", "json.mget", "ping", "hello"}
 
 
-async def commandstats(redis: Redis) -> dict[str, tuple[int, float]]:
+Stats = dict[str, tuple[int, float]]  # command -> (calls, µs) since the last reset
+
+
+async def commandstats(redis: Redis) -> Stats:
     info = await redis.info("commandstats")
-    out: dict[str, tuple[int, float]] = {}
+    out: Stats = {}
     for key, value in info.items():
         name = str(key).removeprefix("cmdstat_")
         out[name] = (int(value["calls"]), float(value["usec"]))

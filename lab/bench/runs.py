@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from acd.center import DEFAULT_BUDGET, Center
 from acd.dispatcher import Dispatcher
 from acd.naive import NaiveDispatcher
+from lab.bench import profile as prof
 from lab.bench.dispatchers import REPO, dispatcher_processes
 from lab.bench.posting import post_contacts
 from lab.bench.workload import (
@@ -84,6 +85,9 @@ class Throughput:
     seconds: float
     check: Check
     calls: int = 0
+    # INFO commandstats just before and just after the dispatching (not the check,
+    # whose reads would count as the dispatcher's)
+    stats: tuple[prof.Stats, prof.Stats] | None = None
 
     @property
     def rate(self) -> float:
@@ -103,6 +107,7 @@ async def naive_throughput(center: Center, specs: Sequence[tuple[str, list[str]]
     naive = NaiveDispatcher(center, pop_timeout=0.2, backoff=(0.0, 0.0))
     pairs: list[tuple[str, str]] = []
     misses = 0
+    before = await prof.commandstats(center.redis)
     start = time.perf_counter()
     while len(pairs) < len(specs) and misses <= len(specs) - len(pairs):
         result = await naive.step()
@@ -114,22 +119,33 @@ async def naive_throughput(center: Center, specs: Sequence[tuple[str, list[str]]
             pairs.append((result.contact, result.agent))
             misses = 0
     seconds = time.perf_counter() - start
+    after = await prof.commandstats(center.redis)
     check = await check_assignments(center, specs, pairs, naive=True)
-    return Throughput(len(pairs), seconds, check)
+    return Throughput(len(pairs), seconds, check, stats=(before, after))
 
 
 async def real_throughput(center: Center, specs: Sequence[tuple[str, list[str]]], batch: int,
                           budget: int = DEFAULT_BUDGET) -> Throughput:
-    """One acd.dispatcher.Dispatcher round over the pre-queued contacts: it calls
-    acd_dispatch until a call assigns fewer than ``batch``."""
+    """acd.dispatcher.Dispatcher rounds over the pre-queued contacts until one assigns
+    nothing. A round calls acd_dispatch until a call assigns fewer than ``batch``; a call
+    also stops at its work budget (DISPATCH_WORK in acd.lua: 25 agents of 8 skills), so a
+    batch over that ends a round early, and a dispatcher service would go on at once
+    (that call's 'more' wake-up): so does this."""
     pairs: list[tuple[str, str]] = []
     dispatcher = Dispatcher(center, batch=batch, budget=budget,
                             on_round=lambda done: pairs.extend(done.pairs))
+    before = await prof.commandstats(center.redis)
     start = time.perf_counter()
-    await dispatcher.round()
+    while True:
+        assigned = dispatcher.assigned
+        await dispatcher.round()
+        if dispatcher.assigned == assigned:
+            break
     seconds = time.perf_counter() - start
+    after = await prof.commandstats(center.redis)
     check = await check_assignments(center, specs, pairs)
-    return Throughput(dispatcher.assigned, seconds, check, dispatcher.rounds)
+    return Throughput(dispatcher.assigned, seconds, check, dispatcher.rounds,
+                      (before, after))
 
 
 @dataclass
