@@ -49,6 +49,7 @@ from acd import Center, connect
 from acd.center import DEFAULT_BATCH
 from acd.commands import xread
 from acd.invariants import violations
+from acd.settings import get_settings
 from lab.bench.dispatchers import dispatcher_processes
 from lab.bench.profile import longest_calls
 from lab.bench.runs import percentile
@@ -304,6 +305,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # The flood is the point: the center's cap on waiting contacts (ACD_MAX_QUEUED, 100,000
+    # by default) must not refuse its flow once the unservable ones fill it.
+    needed = args.unservable + int(args.rate * args.seconds) + 1000
+    if int(os.environ.get("ACD_MAX_QUEUED", "0")) < needed:
+        os.environ["ACD_MAX_QUEUED"] = str(needed)
+        get_settings.cache_clear()
     return run_on_redis(args.redis_url, "flood-redis", lambda url: run(args, url))
 
 
