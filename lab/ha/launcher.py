@@ -30,6 +30,7 @@ from lab import redis_users
 from lab.apikeys import lab_key
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
+from lab.learners import learner_passwords
 from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
 from lab.stack import (
     SUPERVISOR,
@@ -189,8 +190,10 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         try:
             try:
                 layout.ensure_packages()
+                # The workshop's learners (lab.workshop) are users of every node too.
                 topo = running or services.start(
-                    passwords=self._passwords(), run_dir=self.run_dir, timeout=90)
+                    passwords=self._passwords(), run_dir=self.run_dir, timeout=90,
+                    learners=learner_passwords(self.config.home))
             except LabError as exc:
                 raise StartError(
                     f"HA topology (Redis, Sentinel, HAProxy, keepalived): {exc}; "
