@@ -104,6 +104,7 @@ class Workshop:
         self.unreachable: list[str] = []  # nodes the last ACL command could not reach
 
     def _run(self, work: Callable[[Redis], Awaitable[T]]) -> T:
+        self.unreachable = []
         async def run() -> T:
             client = connect(self.admin_url)
             try:
