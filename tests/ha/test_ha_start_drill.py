@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import ha_learners as hl
 import httpx
 import pytest
 import redis
-from ha_learners import learner, learner_users, node_admin, served
 from ha_runs import REPO, lab_env, leftovers, recorded_pid, require_free_subnet, run_lab, wait_gone
 from lab_runs import NOTEBOOKS, nbval
 from redis.exceptions import NoPermissionError
@@ -81,6 +81,7 @@ def ha_lab(
 ) -> Iterator[dict[str, str]]:
     require_free_subnet()
     home = tmp_path_factory.mktemp("lab")
+    hl.add_earlier_learner(home)
     env = lab_env(home, free_port())
     try:
         started = time.monotonic()
@@ -131,7 +132,7 @@ def test_start_again_is_harmless(ha_lab: dict[str, str]) -> None:
 
 # -- workshop mode on the HA lab (lab.ha.workshop) --------------------------------------
 LEARNERS = ("ann", "bea")
-BOTH = {"learner-ann", "learner-bea"}
+USERS = {"learner-ann", "learner-bea", f"learner-{hl.EARLIER}"}
 _workshop: dict[str, Any] = {}  # the primary and each node's pid when they were added
 
 
@@ -144,12 +145,17 @@ def test_workshop_learners_on_the_ha_lab_reach_their_own_centers_only(
         proc = run_lab(ha_lab, "lab", "workshop", "add", name, timeout=60)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "did not answer" not in proc.stdout, proc.stdout
-    ann = learner(ha_lab, "ann")
+    ann = hl.learner(ha_lab, "ann")
     assert f"@{topo.vip}:{topo.redis_port}/" in ann["REDIS_URL"], ann["REDIS_URL"]
     assert ann["API_URL"] == topo.api_url
-    # Every node has both users, live and in its ACL file (ACL users are not replicated).
-    assert learner_users(ha_lab) == {n: (BOTH, BOTH) for n in topo.nodes}
-    asyncio.run(served(ann["REDIS_URL"], "ann", 1))
+    # Every node has every learner, live and in its ACL file (ACL users are not replicated):
+    # the two added now, and the earlier one that the start wrote there.
+    assert hl.learner_users(ha_lab) == {n: (USERS, USERS) for n in topo.nodes}
+    for address in topo.nodes.values():  # the start gave the earlier one her own password
+        with redis.Redis(host=address, username=f"learner-{hl.EARLIER}",
+                         password=hl.EARLIER_PASSWORD, socket_timeout=5) as r:
+            assert r.execute_command("ACL", "WHOAMI") == f"learner-{hl.EARLIER}".encode()
+    asyncio.run(hl.served(ann["REDIS_URL"], "ann", 1))
     bea = Keys("bea")
     with redis.Redis.from_url(ann["REDIS_URL"], decode_responses=True, socket_timeout=5) as a:
         assert a.execute_command("ACL", "WHOAMI") == "learner-ann"
@@ -163,11 +169,11 @@ def test_workshop_learners_on_the_ha_lab_reach_their_own_centers_only(
         agents = api.get("/v1/centers/ann/agents")
         assert agents.status_code == 200 and "a1" in agents.text, agents.text
     listed = run_lab(ha_lab, "lab", "workshop", "list", timeout=60)
-    assert listed.returncode == 0 and listed.stdout.count("user yes") == 2, listed.stdout
+    assert listed.returncode == 0 and listed.stdout.count("user yes") == 3, listed.stdout
     # The refusals above are ann's alone, and only they are cleared: the check for
     # refusals after the drill still sees every other one.
     for node, address in topo.nodes.items():
-        with node_admin(ha_lab, address) as r:
+        with hl.node_admin(ha_lab, address) as r:
             assert {e["username"] for e in r.acl_log()} <= {"learner-ann"}, node
             r.acl_log_reset()
     _workshop.update(primary=primary(run_dir),
@@ -242,7 +248,7 @@ def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
     assert len(secrets) >= 11, sorted(secrets)
     for name in LEARNERS:  # the workshop's learners (added above): their secrets too
         if connection_file(Path(ha_lab["LAB_HOME"]), name).exists():
-            conn = learner(ha_lab, name)
+            conn = hl.learner(ha_lab, name)
             secrets[f"{name}'s password"] = conn["REDIS_URL"].split(":")[2].split("@")[0]
             secrets[f"{name}'s API key"] = conn["ACD_API_KEY"]
     assert {"REDIS_SENTINEL_ADMIN_PASSWORD", "REDIS_SENTINEL_PEER_PASSWORD"} <= set(secrets)
@@ -385,14 +391,14 @@ def test_workshop_learners_outlive_failovers_and_remove_takes_them_off_every_nod
     now = primary(run_dir)
     assert now != _workshop["primary"] or pid(now) != _workshop["pids"][now]
     assert [n for n in topo.nodes if pid(n) != _workshop["pids"][n]], "no node restarted"
-    assert learner_users(ha_lab) == {n: (BOTH, BOTH) for n in topo.nodes}
-    ann = learner(ha_lab, "ann")
-    asyncio.run(served(ann["REDIS_URL"], "ann", 2))
-    for name in LEARNERS:
+    assert hl.learner_users(ha_lab) == {n: (USERS, USERS) for n in topo.nodes}
+    ann = hl.learner(ha_lab, "ann")
+    asyncio.run(hl.served(ann["REDIS_URL"], "ann", 2))
+    for name in (*LEARNERS, hl.EARLIER):
         proc = run_lab(ha_lab, "lab", "workshop", "remove", name, timeout=60)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"user {len(topo.nodes)}," in proc.stdout, proc.stdout
-    assert learner_users(ha_lab) == {n: (set(), set()) for n in topo.nodes}
+    assert hl.learner_users(ha_lab) == {n: (set(), set()) for n in topo.nodes}
     assert learner_passwords(Path(ha_lab["LAB_HOME"])) == {}
     with redis.Redis.from_url(ann["REDIS_URL"], socket_timeout=5) as a, \
             pytest.raises(redis.AuthenticationError):
