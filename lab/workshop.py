@@ -13,7 +13,9 @@ A learner ``alice`` owns the centers ``alice`` and ``alice.<anything>`` (acd.key
 - the Redis user ``learner-alice`` (lab.redis_users.learner_rules): the lessons' commands on
   her keys alone, none that lists others' keys or commands. Applied at once with ACL SETUSER
   and written to the lab's ACL file, which every start rewrites from the connection files,
-  so learners survive a restart (and the supervisor's restart of Redis);
+  so learners survive a restart (and the supervisor's restart of Redis). On the HA lab,
+  on every node and into every node's ACL file (ACL users are not replicated:
+  lab.ha.workshop);
 - an API key scoped to her centers (acd.api.apikeys, scope ``learner alice``);
 - ``<lab home>/workshop/alice.env`` (lab.learners): REDIS_URL, API_URL, ACD_API_KEY and
   ACD_LEARNER, which her notebook 00 reads with ``notebook.use_connection(path)``.
@@ -105,6 +107,7 @@ class Workshop:
 
     def _run(self, work: Callable[[Redis], Awaitable[T]]) -> T:
         self.unreachable = []
+
         async def run() -> T:
             client = connect(self.admin_url)
             try:
