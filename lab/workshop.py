@@ -252,6 +252,30 @@ class Workshop:
         return {"user": user, "api keys": keys, "centers": len(centers), "redis keys": deleted}
 
 
+def restore_learners(admin_url: str, home: Path) -> list[str]:
+    """Give the learners of ``home`` back their API keys (their connection files hold them)
+    and first centers in a Redis that lost them: the HA lab's data starts empty at each
+    start, while its ACL files bring their users back. Returns whose key was restored."""
+    async def restore() -> list[str]:
+        done = []
+        redis = connect(admin_url)
+        try:
+            for name, values in files.learner_connections(home).items():
+                try:
+                    restored = await apikeys.restore(redis, values["ACD_API_KEY"],
+                                                     f"workshop learner {name}", learner=name)
+                except (apikeys.KeyRejected, ValueError):
+                    continue  # a file edited by hand: her key stays unknown, not the start
+                if restored:
+                    await Center(redis, name).register()
+                    done.append(name)
+        finally:
+            await redis.aclose()
+        return done
+
+    return asyncio.run(restore())
+
+
 # -- the command line -------------------------------------------------------------------
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("workshop", help="learners: each a Redis user, an API key and a "

@@ -2,21 +2,26 @@
 ``node_urls``: the HA lab's nodes, lab.ha.workshop), which do not replicate ACL users:
 ``add`` sets the user on each server and in each one's ACL file, a server that does not
 answer is named and skipped, ``list`` says NO for a user one server lacks, ``remove``
-takes it off each. Two embedded Redis servers stand in for the nodes here (seconds); the
-HA lab itself: tests/ha/test_ha_start_drill.py."""
+takes it off each; a Redis that lost the learners' keys and centers (the HA lab's data
+starts empty at each start) gets them back from their files. Two embedded Redis servers
+stand in for the nodes here (seconds); the HA lab itself: tests/ha/test_ha_start_drill.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from acd import connect
+from acd.api.apikeys import ApiKey, verify
+from acd.keys import API_KEYS, CENTERS
 from lab import redis_users
 from lab.embedded import EmbeddedRedis, free_port
-from lab.learners import learner_passwords, read_connection
-from lab.workshop import Workshop
+from lab.learners import connection_file, learner_passwords, read_connection, write_connection
+from lab.workshop import Workshop, restore_learners
 
 
 @pytest.fixture
@@ -73,3 +78,29 @@ def test_every_server_gets_the_learner_and_loses_her_on_remove(
         with server.client() as r:
             assert r.acl_getuser("learner-dora") is None
     assert not path.exists()
+
+
+async def _verify(url: str, key: str) -> ApiKey:
+    client = connect(url)
+    try:
+        return await verify(client, key)
+    finally:
+        await client.aclose()
+
+
+def test_restore_learners_gives_back_the_keys_and_first_centers_redis_lost(
+        nodes: list[EmbeddedRedis], tmp_path: Path) -> None:
+    home, server = tmp_path / "home", nodes[0]
+    shop = Workshop(home, server.url, "http://127.0.0.1:8000", server.write_acl_file)
+    key = read_connection(shop.add("erin"))["ACD_API_KEY"]
+    write_connection(connection_file(home, "junk"), {  # edited by hand: skipped, no error
+        "REDIS_URL": "redis://learner-junk:pw@127.0.0.1:1/0", "API_URL": "http://x",
+        "ACD_API_KEY": "not a key", "ACD_LEARNER": "junk"})
+    with server.client() as r:
+        r.delete(API_KEYS, CENTERS)  # what a fresh start of the HA lab has not
+    assert restore_learners(server.url, home) == ["erin"]
+    assert restore_learners(server.url, home) == []  # Redis has it: nothing to do
+    restored = asyncio.run(_verify(server.url, key))
+    assert restored.learner == "erin" and restored.center is None
+    with server.client() as r:
+        assert r.smembers(CENTERS) == {"erin"}

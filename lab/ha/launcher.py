@@ -40,6 +40,7 @@ from lab.stack import (
     port_taken,
     supervisor_service,
 )
+from lab.workshop import restore_learners
 
 from . import hooks, layout, roles, services
 from .hooks import APP_ROLE, dispatcher_address
@@ -206,6 +207,10 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             )
             self._load_functions(topo)
             self.api_key = lab_key(topo.role_url("deployer"), self.api_key)
+            restored = restore_learners(topo.role_url("admin"), self.config.home)
+            if restored:
+                echo(f"  {'workshop':<15} API keys and first centers of {', '.join(restored)} "
+                     "back (the lab's data starts empty)")
             # A contact is confirmed only once a replica has it: it survives a failover.
             env = {"PYTHONPATH": str(REPO), "ACD_ENV": "ha", "ACD_WAIT_REPLICAS": "1"}
             # Each with its own Redis user, in its environment (never its command line).

@@ -15,14 +15,16 @@ from lab.learners import connection_file, read_connection, write_connection
 
 EARLIER = "cleo"  # a learner of an earlier session: in the lab's home before the start
 EARLIER_PASSWORD = "cleo-earlier-session-pw"
+EARLIER_KEY = "acd_0123456789ab_" + "k" * 43
 
 
 def add_earlier_learner(home: Path) -> None:
     """Her connection file, as ``workshop add`` left it: ./start.sh --ha must make her a
-    user of every node (its ACL files are written from the home's learners)."""
+    user of every node (its ACL files are written from the home's learners) and store her
+    API key again (its data starts empty)."""
     write_connection(connection_file(home, EARLIER), {
         "REDIS_URL": f"redis://learner-{EARLIER}:{EARLIER_PASSWORD}@127.0.0.1:16379/0",
-        "API_URL": "http://127.0.0.1:8000", "ACD_API_KEY": "acd_000000000000_" + "x" * 43,
+        "API_URL": "http://127.0.0.1:8000", "ACD_API_KEY": EARLIER_KEY,
         "ACD_LEARNER": EARLIER})
 
 

@@ -168,6 +168,10 @@ def test_workshop_learners_on_the_ha_lab_reach_their_own_centers_only(
         assert api.get("/v1/centers/bea/agents").status_code == 403
         agents = api.get("/v1/centers/ann/agents")
         assert agents.status_code == 200 and "a1" in agents.text, agents.text
+    with httpx.Client(base_url=topo.api_url, timeout=10,
+                      headers={"Authorization": f"Bearer {hl.EARLIER_KEY}"}) as api:
+        assert api.get(f"/v1/centers/{hl.EARLIER}/agents").status_code == 200  # restored
+        assert api.get("/v1/centers/ann/agents").status_code == 403
     listed = run_lab(ha_lab, "lab", "workshop", "list", timeout=60)
     assert listed.returncode == 0 and listed.stdout.count("user yes") == 3, listed.stdout
     # The refusals above are ann's alone, and only they are cleared: the check for
