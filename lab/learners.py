@@ -53,9 +53,9 @@ def redis_password(url: str) -> str:
     return unquote(urlsplit(url).password or "")
 
 
-def learner_passwords(home: Path) -> dict[str, str]:
-    """Every learner of the lab in ``home``, name -> Redis password (for the ACL file)."""
-    found: dict[str, str] = {}
+def learner_connections(home: Path) -> dict[str, dict[str, str]]:
+    """Every learner of the lab in ``home``: name -> her connection file's values."""
+    found: dict[str, dict[str, str]] = {}
     if not folder(home).is_dir():
         return found
     for path in sorted(folder(home).glob("*.env")):
@@ -63,5 +63,11 @@ def learner_passwords(home: Path) -> dict[str, str]:
             values = read_connection(path)
         except ValueError:
             continue  # not ours: nothing to grant
-        found[values["ACD_LEARNER"]] = redis_password(values["REDIS_URL"])
+        found[values["ACD_LEARNER"]] = values
     return found
+
+
+def learner_passwords(home: Path) -> dict[str, str]:
+    """Every learner of the lab in ``home``, name -> Redis password (for the ACL file)."""
+    return {name: redis_password(values["REDIS_URL"])
+            for name, values in learner_connections(home).items()}

@@ -13,7 +13,9 @@ A learner ``alice`` owns the centers ``alice`` and ``alice.<anything>`` (acd.key
 - the Redis user ``learner-alice`` (lab.redis_users.learner_rules): the lessons' commands on
   her keys alone, none that lists others' keys or commands. Applied at once with ACL SETUSER
   and written to the lab's ACL file, which every start rewrites from the connection files,
-  so learners survive a restart (and the supervisor's restart of Redis);
+  so learners survive a restart (and the supervisor's restart of Redis). On the HA lab,
+  on every node and into every node's ACL file (ACL users are not replicated:
+  lab.ha.workshop);
 - an API key scoped to her centers (acd.api.apikeys, scope ``learner alice``);
 - ``<lab home>/workshop/alice.env`` (lab.learners): REDIS_URL, API_URL, ACD_API_KEY and
   ACD_LEARNER, which her notebook 00 reads with ``notebook.use_connection(path)``.
@@ -29,14 +31,16 @@ import argparse
 import asyncio
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from acd.api import apikeys
 from acd.center import Center
@@ -82,14 +86,28 @@ def _escaped(text: str) -> str:
 
 class Workshop:
     """The learners of one lab: its Redis (as admin), its home (the connection files) and
-    ``write_acl`` (rewrites the lab's ACL file from the files; None: no file to keep)."""
+    ``write_acl`` (rewrites the lab's ACL files from the files; None: no file to keep).
+
+    ``node_urls``: the admin URL of every server that must hold the learners' users, when
+    ``admin_url`` does not reach them all (the HA lab: ACL users are not replicated, so
+    each node gets them, lab.ha.workshop). Empty: ``admin_url``'s server alone.
+    ``host_note``: what ``add --host`` should tell the instructor about reaching the lab."""
 
     def __init__(self, home: Path, admin_url: str, api_url: str,
-                 write_acl: Callable[[], object] | None = None) -> None:
+                 write_acl: Callable[[], object] | None = None,
+                 node_urls: Sequence[str] = (), host_note: str | None = None) -> None:
         self.home, self.admin_url, self.api_url = home, admin_url, api_url
         self.write_acl = write_acl
+        self.node_urls = list(node_urls)
+        self.host_note = host_note or (
+            "Learners reach {host} only if the lab listens there: start it with "
+            "LAB_BIND=0.0.0.0 ./start.sh (Redis and the REST API on every interface; each "
+            "user and key still needs its password).")
+        self.unreachable: list[str] = []  # nodes the last ACL command could not reach
 
     def _run(self, work: Callable[[Redis], Awaitable[T]]) -> T:
+        self.unreachable = []
+
         async def run() -> T:
             client = connect(self.admin_url)
             try:
@@ -97,6 +115,27 @@ class Workshop:
             finally:
                 await client.aclose()
         return asyncio.run(run())
+
+    async def _acl(self, redis: Redis, *command: str) -> list[Any]:
+        """``ACL <command>`` on every server holding the users: each reply. A node that
+        does not answer (down, or being restarted by the supervisor) is skipped and named
+        in ``unreachable``: it reads the learners from its ACL file, written first, when
+        it starts. None answering is an error."""
+        if not self.node_urls:
+            return [await redis.execute_command("ACL", *command)]  # type: ignore[no-untyped-call]
+        replies: list[Any] = []
+        for url in self.node_urls:
+            node = Redis.from_url(url, decode_responses=True, socket_timeout=2,
+                                  socket_connect_timeout=2)
+            try:
+                replies.append(await node.execute_command("ACL", *command))  # type: ignore[no-untyped-call]
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                self.unreachable.append(urlsplit(url).hostname or url)
+            finally:
+                await node.aclose()
+        if not replies:
+            raise RedisConnectionError(f"no Redis node answered ACL {command[0]}")
+        return replies
 
     # -- add ----------------------------------------------------------------------------
     def add(self, learner: str, host: str | None = None) -> Path:
@@ -116,7 +155,7 @@ class Workshop:
     async def _add(self, redis: Redis, learner: str, password: str, path: Path,
                    url: str, api_url: str) -> Path:
         user = redis_users.learner_user(learner)
-        if await cast(Any, redis).acl_getuser(user):
+        if any(await self._acl(redis, "GETUSER", user)):
             raise WorkshopError(f"Redis has a user {user} already: python -m lab workshop "
                                 f"remove {learner} first")
         # The learner would own these centers (someone else's data, or the API's default
@@ -131,14 +170,16 @@ class Workshop:
         try:
             files.write_connection(path, {"REDIS_URL": url, "API_URL": api_url,
                                           "ACD_API_KEY": key, "ACD_LEARNER": learner})
-            await redis.execute_command(  # type: ignore[no-untyped-call]
-                "ACL", "SETUSER", user, *redis_users.learner_rule_args(learner, password))
+            # The file before the live users: a node restarting meanwhile still gets her.
             self._write_acl()
+            await self._acl(redis, "SETUSER", user,
+                            *redis_users.learner_rule_args(learner, password))
             await Center(redis, learner).register()  # her first center, served at once
         except BaseException:
             await cast(Any, redis).srem(CENTERS, learner)
             path.unlink(missing_ok=True)
-            await redis.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+            self._write_acl()
+            await self._acl(redis, "DELUSER", user)
             await apikeys.revoke(redis, key)
             raise
         return path
@@ -155,7 +196,9 @@ class Workshop:
 
     async def _list(self, redis: Redis) -> list[Learner]:
         r = cast(Any, redis)
-        users = {str(u) for u in await r.acl_users()}
+        # A user counts only where every node has it: a node without it shows as NO.
+        users = set.intersection(*({str(u) for u in found}
+                                   for found in await self._acl(redis, "USERS")))
         keys = [k for k in await apikeys.list_keys(redis) if k.learner is not None]
         centers = sorted(str(c) for c in await r.smembers(CENTERS))
         names = {p.stem for p in files.folder(self.home).glob("*.env")}
@@ -172,17 +215,21 @@ class Workshop:
     def remove(self, learner: str) -> dict[str, int]:
         """Undo what ``add`` made and delete the learner's data; what was removed."""
         check_learner(learner)
-        done = self._run(lambda r: self._remove(r, learner))
         path = files.connection_file(self.home, learner)
-        done["file"] = int(path.exists())
+        existed = path.exists()
+        # The file first, then the ACL files: a node restarting meanwhile forgets her too.
         path.unlink(missing_ok=True)
         self._write_acl()
+        done = self._run(lambda r: self._remove(r, learner))
+        done["file"] = int(existed)
         return done
 
     async def _remove(self, redis: Redis, learner: str) -> dict[str, int]:
         r = cast(Any, redis)
-        # The user first: nothing of hers writes while her data goes.
-        user = int(await r.execute_command("ACL", "DELUSER", redis_users.learner_user(learner)))
+        # The user first: nothing of hers writes while her data goes. Counted per server
+        # that had it (the HA lab: each node).
+        user = sum(int(n) for n in await self._acl(redis, "DELUSER",
+                                                   redis_users.learner_user(learner)))
         keys = 0
         for key in await apikeys.list_keys(redis):
             if key.learner == learner:
@@ -205,6 +252,30 @@ class Workshop:
         return {"user": user, "api keys": keys, "centers": len(centers), "redis keys": deleted}
 
 
+def restore_learners(admin_url: str, home: Path) -> list[str]:
+    """Give the learners of ``home`` back their API keys (their connection files hold them)
+    and first centers in a Redis that lost them: the HA lab's data starts empty at each
+    start, while its ACL files bring their users back. Returns whose key was restored."""
+    async def restore() -> list[str]:
+        done = []
+        redis = connect(admin_url)
+        try:
+            for name, values in files.learner_connections(home).items():
+                try:
+                    restored = await apikeys.restore(redis, values["ACD_API_KEY"],
+                                                     f"workshop learner {name}", learner=name)
+                except (apikeys.KeyRejected, ValueError):
+                    continue  # a file edited by hand: her key stays unknown, not the start
+                if restored:
+                    await Center(redis, name).register()
+                    done.append(name)
+        finally:
+            await redis.aclose()
+        return done
+
+    return asyncio.run(restore())
+
+
 # -- the command line -------------------------------------------------------------------
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("workshop", help="learners: each a Redis user, an API key and a "
@@ -221,14 +292,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def lab_workshop() -> Workshop:
-    """The workshop of the embedded lab that .env describes (LAB_HOME, LAB_ENV_FILE)."""
+    """The workshop of the lab that .env describes (LAB_HOME, LAB_ENV_FILE): the embedded
+    lab, or the HA lab (lab.ha.workshop)."""
     from lab.stack import EmbeddedLab
 
     lab = EmbeddedLab()
     env = lab.env
+    if env.get("ACD_ENV") == "ha":
+        from lab.ha.workshop import ha_workshop
+
+        return ha_workshop(lab.config)
     if env.get("ACD_ENV", "embedded") != "embedded" or "REDIS_ADMIN_URL" not in env:
-        raise WorkshopError("workshop mode needs the embedded lab started once (./start.sh): "
-                            f"{lab.config.env_file} has no embedded lab's REDIS_ADMIN_URL")
+        raise WorkshopError("workshop mode needs the embedded lab or the HA lab started "
+                            f"once (./start.sh or ./start.sh --ha): {lab.config.env_file} "
+                            "has no REDIS_ADMIN_URL of either")
 
     def write_acl() -> None:
         if lab.redis.acl_file.exists():  # else the next start writes it
@@ -249,9 +326,7 @@ def run(args: argparse.Namespace, workshop: Workshop | None = None) -> int:
                   f"Give it to {args.learner} (it holds their password and API key); in "
                   "notebook 00 they run notebook.use_connection('<path to the file>').")
             if args.host:
-                print(f"Learners reach {args.host} only if the lab listens there: start it "
-                      "with LAB_BIND=0.0.0.0 ./start.sh (Redis and the REST API on every "
-                      "interface; each user and key still needs its password).")
+                print(shop.host_note.format(host=args.host))
         elif args.action == "list":
             learners = shop.learners()
             if not learners:
@@ -265,6 +340,9 @@ def run(args: argparse.Namespace, workshop: Workshop | None = None) -> int:
             done = shop.remove(args.learner)
             print(f"Removed learner {args.learner}: "
                   + ", ".join(f"{k} {v}" for k, v in done.items()))
+        if shop.unreachable:
+            print(f"Redis node(s) {', '.join(sorted(set(shop.unreachable)))} did not answer: "
+                  "each reads the learners from its ACL file when it starts again.")
     except (WorkshopError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -98,13 +98,28 @@ async def create(redis: Redis, center: str | None = None, label: str = "",
         check_learner(learner)
     key_id = secrets.token_hex(6)
     key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+    if not await redis.hsetnx(API_KEYS, key_id, _record(key, center, label, learner)):
+        return await create(redis, center, label, learner)  # an id drawn twice (1 in 2^48)
+    return key
+
+
+async def restore(redis: Redis, key: str, label: str = "", learner: str | None = None) -> bool:
+    """Store ``key`` again, scoped to ``learner``'s centers (admin without one), when Redis
+    lost it while its holder still has it: a workshop learner's key in her connection file,
+    after the HA lab started with empty data. False when Redis has that id already."""
+    if learner is not None:
+        check_learner(learner)
+    key_id, _ = parse(key)
+    return bool(await redis.hsetnx(API_KEYS, key_id, _record(key.strip(), None, label,
+                                                              learner)))
+
+
+def _record(key: str, center: str | None, label: str, learner: str | None) -> str:
     record: dict[str, object] = {"sha256": _digest(key), "center": center, "label": label,
                                  "created_ms": int(time.time() * 1000)}
     if learner is not None:
         record["learner"] = learner
-    if not await redis.hsetnx(API_KEYS, key_id, json.dumps(record)):
-        return await create(redis, center, label, learner)  # an id drawn twice (1 in 2^48)
-    return key
+    return json.dumps(record)
 
 
 async def verify(redis: Redis, key: str) -> ApiKey:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 
@@ -107,11 +108,22 @@ def acl_path(topo: HATopology, name: str) -> Path:
     return topo.run_dir / name / "users.acl"
 
 
-def write_configs(topo: HATopology, rejson_module: Path | str) -> None:
+def write_acl_files(topo: HATopology, learners: Mapping[str, str] | None = None) -> None:
+    """Every node's ACL file: the roles' users and the workshop learners' (name ->
+    password, lab.learners). Each node has its own (ACL users are not replicated), all
+    the same, so a replica promoted later and a node the supervisor restarts have every
+    user the primary has."""
+    for name in topo.nodes:
+        write_acl_file(acl_path(topo, name), topo.role_passwords(), learners)
+
+
+def write_configs(topo: HATopology, rejson_module: Path | str,
+                  learners: Mapping[str, str] | None = None) -> None:
     rd = topo.run_dir
     for name in topo.nodes:
         private_dir(rd / name / "data")
-        write_acl_file(acl_path(topo, name), topo.role_passwords())
+    write_acl_files(topo, learners)
+    for name in topo.nodes:
         write_private(rd / name / "redis.conf", render_redis_conf(topo, name, rejson_module))
         write_private(rd / name / "sentinel.conf", render_sentinel_conf(topo, name))
     for name in topo.lbs:

@@ -30,6 +30,7 @@ from lab import redis_users
 from lab.apikeys import lab_key
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
+from lab.learners import learner_passwords
 from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
 from lab.stack import (
     SUPERVISOR,
@@ -39,6 +40,7 @@ from lab.stack import (
     port_taken,
     supervisor_service,
 )
+from lab.workshop import restore_learners
 
 from . import hooks, layout, roles, services
 from .hooks import APP_ROLE, dispatcher_address
@@ -189,8 +191,10 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
         try:
             try:
                 layout.ensure_packages()
+                # The workshop's learners (lab.workshop) are users of every node too.
                 topo = running or services.start(
-                    passwords=self._passwords(), run_dir=self.run_dir, timeout=90)
+                    passwords=self._passwords(), run_dir=self.run_dir, timeout=90,
+                    learners=learner_passwords(self.config.home))
             except LabError as exc:
                 raise StartError(
                     f"HA topology (Redis, Sentinel, HAProxy, keepalived): {exc}; "
@@ -203,6 +207,10 @@ Drill: python -m lab.drill. Stop everything with ./stop.sh."""
             )
             self._load_functions(topo)
             self.api_key = lab_key(topo.role_url("deployer"), self.api_key)
+            restored = restore_learners(topo.role_url("admin"), self.config.home)
+            if restored:
+                echo(f"  {'workshop':<15} API keys and first centers of {', '.join(restored)} "
+                     "back (the lab's data starts empty)")
             # A contact is confirmed only once a replica has it: it survives a failover.
             env = {"PYTHONPATH": str(REPO), "ACD_ENV": "ha", "ACD_WAIT_REPLICAS": "1"}
             # Each with its own Redis user, in its environment (never its command line).

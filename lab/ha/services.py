@@ -52,6 +52,7 @@ def start(
     down_after_ms: int = 1000,
     failover_timeout_ms: int = 3000,
     timeout: float = 60.0,
+    learners: Mapping[str, str] | None = None,
 ) -> HATopology:
     """Start the HA environment (or return the one already running) and wait until it serves.
 
@@ -59,7 +60,8 @@ def start(
     ``(name, address, port)``; each name gets a namespace ``acd-<name>`` unless its address
     is the machine's own (192.168.20.1). Start the processes with ``start_api_replicas``.
     ``password``: the admin's; ``passwords``: each role's (lab.redis_users; a role not in
-    it gets ``password``).
+    it gets ``password``). ``learners``: workshop learners (name -> password) every node
+    gets as users (lab.workshop).
     """
     why = check_platform()
     if why:
@@ -126,7 +128,7 @@ def start(
             state["hosts"].append(host)
             save_state(rd, state)
             net.create_host(host, addr)
-        write_configs(topo, module)
+        write_configs(topo, module, learners)
         _bring_up(rd, state, topo, timeout)
     except BaseException:
         stop(rd)

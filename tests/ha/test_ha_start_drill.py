@@ -1,5 +1,6 @@
 """./start.sh --ha end to end: ``python -m lab start --ha``, the contact failover drill
-(``python -m lab.drill``), ``python -m lab stop``.
+(``python -m lab.drill``), workshop learners (``python -m lab workshop``), ``python -m lab
+stop``.
 
 Real processes in real network namespaces: Linux and root only. LAB_HOME and LAB_ENV_FILE
 point into a temporary folder, so a developer's .lab/ and .env are never touched.
@@ -7,31 +8,35 @@ point into a temporary folder, so a developer's .lab/ and .env are never touched
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import ha_learners as hl
 import httpx
 import pytest
 import redis
+from ha_runs import REPO, lab_env, leftovers, recorded_pid, require_free_subnet, run_lab, wait_gone
 from lab_runs import NOTEBOOKS, nbval
+from redis.exceptions import NoPermissionError
 
+from acd.keys import Keys
+from lab.embedded import free_port
 from lab.envfile import read_env
-from lab.ha import check_platform, net, primary, topology
+from lab.ha import check_platform, primary, topology
 from lab.ha.failover import rejoined
+from lab.learners import connection_file, learner_passwords
 from lab.lessons import kernel_env
-from lab.processes import WaitTimeout, command_lines, pid_alive, wait_until
+from lab.processes import command_lines, pid_alive, wait_until
 from lab.stack import http_ok
-
-REPO = Path(__file__).resolve().parents[2]
 
 _WHY = check_platform()
 if _WHY:
@@ -39,62 +44,6 @@ if _WHY:
     pytest.skip(f"HA start/drill tests skipped: {_WHY}", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _lab_env(home: Path, jupyter_port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "LAB_HOME": str(home),
-        "LAB_ENV_FILE": str(home / ".env"),
-        "LAB_JUPYTER_PORT": str(jupyter_port),
-        "PYTHONPATH": str(REPO),
-    }
-
-
-def _lab(env: dict[str, str], *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", *args], env=env, cwd=REPO, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
-
-
-def _require_free_subnet() -> None:
-    users = net.subnet_users()
-    if users or net.link_exists(net.BRIDGE):
-        pytest.skip(
-            f"192.168.20.0/24 is in use here ({users or net.BRIDGE}): stop the running HA lab "
-            "first (./stop.sh)"
-        )
-
-
-def _leftovers(home: Path) -> list[str]:
-    """Namespaces, links and processes of the lab (under ``home``) that still exist."""
-    left = [n for n in net.namespaces() if n.startswith(net.NS_PREFIX)]
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    left += [
-        line.split()[0]
-        for line in links.splitlines()
-        if line.split()[0].startswith((net.BRIDGE, net.VETH_PREFIX))
-    ]
-    left += [f"{pid} {line}" for pid, line in command_lines().items() if str(home) in line]
-    return left
-
-
-def _wait_gone(pids: list[int], timeout: float) -> list[int]:
-    """Pids still present at the deadline (a zombie waits for init to reap it)."""
-
-    def present() -> list[int]:
-        return [p for p in pids if Path(f"/proc/{p}").exists()]
-
-    with contextlib.suppress(WaitTimeout):
-        wait_until(lambda: not present(), timeout, f"pids {pids} to be gone", interval=0.1)
-    return present()
 
 
 @pytest.fixture(scope="module")
@@ -110,37 +59,38 @@ def dev_env_file() -> Iterator[None]:
 def test_a_failed_start_names_the_component_and_leaves_nothing(
     tmp_path: Path, dev_env_file: None
 ) -> None:
-    _require_free_subnet()
+    require_free_subnet()
     with socket.socket() as busy:  # JupyterLab's port is taken: the last component fails
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        env = _lab_env(tmp_path, busy.getsockname()[1])
+        env = lab_env(tmp_path, busy.getsockname()[1])
         try:
-            proc = _lab(env, "lab", "start", "--ha")
+            proc = run_lab(env, "lab", "start", "--ha")
         finally:
-            _lab(env, "lab", "stop")
+            run_lab(env, "lab", "stop")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "jupyter: port" in proc.stderr and "LAB_JUPYTER_PORT" in proc.stderr, proc.stderr
     assert "Nothing of it was left running" in proc.stderr
     assert not (tmp_path / ".env").exists()
-    assert not _leftovers(tmp_path)
+    assert not leftovers(tmp_path)
 
 
 @pytest.fixture(scope="module")
 def ha_lab(
     tmp_path_factory: pytest.TempPathFactory, dev_env_file: None
 ) -> Iterator[dict[str, str]]:
-    _require_free_subnet()
+    require_free_subnet()
     home = tmp_path_factory.mktemp("lab")
-    env = _lab_env(home, _free_port())
+    hl.add_earlier_learner(home)
+    env = lab_env(home, free_port())
     try:
         started = time.monotonic()
-        proc = _lab(env, "lab", "start", "--ha")
+        proc = run_lab(env, "lab", "start", "--ha")
         print(proc.stdout, proc.stderr, f"started in {time.monotonic() - started:.1f} s")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         yield env
     finally:
-        _lab(env, "lab", "stop")
+        run_lab(env, "lab", "stop")
 
 
 @pytest.mark.timeout(60)
@@ -170,14 +120,68 @@ def test_start_writes_env_and_serves_through_the_vip(ha_lab: dict[str, str]) -> 
 def test_start_again_is_harmless(ha_lab: dict[str, str]) -> None:
     state = json.loads((Path(ha_lab["LAB_HOME"]) / "ha" / "state.json").read_text())
     before = {k: v["pid"] for k, v in state["processes"].items()}
-    proc = _lab(ha_lab, "lab", "start", "--ha", timeout=50)
+    proc = run_lab(ha_lab, "lab", "start", "--ha", timeout=50)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("already running") >= 6, proc.stdout
     state = json.loads((Path(ha_lab["LAB_HOME"]) / "ha" / "state.json").read_text())
     assert {k: v["pid"] for k, v in state["processes"].items()} == before
-    status = _lab(ha_lab, "lab", "status", timeout=30)
+    status = run_lab(ha_lab, "lab", "status", timeout=30)
     assert "HA lab        running" in status.stdout and "STOPPED" not in status.stdout
     assert re.search(r"supervisor +running, pid \d+", status.stdout), status.stdout
+
+
+# -- workshop mode on the HA lab (lab.ha.workshop) --------------------------------------
+LEARNERS = ("ann", "bea")
+USERS = {"learner-ann", "learner-bea", f"learner-{hl.EARLIER}"}
+_workshop: dict[str, Any] = {}  # the primary and each node's pid when they were added
+
+
+@pytest.mark.timeout(120)
+def test_workshop_learners_on_the_ha_lab_reach_their_own_centers_only(
+        ha_lab: dict[str, str]) -> None:
+    run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
+    topo = topology(run_dir)
+    for name in LEARNERS:
+        proc = run_lab(ha_lab, "lab", "workshop", "add", name, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "did not answer" not in proc.stdout, proc.stdout
+    ann = hl.learner(ha_lab, "ann")
+    assert f"@{topo.vip}:{topo.redis_port}/" in ann["REDIS_URL"], ann["REDIS_URL"]
+    assert ann["API_URL"] == topo.api_url
+    # Every node has every learner, live and in its ACL file (ACL users are not replicated):
+    # the two added now, and the earlier one that the start wrote there.
+    assert hl.learner_users(ha_lab) == {n: (USERS, USERS) for n in topo.nodes}
+    for address in topo.nodes.values():  # the start gave the earlier one her own password
+        with redis.Redis(host=address, username=f"learner-{hl.EARLIER}",
+                         password=hl.EARLIER_PASSWORD, socket_timeout=5) as r:
+            assert r.execute_command("ACL", "WHOAMI") == f"learner-{hl.EARLIER}".encode()
+    asyncio.run(hl.served(ann["REDIS_URL"], "ann", 1))
+    bea = Keys("bea")
+    with redis.Redis.from_url(ann["REDIS_URL"], decode_responses=True, socket_timeout=5) as a:
+        assert a.execute_command("ACL", "WHOAMI") == "learner-ann"
+        for command in (("EXISTS", bea.meta), ("ZCARD", bea.queue), ("SET", bea.meta, "x"),
+                        ("SCAN", "0")):
+            with pytest.raises(NoPermissionError):
+                a.execute_command(*command)
+    with httpx.Client(base_url=topo.api_url, timeout=10,
+                      headers={"Authorization": f"Bearer {ann['ACD_API_KEY']}"}) as api:
+        assert api.get("/v1/centers/bea/agents").status_code == 403
+        agents = api.get("/v1/centers/ann/agents")
+        assert agents.status_code == 200 and "a1" in agents.text, agents.text
+    with httpx.Client(base_url=topo.api_url, timeout=10,
+                      headers={"Authorization": f"Bearer {hl.EARLIER_KEY}"}) as api:
+        assert api.get(f"/v1/centers/{hl.EARLIER}/agents").status_code == 200  # restored
+        assert api.get("/v1/centers/ann/agents").status_code == 403
+    listed = run_lab(ha_lab, "lab", "workshop", "list", timeout=60)
+    assert listed.returncode == 0 and listed.stdout.count("user yes") == 3, listed.stdout
+    # The refusals above are ann's alone, and only they are cleared: the check for
+    # refusals after the drill still sees every other one.
+    for node, address in topo.nodes.items():
+        with hl.node_admin(ha_lab, address) as r:
+            assert {e["username"] for e in r.acl_log()} <= {"learner-ann"}, node
+            r.acl_log_reset()
+    _workshop.update(primary=primary(run_dir),
+                     pids={n: recorded_pid(run_dir, f"{n}/redis") for n in topo.nodes})
 
 
 @pytest.mark.long  # 94 s: the plain run's drill and supervisor tests use the same lab
@@ -199,7 +203,7 @@ def test_notebooks_nbval_strict_in_the_ha_lab(ha_lab: dict[str, str]) -> None:
 @pytest.mark.timeout(150)
 def test_drill_loses_no_contact(ha_lab: dict[str, str]) -> None:
     started = time.monotonic()
-    proc = _lab(ha_lab, "lab.drill", "--json", timeout=140)
+    proc = run_lab(ha_lab, "lab.drill", "--json", timeout=140)
     print(proc.stderr[-3000:], f"drill took {time.monotonic() - started:.1f} s")
     report = json.loads(proc.stdout)
     print(json.dumps(report["events"], indent=1))
@@ -235,10 +239,6 @@ def test_drill_loses_no_contact(ha_lab: dict[str, str]) -> None:
     assert not re.search(r"restarted \S+ \(pid", during), log_file.read_text()
 
 
-def _recorded_pid(run_dir: Path, key: str) -> int:
-    return int(json.loads((run_dir / "state.json").read_text())["processes"][key]["pid"])
-
-
 @pytest.mark.timeout(60)
 def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
         ha_lab: dict[str, str]) -> None:
@@ -250,6 +250,11 @@ def test_no_secret_on_a_command_line_or_in_a_log_and_nothing_refused(
     values = read_env(Path(ha_lab["LAB_ENV_FILE"]))
     secrets = {k: v for k, v in values.items() if "PASSWORD" in k or "TOKEN" in k}
     assert len(secrets) >= 11, sorted(secrets)
+    for name in LEARNERS:  # the workshop's learners (added above): their secrets too
+        if connection_file(Path(ha_lab["LAB_HOME"]), name).exists():
+            conn = hl.learner(ha_lab, name)
+            secrets[f"{name}'s password"] = conn["REDIS_URL"].split(":")[2].split("@")[0]
+            secrets[f"{name}'s API key"] = conn["ACD_API_KEY"]
     assert {"REDIS_SENTINEL_ADMIN_PASSWORD", "REDIS_SENTINEL_PEER_PASSWORD"} <= set(secrets)
     ps = "\n".join(command_lines().values())
     run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
@@ -327,17 +332,17 @@ def test_the_supervisor_brings_back_a_killed_api_replica_dispatcher_and_primary(
         assigned_after_posting()
         old_primary = primary(run_dir)
         for key in ("api1/app", "disp1/app", f"{old_primary}/redis"):
-            old = _recorded_pid(run_dir, key)
+            old = recorded_pid(run_dir, key)
             os.kill(old, signal.SIGKILL)
             killed = time.monotonic()
 
             def restarted(k: str = key, o: int = old) -> bool:
-                pid = _recorded_pid(run_dir, k)
+                pid = recorded_pid(run_dir, k)
                 return pid != o and pid_alive(pid)
 
             wait_until(restarted, 60, f"the supervisor to restart {key}", interval=0.1)
             running = time.monotonic() - killed
-            pid = _recorded_pid(run_dir, key)
+            pid = recorded_pid(run_dir, key)
             wait_until(lambda: health().get("dispatchers") == 2, 60,
                        "/health through the VIP: 200 with both dispatchers", interval=0.1)
             healthy = time.monotonic() - killed
@@ -367,6 +372,50 @@ def test_the_supervisor_brings_back_a_killed_api_replica_dispatcher_and_primary(
     assert "still name it the primary: waiting for their failover" in log, log
 
 
+@pytest.mark.timeout(150)
+def test_workshop_learners_outlive_failovers_and_remove_takes_them_off_every_node(
+        ha_lab: dict[str, str]) -> None:
+    """After the drill's and the supervisor test's failovers (or one of its own when run
+    alone): every node still has the learners, the restarted ones from their ACL files,
+    and ann works through the VIP on the new primary. Then ``remove``."""
+    assert _workshop, "run with test_workshop_learners_on_the_ha_lab_reach_their_own_..."
+    run_dir = Path(ha_lab["LAB_HOME"]) / "ha"
+    topo = topology(run_dir)
+    def pid(node: str) -> int:
+        return recorded_pid(run_dir, f"{node}/redis")
+
+    old = primary(run_dir)
+    if old == _workshop["primary"] and pid(old) == _workshop["pids"][old]:
+        print(f"{old} is the primary it was: this test fails it over")
+        os.kill(pid(old), signal.SIGKILL)
+        wait_until(lambda: primary(run_dir) != old, 30, "the Sentinels' failover")
+        # the supervisor restarts it from its config, its users from its ACL file
+        wait_until(lambda: rejoined(old, run_dir), 60, f"{old} to rejoin", interval=0.1)
+    # The primary now was a replica at the add, or was restarted since (from its file).
+    now = primary(run_dir)
+    assert now != _workshop["primary"] or pid(now) != _workshop["pids"][now]
+    assert [n for n in topo.nodes if pid(n) != _workshop["pids"][n]], "no node restarted"
+    assert hl.learner_users(ha_lab) == {n: (USERS, USERS) for n in topo.nodes}
+    ann = hl.learner(ha_lab, "ann")
+    asyncio.run(hl.served(ann["REDIS_URL"], "ann", 2))
+    for name in (*LEARNERS, hl.EARLIER):
+        proc = run_lab(ha_lab, "lab", "workshop", "remove", name, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"user {len(topo.nodes)}," in proc.stdout, proc.stdout
+    assert hl.learner_users(ha_lab) == {n: (set(), set()) for n in topo.nodes}
+    assert learner_passwords(Path(ha_lab["LAB_HOME"])) == {}
+    with redis.Redis.from_url(ann["REDIS_URL"], socket_timeout=5) as a, \
+            pytest.raises(redis.AuthenticationError):
+        a.ping()
+    reply = httpx.get(f"{topo.api_url}/v1/centers/ann/agents", timeout=10,
+                      headers={"Authorization": f"Bearer {ann['ACD_API_KEY']}"})
+    assert reply.status_code == 401, reply.text
+    with topo.client() as admin:
+        assert not list(admin.scan_iter(match="{acd:ann}*"))
+    listed = run_lab(ha_lab, "lab", "workshop", "list", timeout=60)
+    assert "No learners" in listed.stdout, listed.stdout
+
+
 @pytest.mark.timeout(90)
 def test_stop_leaves_nothing_behind(ha_lab: dict[str, str]) -> None:
     home = Path(ha_lab["LAB_HOME"])
@@ -374,12 +423,12 @@ def test_stop_leaves_nothing_behind(ha_lab: dict[str, str]) -> None:
     pids = [int(e["pid"]) for e in state["processes"].values()]
     pids += [int((home / "ha" / "run" / f"{n}.pid").read_text()) for n in ("jupyter",
                                                                           "supervisor")]
-    proc = _lab(ha_lab, "lab", "stop", timeout=80)
+    proc = run_lab(ha_lab, "lab", "stop", timeout=80)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "removed bridge acdlab-br0" in proc.stdout
-    assert not _wait_gone(pids, 15), "processes left (even zombies)"
-    assert not _leftovers(home)
+    assert not wait_gone(pids, 15), "processes left (even zombies)"
+    assert not leftovers(home)
     assert not (home / "ha" / "state.json").exists()
-    again = _lab(ha_lab, "lab", "stop", timeout=30)
+    again = run_lab(ha_lab, "lab", "stop", timeout=30)
     assert again.returncode == 0 and "removed" not in again.stdout
 
