@@ -14,7 +14,7 @@ import io
 import pstats
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
@@ -108,15 +108,22 @@ class LongestCalls:
     longest_fcall_us: int | None = None
     longest_fcall: str | None = None  # the command, its first arguments
     fcall_p100_us: float | None = None
+    longest_fcall_at_s: int | None = None  # when, in seconds from the block's start
+    # Redis's latency monitor over the block: each event's longest (ms), e.g. "command",
+    # "fork", "aof-write": what stalled the server besides calls' own work.
+    latency_events: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"slowlog_over_us": self.over_us, "slow_calls": self.slow_calls,
                 "longest_fcall_us": self.longest_fcall_us,
                 "longest_fcall": self.longest_fcall,
-                "fcall_p100_us": self.fcall_p100_us}
+                "longest_fcall_at_s": self.longest_fcall_at_s,
+                "fcall_p100_us": self.fcall_p100_us,
+                "latency_events_ms": self.latency_events}
 
 
 SLOWLOG_MAX_LEN = 50_000  # entries kept; a few hundred bytes each
+LATENCY_MONITOR_MS = 5
 
 
 @asynccontextmanager
@@ -130,11 +137,15 @@ async def longest_calls(redis: Redis, over_us: int = 100) -> AsyncIterator[Longe
     ``SLOWLOG_MAX_LEN``, not the longest. A function call under ``over_us`` shows in
     ``fcall_p100_us``."""
     before = await cast(Any, redis).config_get("slowlog-*",
-                                               "latency-tracking-info-percentiles")
+                                               "latency-tracking-info-percentiles",
+                                               "latency-monitor-threshold")
     await command(redis, "CONFIG", "SET", "slowlog-log-slower-than", str(over_us),
                   "slowlog-max-len", str(SLOWLOG_MAX_LEN),
-                  "latency-tracking-info-percentiles", "50 99 100")
+                  "latency-tracking-info-percentiles", "50 99 100",
+                  "latency-monitor-threshold", str(LATENCY_MONITOR_MS))
     await command(redis, "SLOWLOG", "RESET")
+    await command(redis, "LATENCY", "RESET")
+    started = int((await command(redis, "TIME"))[0])
     await command(redis, "CONFIG", "RESETSTAT")
     found = LongestCalls(over_us)
     try:
@@ -147,6 +158,10 @@ async def longest_calls(redis: Redis, over_us: int = 100) -> AsyncIterator[Longe
             top = max(fcalls, key=lambda e: int(e[2]))
             found.longest_fcall_us = int(top[2])
             found.longest_fcall = " ".join(str(a) for a in top[3][:6])
+            found.longest_fcall_at_s = int(top[1]) - started
+        # LATENCY LATEST rows: [event, unix time, latest ms, max ms]
+        for row in await command(redis, "LATENCY", "LATEST"):
+            found.latency_events[str(row[0])] = int(row[3])
         stats = await cast(Any, redis).info("latencystats")
         p100 = stats.get("latency_percentiles_usec_fcall", {}).get("p100")
         found.fcall_p100_us = None if p100 is None else float(p100)
