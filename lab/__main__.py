@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "apikey":
         return apikeys.run(args)
     if args.command == "workshop":
-        return workshop.run(args)
+        return workshop.run(args, lab_workshop)
 
     lab = EmbeddedLab()
     if args.command == "start":
@@ -159,6 +159,31 @@ def start_enterprise() -> int:
         print(f"\nThe Enterprise lab did not start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# -- workshop mode (lab.workshop) --------------------------------------------------------
+def lab_workshop() -> workshop.Workshop:
+    """The workshop of the lab that .env describes (LAB_HOME, LAB_ENV_FILE): the embedded
+    lab, or the HA lab (lab.ha.workshop)."""
+    from lab.stack import EmbeddedLab
+
+    lab = EmbeddedLab()
+    env = lab.env
+    if env.get("ACD_ENV") == "ha":
+        from lab.ha.workshop import ha_workshop
+
+        return ha_workshop(lab.config)
+    if env.get("ACD_ENV", "embedded") != "embedded" or "REDIS_ADMIN_URL" not in env:
+        raise workshop.WorkshopError("workshop mode needs the embedded lab or the HA lab started "
+                            f"once (./start.sh or ./start.sh --ha): {lab.config.env_file} "
+                            "has no REDIS_ADMIN_URL of either")
+
+    def write_acl() -> None:
+        if lab.redis.acl_file.exists():  # else the next start writes it
+            lab.redis.write_acl_file()
+
+    return workshop.Workshop(lab.config.home, env["REDIS_ADMIN_URL"],
+                    env.get("API_URL", lab.urls["API_URL"]), write_acl)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ forgets a learner.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from acd.api import apikeys
+from acd.center import Center
+from acd.connection import connect
 from lab.envfile import read_env
 from lab.processes import private_dir, write_private
 
@@ -71,3 +75,27 @@ def learner_passwords(home: Path) -> dict[str, str]:
     """Every learner of the lab in ``home``, name -> Redis password (for the ACL file)."""
     return {name: redis_password(values["REDIS_URL"])
             for name, values in learner_connections(home).items()}
+
+
+def restore_learners(admin_url: str, home: Path) -> list[str]:
+    """Give the learners of ``home`` back their API keys (their connection files hold them)
+    and first centers in a Redis that lost them: the HA lab's data starts empty at each
+    start, while its ACL files bring their users back. Returns whose key was restored."""
+    async def restore() -> list[str]:
+        done = []
+        redis = connect(admin_url)
+        try:
+            for name, values in learner_connections(home).items():
+                try:
+                    restored = await apikeys.restore(redis, values["ACD_API_KEY"],
+                                                     f"workshop learner {name}", learner=name)
+                except (apikeys.KeyRejected, ValueError):
+                    continue  # a file edited by hand: her key stays unknown, not the start
+                if restored:
+                    await Center(redis, name).register()
+                    done.append(name)
+        finally:
+            await redis.aclose()
+        return done
+
+    return asyncio.run(restore())

@@ -252,30 +252,6 @@ class Workshop:
         return {"user": user, "api keys": keys, "centers": len(centers), "redis keys": deleted}
 
 
-def restore_learners(admin_url: str, home: Path) -> list[str]:
-    """Give the learners of ``home`` back their API keys (their connection files hold them)
-    and first centers in a Redis that lost them: the HA lab's data starts empty at each
-    start, while its ACL files bring their users back. Returns whose key was restored."""
-    async def restore() -> list[str]:
-        done = []
-        redis = connect(admin_url)
-        try:
-            for name, values in files.learner_connections(home).items():
-                try:
-                    restored = await apikeys.restore(redis, values["ACD_API_KEY"],
-                                                     f"workshop learner {name}", learner=name)
-                except (apikeys.KeyRejected, ValueError):
-                    continue  # a file edited by hand: her key stays unknown, not the start
-                if restored:
-                    await Center(redis, name).register()
-                    done.append(name)
-        finally:
-            await redis.aclose()
-        return done
-
-    return asyncio.run(restore())
-
-
 # -- the command line -------------------------------------------------------------------
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("workshop", help="learners: each a Redis user, an API key and a "
@@ -291,33 +267,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     remove.add_argument("learner")
 
 
-def lab_workshop() -> Workshop:
-    """The workshop of the lab that .env describes (LAB_HOME, LAB_ENV_FILE): the embedded
-    lab, or the HA lab (lab.ha.workshop)."""
-    from lab.stack import EmbeddedLab
-
-    lab = EmbeddedLab()
-    env = lab.env
-    if env.get("ACD_ENV") == "ha":
-        from lab.ha.workshop import ha_workshop
-
-        return ha_workshop(lab.config)
-    if env.get("ACD_ENV", "embedded") != "embedded" or "REDIS_ADMIN_URL" not in env:
-        raise WorkshopError("workshop mode needs the embedded lab or the HA lab started "
-                            f"once (./start.sh or ./start.sh --ha): {lab.config.env_file} "
-                            "has no REDIS_ADMIN_URL of either")
-
-    def write_acl() -> None:
-        if lab.redis.acl_file.exists():  # else the next start writes it
-            lab.redis.write_acl_file()
-
-    return Workshop(lab.config.home, env["REDIS_ADMIN_URL"],
-                    env.get("API_URL", lab.urls["API_URL"]), write_acl)
-
-
-def run(args: argparse.Namespace, workshop: Workshop | None = None) -> int:
+def run(args: argparse.Namespace, find: Callable[[], Workshop]) -> int:
+    """``python -m lab workshop ...`` on the workshop ``find`` gives (the running lab's:
+    lab.__main__ chooses the embedded or the HA lab)."""
     try:
-        shop = workshop or lab_workshop()
+        shop = find()
         if args.action == "add":
             path = shop.add(args.learner, args.host)
             print(f"Learner {args.learner}: Redis user {redis_users.learner_user(args.learner)}"

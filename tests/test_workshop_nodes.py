@@ -20,8 +20,14 @@ from acd.api.apikeys import ApiKey, verify
 from acd.keys import API_KEYS, CENTERS
 from lab import redis_users
 from lab.embedded import EmbeddedRedis, free_port
-from lab.learners import connection_file, learner_passwords, read_connection, write_connection
-from lab.workshop import Workshop, restore_learners
+from lab.learners import (
+    connection_file,
+    learner_passwords,
+    read_connection,
+    restore_learners,
+    write_connection,
+)
+from lab.workshop import Workshop
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from lab import redis_users
 from lab.apikeys import lab_key
 from lab.envfile import read_env, write_env
 from lab.errors import LabError
-from lab.learners import learner_passwords
+from lab.learners import learner_passwords, restore_learners
 from lab.processes import Service, StartError, WaitTimeout, pid_alive, wait_until
 from lab.stack import (
     SUPERVISOR,
@@ -40,7 +40,6 @@ from lab.stack import (
     port_taken,
     supervisor_service,
 )
-from lab.workshop import restore_learners
 
 from . import hooks, layout, roles, services
 from .hooks import APP_ROLE, dispatcher_address
