@@ -215,6 +215,7 @@ def test_the_drill_on_the_bare_topology_loses_no_acknowledged_write(topo: ha.HAT
                                   **{n: "slave" for n in topo.nodes if n not in ("re1", new)}}
 
 
+@pytest.mark.long  # a second drill (28 s): the fast tier keeps the one above
 @pytest.mark.timeout(180)
 def test_python_m_lab_ha_drill_reports_as_json(topo: ha.HATopology) -> None:
     proc = subprocess.run(

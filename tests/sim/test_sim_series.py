@@ -12,6 +12,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from acd import Center, connect
 from acd.simulator import Report, Scenario, run
 from acd.simulator.engine import Engine
@@ -164,6 +166,7 @@ async def _cleanup(redis_url: str, center: str) -> None:
     await redis.aclose()
 
 
+@pytest.mark.long  # 22 s; test_sim_runs.py's shorter runs on Redis (abandonment too) stay fast
 async def test_long_multi_skill_run_with_abandonment(redis_url: str) -> None:
     scenario = Scenario(center=f"series-{uuid.uuid4().hex[:8]}", **LONG)
     arrivals = len(scenario.draw().arrivals)
