@@ -74,6 +74,9 @@ The lab is up (environment: embedded). Settings are in {lab.config.env_file}.
   REST API    {urls['API_URL']}/docs
   Redis       redis://127.0.0.1:{lab.config.redis_port} (password in .env)
 Stop it with ./stop.sh (keeps data) or ./stop.sh --purge.""")
+    if lab.config.bind == "0.0.0.0":
+        print("Redis and the REST API listen on every interface (LAB_BIND=0.0.0.0): "
+              "learners use this machine's address (python -m lab workshop add --host).")
 
 
 def rotate(lab: EmbeddedLab) -> int:
@@ -174,16 +177,35 @@ def lab_workshop() -> workshop.Workshop:
 
         return ha_workshop(lab.config)
     if env.get("ACD_ENV", "embedded") != "embedded" or "REDIS_ADMIN_URL" not in env:
-        raise workshop.WorkshopError("workshop mode needs the embedded lab or the HA lab started "
-                            f"once (./start.sh or ./start.sh --ha): {lab.config.env_file} "
-                            "has no REDIS_ADMIN_URL of either")
+        raise workshop.WorkshopError(
+            "workshop mode needs the embedded lab or the HA lab started once (./start.sh or "
+            f"./start.sh --ha): {lab.config.env_file} has no REDIS_ADMIN_URL of either")
 
     def write_acl() -> None:
         if lab.redis.acl_file.exists():  # else the next start writes it
             lab.redis.write_acl_file()
 
+    note = None
+    if listens_everywhere(env["REDIS_ADMIN_URL"]):
+        note = ("The lab listens on every interface (LAB_BIND=0.0.0.0): learners reach it "
+                "at {host} if their network does.")
     return workshop.Workshop(lab.config.home, env["REDIS_ADMIN_URL"],
-                    env.get("API_URL", lab.urls["API_URL"]), write_acl)
+                             env.get("API_URL", lab.urls["API_URL"]), write_acl,
+                             host_note=note)
+
+
+def listens_everywhere(admin_url: str) -> bool:
+    """Whether the running Redis was started with LAB_BIND=0.0.0.0 (not the LAB_BIND of
+    this shell, which may differ); False when it does not answer."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(admin_url, socket_timeout=3, socket_connect_timeout=3,
+                                  decode_responses=True) as r:
+            bind = str(r.config_get("bind").get("bind", ""))
+    except (redis.RedisError, OSError):
+        return False
+    return bool({"0.0.0.0", "*"} & set(bind.split()))
 
 
 if __name__ == "__main__":

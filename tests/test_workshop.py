@@ -29,6 +29,7 @@ from acd.functions import load_library
 from acd.keys import CENTERS, CENTERS_STREAM
 from acd.settings import Settings
 from lab import redis_users
+from lab.__main__ import listens_everywhere
 from lab.__main__ import main as lab_main
 from lab.embedded import EmbeddedRedis, free_port
 from lab.envfile import write_env
@@ -321,8 +322,9 @@ async def test_a_lesson_runs_as_the_learner_from_her_connection_file(
 
 def test_host_puts_the_instructors_lan_address_in_the_file(
         lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert not listens_everywhere(lab.server.url)
     assert lab_main(["workshop", "add", "dave", "--host", "10.1.2.3"]) == 0
-    assert "LAB_BIND=0.0.0.0" in capsys.readouterr().out
+    assert "start it with LAB_BIND=0.0.0.0" in capsys.readouterr().out
     try:
         values = lab.conn("dave")
         assert values["REDIS_URL"].startswith("redis://learner-dave:")
@@ -346,8 +348,11 @@ def test_lab_bind_listens_on_every_interface_or_this_machine_only(tmp_path: Path
     try:
         with server.client() as r:
             assert r.config_get("bind")["bind"] == "0.0.0.0"
+        # what python -m lab workshop add --host asks to word its hint
+        assert listens_everywhere(server.url)
     finally:
         server.stop()
+    assert not listens_everywhere(server.url)  # not answering: no claim
 
 
 async def test_the_widgets_count_a_learners_dispatchers_by_heartbeat(lab: Lab) -> None:
