@@ -79,13 +79,16 @@ async def single_query_values(request: Request) -> None:
     """422 for a query parameter of one value given several times: FastAPI would take the
     last one silently (``?limit=5000&limit=5`` passes as 5), accepting what the schema
     calls invalid. Parameters declared as lists (``?skills=a&skills=b``) may repeat."""
+    # Every request passes here: the route's parameters are looked at only when some
+    # query key repeats (rare: only list parameters may).
+    counts = Counter(key for key, _ in request.query_params.multi_items())
+    several = [key for key, n in counts.items() if n > 1]
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not several or not isinstance(route, APIRoute):
         return
     single = {p.alias for p in _query_params(route.dependant)
               if get_origin(p.field_info.annotation) is not list}
-    counts = Counter(key for key, _ in request.query_params.multi_items())
-    repeated = sorted(key for key, n in counts.items() if n > 1 and key in single)
+    repeated = sorted(key for key in several if key in single)
     if repeated:
         raise RequestValidationError([
             {"type": "single_value", "loc": ("query", key),
