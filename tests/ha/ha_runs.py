@@ -9,10 +9,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import lab.ha as ha
 from lab.ha import net
 from lab.processes import WaitTimeout, command_lines, wait_until
 
@@ -44,6 +46,23 @@ def require_free_subnet() -> None:
             f"192.168.20.0/24 is in use here ({users or net.BRIDGE}): stop the running HA lab "
             "first (./stop.sh)"
         )
+
+
+@contextlib.contextmanager
+def topology(run_dir: Path, sentinel_passwords: dict[str, str]) -> Iterator[ha.HATopology]:
+    """The HA topology alone (python -m lab.ha's start, no API or dispatchers) in run_dir,
+    its nodes' password "test-password"; stopped whatever happens."""
+    require_free_subnet()
+    try:
+        started = ha.start("test-password", passwords=sentinel_passwords, run_dir=run_dir,
+                           timeout=90)
+    except BaseException:
+        ha.stop(run_dir)
+        raise
+    try:
+        yield started
+    finally:
+        ha.stop(run_dir)
 
 
 def leftovers(home: Path) -> list[str]:

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ha_runs import topology
 
 import lab.ha as ha
 from lab import drill
 from lab.drill.writes import RedisWriter
-from lab.ha import net
 from lab.processes import wait_until
 
 _WHY = ha.check_platform()
@@ -43,20 +43,9 @@ HOG_S = 540  # a hog ends by itself after this long, even if the test is killed
 
 @pytest.fixture(scope="module")
 def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ha.HATopology]:
-    users = net.subnet_users()
-    if users or net.link_exists(net.BRIDGE):
-        pytest.skip(f"192.168.20.0/24 is in use here ({users or net.BRIDGE})")
-    run_dir = tmp_path_factory.mktemp("ha-load")
-    try:
-        topology = ha.start("test-password", run_dir=run_dir, timeout=90,
-                            passwords={"sentinel_admin": "sa-pw", "sentinel_peer": "sp-pw"})
-    except BaseException:
-        ha.stop(run_dir)
-        raise
-    try:
-        yield topology
-    finally:
-        ha.stop(run_dir)
+    passwords = {"sentinel_admin": "sa-pw", "sentinel_peer": "sp-pw"}
+    with topology(tmp_path_factory.mktemp("ha-load"), passwords) as started:
+        yield started
 
 
 def _pin_lab(run_dir: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ha_runs import topology
 
 import lab.ha as ha
 from lab import drill
@@ -37,23 +38,8 @@ SENTINEL_PASSWORDS = {"sentinel_admin": "sentinel-admin-pw", "sentinel_peer": "s
 
 @pytest.fixture(scope="module")
 def topo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ha.HATopology]:
-    users = net.subnet_users()
-    if users or net.link_exists(net.BRIDGE):
-        pytest.skip(
-            f"192.168.20.0/24 is in use here ({users or net.BRIDGE}): "
-            "stop the running lab first (python -m lab.ha stop)"
-        )
-    run_dir = tmp_path_factory.mktemp("ha")
-    try:
-        topology = ha.start("test-password", passwords=SENTINEL_PASSWORDS, run_dir=run_dir,
-                            timeout=90)
-    except BaseException:
-        ha.stop(run_dir)
-        raise
-    try:
-        yield topology
-    finally:
-        ha.stop(run_dir)
+    with topology(tmp_path_factory.mktemp("ha"), SENTINEL_PASSWORDS) as started:
+        yield started
 
 
 @pytest.mark.timeout(60)
