@@ -174,6 +174,38 @@ class CenterStats(BaseModel):
     mean_wait_ms: float | None
 
 
+class CombinationState(StrEnum):
+    """Where the waiting contacts' index (acd/lua/acd.lua) holds a skill combination."""
+
+    READY = "ready"  # some available agent may serve it: the next dispatch round looks at it
+    PARKED = "parked"  # nobody available could serve it when last looked at: rounds skip it
+
+
+class CombinationStats(BaseModel):
+    """The contacts waiting with one skill combination, and who could serve them."""
+
+    skills: list[str] = Field(description="the skills an agent must all have (sorted)")
+    waiting: int = Field(description="contacts waiting with exactly these skills")
+    oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
+    state: CombinationState = Field(description="ready: a dispatch round will look at it; "
+                                    "parked: nobody available could serve it")
+    eligible: int = Field(description="agents having every skill of the combination, "
+                          "whatever their state")
+    available: int = Field(description="of those, how many are available now")
+
+
+class WaitingCombinations(BaseModel):
+    """Waiting contacts per skill combination, oldest wait first (acd.stats)."""
+
+    center: str
+    waiting: int = Field(description="contacts in the queue")
+    total: int = Field(description="skill combinations with waiting contacts")
+    complete: bool = Field(description="false when there were more parked combinations "
+                           "than one look reads: older ones may be missing from the list")
+    combinations: list[CombinationStats] = Field(
+        description="at most `limit` combinations, the longest waiting first")
+
+
 # Plain dataclasses, not pydantic: the dispatcher, the simulator and the benchmark handle
 # thousands of these per second, and nothing here comes from outside to be validated.
 @dataclass(frozen=True, slots=True)

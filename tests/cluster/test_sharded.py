@@ -26,6 +26,7 @@ from test_model import run_model
 
 from acd import Center, InvalidState
 from acd.all_centers import AllCenters
+from acd.stats import combinations
 from lab.cluster import LocalCluster, slot
 
 
@@ -195,3 +196,16 @@ async def test_statistics_and_the_queue_view_on_a_cluster(shard_centers: list[Ce
     stats = await center.stats()
     assert (stats.waiting, stats.offered, stats.agents["available"]) == (1, 1, 1)
     assert 0 <= stats.oldest_wait_ms < 60_000
+
+
+async def test_waiting_per_combination_on_a_cluster(shard_centers: list[Center]) -> None:
+    """acd.stats reads only keys of the center's slot (a cluster pipeline would refuse
+    others), SINTERCARD and ZINTERCARD over several skills' sets included."""
+    for center in shard_centers:
+        await center.create_agent("a", "A", "B", ["en", "fr"], available=True)
+        await center.create_contact(["de", "en"])
+        await center.create_contact(["en", "fr"])
+        view = await combinations(center)
+        assert [(c.skills, c.state.value, c.eligible, c.available)
+                for c in view.combinations] == [(["de", "en"], "parked", 0, 0),
+                                                (["en", "fr"], "ready", 1, 1)]

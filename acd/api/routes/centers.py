@@ -1,4 +1,5 @@
-"""/v1/centers/{center}: delete, open/close, queue, candidates, stats, events and KPIs."""
+"""/v1/centers/{center}: delete, open/close, queue, candidates, stats (and per skill
+combination), events and KPIs."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from acd.api.schemas import (
     QueueEntry,
 )
 from acd.errors import InvalidInput
-from acd.models import MAX_SKILLS, Candidate, CenterStats, Skill
+from acd.models import MAX_SKILLS, Candidate, CenterStats, Skill, WaitingCombinations
+from acd.stats import DEFAULT_LIMIT, MAX_LIMIT, combinations
 
 router = APIRouter(tags=["center"])
 
@@ -81,6 +83,21 @@ async def candidates(
 @router.get("/stats", response_model=CenterStats)
 async def stats(center: CenterDep) -> CenterStats:
     return await center.stats()
+
+
+@router.get("/stats/combinations", response_model=WaitingCombinations)
+async def stats_combinations(
+    center: CenterDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT,
+                                description="combinations listed at most")
+                     ] = DEFAULT_LIMIT,
+) -> WaitingCombinations:
+    """Why contacts wait: each skill combination contacts wait with (the longest waiting
+    first), how many wait and for how long, whether a dispatch round looks at it
+    (``ready``) or skips it because nobody available could serve it (``parked``), and how
+    many agents have all its skills (``eligible``) and are available now (``available``).
+    ``total`` counts every combination, listed or not."""
+    return await combinations(center, limit)
 
 
 @router.get("/events", response_model=EventsPage)

@@ -1,0 +1,100 @@
+"""Why contacts wait: the waiting contacts per skill combination, read from the index.
+
+``await combinations(center, limit=50)`` lists the skill combinations contacts wait with,
+the longest waiting first: how many wait, the oldest wait, whether the index holds the
+combination *ready* (a dispatch round looks at it) or *parked* (nobody available could
+serve it), and how many agents are *eligible* (have every one of its skills, whatever
+their state) and how many of them are *available* now. Eligible 0 means nobody can ever
+serve it as the center stands; eligible > 0 with available 0 means its agents are busy or
+unavailable.
+
+Everything comes from the index's own keys (acd/lua/acd.lua, "The waiting contacts'
+index") and the per-skill sets, never from a SCAN or the contacts' documents, and every
+key is in the center's hash tag. The cost is bounded: the first ``limit`` ready
+combinations (``ready`` is ordered by its oldest contact), at most ``PARKED_EXAMINED``
+parked ones (parked combinations are not ordered, so each one's oldest contact is read),
+then two counts per combination shown: ``SINTERCARD`` over the skills' sets of all agents
+(``skill:<skill>``) and ``ZINTERCARD`` over their availability sets (``avail:<skill>``),
+each costing at most the smallest set's size times the number of skills.
+
+Pipelined reads, not one read-only Function (FCALL_RO): figures for a wallboard may be a
+few milliseconds apart, while one call over a thousand parked combinations would hold
+Redis for every other client of every center meanwhile; here Redis serves others between
+the commands. So the figures are not one instant's: a combination that empties between
+two reads is left out, and ``state`` (the index's view) may briefly disagree with
+``available`` (the truth now): an agent's wake-up of parked combinations is still under
+way, or a dispatch round is about to find a ready combination's agents taken.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from acd.center import Center
+from acd.commands import time_us
+from acd.errors import InvalidInput
+from acd.models import CombinationState, CombinationStats, WaitingCombinations
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+PARKED_EXAMINED = 1000  # parked combinations read per call (each: one ZRANGE of its FIFO)
+
+
+async def combinations(center: Center, limit: int = DEFAULT_LIMIT,
+                       examine: int = PARKED_EXAMINED) -> WaitingCombinations:
+    """The ``limit`` (1-500) longest-waiting skill combinations of ``center`` and how many
+    there are; ``examine``: how many parked ones to read at most (``complete`` is False
+    when there were more: the oldest may then be missing). InvalidInput for a bad limit."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit {limit!r}: must be a whole number from 1 to {MAX_LIMIT}")
+    if isinstance(examine, bool) or not isinstance(examine, int) or examine < 1:
+        raise InvalidInput(f"examine {examine!r}: must be a whole number from 1")
+    r, k = cast(Any, center.redis), center.keys
+    # TIME on its own: a cluster pipeline refuses a command without a key.
+    now_ms = time_us(await r.time()) // 1000
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.zcard(k.queue)
+        pipe.hlen(k.waiting_sigs)
+        pipe.zrange(k.ready, 0, limit - 1, withscores=True)
+        pipe.hscan(k.parked_on, 0, count=examine)
+        waiting, total, ready, (cursor, parked_on) = await pipe.execute()
+    parked = sorted(parked_on)
+    async with r.pipeline(transaction=False) as pipe:
+        for sig in parked:
+            pipe.zrange(k.combo(sig), 0, 0, withscores=True)
+        heads = await pipe.execute() if parked else []
+    # (oldest score, combination, state): the same order as the universal queue's.
+    found = [(float(score), str(sig), CombinationState.READY) for sig, score in ready]
+    found += [(float(head[0][1]), sig, CombinationState.PARKED)
+              for sig, head in zip(parked, heads, strict=True) if head]
+    shown: list[tuple[float, str, CombinationState]] = []
+    seen: set[str] = set()
+    for entry in sorted(found):  # a combination moved between two reads shows once
+        if entry[1] not in seen and len(shown) < limit:
+            seen.add(entry[1])
+            shown.append(entry)
+    rows = await _rows(center, now_ms, shown) if shown else []
+    return WaitingCombinations(center=center.name, waiting=int(waiting), total=int(total),
+                               complete=int(cursor) == 0, combinations=rows)
+
+
+async def _rows(center: Center, now_ms: int,
+                shown: list[tuple[float, str, CombinationState]]) -> list[CombinationStats]:
+    r, k = cast(Any, center.redis), center.keys
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.hmget(k.waiting_sigs, [sig for _, sig, _ in shown])
+        for _, sig, _ in shown:
+            skills = sig.split(",")
+            pipe.execute_command("SINTERCARD", len(skills), *map(k.skill_agents, skills))
+            pipe.execute_command("ZINTERCARD", len(skills), *map(k.avail, skills))
+        counts, *cards = await pipe.execute()
+    rows = []
+    for i, ((score, sig, state), count) in enumerate(zip(shown, counts, strict=True)):
+        if count is None:  # it emptied between the reads
+            continue
+        rows.append(CombinationStats(
+            skills=sig.split(","), waiting=int(count),
+            # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms count.
+            oldest_wait_ms=max(0, now_ms - int(score)), state=state,
+            eligible=int(cards[2 * i]), available=int(cards[2 * i + 1])))
+    return rows
