@@ -92,6 +92,20 @@ async def test_priority_orders_across_skill_combinations(center: Center) -> None
     assert await served(center) == [en.id]
 
 
+async def test_a_head_start_moves_a_ready_combination_up(center: Center) -> None:
+    # Found by the model: the combination is ready already when its new head arrives.
+    await center.set_seconds_per_point(HOUR)
+    await center.create_agent("both", "B", "O", ["de", "en"], available=True)
+    de = await center.create_contact(["de"])
+    en = await center.create_contact(["en"])
+    urgent = await center.create_contact(["en"], priority=1)
+    assert await served(center, most=1) == [urgent.id]
+    await center.complete_contact(urgent.id)
+    assert await served(center, most=1) == [de.id]
+    await center.complete_contact(de.id)
+    assert await served(center, most=1) == [en.id]
+
+
 async def test_an_old_contact_beats_a_newer_one_whose_head_start_it_outwaited(
         center: Center) -> None:
     await center.set_seconds_per_point(0.05)  # 50 ms a point

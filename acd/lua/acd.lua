@@ -214,7 +214,9 @@ end
 
 -- A combination new to the index is ready if an available agent can serve it now, else
 -- parked at once: a flood of contacts nobody can serve never reaches a dispatch round.
-local function index_add(tag, sig, score, cid)
+-- ahead: the contact has a head start, so it may be its combination's new head (one
+-- without is never: it arrived last, and nobody's virtual arrival is later than theirs).
+local function index_add(tag, sig, score, cid, ahead)
   redis.call('ZADD', k_combo(tag, sig), score, cid)
   redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
   if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
@@ -224,6 +226,8 @@ local function index_add(tag, sig, score, cid)
     else
       park(tag, sig)
     end
+  elseif ahead then
+    redis.call('ZADD', tag .. ':ready', 'XX', 'LT', score, sig)  -- only if it is ready
   end
 end
 
@@ -357,8 +361,9 @@ local function reconcile(tag, queue)
   for i = 1, #entries, 2 do
     local doc = json_get(k_contact(tag, entries[i]), '.')
     if doc then
-      index_add(tag, table.concat(doc.skills, ','),
-        virtual_score(entries[i + 1], tonumber(doc.head_start_ms)), entries[i])
+      local head_start = tonumber(doc.head_start_ms) or 0
+      index_add(tag, table.concat(doc.skills, ','), virtual_score(entries[i + 1], head_start),
+        entries[i], head_start > 0)
       indexed = indexed + 1
     else
       redis.call('ZREM', queue, entries[i])  -- its document is gone: nobody can serve it
@@ -936,7 +941,7 @@ local function contact_create(keys, args)
   score = string.format('%.3f', score)
   redis.call('HSET', keys[5], 'last_queued', score)
   redis.call('ZADD', keys[2], score, args[1])
-  index_add(tag, args[3], virtual_score(score, head_start), args[1])
+  index_add(tag, args[3], virtual_score(score, head_start), args[1], head_start > 0)
   redis.call('HINCRBY', keys[4], 'offered', 1)
   event(tag, 'contact_queued', 'contact', args[1])
   if redis.call('HEXISTS', tag .. ':parked_on', args[3]) == 0 then wake(tag, 'contact') end
