@@ -87,7 +87,9 @@ class Report(BaseModel):
     samples: Samples = Field(default_factory=Samples, exclude=True)
 
     def document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # Without a priority mix the document stays what it was before priorities.
+        return self.model_dump(mode="json", exclude=set() if self.per_priority
+                               else {"per_priority"})
 
 
 def _interval_metrics() -> dict[str, Any]:

@@ -47,10 +47,12 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
             existing = await center.get_contact_replicated(body.id)
             if existing is None:  # it expired between the two calls: create it again
                 continue
-            if (sorted(existing.skills), existing.priority) != (sorted(body.skills),
-                                                                body.priority):
-                raise AlreadyExists(f"contact {body.id} exists with skills {existing.skills}"
-                                    f" and priority {existing.priority}") from None
+            if sorted(existing.skills) != sorted(body.skills):
+                raise AlreadyExists(
+                    f"contact {body.id} exists with skills {existing.skills}") from None
+            if existing.priority != body.priority:
+                raise AlreadyExists(
+                    f"contact {body.id} exists with priority {existing.priority}") from None
             response.status_code = status.HTTP_200_OK
             return existing
     raise AlreadyExists(f"contact {body.id} keeps changing; retry")
