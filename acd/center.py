@@ -42,6 +42,7 @@ from acd.models import (
     SkillDeletion,
     problem,
 )
+from acd.priority import CenterPriority
 from acd.settings import get_settings
 from acd.streams import CenterStreams
 
@@ -75,9 +76,9 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(CenterStreams):
-    """A contact center stored under the hash tag ``{acd:<name>}``; its events, wake-ups
-    and the server's clock come from :class:`acd.streams.CenterStreams`."""
+class Center(CenterStreams, CenterPriority):
+    """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
+    the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -210,15 +211,15 @@ class Center(CenterStreams):
         return DispatchMode(mode or DispatchMode.AUTOMATIC)
 
     # -- contacts -------------------------------------------------------------------
-    async def create_contact(self, skills: Iterable[str], contact_id: str | None = None) -> Contact:
-        """Queue a contact that needs an agent with every one of ``skills``."""
+    async def create_contact(self, skills: Iterable[str], contact_id: str | None = None,
+                             priority: int = 0) -> Contact:
+        """Queue a contact needing every one of ``skills``; ``priority``: acd.priority."""
         cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
-        spec = _model(ContactIn, skills=list(skills))
-        ordered = sorted(spec.skills)
+        spec = _model(ContactIn, skills=list(skills), priority=priority)
         await self.register()
         settings = get_settings()
-        call = self._fn.contact_create_call(cid, json.dumps(ordered), spec.signature,
-                                            settings.acd_max_queued)
+        call = self._fn.contact_create_call(cid, json.dumps(sorted(spec.skills)), spec.signature,
+                                            settings.acd_max_queued, spec.priority)
         if settings.acd_wait_replicas <= 0:
             return Contact.model_validate_json(str(await fcall(self.redis, *call)))
         raw, acked = await durable.replicated_fcall(
@@ -331,8 +332,7 @@ class Center(CenterStreams):
 
     async def kpis(self) -> dict[str, Any] | None:
         """The stored KPI document, None if there is none."""
-        doc = await json_get(self.redis, self.keys.kpis)
-        return cast(dict[str, Any] | None, doc)
+        return cast(dict[str, Any] | None, await json_get(self.redis, self.keys.kpis))
 
     # -- statistics and cleanup -----------------------------------------------------
     async def counters(self) -> dict[str, int]:

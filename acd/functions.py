@@ -139,17 +139,18 @@ class Functions:
         return int(abandoned), int(agents), bool(int(done))
 
     async def contact_create(self, contact_id: str, skills_json: str, signature: str,
-                             max_queued: int = 0) -> str:
+                             max_queued: int = 0, priority: int = 0) -> str:
         return str(await fcall(self.redis, *self.contact_create_call(
-            contact_id, skills_json, signature, max_queued)))
+            contact_id, skills_json, signature, max_queued, priority)))
 
     def contact_create_call(self, contact_id: str, skills_json: str, signature: str,
-                            max_queued: int = 0) -> tuple[str, list[str], list[Any]]:
+                            max_queued: int = 0, priority: int = 0
+                            ) -> tuple[str, list[str], list[Any]]:
         """(function, keys, args) of acd_contact_create, for fcall or a pipeline."""
         k = self.keys
         return ("acd_contact_create",
                 [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
-                [contact_id, skills_json, signature, max_queued])
+                [contact_id, skills_json, signature, max_queued, priority])
 
     async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:
         k = self.keys
@@ -172,3 +173,7 @@ class Functions:
     async def dispatch_mode(self, mode: str) -> str:
         """Set the center's dispatch mode; returns the previous one."""
         return str(await fcall(self.redis, "acd_dispatch_mode", [self.keys.meta], [mode]))
+
+    async def priority_ms(self, ms: int) -> int:
+        """Set the ms of waiting a priority point is worth; returns the previous value."""
+        return int(await fcall(self.redis, "acd_priority_ms", [self.keys.meta], [ms]))

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from acd.center import Center
 from acd.commands import command
+from acd.priority import virtual_arrival
 
 BATCH = 500  # documents per JSON.MGET
 
@@ -158,17 +159,19 @@ async def _queue(center: Center, contacts: Docs) -> list[str]:
 
 async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
     """The waiting contacts' index (acd/lua/acd.lua) agrees with the queue: each queued
-    contact is in its combination's FIFO with its queue score; each waiting combination is
-    ready or parked (exactly one); a parked one has no available agent with all its skills
-    (else nobody would ever look at it again), unless an agent's wake-up is still moving
-    combinations back to ready; the index's count is the queue's length."""
+    contact is in its combination's FIFO at its virtual arrival (acd.priority); each
+    waiting combination is ready or parked (exactly one); a parked one has no available
+    agent with all its skills (else nobody would ever look at it again), unless an agent's
+    wake-up is still moving combinations back to ready; the index's count is the queue's
+    length."""
     r, k = cast(Any, center.redis), center.keys
     found = []
     queue = {str(m): float(s) for m, s in await r.zrange(k.queue, 0, -1, withscores=True)}
     expected: dict[str, dict[str, float]] = {}
     for cid, score in queue.items():
-        sig = ",".join(contacts.get(cid, {}).get("skills", []))
-        expected.setdefault(sig, {})[cid] = score
+        doc = contacts.get(cid, {})
+        sig = ",".join(doc.get("skills", []))
+        expected.setdefault(sig, {})[cid] = virtual_arrival(score, doc.get("head_start_ms"))
     sigs = set(map(str, await r.hkeys(k.waiting_sigs)))
     ready = set(map(str, await r.zrange(k.ready, 0, -1)))
     parked_on = {str(a): str(b) for a, b in (await r.hgetall(k.parked_on)).items()}

@@ -22,6 +22,8 @@ from acd.keys import NAME_PATTERN, check_name, check_printable
 
 MAX_SKILLS = 32
 MAX_NAME = 100
+# Priority points a contact may carry: 0 (the default, no head start) to MAX_PRIORITY.
+MAX_PRIORITY = 100
 
 # The input rules, one home each (acd.keys holds the checks themselves): the API's bodies,
 # path and query parameters and acd.Center's arguments all use these types.
@@ -101,6 +103,11 @@ class ContactIn(StrictInput):
     """What a caller gives to queue a contact: the skills an agent must all have."""
 
     skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
+    priority: Annotated[int, Field(
+        ge=0, le=MAX_PRIORITY,
+        description="served as if it had waited priority x the center's seconds per point "
+                    "longer (0: no head start; the center's default of 0 seconds per point "
+                    "makes every priority 0)")] = 0
 
     _unique = field_validator("skills")(_unique_skills)
 
@@ -139,6 +146,10 @@ class Contact(BaseModel):
     queued_at: int
     assigned_at: int | None = None
     ended_at: int | None = None
+    priority: int = 0
+    # Waiting the priority counts as done already, fixed when queued (priority x the
+    # center's ms per point then): its place is as if queued at queued_at - head_start_ms.
+    head_start_ms: int = 0
 
     @property
     def wait_ms(self) -> int | None:

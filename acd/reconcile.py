@@ -35,6 +35,7 @@ from acd.connection import connect
 from acd.functions import fcall
 from acd.keys import CENTERS
 from acd.models import DispatchMode
+from acd.priority import virtual_arrival
 from acd.settings import get_settings
 
 DEFAULT_BATCH = 200  # documents per read: a JSON.MGET of 200 stays well under a ms
@@ -135,7 +136,8 @@ class Reconciler:
                 queued, indexed = scores[2 * i], scores[2 * i + 1]
                 agent = by_id.get(doc.get("agent") or "")
                 if doc.get("state") == "queued":
-                    wrong = queued is None or indexed != queued
+                    wrong = queued is None or indexed != virtual_arrival(
+                        queued, doc.get("head_start_ms"))
                 elif doc.get("state") == "assigned":
                     wrong = (queued is not None or indexed is not None or agent is None
                              or agent.get("state") != "busy" or agent.get("contact") != cid)

@@ -9,6 +9,11 @@ center) share one; ties are broken by agent id, as a sorted set orders equal sco
 
 Each operation returns what the real call returns, or raises the acd exception it raises,
 and changes the model only when it succeeds (the functions check before they write).
+
+Priorities (acd.priority): the tests set the center's point to an hour, far more than any
+sequence lasts, so a higher priority always comes first and arrival orders equals: a
+contact's place is (-priority, arrival). That a point is an age, not a rank, is
+tests/test_priority.py's to show.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class MContact:
     skills: list[str]  # sorted, as stored
     state: str = "queued"
     agent: str | None = None
+    priority: int = 0
 
     @property
     def sig(self) -> str:
@@ -57,8 +63,15 @@ class Model:
                 if a.state == "available" and set(skills) <= set(a.skills)]
         return [aid for _, aid in sorted(able)]
 
+    def place(self, cid: str) -> tuple[int, int]:
+        """Where a waiting contact stands among those an agent can serve: higher priority
+        first, then arrival (see the module's docstring)."""
+        return -self.contacts[cid].priority, self.queue.index(cid)
+
     def waiting(self, sig: str) -> list[str]:
-        return [cid for cid in self.queue if self.contacts[cid].sig == sig]
+        """A combination's waiting contacts, in its FIFO's order (by place)."""
+        return sorted((cid for cid in self.queue if self.contacts[cid].sig == sig),
+                      key=self.place)
 
     def skills(self) -> set[str]:
         """The center's skill list: the skills some agent has."""
@@ -170,10 +183,10 @@ class Model:
         return changed
 
     # -- contacts ---------------------------------------------------------------------
-    def create_contact(self, cid: str, skills: list[str]) -> MContact:
+    def create_contact(self, cid: str, skills: list[str], priority: int = 0) -> MContact:
         if cid in self.contacts:
             raise AlreadyExists(f"contact {cid}")
-        contact = MContact(sorted(skills))
+        contact = MContact(sorted(skills), priority=priority)
         self.contacts[cid] = contact
         self.queue.append(cid)
         self.count("offered")
@@ -213,7 +226,7 @@ class Model:
         return before
 
     def dispatch(self, most: int, budget: int, service: bool = False) -> list[tuple[str, str]]:
-        """One round: the ready combination with the oldest waiting contact gets the longest
+        """One round: the ready combination with the first-placed contact gets the longest
         available agent with all its skills, or is parked when nobody has them; at most
         ``most`` assignments and ``budget`` combinations looked at."""
         if service and self.mode == "manual":
@@ -221,7 +234,7 @@ class Model:
         done: list[tuple[str, str]] = []
         examined = 0
         while len(done) < most and examined < budget and self.ready:
-            sig = min(self.ready, key=lambda s: self.queue.index(self.waiting(s)[0]))
+            sig = min(self.ready, key=lambda s: self.place(self.waiting(s)[0]))
             examined += 1
             cid = self.waiting(sig)[0]
             best = self.ranking(self.contacts[cid].skills)

@@ -37,7 +37,9 @@ SKILLS = ["de", "en", "fr", "es"]
 NEEDS = [["en"], ["fr"], ["de"], ["en", "fr"], ["de", "en"], ["es"], ["de", "en", "fr"]]
 AGENT_SKILLS = st.lists(st.sampled_from(SKILLS), min_size=1, max_size=3, unique=True)
 BAD_INPUTS = ["agent id", "skills repeated", "no skills", "state busy", "skill name",
-              "contact id", "dispatch mode"]
+              "contact id", "dispatch mode", "priority"]
+PRIORITIES = st.sampled_from([0, 0, 0, 1, 2, 100])
+HOUR_A_POINT = 3600  # see tests/acd_model.py: priority always outranks arrival here
 
 
 class ModelMachine(RuleBasedStateMachine):
@@ -95,6 +97,7 @@ class ModelMachine(RuleBasedStateMachine):
                                    max_size=len(AGENT_IDS)))
     def staff(self, skills: list[list[str]], available: list[bool]) -> None:
         """Every sequence starts with all agents there, so most steps have work to do."""
+        self.run(self.center.set_seconds_per_point(HOUR_A_POINT))
         for aid, has, ready in zip(AGENT_IDS, skills, available, strict=True):
             self.create_agent(aid, has, ready)
 
@@ -148,24 +151,26 @@ class ModelMachine(RuleBasedStateMachine):
         assert got == expected
 
     # -- contacts -----------------------------------------------------------------------
-    @rule(needs=st.sampled_from(NEEDS), again=st.integers(0, 9))
-    def create_contact(self, needs: list[str], again: int) -> None:
+    @rule(needs=st.sampled_from(NEEDS), again=st.integers(0, 9), priority=PRIORITIES)
+    def create_contact(self, needs: list[str], again: int, priority: int) -> None:
         """A new contact; now and then one with an id already used (AlreadyExists)."""
         if again == 0 and self.model.contacts:
             cid = sorted(self.model.contacts)[0]
         else:
             cid, self.next_contact = f"c{self.next_contact}", self.next_contact + 1
         expected, got = self.both(
-            lambda: self.model.create_contact(cid, needs),
-            lambda: self.center.create_contact(list(reversed(needs)), contact_id=cid))
+            lambda: self.model.create_contact(cid, needs, priority),
+            lambda: self.center.create_contact(list(reversed(needs)), contact_id=cid,
+                                               priority=priority))
         if got is not None:
             same_contact(got, expected)
 
-    @rule(burst=st.lists(st.sampled_from(NEEDS), min_size=2, max_size=5))
-    def create_contacts(self, burst: list[list[str]]) -> None:
+    @rule(burst=st.lists(st.tuples(st.sampled_from(NEEDS), PRIORITIES), min_size=2,
+                         max_size=5))
+    def create_contacts(self, burst: list[tuple[list[str], int]]) -> None:
         """Several contacts in a row: queues long enough for rounds to choose from."""
-        for needs in burst:
-            self.create_contact(needs, again=1)
+        for needs, priority in burst:
+            self.create_contact(needs, again=1, priority=priority)
 
     @rule(pick=st.integers(0, 40), how=st.sampled_from(["complete", "abandon"]))
     def end_contact(self, pick: int, how: str) -> None:
@@ -205,6 +210,7 @@ class ModelMachine(RuleBasedStateMachine):
             "skill name": lambda: self.center.add_skill("a1", "{other}"),
             "contact id": lambda: self.center.complete_contact("c 1"),
             "dispatch mode": lambda: self.center.set_dispatch_mode("sometimes"),
+            "priority": lambda: self.center.create_contact(["en"], priority=101),
         }
 
         def refuse() -> None:
@@ -236,7 +242,9 @@ class ModelMachine(RuleBasedStateMachine):
         assert [cid for cid, _ in await c.queue(limit=1000)] == m.queue
         r, k = c.redis, c.keys
         ready = [str(s) for s in await r.zrange(k.ready, 0, -1)]
-        assert ready == sorted(m.ready, key=lambda s: m.queue.index(m.waiting(s)[0]))
+        assert ready == sorted(m.ready, key=lambda s: m.place(m.waiting(s)[0]))
+        for sig in m.ready | m.parked:
+            assert [str(x) for x in await r.zrange(k.combo(sig), 0, -1)] == m.waiting(sig)
         assert sorted(map(str, await r.hkeys(k.parked_on))) == sorted(m.parked)
         assert await c.list_skills() == sorted(m.skills())
         counters = await c.counters()
@@ -257,8 +265,9 @@ def same_agent(agent: Agent, model: MAgent) -> None:
 
 
 def same_contact(contact: Contact, model: MContact) -> None:
-    assert (contact.skills, contact.state.value, contact.agent) == (
-        model.skills, model.state, model.agent), contact.id
+    assert (contact.skills, contact.state.value, contact.agent, contact.priority,
+            contact.head_start_ms) == (model.skills, model.state, model.agent, model.priority,
+                                       model.priority * HOUR_A_POINT * 1000), contact.id
 
 
 def availability_order(agents: dict[str, Any]) -> list[list[str]]:

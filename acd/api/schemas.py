@@ -17,6 +17,7 @@ from acd.models import (
     Skill,
     StrictInput,
 )
+from acd.priority import MAX_SECONDS_PER_POINT
 
 NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
 """NAME_PATTERN without its anchors, to build the original demo's ``agent:<id>`` keys."""
@@ -97,6 +98,18 @@ class DispatchModeIn(StrictInput):
 class DispatchModeOut(BaseModel):
     mode: DispatchMode
     previous: DispatchMode
+
+
+class PriorityIn(StrictInput):
+    seconds_per_point: float = Field(
+        ge=0, le=MAX_SECONDS_PER_POINT, allow_inf_nan=False,
+        description="seconds of waiting one priority point is worth, for contacts queued "
+                    "from now on (0, the default: priorities change nothing)")
+
+
+class PriorityOut(BaseModel):
+    seconds_per_point: float
+    previous: float
 
 
 class ContactCreate(ContactIn):

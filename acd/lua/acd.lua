@@ -139,7 +139,9 @@ end
 --[[ The waiting contacts' index.
 The universal queue ({tag}:queue, score = arrival) says who came first; the index says who
 can be served, so a dispatch round never looks at contacts nobody available can serve:
-  {tag}:combo:<sig>   a FIFO per skill combination ('a,b'), same scores as the queue
+  {tag}:combo:<sig>   a FIFO per skill combination ('a,b'), by virtual arrival: the
+                      queue's score minus the contact's head start (see virtual_score;
+                      the queue's score itself for a contact of priority 0)
   {tag}:sigs          hash: combination -> how many contacts wait with it
   {tag}:ready         zset: combinations some available agent may serve, score = the
                       arrival of their oldest contact (so the first is the oldest there is)
@@ -187,6 +189,24 @@ local function head_score(tag, sig)
   return head[2]
 end
 
+-- Priority as virtual age: a contact's place in its combination's FIFO (and so in
+-- ready) is its queue score minus its head start (priority x the center's ms per point,
+-- fixed when it is queued), as if it had waited that much longer. The queue keeps the
+-- real arrival. Formatted like the queue score, so that recomputing it from the queue
+-- score gives the very same double (dispatch compares them).
+local function virtual_score(queue_score, head_start)
+  if not head_start or head_start == 0 then return queue_score end
+  return string.format('%.3f', tonumber(queue_score) - head_start)
+end
+
+-- The head start a contact's document records (0: none, or a document written before
+-- priorities existed).
+local function head_start_of(tag, cid)
+  local raw = redis.call('JSON.GET', k_contact(tag, cid), '$.head_start_ms')
+  local found = raw and cjson.decode(raw)
+  return found and tonumber(found[1]) or 0
+end
+
 local function make_ready(tag, sig)
   local score = head_score(tag, sig)
   if score then redis.call('ZADD', tag .. ':ready', score, sig) end
@@ -194,7 +214,9 @@ end
 
 -- A combination new to the index is ready if an available agent can serve it now, else
 -- parked at once: a flood of contacts nobody can serve never reaches a dispatch round.
-local function index_add(tag, sig, score, cid)
+-- ahead: the contact has a head start, so it may be its combination's new head (one
+-- without is never: it arrived last, and nobody's virtual arrival is later than theirs).
+local function index_add(tag, sig, score, cid, ahead)
   redis.call('ZADD', k_combo(tag, sig), score, cid)
   redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
   if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
@@ -204,6 +226,8 @@ local function index_add(tag, sig, score, cid)
     else
       park(tag, sig)
     end
+  elseif ahead then
+    redis.call('ZADD', tag .. ':ready', 'XX', 'LT', score, sig)  -- only if it is ready
   end
 end
 
@@ -335,9 +359,11 @@ local function reconcile(tag, queue)
   local entries = redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES')
   local indexed = 0
   for i = 1, #entries, 2 do
-    local skills = json_get(k_contact(tag, entries[i]), '.skills')
-    if skills then
-      index_add(tag, table.concat(skills, ','), entries[i + 1], entries[i])
+    local doc = json_get(k_contact(tag, entries[i]), '.')
+    if doc then
+      local head_start = tonumber(doc.head_start_ms) or 0
+      index_add(tag, table.concat(doc.skills, ','), virtual_score(entries[i + 1], head_start),
+        entries[i], head_start > 0)
       indexed = indexed + 1
     else
       redis.call('ZREM', queue, entries[i])  -- its document is gone: nobody can serve it
@@ -882,11 +908,14 @@ KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4
 KEYS[5] center meta hash
 ARGV[1] id  ARGV[2] skills JSON array, sorted and unique  ARGV[3] signature 'a,b'
 ARGV[4] most contacts that may wait in the center (0: no cap): beyond it, LIMIT
+ARGV[5] priority, an integer 0..100 (the caller checks it; absent: 0)
 The queue score is the ms of arrival, made strictly increasing (+0.001 ms when two
 contacts arrive in the same ms): otherwise equal scores would order by contact id, not
-by arrival. The contact joins its combination's FIFO too (see the index above); the
-dispatchers are woken unless that combination is parked (nobody can serve it now).
-Returns the stored contact JSON. ]]
+by arrival. The contact joins its combination's FIFO too (see the index above), at its
+virtual arrival: the queue score minus priority x the center's meta 'priority_ms' (ms of
+waiting a point is worth; none: 0, priorities change nothing), read only for a contact
+with a priority, so priority 0 costs nothing. The dispatchers are woken unless that
+combination is parked (nobody can serve it now). Returns the stored contact JSON. ]]
 local function contact_create(keys, args)
   local tag = tag_of(keys[1])
   refuse_if_deleting(tag)
@@ -898,8 +927,13 @@ local function contact_create(keys, args)
     fail('LIMIT ' .. cap .. ' contacts wait in this center already (its cap): retry later')
   end
   local now = now_ms()
-  local contact = {id = args[1], skills = skills, state = 'queued',
-    agent = cjson.null, queued_at = now, assigned_at = cjson.null, ended_at = cjson.null}
+  local priority, head_start = tonumber(args[5] or 0), 0
+  if priority ~= 0 then
+    head_start = priority * tonumber(redis.call('HGET', keys[5], 'priority_ms') or 0)
+  end
+  local contact = {id = args[1], skills = skills, state = 'queued', priority = priority,
+    head_start_ms = head_start, agent = cjson.null, queued_at = now,
+    assigned_at = cjson.null, ended_at = cjson.null}
   redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
   local score = now
   local last = tonumber(redis.call('HGET', keys[5], 'last_queued') or 0)
@@ -907,7 +941,7 @@ local function contact_create(keys, args)
   score = string.format('%.3f', score)
   redis.call('HSET', keys[5], 'last_queued', score)
   redis.call('ZADD', keys[2], score, args[1])
-  index_add(tag, args[3], score, args[1])
+  index_add(tag, args[3], virtual_score(score, head_start), args[1], head_start > 0)
   redis.call('HINCRBY', keys[4], 'offered', 1)
   event(tag, 'contact_queued', 'contact', args[1])
   if redis.call('HEXISTS', tag .. ':parked_on', args[3]) == 0 then wake(tag, 'contact') end
@@ -1039,6 +1073,25 @@ local function dispatch_mode(keys, args)
   return before
 end
 
+--[[ acd_priority_ms
+KEYS[1] center meta hash
+ARGV[1] ms of waiting one priority point is worth for contacts queued from now on, an
+integer >= 0 (0, the default: priorities change nothing). Contacts already waiting keep the head start they were given. Returns the previous
+value. ]]
+local function priority_ms(keys, args)
+  local before = tonumber(redis.call('HGET', keys[1], 'priority_ms') or 0)
+  local ms = tonumber(args[1])
+  if not ms or ms < 0 or ms ~= math.floor(ms) then
+    fail('INVALID priority ms per point ' .. args[1] .. ': an integer >= 0')
+  end
+  refuse_if_deleting(tag_of(keys[1]))
+  if ms ~= before then
+    redis.call('HSET', keys[1], 'priority_ms', string.format('%d', ms))
+    event(tag_of(keys[1]), 'priority_ms', 'ms', string.format('%d', ms))
+  end
+  return before
+end
+
 --[[ acd_dispatch
 KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats  KEYS[4] center meta hash
 ARGV[1] most assignments to make  ARGV[2] most skill combinations to examine (each
@@ -1105,10 +1158,13 @@ local function dispatch(keys, args)
         redis.call('ZREM', tag .. ':ready', sig)
       end
       page = {}  -- ready changed without the page: read it again
-    elseif tonumber(queued_at) ~= tonumber(head[2]) then
-      -- Pushed back into the queue with a later score (the textbook's retry): it takes
-      -- that place in its combination too, and the round looks again.
-      redis.call('ZADD', k_combo(tag, sig), queued_at, cid)
+    elseif tonumber(queued_at) ~= tonumber(head[2]) and tonumber(
+        virtual_score(queued_at, head_start_of(tag, cid))) ~= tonumber(head[2]) then
+      -- (A contact with a head start is always behind its queue score: only it pays for
+      -- the JSON.GET above.) Pushed back into the queue with a later score (the textbook's
+      -- retry): it takes that place in its combination too, and the round looks again.
+      redis.call('ZADD', k_combo(tag, sig), virtual_score(queued_at, head_start_of(tag, cid)),
+        cid)
       redis.call('ZADD', tag .. ':ready', 'XX', head_score(tag, sig), sig)
       page = {}
     else
@@ -1171,6 +1227,7 @@ register('acd_contact_create', contact_create)
 register('acd_contact_end', contact_end, true)
 register('acd_dispatch', dispatch, true)
 register('acd_dispatch_mode', dispatch_mode)
+register('acd_priority_ms', priority_ms)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
@@ -1236,15 +1293,17 @@ local function drop_from_index(tag, queue, cid, sigs)
   return changed
 end
 
--- The contact in the queue and its combination at queue score (its place).
-local function requeue_at(tag, queue, cid, sig, score, changed)
+-- The contact in the queue at queue score (its place) and in its combination at its
+-- virtual arrival (that score minus its head start).
+local function requeue_at(tag, queue, cid, sig, score, head_start, changed)
   if not redis.call('ZSCORE', queue, cid) then
     redis.call('ZADD', queue, score, cid)
     changed[#changed + 1] = 'queued'
   end
+  local virtual = virtual_score(score, head_start)
   local at = redis.call('ZSCORE', k_combo(tag, sig), cid)
-  if not at or tonumber(at) ~= tonumber(score) then
-    redis.call('ZADD', k_combo(tag, sig), score, cid)
+  if not at or tonumber(at) ~= tonumber(virtual) then
+    redis.call('ZADD', k_combo(tag, sig), virtual, cid)
     changed[#changed + 1] = 'indexed'
   end
   fix_combo(tag, sig, changed)
@@ -1254,8 +1313,8 @@ end
 --[[ acd_repair_contact
 KEYS[1] contact document  KEYS[2] queue
 ARGV[1] id  ARGV[2...] combinations whose FIFO may hold it (where the reconciler saw it)
-A queued contact is in the queue and its combination's FIFO at one score (its queue
-score, else its queued_at); any other contact is in neither. An assigned contact whose
+A queued contact is in the queue at its queue score (else its queued_at) and in its
+combination's FIFO at that score minus its head start; any other contact is in neither. An assigned contact whose
 agent is not busy with it (the agent's side was lost or rewritten) goes back to the queue
 at its place: its caller still waits. ]]
 local function repair_contact(keys, args)
@@ -1283,10 +1342,15 @@ local function repair_contact(keys, args)
     hinted[#hinted + 1] = sig
     return drop_from_index(tag, keys[2], cid, hinted)
   end
+  local head_start = tonumber(contact.head_start_ms) or 0
   local score = redis.call('ZSCORE', keys[2], cid)
-    or redis.call('ZSCORE', k_combo(tag, sig), cid)
-    or string.format('%.3f', contact.queued_at)
-  return requeue_at(tag, keys[2], cid, sig, score, drop_from_index(tag, nil, cid, others))
+  if not score then
+    local indexed = redis.call('ZSCORE', k_combo(tag, sig), cid)
+    score = indexed and string.format('%.3f', tonumber(indexed) + head_start)
+      or string.format('%.3f', contact.queued_at)
+  end
+  return requeue_at(tag, keys[2], cid, sig, score, head_start,
+    drop_from_index(tag, nil, cid, others))
 end
 
 --[[ acd_repair_agent

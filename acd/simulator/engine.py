@@ -154,6 +154,8 @@ class Engine:
                     await self.backend.set_agent_available(agent_id, False)
 
         await asyncio.gather(*(one(a, s) for a, s in zip(agent_ids, skills, strict=True)))
+        if self.scenario.priorities:  # the ACD's clock runs scale times slower
+            await self.backend.set_seconds_per_point(self.scenario.priority_seconds / self.scale)
         await self.backend.set_open(True)
 
     async def _sync_clock(self) -> None:
@@ -211,7 +213,8 @@ class Engine:
 
     async def _caller(self, rec: Record) -> None:
         t0 = time.time()
-        contact = await self.backend.create_contact(rec.id, rec.arrival.skills)
+        contact = await self.backend.create_contact(rec.id, rec.arrival.skills,
+                                                    rec.arrival.priority)
         if not self._clock_fixed:
             self.clock.sample(contact.queued_at, t0, time.time())
         if contact.id != rec.id:  # the ACD chose the id (the demo's POST /contact)

@@ -53,6 +53,7 @@ class Outcome:
     busy_to: float | None = None
     index: int = -1  # of the arrival in the scenario's draw
     planned: float | None = None  # drawn arrival time; decides the KPI window
+    priority: int = 0
 
     @property
     def at(self) -> float:
@@ -177,6 +178,18 @@ def compute(outcomes: Sequence[Outcome], agents: Sequence[str], start: float, en
     per_skill = {sig: summarize(items, threshold, epsilon)
                  for sig, items in sorted(groups.items())}
     return kpis, per_skill, occupancy
+
+
+def per_priority(outcomes: Iterable[Outcome], start: float, end: float, threshold: float,
+                 epsilon: float) -> dict[str, Kpis]:
+    """KPIs per priority class (keyed by the priority, highest first), for the contacts
+    that arrived in [start, end)."""
+    groups: dict[int, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        if start <= o.at < end:
+            groups[o.priority].append(o)
+    return {str(p): summarize(groups[p], threshold, epsilon)
+            for p in sorted(groups, reverse=True)}
 
 
 def batch_interval(outcomes: Sequence[Outcome], start: float, end: float, batches: int,

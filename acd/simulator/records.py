@@ -98,4 +98,4 @@ def outcome(rec: Record, to_scenario: Callable[[float], float], scale: float
         agent=rec.agent if answered else None,
         busy_from=to_scenario(rec.busy_from or rec.assigned_at or 0) if answered else None,
         busy_to=to_scenario(busy_to) if busy_to else None,
-        index=rec.arrival.index, planned=rec.arrival.at)
+        index=rec.arrival.index, planned=rec.arrival.at, priority=rec.arrival.priority)

@@ -99,10 +99,11 @@ def kpi_table(report: Report) -> Table:
     return t
 
 
-def skill_table(per_skill: dict[str, Kpis]) -> Table:
-    t = Table(title="per skill set")
-    for col in ("skills", "offered", "answered", "abandoned", "SL", "ASA", "p90 wait"):
-        t.add_column(col, justify="left" if col == "skills" else "right")
+def skill_table(per_skill: dict[str, Kpis], title: str = "per skill set",
+                first: str = "skills") -> Table:
+    t = Table(title=title)
+    for col in (first, "offered", "answered", "abandoned", "SL", "ASA", "p90 wait"):
+        t.add_column(col, justify="left" if col == first else "right")
     for sig, k in per_skill.items():
         t.add_row(sig, str(k.offered), str(k.answered),
                   f"{k.abandoned} ({_pct(k.abandon_rate)})", _pct(k.service_level),
@@ -135,6 +136,8 @@ def render(report: Report) -> Group:
     parts: list[Table | str] = [kpi_table(report)]
     if len(report.per_skill) > 1:
         parts.append(skill_table(report.per_skill))
+    if report.per_priority:
+        parts.append(skill_table(report.per_priority, "per priority class", "priority"))
     erl = erlang_table(report)
     if erl != "":
         parts.append(erl)

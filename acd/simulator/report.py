@@ -20,6 +20,7 @@ from acd.simulator.kpis import (
     batch_interval,
     compute,
     overlaps,
+    per_priority,
     queue_series,
 )
 from acd.simulator.records import RunResult
@@ -76,6 +77,8 @@ class Report(BaseModel):
     kpis: Kpis
     intervals: dict[str, Interval]
     per_skill: dict[str, Kpis]
+    # With a priority mix (Scenario.priorities): KPIs per priority class, highest first.
+    per_priority: dict[str, Kpis] = Field(default_factory=dict)
     occupancy: dict[str, float]
     erlang: ErlangComparison | None = None
     notes: list[str] = Field(default_factory=list)
@@ -84,7 +87,9 @@ class Report(BaseModel):
     samples: Samples = Field(default_factory=Samples, exclude=True)
 
     def document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        # Without a priority mix the document stays what it was before priorities.
+        return self.model_dump(mode="json", exclude=set() if self.per_priority
+                               else {"per_priority"})
 
 
 def _interval_metrics() -> dict[str, Any]:
@@ -114,6 +119,8 @@ def build(scenario: Scenario, result: RunResult, center: str, via: str, started:
         real_seconds=round(result.real_seconds, 3), stopped_early=result.stopped,
         window=(start, end), scenario=scenario.model_dump(mode="json"), kpis=kpis,
         intervals=intervals, per_skill=per_skill, occupancy=occupancy, notes=result.notes,
+        per_priority=per_priority(result.outcomes, start, end, threshold, epsilon)
+        if scenario.priorities else {},
         overlaps=overlaps(result.outcomes),
         samples=Samples(queue=queue_series(result.outcomes),
                         waits=sorted(o.wait for o in window if o.answered and o.wait is not None),

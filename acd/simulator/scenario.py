@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from acd.models import Skill
+from acd.models import MAX_PRIORITY, Skill
 
 
 class AgentGroup(BaseModel):
@@ -39,6 +39,14 @@ class ContactType(BaseModel):
     @property
     def signature(self) -> str:
         return ",".join(sorted(set(self.skills)))
+
+
+class PriorityClass(BaseModel):
+    """Contacts of ``priority`` (acd.priority), drawn with relative ``weight``."""
+
+    model_config = ConfigDict(extra="forbid")
+    priority: Annotated[int, Field(ge=0, le=MAX_PRIORITY)]
+    weight: Annotated[float, Field(gt=0)] = 1.0
 
 
 class RateStep(BaseModel):
@@ -82,6 +90,10 @@ class Scenario(BaseModel):
     profile: list[RateStep] | None = None
     handle: HandleTime = HandleTime()
     patience: Annotated[float | None, Field(gt=0)] = None  # mean, exponential; None: infinite
+    # The priority mix: each contact's priority is drawn from these classes (None: all 0);
+    # one point is worth ``priority_seconds`` of waiting (the center's setting, scaled).
+    priorities: list[PriorityClass] | None = None
+    priority_seconds: Annotated[float, Field(ge=0)] = 60.0
     # Stop arrivals at ``duration`` or after ``contacts`` contacts, whichever comes first.
     duration: Annotated[float | None, Field(gt=0)] = 3600.0
     contacts: Annotated[int | None, Field(ge=1)] = None
@@ -99,6 +111,8 @@ class Scenario(BaseModel):
     def _checks(self) -> Scenario:
         if self.duration is None and self.contacts is None:
             raise ValueError("set duration or contacts (or both)")
+        if self.priorities is not None and not self.priorities:
+            raise ValueError("priorities: give at least one class, or None")
         if self.groups is None and self.skills_per_agent > len(set(self.skills)):
             raise ValueError("skills_per_agent is more than the number of skills")
         if self.profile is not None:
@@ -126,6 +140,9 @@ class Scenario(BaseModel):
     def draw(self) -> Draw:
         """Every random quantity of the run, from ``seed``."""
         rng = random.Random(self.seed)
+        # Its own stream: a priority mix leaves the traffic of a seed as it was.
+        ranks = random.Random(f"{self.seed}:priorities")
+        classes = self.priorities or [PriorityClass(priority=0)]
         agents: list[list[str]] = []
         if self.groups:
             for g in self.groups:
@@ -160,8 +177,9 @@ class Scenario(BaseModel):
             kind = rng.choices(types, weights)[0]
             handle = self.handle.draw(rng)
             patience = rng.expovariate(1.0 / self.patience) if self.patience else None
+            priority = ranks.choices(classes, [c.weight for c in classes])[0].priority
             arrivals.append(Arrival(len(arrivals), t, kind.signature.split(","), handle,
-                                    patience))
+                                    patience, priority))
         return Draw(agents, arrivals)
 
 
@@ -172,6 +190,7 @@ class Arrival:
     skills: list[str]
     handle: float  # scenario seconds
     patience: float | None  # scenario seconds; None: waits for ever
+    priority: int = 0
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ async def test_demo_types_are_not_coerced(client: httpx.AsyncClient, method: str
 @pytest.mark.parametrize(("method", "path", "body"), [
     ("PUT", "{v1}/state", {"open": True, "force": True}),
     ("PUT", "{v1}/dispatch-mode", {"mode": "manual", "now": 1}),
-    ("POST", "{v1}/contacts", {"skills": ["x"], "priority": 5}),
+    ("POST", "{v1}/contacts", {"skills": ["x"], "urgency": 5}),
     ("POST", "/acd", {"state": 1, "force": True}),
     ("POST", "/contact", {"skills": ["x"], "priority": 5}),
     ("POST", "/agent/agent:9", {"fname": "A", "lname": "B", "skills": ["x"], "age": 3}),

@@ -92,3 +92,44 @@ async def test_abandon_and_complete_queued(client: httpx.AsyncClient, v1: str,
     assert await center.queue() == []
     assert (await client.post(f"{v1}/contacts/none/abandon")).status_code == 404
     assert (await client.post(f"{v1}/contacts/none/complete")).status_code == 404
+
+
+async def test_priority_is_taken_returned_and_orders_service(
+        client: httpx.AsyncClient, v1: str, center: Center) -> None:
+    r = await client.put(f"{v1}/priority", json={"seconds_per_point": 3600})
+    assert r.status_code == 200 and r.json() == {"seconds_per_point": 3600, "previous": 0}
+    low = (await client.post(f"{v1}/contacts", json={"skills": ["en"]})).json()
+    r = await client.post(f"{v1}/contacts", json={"skills": ["en"], "priority": 7, "id": "p7"})
+    assert r.status_code == 201, r.text
+    high = r.json()
+    assert (low["priority"], high["priority"], high["head_start_ms"]) == (0, 7, 7 * 3_600_000)
+    assert (await client.get(f"{v1}/contacts/p7")).json() == high
+    again = await client.post(f"{v1}/contacts", json={"skills": ["en"], "priority": 7,
+                                                      "id": "p7"})
+    assert again.status_code == 200 and again.json() == high
+    other = await client.post(f"{v1}/contacts", json={"skills": ["en"], "priority": 1,
+                                                      "id": "p7"})
+    assert other.status_code == 409 and "priority 7" in other.json()["detail"]
+    await agent(client, v1, "a1", ["en"])
+    [first] = await center.dispatch(most=1)
+    assert first.contact == "p7"
+
+
+async def test_invalid_priorities_are_422(client: httpx.AsyncClient, v1: str) -> None:
+    for bad in (-1, 101, "5", 5.0, True, None):
+        r = await client.post(f"{v1}/contacts", json={"skills": ["en"], "priority": bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["detail"][0]["loc"][:2] == ["body", "priority"], r.json()
+    for bad_seconds in (-1, 86_401, "60", True, None):
+        r = await client.put(f"{v1}/priority", json={"seconds_per_point": bad_seconds})
+        assert r.status_code == 422, (bad_seconds, r.text)
+        assert r.json()["detail"][0]["loc"][:2] == ["body", "seconds_per_point"], r.json()
+
+
+async def test_openapi_documents_priority(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    field = schemas["ContactCreate"]["properties"]["priority"]
+    assert (field["minimum"], field["maximum"], field["default"]) == (0, 100, 0)
+    assert "seconds per point" in field["description"]
+    assert {"priority", "head_start_ms"} <= set(schemas["Contact"]["properties"])
+    assert "priority" not in schemas["CompatContactIn"]["properties"]

@@ -36,8 +36,11 @@ async def story(center: Center) -> None:
     await center.create_agent("a2", "A", "Two", ["en"], available=True)
     await center.create_agent("a3", "A", "Three", ["fr"])
     await center.update_agent("a3", "Anne", "Three")
+    await center.set_seconds_per_point(3600)
     billing = await center.create_contact(["billing", "en"])
-    french = await center.create_contact(["fr"])  # nobody available has fr: parked
+    # Nobody available has fr: parked. Its priority reads the center's point.
+    french = await center.create_contact(["fr"], priority=1)
+    assert french.head_start_ms == 3_600_000
     english = await center.create_contact(["en"])
     done = {(a.contact, a.agent) for a in await center.dispatch()}
     assert done == {(billing.id, "a1"), (english.id, "a2")}

@@ -1,5 +1,5 @@
-"""/v1/centers/{center}: delete, open/close, queue, candidates, stats (and per skill
-combination), events and KPIs."""
+"""/v1/centers/{center}: delete, open/close, dispatch mode, priority, queue, candidates,
+stats (and per skill combination), events and KPIs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from acd.api.schemas import (
     DispatchModeOut,
     Event,
     EventsPage,
+    PriorityIn,
+    PriorityOut,
     Problem,
     QueueEntry,
 )
@@ -60,6 +62,15 @@ async def set_dispatch_mode(body: DispatchModeIn, center: CenterDep) -> Dispatch
     or only explicit dispatch calls (manual: a lesson running its own dispatcher)."""
     previous = await center.set_dispatch_mode(body.mode)
     return DispatchModeOut(mode=body.mode, previous=previous)
+
+
+@router.put("/priority", response_model=PriorityOut)
+async def set_priority(body: PriorityIn, center: CenterDep) -> PriorityOut:
+    """Priority as virtual age: a contact of priority p (POST .../contacts) is served as if
+    it had arrived p x ``seconds_per_point`` earlier. Contacts already waiting keep the
+    head start they were given."""
+    previous = await center.set_seconds_per_point(body.seconds_per_point)
+    return PriorityOut(seconds_per_point=body.seconds_per_point, previous=previous)
 
 
 @router.get("/queue", response_model=list[QueueEntry])

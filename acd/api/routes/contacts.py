@@ -20,7 +20,8 @@ NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such contact 
         200: {"model": Contact,
               "description": "a retry: the contact with this id and these skills exists"},
         409: {"model": Problem,
-              "description": "a contact with this id exists with other skills"},
+              "description": "a contact with this id exists with other skills or "
+                             "another priority"},
         429: {"model": Problem,
               "description": "the center's cap of waiting contacts (ACD_MAX_QUEUED) is "
                              "reached, or this worker's connections are all busy: retry "
@@ -28,16 +29,18 @@ NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such contact 
     })
 async def create_contact(body: ContactCreate, center: CenterDep, response: Response
                          ) -> Contact:
-    """Queue a contact needing an agent with every skill in ``skills``.
+    """Queue a contact needing an agent with every skill in ``skills``. ``priority``
+    (0..100, default 0) serves it as if it had arrived that many times the center's
+    seconds per point earlier (PUT .../priority; 0 by default: no effect).
 
-    With ``id``, retries are safe: the same id with the same skills returns the existing
-    contact with 200 instead of queueing another.
+    With ``id``, retries are safe: the same id with the same skills and priority returns
+    the existing contact with 200 instead of queueing another.
     """
     if body.id is None:
-        return await center.create_contact(body.skills)
+        return await center.create_contact(body.skills, priority=body.priority)
     for _ in range(3):
         try:
-            return await center.create_contact(body.skills, body.id)
+            return await center.create_contact(body.skills, body.id, body.priority)
         except AlreadyExists:
             # A retry after a 503: the first attempt may not have reached a replica yet;
             # the read and its WAIT go on one connection (acd.durable).
@@ -47,6 +50,9 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
             if sorted(existing.skills) != sorted(body.skills):
                 raise AlreadyExists(
                     f"contact {body.id} exists with skills {existing.skills}") from None
+            if existing.priority != body.priority:
+                raise AlreadyExists(
+                    f"contact {body.id} exists with priority {existing.priority}") from None
             response.status_code = status.HTTP_200_OK
             return existing
     raise AlreadyExists(f"contact {body.id} keeps changing; retry")

@@ -169,10 +169,14 @@ class ApiBackend(Backend):
     async def set_open(self, is_open: bool) -> None:
         await self._call("PUT", "/state", json_body={"open": is_open})
 
-    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
-        response = await self._call("POST", "/contacts",
-                                    json_body={"skills": skills, "id": contact_id})
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
+                             ) -> Contact:
+        response = await self._call("POST", "/contacts", json_body={
+            "skills": skills, "id": contact_id, "priority": priority})
         return Contact.model_validate(response.json())
+
+    async def set_seconds_per_point(self, seconds: float) -> None:
+        await self._call("PUT", "/priority", json_body={"seconds_per_point": seconds})
 
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         response = await self._call("POST", f"/contacts/{contact_id}/complete")
@@ -235,11 +239,16 @@ class DemoApiBackend(ApiBackend):
     async def set_open(self, is_open: bool) -> None:
         await self._request("POST", "/acd", json_body={"state": 1 if is_open else 0})
 
-    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
-        """Queues a contact whose id the API chooses (the returned contact's id)."""
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
+                             ) -> Contact:
+        """Queues a contact whose id the API chooses (the returned contact's id); the
+        demo's route knows no priority (the engine refuses a priority mix here)."""
         created = await self._request("POST", "/contact", json_body={"skills": skills})
         key = created.json()["contact_key"]
         return await self.get_contact(key.partition(":")[2])
+
+    async def set_seconds_per_point(self, seconds: float) -> None:
+        raise NotImplementedError("the demo's routes know no priority: use via='api'")
 
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         await self._request("PATCH", f"/contact/contact:{contact_id}")

@@ -39,8 +39,13 @@ class Backend(ABC):
     async def set_open(self, is_open: bool) -> None: ...
 
     @abstractmethod
-    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
+                             ) -> Contact:
         """Queue a contact; a retry with the same id returns the contact, never a second."""
+
+    async def set_seconds_per_point(self, seconds: float) -> None:
+        """The center's priority setting (acd.priority), in the ACD's real seconds."""
+        raise NotImplementedError(f"the {self.name} backend cannot set priorities")
 
     @abstractmethod
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:

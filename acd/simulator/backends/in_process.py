@@ -46,11 +46,15 @@ class RedisBackend(Backend):
     async def set_open(self, is_open: bool) -> None:
         await (self.acd.open() if is_open else self.acd.close())
 
-    async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
+                             ) -> Contact:
         try:
-            return await self.acd.create_contact(skills, contact_id)
+            return await self.acd.create_contact(skills, contact_id, priority)
         except AlreadyExists:  # a retried call that had succeeded
             return await self.acd.get_contact(contact_id)
+
+    async def set_seconds_per_point(self, seconds: float) -> None:
+        await self.acd.set_seconds_per_point(seconds)
 
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         return await self.acd.complete_contact(contact_id)
