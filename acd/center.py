@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from acd import bulk, center_keys, durable
+from acd.agent_choice import AgentChoiceMixin
 from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotFound
 from acd.functions import Functions, fcall
@@ -75,7 +76,7 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(CenterStreams):
+class Center(AgentChoiceMixin, CenterStreams):
     """A contact center stored under the hash tag ``{acd:<name>}``; its events, wake-ups
     and the server's clock come from :class:`acd.streams.CenterStreams`."""
 
