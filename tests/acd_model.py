@@ -47,6 +47,7 @@ class Model:
     parked: set[str] = field(default_factory=set)  # combinations found unservable
     counters: dict[str, int] = field(default_factory=dict)
     mode: str = "automatic"
+    choice: str = "longest_available"  # the agent choice (acd.agent_choice)
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
@@ -56,6 +57,14 @@ class Model:
         able = [(a.since or 0, aid) for aid, a in self.agents.items()
                 if a.state == "available" and set(skills) <= set(a.skills)]
         return [aid for _, aid in sorted(able)]
+
+    def chosen(self, skills: list[str]) -> list[str]:
+        """Who dispatch gives such a contact, best first: LAA, or with the agent choice
+        fewest_skills the fewest skills in all first, then LAA."""
+        laa = self.ranking(skills)
+        if self.choice == "fewest_skills":
+            return sorted(laa, key=lambda aid: len(self.agents[aid].skills))  # stable: LAA
+        return laa
 
     def waiting(self, sig: str) -> list[str]:
         return [cid for cid in self.queue if self.contacts[cid].sig == sig]
@@ -212,9 +221,14 @@ class Model:
         before, self.mode = self.mode, mode
         return before
 
+    def set_choice(self, choice: str) -> str:
+        before, self.choice = self.choice, choice
+        return before
+
     def dispatch(self, most: int, budget: int, service: bool = False) -> list[tuple[str, str]]:
         """One round: the ready combination with the oldest waiting contact gets the longest
-        available agent with all its skills, or is parked when nobody has them; at most
+        available agent with all its skills (or, with the agent choice fewest_skills, the
+        one with the fewest skills, then LAA), or is parked when nobody has them; at most
         ``most`` assignments and ``budget`` combinations looked at."""
         if service and self.mode == "manual":
             return []
@@ -224,7 +238,7 @@ class Model:
             sig = min(self.ready, key=lambda s: self.queue.index(self.waiting(s)[0]))
             examined += 1
             cid = self.waiting(sig)[0]
-            best = self.ranking(self.contacts[cid].skills)
+            best = self.chosen(self.contacts[cid].skills)
             if not best:
                 self.ready.discard(sig)
                 self.parked.add(sig)

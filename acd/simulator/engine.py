@@ -154,6 +154,7 @@ class Engine:
                     await self.backend.set_agent_available(agent_id, False)
 
         await asyncio.gather(*(one(a, s) for a, s in zip(agent_ids, skills, strict=True)))
+        await self.backend.set_agent_choice(self.scenario.agent_choice)
         await self.backend.set_open(True)
 
     async def _sync_clock(self) -> None:
