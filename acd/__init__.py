@@ -16,10 +16,19 @@ from acd.errors import (
     NotFound,
     Overloaded,
 )
-from acd.models import Agent, AgentState, Assignment, Contact, ContactState, DispatchMode
+from acd.models import (
+    Agent,
+    AgentChoice,
+    AgentState,
+    Assignment,
+    Contact,
+    ContactState,
+    DispatchMode,
+)
 
 __all__ = [
-    "ACDError", "Agent", "AgentState", "AlreadyExists", "Assignment", "Center", "Conflict",
+    "ACDError", "Agent", "AgentChoice", "AgentState", "AlreadyExists", "Assignment", "Center",
+    "Conflict",
     "Contact", "ContactState", "DispatchMode", "InvalidInput", "InvalidState", "NotDurable",
     "NotFound", "Overloaded", "connect",
 ]

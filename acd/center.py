@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from acd import bulk, center_keys, durable
+from acd.agent_choice import AgentChoiceMixin
 from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotFound
 from acd.functions import Functions, fcall
@@ -76,9 +77,10 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(CenterStreams, CenterPriority):
+class Center(AgentChoiceMixin, CenterStreams, CenterPriority):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
-    the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority."""
+    the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
+    agent choice from acd.agent_choice."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis

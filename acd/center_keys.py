@@ -78,7 +78,8 @@ async def indexed_key_names(redis: Redis, keys: Keys) -> list[str]:
     names += [keys.agent(i) for i in ids] + [keys.contact(c) for c in sorted(contacts)]
     names += [keys.combo(s) for s in sorted(sigs)]
     for skill in sorted(skills):
-        names += [keys.avail(skill), keys.skill_agents(skill), keys.parked(skill)]
+        names += [keys.avail(skill), keys.skill_agents(skill), keys.parked(skill),
+                  keys.fewest(skill)]
     return await _existing(redis, names)
 
 

@@ -177,3 +177,13 @@ class Functions:
     async def priority_ms(self, ms: int) -> int:
         """Set the ms of waiting a priority point is worth; returns the previous value."""
         return int(await fcall(self.redis, "acd_priority_ms", [self.keys.meta], [ms]))
+
+    async def agent_choice(self, choice: str, run: str, last: bool, agent_ids: Sequence[str]
+                           ) -> tuple[int, str, str, bool]:
+        """One batch of switching the agent choice: (agents whose flag changed, the run,
+        the previous choice, nothing left to do). ``run`` '' starts one."""
+        k = self.keys
+        changed, run_id, previous, done = await fcall(
+            self.redis, "acd_agent_choice", [k.meta, k.agents],
+            [choice, run, "1" if last else "0", *agent_ids])
+        return int(changed), str(run_id), str(previous), bool(int(done))

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, cast
 
+from acd.agent_choice import FEWEST_SPAN
 from acd.center import Center
 from acd.commands import command
 from acd.priority import virtual_arrival
@@ -63,7 +64,7 @@ async def violations(center: Center) -> list[str]:
     contacts = await _contacts(center)
     return [*await _availability(center, agents), *_agents_side(agents, contacts),
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
-            *await _index(center, agents, contacts)]
+            *await _index(center, agents, contacts), *await _fewest(center, agents)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -203,3 +204,34 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
         found.append(f"the index counts {indexed} contacts, the queue holds {len(queue)}")
     return found
 
+
+
+async def _fewest(center: Center, agents: Docs) -> list[str]:
+    """The agent choice's sets (acd.agent_choice): an agent flagged in_fewest is in the
+    fewest set of each of its skills exactly while available, scored by its skill count
+    then available_since; nobody else is in them. Once a switch is done, every agent is
+    flagged (fewest_skills) or none is (longest_available)."""
+    r, k = cast(Any, center.redis), center.keys
+    found = []
+    index = await r.hget(k.meta, "agent_choice_index")
+    flagged = {aid for aid, a in agents.items() if a.get("in_fewest")}
+    if index == "ready" and flagged != set(agents):
+        found.append(f"agent choice is ready but {sorted(set(agents) - flagged)} are not "
+                     "in its sets")
+    if index is None and flagged:
+        found.append(f"agent choice is longest_available but {sorted(flagged)} are flagged")
+    expected: dict[str, dict[str, float]] = {}
+    for aid in flagged:
+        agent = agents[aid]
+        if agent.get("state") == "available":
+            score = len(agent["skills"]) * FEWEST_SPAN + agent["available_since"]
+            for skill in agent["skills"]:
+                expected.setdefault(skill, {})[aid] = float(score)
+    skills = set(await r.smembers(k.skills)) | set(expected)
+    skills |= {s for a in agents.values() for s in a.get("skills", [])}
+    for skill in sorted(skills):
+        held = {str(m): float(s) for m, s in await r.zrange(k.fewest(skill), 0, -1,
+                                                             withscores=True)}
+        if held != expected.get(skill, {}):
+            found.append(f"fewest:{skill} holds {held}, expected {expected.get(skill, {})}")
+    return found

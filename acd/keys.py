@@ -117,6 +117,11 @@ class Keys:
     def avail(self, skill: str) -> str:
         return f"{self.tag}:avail:{skill}"
 
+    # Sorted sets, only while a center's agent choice is fewest_skills (acd.agent_choice):
+    # avail's agents, score = their skill count * 1e13 + the ms they became available
+    def fewest(self, skill: str) -> str:
+        return f"{self.tag}:fewest:{skill}"
+
     # Sets: every agent that has the skill, available or not (to delete a skill everywhere)
     def skill_agents(self, skill: str) -> str:
         return f"{self.tag}:skill:{skill}"

@@ -75,6 +75,13 @@ class DispatchMode(StrEnum):
     MANUAL = "manual"  # only explicit Center.dispatch() calls: a lesson's own dispatcher
 
 
+class AgentChoice(StrEnum):
+    """Which qualified available agent a contact gets (acd.agent_choice)."""
+
+    LONGEST_AVAILABLE = "longest_available"  # LAA: the default, the original demo's
+    FEWEST_SKILLS = "fewest_skills"  # fewest skills in all, then LAA: generalists stay free
+
+
 class ContactState(StrEnum):
     QUEUED = "queued"
     ASSIGNED = "assigned"

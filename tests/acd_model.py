@@ -53,6 +53,7 @@ class Model:
     parked: set[str] = field(default_factory=set)  # combinations found unservable
     counters: dict[str, int] = field(default_factory=dict)
     mode: str = "automatic"
+    choice: str = "longest_available"  # the agent choice (acd.agent_choice)
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
@@ -67,6 +68,14 @@ class Model:
         """Where a waiting contact stands among those an agent can serve: higher priority
         first, then arrival (see the module's docstring)."""
         return -self.contacts[cid].priority, self.queue.index(cid)
+
+    def chosen(self, skills: list[str]) -> list[str]:
+        """Who dispatch gives such a contact, best first: LAA, or with the agent choice
+        fewest_skills the fewest skills in all first, then LAA."""
+        laa = self.ranking(skills)
+        if self.choice == "fewest_skills":
+            return sorted(laa, key=lambda aid: len(self.agents[aid].skills))  # stable: LAA
+        return laa
 
     def waiting(self, sig: str) -> list[str]:
         """A combination's waiting contacts, in its FIFO's order (by place)."""
@@ -225,9 +234,14 @@ class Model:
         before, self.mode = self.mode, mode
         return before
 
+    def set_choice(self, choice: str) -> str:
+        before, self.choice = self.choice, choice
+        return before
+
     def dispatch(self, most: int, budget: int, service: bool = False) -> list[tuple[str, str]]:
         """One round: the ready combination with the first-placed contact gets the longest
-        available agent with all its skills, or is parked when nobody has them; at most
+        available agent with all its skills (or, with the agent choice fewest_skills, the
+        one with the fewest skills, then LAA), or is parked when nobody has them; at most
         ``most`` assignments and ``budget`` combinations looked at."""
         if service and self.mode == "manual":
             return []
@@ -237,7 +251,7 @@ class Model:
             sig = min(self.ready, key=lambda s: self.place(self.waiting(s)[0]))
             examined += 1
             cid = self.waiting(sig)[0]
-            best = self.ranking(self.contacts[cid].skills)
+            best = self.chosen(self.contacts[cid].skills)
             if not best:
                 self.ready.discard(sig)
                 self.parked.add(sig)

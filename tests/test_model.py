@@ -2,7 +2,8 @@
 (acd.Center on Redis) and to a small pure-Python model (tests/acd_model.py); after every
 step their outcomes (return values, errors by type) and the whole state agree: who holds
 which contact, the queue's order, the availability order, the index's ready and parked
-combinations, the skill list, the counters; and acd.invariants finds nothing wrong.
+combinations, the skill list, the counters, the dispatch mode and agent choice (which
+picks the agent); and acd.invariants finds nothing wrong.
 
 Hypothesis draws the sequences and shrinks a failing one to a short story. The plain run
 keeps to a few dozen sequences (well under 30 s); the long tier runs many more, longer.
@@ -37,7 +38,7 @@ SKILLS = ["de", "en", "fr", "es"]
 NEEDS = [["en"], ["fr"], ["de"], ["en", "fr"], ["de", "en"], ["es"], ["de", "en", "fr"]]
 AGENT_SKILLS = st.lists(st.sampled_from(SKILLS), min_size=1, max_size=3, unique=True)
 BAD_INPUTS = ["agent id", "skills repeated", "no skills", "state busy", "skill name",
-              "contact id", "dispatch mode", "priority"]
+              "contact id", "dispatch mode", "priority", "agent choice"]
 PRIORITIES = st.sampled_from([0, 0, 0, 1, 2, 100])
 HOUR_A_POINT = 3600  # see tests/acd_model.py: priority always outranks arrival here
 
@@ -199,6 +200,12 @@ class ModelMachine(RuleBasedStateMachine):
                                   lambda: self.center.set_dispatch_mode(mode))
         assert got == expected
 
+    @rule(choice=st.sampled_from(["longest_available", "fewest_skills"]))
+    def set_choice(self, choice: str) -> None:
+        expected, got = self.both(lambda: self.model.set_choice(choice),
+                                  lambda: self.center.set_agent_choice(choice))
+        assert got == expected
+
     @rule(kind=st.sampled_from(BAD_INPUTS))
     def bad_input(self, kind: str) -> None:
         """Bad input is refused with InvalidInput before anything is written."""
@@ -211,6 +218,7 @@ class ModelMachine(RuleBasedStateMachine):
             "contact id": lambda: self.center.complete_contact("c 1"),
             "dispatch mode": lambda: self.center.set_dispatch_mode("sometimes"),
             "priority": lambda: self.center.create_contact(["en"], priority=101),
+            "agent choice": lambda: self.center.set_agent_choice("most_skills"),
         }
 
         def refuse() -> None:
@@ -253,6 +261,7 @@ class ModelMachine(RuleBasedStateMachine):
             n: m.counters.get(n, 0) for n in ("offered", "assigned", "completed",
                                               "abandoned")}
         assert (await c.dispatch_mode()).value == m.mode
+        assert (await c.agent_choice()).value == m.choice
         for needs in NEEDS:
             assert [x.agent for x in await c.candidates(needs)] == m.ranking(needs), needs
 

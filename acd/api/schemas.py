@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+)
 
+from acd.agent_choice import parse
+from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN, check_name, check_printable
 from acd.models import (
     MAX_SKILLS,
+    AgentChoice,
     AgentIn,
     ContactIn,
     DispatchMode,
@@ -110,6 +121,30 @@ class PriorityIn(StrictInput):
 class PriorityOut(BaseModel):
     seconds_per_point: float
     previous: float
+
+
+class AgentChoiceIn(StrictInput):
+    # strict=False as in DispatchModeIn: the string values and no other.
+    choice: AgentChoice = Field(strict=False, description="longest_available (the default): "
+                                "the agent available the longest; fewest_skills: the agent "
+                                "with the fewest skills, then the longest available")
+
+    @field_validator("choice", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        # The same message as acd.Center's: it names the bad value, not only the good ones.
+        if isinstance(value, str) and value not in set(AgentChoice):
+            try:
+                parse(value)
+            except InvalidInput as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
+class AgentChoiceOut(BaseModel):
+    choice: AgentChoice
+    previous: AgentChoice | None = Field(default=None, description="on PUT: the choice "
+                                         "before")
 
 
 class ContactCreate(ContactIn):

@@ -104,16 +104,18 @@ end
 -- sizes caches the sets' sizes (skill -> ZCARD) for one dispatch call; claim keeps it
 -- exact. Which set is walked only changes the cost, never the answer: an agent's score
 -- is the same in all its sets, so any of them walked in order meets the LAA agent first.
-local function longest_available(tag, skills, sizes)
+-- set_of names the sets (k_avail for LAA; see "Agent choice" below for the other);
+-- accept, if given, picks among a page's agents present in every set (nil: none fits).
+local function first_in_all(tag, skills, sizes, set_of, accept)
   local sets, first, smallest = {}, 1, nil
   for i, skill in ipairs(skills) do
     local size = sizes[skill]
     if size == nil then
-      size = redis.call('ZCARD', k_avail(tag, skill))
+      size = redis.call('ZCARD', set_of(tag, skill))
       sizes[skill] = size
     end
     if size == 0 then return nil end
-    sets[i] = k_avail(tag, skill)
+    sets[i] = set_of(tag, skill)
     if smallest == nil or size < smallest then first, smallest = i, size end
   end
   sets[1], sets[first] = sets[first], sets[1]
@@ -129,11 +131,110 @@ local function longest_available(tag, skills, sizes)
       end
       candidates = kept
     end
-    if #candidates > 0 then return candidates[1] end
+    if #candidates > 0 then
+      if not accept then return candidates[1] end
+      local chosen = accept(candidates)
+      if chosen then return chosen end
+    end
     start = start + page
     page = math.min(page * 4, 512)
   end
   return nil
+end
+
+local function longest_available(tag, skills, sizes)
+  return first_in_all(tag, skills, sizes, k_avail)
+end
+
+--[[ Agent choice: fewest skills first, then longest available (issue 14).
+A center's meta 'agent_choice' is 'longest_available' (absent: the default, LAA) or
+'fewest_skills': the qualified agent with the fewest skills in all wins, ties by LAA, so
+specialists take what they can and generalists stay free for the contacts only they can
+serve (OpenACD's tie-break).
+Bounded like LAA, by the same walk: {tag}:fewest:<skill> holds the agents of
+avail:<skill> scored skills * 1e13 + available_since (ms, < 1e13 until the year 2286;
+exact in a double up to 900 skills). That score too is the same in each of an agent's
+sets, so the walk meets the best agent first. Cost per choice: the LAA walk's (a ZCARD per
+skill, cached for the round, a page of the smallest set, a ZMSCORE per other skill) plus
+one ZMSCORE of avail:<first skill>, which passes over an entry a write around the
+functions left behind (a lesson's textbook dispatcher takes agents out of avail:<skill>
+only); independent of the number of agents while the first page holds a qualified one.
+Why a flag in the agent document ('in_fewest'): the functions that move agents in and out
+of avail:<skill> read the agent's document anyway, so the flag tells them to keep these
+sets too without reading the center's meta: the default (LAA) path runs no extra command.
+Switching (acd_agent_choice) is a bulk operation: a run marks meta 'agent_choice_index'
+'building' (or 'clearing'), sets (clears) every agent's flag and entries batch by batch,
+and its last call makes it 'ready' (removes it). Dispatch walks these sets only when
+'ready'; while a switch is under way it ranks by LAA, and while any flag may be set a
+claimed agent leaves these sets whatever its flag (a ZREM of nobody changes nothing). ]]
+local FEWEST_SPAN = 1e13
+
+local function k_fewest(tag, skill) return tag .. ':fewest:' .. skill end
+
+local function fewest_add(tag, id, skills, since)
+  local score = string.format('%.0f', #skills * FEWEST_SPAN + tonumber(since))
+  for _, skill in ipairs(skills) do redis.call('ZADD', k_fewest(tag, skill), score, id) end
+end
+
+local function fewest_remove(tag, id, skills)
+  for _, skill in ipairs(skills) do redis.call('ZREM', k_fewest(tag, skill), id) end
+end
+
+local function fewest_skills_first(tag, skills, sizes)
+  local live = k_avail(tag, skills[1])
+  return first_in_all(tag, skills, sizes, k_fewest, function(candidates)
+    for j, score in ipairs(redis.call('ZMSCORE', live, unpack(candidates))) do
+      if score then return candidates[j] end
+    end
+    return nil
+  end)
+end
+
+-- The agent a round gives a contact needing skills. fewest: nil when no agent may be in
+-- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache}.
+local function choose_agent(tag, skills, sizes, fewest)
+  if fewest and fewest.ready then
+    local aid = fewest_skills_first(tag, skills, fewest.sizes)
+    if aid then return aid end
+  end
+  return longest_available(tag, skills, sizes)
+end
+
+-- A new agent joins the fewest sets' bookkeeping when a switch to fewest_skills started
+-- (or ended) before it was created. Also what refuse_if_deleting checks, in one read.
+local function refuse_if_deleting_or_indexed(tag)
+  local meta = redis.call('HMGET', tag .. ':meta', 'deleting', 'agent_choice_index')
+  if meta[1] then refuse_if_deleting(tag) end
+  return meta[2] == 'building' or meta[2] == 'ready'
+end
+
+-- An agent of the fewest sets gained (op 'add') or lost a skill: its count changed, so
+-- its score in every set does; it leaves the lost skill's set.
+local function fewest_skill_changed(tag, id, agent, skill, op)
+  if not agent.in_fewest then return end
+  local skills = {}
+  for _, s in ipairs(agent.skills) do if s ~= skill then skills[#skills + 1] = s end end
+  if op == 'add' then skills[#skills + 1] = skill else redis.call('ZREM', k_fewest(tag, skill), id) end
+  if agent.state == 'available' then fewest_add(tag, id, skills, agent.available_since) end
+end
+
+-- A skill being deleted (acd_skill_delete) left this agent's document: with the center's
+-- fewest sets in use, its count changed too.
+local function fewest_skill_deleted(tag, id, skill)
+  redis.call('ZREM', k_fewest(tag, skill), id)
+  local agent = json_get(k_agent(tag, id), '.')
+  if agent and agent.in_fewest and agent.state == 'available' then
+    fewest_add(tag, id, agent.skills, agent.available_since)
+  end
+end
+
+-- A round claimed this agent: it leaves the fewest sets (sizes: the round's cache of
+-- their sizes, see first_in_all).
+local function fewest_claimed(tag, id, skills, sizes)
+  for _, skill in ipairs(skills) do
+    local removed = redis.call('ZREM', k_fewest(tag, skill), id)
+    if sizes[skill] then sizes[skill] = sizes[skill] - removed end
+  end
 end
 
 --[[ The waiting contacts' index.
@@ -379,6 +480,7 @@ local function make_available(tag, id, agent, since)
   for _, skill in ipairs(agent.skills) do
     redis.call('ZADD', k_avail(tag, skill), since, id)
   end
+  if agent.in_fewest then fewest_add(tag, id, agent.skills, since) end
   wake_parked(tag, agent.skills)
 end
 
@@ -386,6 +488,7 @@ local function make_unavailable(tag, id, agent)
   for _, skill in ipairs(agent.skills) do
     redis.call('ZREM', k_avail(tag, skill), id)
   end
+  if agent.in_fewest then fewest_remove(tag, id, agent.skills) end
 end
 
 local function load_agent(tag, id)
@@ -456,7 +559,7 @@ ARGV[1] id  ARGV[2] agent JSON (fname, lname, skills)  ARGV[3] '1' to start avai
 Returns the stored agent JSON. ]]
 local function agent_create(keys, args)
   local tag = tag_of(keys[1])
-  refuse_if_deleting(tag)
+  local indexed = refuse_if_deleting_or_indexed(tag)
   if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS agent ' .. args[1]) end
   local agent = cjson.decode(args[2])
   refuse_skills_being_deleted(tag, agent.skills)
@@ -464,6 +567,7 @@ local function agent_create(keys, args)
   agent.id = args[1]
   agent.state = 'unavailable'
   agent.created_at = now
+  agent.in_fewest = indexed or nil  -- see "Agent choice"
   for _, skill in ipairs(agent.skills) do
     redis.call('SADD', k_skill(tag, skill), agent.id)
     redis.call('SADD', keys[3], skill)
@@ -568,6 +672,7 @@ local function agent_skill(keys, args)
     redis.call('ZREM', k_avail(tag, skill), id)
     forget_unused_skill(tag, keys[2], skill)
   end
+  fewest_skill_changed(tag, id, agent, skill, args[3])
   event(tag, 'agent_skill', 'agent', id, 'skill', skill, 'op', args[3])
   return redis.call('JSON.GET', keys[1], '.')
 end
@@ -705,7 +810,8 @@ local function skill_delete(keys, args)
       .. '): nobody could serve them; delete it with force to abandon them')
   end
   local mark = 'deleting_skill:' .. skill
-  if redis.call('HEXISTS', keys[2], mark) == 0 then
+  local marked, choosing = unpack(redis.call('HMGET', keys[2], mark, 'agent_choice_index'))
+  if not marked then
     if #needing == 0 and redis.call('SISMEMBER', keys[1], skill) == 0 then
       fail('NOTFOUND skill ' .. skill)
     end
@@ -738,6 +844,7 @@ local function skill_delete(keys, args)
       end
       redis.call('SREM', k_skill(tag, skill), id)
       redis.call('ZREM', k_avail(tag, skill), id)
+      if choosing then fewest_skill_deleted(tag, id, skill) end
       removed = removed + 1
     end
   end
@@ -745,7 +852,7 @@ local function skill_delete(keys, args)
     if redis.call('HEXISTS', tag .. ':sigs', sig) == 1 then return {removed, abandoned, 0} end
   end
   if redis.call('SCARD', k_skill(tag, skill)) > 0 then return {removed, abandoned, 0} end
-  redis.call('DEL', k_skill(tag, skill), k_avail(tag, skill))
+  redis.call('DEL', k_skill(tag, skill), k_avail(tag, skill), k_fewest(tag, skill))
   redis.call('SREM', keys[1], skill)
   redis.call('HDEL', keys[2], mark)
   event(tag, 'skill_deleted', 'skill', skill)
@@ -795,6 +902,7 @@ local function center_state(keys, args)
     for _, m in ipairs(moving) do
       redis.call('JSON.MERGE', k_agent(tag, m.id), '.',
         '{"state":"available","available_since":' .. since .. '}')
+      if m.agent.in_fewest then fewest_add(tag, m.id, m.agent.skills, since) end
       event(tag, 'agent_state', 'agent', m.id, 'state', 'available')
       local skills = table.concat(m.agent.skills, ',')
       if not woken[skills] then
@@ -808,6 +916,7 @@ local function center_state(keys, args)
     for _, m in ipairs(moving) do
       redis.call('JSON.MERGE', k_agent(tag, m.id), '.',
         '{"state":"unavailable","available_since":null}')
+      if m.agent.in_fewest then fewest_remove(tag, m.id, m.agent.skills) end
       event(tag, 'agent_state', 'agent', m.id, 'state', 'unavailable')
     end
   end
@@ -822,6 +931,7 @@ local function center_keys(tag)
     names[#names + 1] = k_skill(tag, skill)
     names[#names + 1] = k_avail(tag, skill)
     names[#names + 1] = k_parked(tag, skill)
+    names[#names + 1] = k_fewest(tag, skill)
   end
   for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
                            'stats', 'events', 'wake', 'kpis', 'meta'}) do
@@ -894,6 +1004,9 @@ local function center_delete(keys, args)
   redis.call('HSET', keys[1], 'deleting', 'purging')
   -- As acd_agent_delete does for one agent, with one command per skill for the batch.
   by_skill(tag, k_avail, available, 'ZREM')
+  for _, item in ipairs(available) do
+    if item.agent.in_fewest then fewest_remove(tag, item.id, item.agent.skills) end
+  end
   by_skill(tag, k_skill, found, 'SREM')
   if #doc_keys > 0 then redis.call('DEL', unpack(doc_keys)) end
   if #ids > 0 then redis.call('SREM', keys[2], unpack(ids)) end
@@ -991,13 +1104,14 @@ end
 -- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
 -- agent is not available its document has no available_since at all. The contact leaves
 -- the queue and the index in dispatch (index_served), which knows its combination.
-local function claim(tag, cid, aid, now, sizes)  -- returns the agent's skill count
+local function claim(tag, cid, aid, now, sizes, fewest)  -- returns the agent's skill count
   local akey = k_agent(tag, aid)
   local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
   for _, skill in ipairs(agent_skills) do
     local removed = redis.call('ZREM', k_avail(tag, skill), aid)
     if sizes[skill] then sizes[skill] = sizes[skill] - removed end
   end
+  if fewest then fewest_claimed(tag, aid, agent_skills, fewest.sizes) end
   local at = string.format('%d', now)
   redis.call('JSON.MERGE', akey, '.', '{"state":"busy","available_since":null,"contact":'
     .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
@@ -1092,6 +1206,72 @@ local function priority_ms(keys, args)
   return before
 end
 
+--[[ acd_agent_choice
+KEYS[1] center meta hash   KEYS[2] set of the center's agents
+ARGV[1] 'longest_available' | 'fewest_skills'   ARGV[2] run: '' starts one; later calls
+pass the run the first returned   ARGV[3] '1' on the run's last call   ARGV[4...] the agents
+of this batch (the caller walks the agents set after the first call: an agent created
+after it is flagged, or not, by acd_agent_create)
+One batch of switching how dispatch chooses among qualified agents (see "Agent choice"
+and "Bulk operations"): each agent of the batch gets (or loses) its in_fewest flag and its
+entries in the fewest sets, wholly. The first call records the choice (event agent_choice
+when it changes) and marks meta agent_choice_index 'building' or 'clearing', the last makes
+it 'ready' or removes it; a center already settled on the choice asked for changes
+nothing. Cost: per agent of the batch, its document (one JSON.MGET for the batch) and a
+ZADD or ZREM per skill.
+Returns {agents whose flag changed, run, previous choice, 1 when nothing is left to do};
+{-1, run, previous, 1} when a later switch started meanwhile (it covers every agent). ]]
+local function agent_choice(keys, args)
+  local tag = tag_of(keys[1])
+  local choice, run = args[1], args[2]
+  if choice ~= 'longest_available' and choice ~= 'fewest_skills' then
+    fail('INVALID agent choice ' .. tostring(choice))
+  end
+  refuse_if_deleting(tag)
+  local meta = redis.call('HMGET', keys[1], 'agent_choice', 'agent_choice_index',
+    'agent_choice_run')
+  local before = meta[1] or 'longest_available'
+  local building = choice == 'fewest_skills'
+  if run == '' then
+    local settled = building and meta[2] == 'ready' or not building and not meta[2]
+    if before == choice and settled then return {0, '', before, 1} end
+    run = tostring(redis.call('HINCRBY', keys[1], 'agent_choice_run', 1))
+    redis.call('HSET', keys[1], 'agent_choice', choice,
+      'agent_choice_index', building and 'building' or 'clearing')
+    if before ~= choice then event(tag, 'agent_choice', 'choice', choice) end
+  elseif meta[3] ~= run then
+    return {-1, run, before, 1}
+  end
+  local ids, changed = {}, 0
+  for i = 4, #args do ids[#ids + 1] = args[i] end
+  for i, agent in ipairs(load_agents(tag, ids)) do
+    if agent then
+      if building then
+        if not agent.in_fewest then
+          redis.call('JSON.MERGE', k_agent(tag, ids[i]), '.', '{"in_fewest":true}')
+          changed = changed + 1
+        end
+        if agent.state == 'available' then
+          fewest_add(tag, ids[i], agent.skills, agent.available_since)
+        end
+      else
+        if agent.in_fewest then
+          redis.call('JSON.MERGE', k_agent(tag, ids[i]), '.', '{"in_fewest":null}')
+          changed = changed + 1
+        end
+        fewest_remove(tag, ids[i], agent.skills)
+      end
+    end
+  end
+  if args[3] ~= '1' then return {changed, run, before, 0} end
+  if building then
+    redis.call('HSET', keys[1], 'agent_choice_index', 'ready')
+  else
+    redis.call('HDEL', keys[1], 'agent_choice_index')
+  end
+  return {changed, run, before, 1}
+end
+
 --[[ acd_dispatch
 KEYS[1] queue  KEYS[2] waiting signatures hash  KEYS[3] stats  KEYS[4] center meta hash
 ARGV[1] most assignments to make  ARGV[2] most skill combinations to examine (each
@@ -1105,19 +1285,23 @@ assigns nothing and returns with a 'more' wake, so the order of service never de
 how the wake-ups were split into calls.
 Serves the oldest contact some available agent can serve, again and again: the ready
 combination with the oldest head (see the index above) gets the longest available agent
-with all its skills, or is parked if nobody available has them. A contact nobody can serve
+with all its skills (with the center's agent choice fewest_skills, once ready: the one
+with the fewest skills, then the longest available; same walk and cost plus one ZMSCORE,
+see "Agent choice"), or is parked if nobody available has them. A contact nobody can serve
 keeps its place and holds up nobody (no head-of-line blocking), and costs a round nothing
 once its combination is parked: a round looks only at ready combinations.
 Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}: a
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
   local tag = tag_of(keys[1])
-  if args[3] == 'service' and redis.call('HGET', keys[4], 'dispatch') == 'manual' then
+  local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index')
+  if args[3] == 'service' and meta[1] == 'manual' then
     return {0, last_wake_id(tag)}
   end
-  if redis.call('HEXISTS', keys[4], 'deleting') == 1 then
+  if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
+  local fewest = meta[3] and {ready = meta[3] == 'ready', sizes = {}} or nil
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
   end
@@ -1169,9 +1353,9 @@ local function dispatch(keys, args)
       page = {}
     else
       local skills = skills_of(sig)
-      local aid = longest_available(tag, skills, sizes)
+      local aid = choose_agent(tag, skills, sizes, fewest)
       if aid then
-        work = work + 8 + claim(tag, cid, aid, now, sizes)
+        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest)
         redis.call('ZREM', keys[1], cid)
         index_served(tag, sig, cid, head[4])
         ready_moved(page, head[4] and tonumber(head[4]))
@@ -1228,6 +1412,7 @@ register('acd_contact_end', contact_end, true)
 register('acd_dispatch', dispatch, true)
 register('acd_dispatch_mode', dispatch_mode)
 register('acd_priority_ms', priority_ms)
+register('acd_agent_choice', agent_choice)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart

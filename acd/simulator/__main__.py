@@ -87,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--contact-type", dest="contact_types", type=_ctype, action="append",
                     help="skill,skill[:WEIGHT]  contacts needing all these skills (repeat; "
                          "default: one skill of --skills, uniformly)")
+    sc.add_argument("--agent-choice", choices=("longest_available", "fewest_skills"),
+                    help="which qualified agent a contact gets (default longest_available)")
     sc.add_argument("--rate", dest="rate_per_hour", type=float,
                     help="Poisson arrivals per scenario hour (default 120)")
     sc.add_argument("--profile", type=_profile,
@@ -122,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
 SCENARIO_FIELDS = ("center", "agents", "skills", "skills_per_agent", "groups",
                    "contact_types", "rate_per_hour", "profile", "patience", "duration",
                    "contacts", "warmup", "seed", "time_scale", "sl_threshold",
-                   "wait_epsilon_ms", "drain_timeout")
+                   "wait_epsilon_ms", "drain_timeout", "agent_choice")
 
 
 def scenario_from(args: argparse.Namespace) -> Scenario:

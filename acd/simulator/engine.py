@@ -156,6 +156,7 @@ class Engine:
         await asyncio.gather(*(one(a, s) for a, s in zip(agent_ids, skills, strict=True)))
         if self.scenario.priorities:  # the ACD's clock runs scale times slower
             await self.backend.set_seconds_per_point(self.scenario.priority_seconds / self.scale)
+        await self.backend.set_agent_choice(self.scenario.agent_choice)
         await self.backend.set_open(True)
 
     async def _sync_clock(self) -> None:

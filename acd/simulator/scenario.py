@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from acd.models import MAX_PRIORITY, Skill
+from acd.models import MAX_PRIORITY, AgentChoice, Skill
 
 
 class AgentGroup(BaseModel):
@@ -82,6 +82,9 @@ class Scenario(BaseModel):
     skills: Annotated[list[Skill], Field(min_length=1)] = ["support"]
     skills_per_agent: Annotated[int, Field(ge=1)] = 1
     groups: list[AgentGroup] | None = None
+    # Which qualified available agent a contact gets (acd.agent_choice): set on the
+    # center before the run.
+    agent_choice: AgentChoice = AgentChoice.LONGEST_AVAILABLE
     # Contacts: each needs the skills of one contact type (default: one skill of
     # ``skills``, uniformly).
     contact_types: list[ContactType] | None = None

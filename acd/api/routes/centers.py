@@ -1,5 +1,5 @@
-"""/v1/centers/{center}: delete, open/close, dispatch mode, priority, queue, candidates,
-stats (and per skill combination), events and KPIs."""
+"""/v1/centers/{center}: delete, open/close, dispatch mode, priority, agent choice, queue,
+candidates, stats (and per skill combination), events and KPIs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from acd.api.deps import BlockingRedisDep, CenterDep
 from acd.api.errors import FieldError
 from acd.api.schemas import (
     MAX_BLOCK_MS,
+    AgentChoiceIn,
+    AgentChoiceOut,
     CenterDeleted,
     CenterStateIn,
     CenterStateOut,
@@ -71,6 +73,21 @@ async def set_priority(body: PriorityIn, center: CenterDep) -> PriorityOut:
     head start they were given."""
     previous = await center.set_seconds_per_point(body.seconds_per_point)
     return PriorityOut(seconds_per_point=body.seconds_per_point, previous=previous)
+
+
+@router.put("/agent-choice", response_model=AgentChoiceOut)
+async def set_agent_choice(body: AgentChoiceIn, center: CenterDep) -> AgentChoiceOut:
+    """Which qualified available agent gets a contact: the longest available (the
+    default) or the one with the fewest skills, then the longest available (keeps
+    generalists free). In effect once every agent is switched, in short Redis calls."""
+    previous = await center.set_agent_choice(body.choice)
+    return AgentChoiceOut(choice=body.choice, previous=previous)
+
+
+@router.get("/agent-choice", response_model=AgentChoiceOut)
+async def get_agent_choice(center: CenterDep) -> AgentChoiceOut:
+    """The center's agent choice (longest_available unless set)."""
+    return AgentChoiceOut(choice=await center.agent_choice())
 
 
 @router.get("/queue", response_model=list[QueueEntry])

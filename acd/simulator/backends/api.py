@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from acd.api import apikeys
-from acd.models import Contact
+from acd.models import AgentChoice, Contact
 from acd.settings import get_settings
 from acd.simulator.backends.base import Backend, Event
 
@@ -168,6 +168,9 @@ class ApiBackend(Backend):
 
     async def set_open(self, is_open: bool) -> None:
         await self._call("PUT", "/state", json_body={"open": is_open})
+
+    async def set_agent_choice(self, choice: AgentChoice) -> None:
+        await self._call("PUT", "/agent-choice", json_body={"choice": choice.value})
 
     async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
                              ) -> Contact:

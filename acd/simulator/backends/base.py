@@ -7,7 +7,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from acd.models import CenterEvent, Contact
+from acd.models import AgentChoice, CenterEvent, Contact
 
 Event = CenterEvent  # the name the API backend (acd/simulator/backends/api.py) imports
 
@@ -37,6 +37,10 @@ class Backend(ABC):
 
     @abstractmethod
     async def set_open(self, is_open: bool) -> None: ...
+
+    @abstractmethod
+    async def set_agent_choice(self, choice: AgentChoice) -> None:
+        """Which qualified available agent a contact gets (acd.agent_choice)."""
 
     @abstractmethod
     async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0

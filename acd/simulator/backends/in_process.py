@@ -8,7 +8,7 @@ from typing import Any
 from acd.center import Center
 from acd.connection import connect
 from acd.errors import AlreadyExists, InvalidState
-from acd.models import CenterEvent, Contact
+from acd.models import AgentChoice, CenterEvent, Contact
 from acd.simulator.backends.base import Backend
 
 
@@ -45,6 +45,9 @@ class RedisBackend(Backend):
 
     async def set_open(self, is_open: bool) -> None:
         await (self.acd.open() if is_open else self.acd.close())
+
+    async def set_agent_choice(self, choice: AgentChoice) -> None:
+        await self.acd.set_agent_choice(choice)
 
     async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
                              ) -> Contact:
