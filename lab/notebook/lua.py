@@ -1,6 +1,6 @@
 """The Lua the notebooks teach, read from acd/lua/acd.lua itself: never a copy.
 
-``show_lua("longest_available")`` displays one top-level function of the library with the
+``show_lua("claim")`` displays one top-level function of the library with the
 comment above it; ``show_lua()`` the whole library. ``lua_chunk("longest_available")`` is
 Lua that runs on its own (EVAL): that function after every top-level function and constant
 of the library it uses, in the library's order, so a notebook can time or call the
@@ -116,8 +116,10 @@ def lua_chunk(function: str) -> str:
     return "".join(d.source for d in library.values() if d.name in needed)
 
 
-def show_lua(function: str | None = None) -> Any:
-    """Display Lua source of the library with syntax colouring in a notebook."""
+def show_lua(*functions: str) -> Any:
+    """Display Lua source of the library with syntax colouring in a notebook: the named
+    top-level definitions one after the other (none: the whole library)."""
     from IPython.display import Markdown
 
-    return Markdown(f"```lua\n{lua_source(function)}```")  # type: ignore[no-untyped-call]
+    source = "\n".join(lua_source(f) for f in functions) if functions else lua_source()
+    return Markdown(f"```lua\n{source}```")  # type: ignore[no-untyped-call]

@@ -88,7 +88,7 @@ def test_every_function_of_the_library_is_found_whole() -> None:
         assert code.startswith(f"local function {name}(") and code.rstrip().endswith("end")
         assert code.count("local function ") == 1, f"{name} swallowed the next function"
     assert lua_source("dispatch").startswith("--[[ acd_dispatch")  # its doc block
-    assert lua_source("longest_available").startswith("-- The longest available agent")
+    assert lua_source("first_in_all").startswith("-- The longest available agent")
     assert lua_source() == text
     with pytest.raises(KeyError, match="no top-level local 'nope'"):
         lua_source("nope")
