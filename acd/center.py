@@ -44,6 +44,7 @@ from acd.models import (
 )
 from acd.settings import get_settings
 from acd.streams import CenterStreams
+from acd.wrap_up import CenterWrapUp
 
 # A round holds Redis for 60-150 µs per assignment (a fast day, a slow one): 25 keep every
 # call under 5 ms, and assign no slower than 50 did (README, Performance).
@@ -75,9 +76,10 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(CenterStreams):
+class Center(CenterStreams, CenterWrapUp):
     """A contact center stored under the hash tag ``{acd:<name>}``; its events, wake-ups
-    and the server's clock come from :class:`acd.streams.CenterStreams`."""
+    and the server's clock come from :class:`acd.streams.CenterStreams`, its wrap-up time
+    from :class:`acd.wrap_up.CenterWrapUp`."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -143,8 +145,8 @@ class Center(CenterStreams):
             wanted = AgentState(state)
         except ValueError:
             raise InvalidInput(f"state {state!r}: must be 'available' or 'unavailable'") from None
-        if wanted is AgentState.BUSY:
-            raise InvalidInput("state 'busy' is set by the dispatcher, not by callers")
+        if wanted in (AgentState.BUSY, AgentState.WRAP_UP):
+            raise InvalidInput(f"state {wanted.value!r} is set by the ACD, not by callers")
         return Agent.model_validate_json(await self._fn.agent_state(agent_id, wanted.value))
 
     async def set_available(self, agent_id: str) -> Agent:
@@ -301,8 +303,8 @@ class Center(CenterStreams):
                              service: bool = False) -> DispatchRound:
         """One acd_dispatch call: the pairs it assigned and the wake id to block after.
         ``service``: a dispatcher service's round, which assigns nothing in manual mode."""
-        pairs, wake_id = await self._fn.dispatch(most, budget, service)
-        return DispatchRound(pairs, wake_id)
+        pairs, wake_id, wrap_up_in = await self._fn.dispatch(most, budget, service)
+        return DispatchRound(pairs, wake_id, wrap_up_in)
 
     async def candidates(self, skills: Iterable[str]) -> list[Candidate]:
         """Every available agent with all ``skills``, longest available first (ZINTER).
