@@ -39,6 +39,10 @@ class Backend(ABC):
     async def set_open(self, is_open: bool) -> None: ...
 
     @abstractmethod
+    async def set_wrap_up(self, seconds: float) -> None:
+        """The center's wrap-up time, in real seconds (0: none)."""
+
+    @abstractmethod
     async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
         """Queue a contact; a retry with the same id returns the contact, never a second."""
 

@@ -46,6 +46,9 @@ class RedisBackend(Backend):
     async def set_open(self, is_open: bool) -> None:
         await (self.acd.open() if is_open else self.acd.close())
 
+    async def set_wrap_up(self, seconds: float) -> None:
+        await self.acd.set_wrap_up(seconds)
+
     async def create_contact(self, contact_id: str, skills: list[str]) -> Contact:
         try:
             return await self.acd.create_contact(skills, contact_id)
