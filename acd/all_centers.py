@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter, deque
 from typing import Any, cast
@@ -14,10 +15,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from acd.center import DEFAULT_BATCH, DEFAULT_BUDGET, Center
-from acd.commands import StreamWatch, last_stream_id
+from acd.commands import StreamEntry, StreamWatch, last_stream_id
 from acd.connection import is_transient
 from acd.keys import CENTERS, CENTERS_STREAM, check_name
 from acd.service import cancel_requested, errors, serve
+from acd.wrap_up import PendingRead
 
 log = logging.getLogger("acd.dispatcher")
 
@@ -52,6 +54,10 @@ class AllCenters:
         self.rounds = 0
         self._ready: deque[str] = deque()
         self._by_wake: dict[str, str] = {}
+        # Centers with a wrap-up pending: the monotonic time it ends. No wake-up comes
+        # for it, so the wait ends in time and the center gets a round then.
+        self._wrap_up_due: dict[str, float] = {}
+        self._read: PendingRead[dict[str, list[StreamEntry]]] = PendingRead()
         # Every center's wake stream after the id its last round saw, and the new-centers
         # stream: the one XREAD that waits for news, re-encoded only where an id moved.
         self._watch = StreamWatch()
@@ -131,6 +137,10 @@ class AllCenters:
         self.served[name] += len(done.pairs)
         if name in self.centers:  # not deleted meanwhile
             self._watch.set(center.keys.wake, done.wake_id)
+        if done.wrap_up_in_ms is None:
+            self._wrap_up_due.pop(name, None)
+        else:
+            self._wrap_up_due[name] = time.monotonic() + done.wrap_up_in_ms / 1000
         for contact, agent in done.pairs:
             log.debug("center %s: assigned contact %s to agent %s", name, contact, agent)
         if len(done.pairs) >= self.batch:
@@ -152,12 +162,44 @@ class AllCenters:
 
         await asyncio.gather(*(one(n) for n in names))
 
+    def _block_ms(self) -> int | None:
+        """How long a wait may block: not at all when a center has work, else ``idle_ms``
+        or until the first pending wrap-up ends, whichever is sooner."""
+        if self._ready:
+            return None
+        if not self._wrap_up_due:
+            return self.idle_ms
+        soonest = min(self._wrap_up_due.values()) - time.monotonic()
+        return max(1, min(self.idle_ms, math.ceil(soonest * 1000)))
+
+    def _mark_wrap_ups_due(self) -> None:
+        now = time.monotonic()
+        for name, due in list(self._wrap_up_due.items()):
+            if due <= now:
+                del self._wrap_up_due[name]
+                self._mark(name)
+
     async def _wait(self) -> None:
-        """Until some center has news (or ``idle_ms``); only looks if some already has."""
-        block = None if self._ready else self.idle_ms
+        """Until some center has news (or ``idle_ms``, or a wrap-up's end); only looks if
+        some already has."""
+        try:
+            await self._wait_for_news(self._block_ms())
+        finally:
+            self._mark_wrap_ups_due()
+
+    async def _wait_for_news(self, block: int | None) -> None:
         if self._one_xread:
             try:
-                news = await self._watch.read(self.redis, block, self.NEWS_COUNT)
+                if block is None and not self._read.pending:  # only a look
+                    news = await self._watch.read(self.redis, None, self.NEWS_COUNT)
+                else:
+                    # The wait may end before the read does (see acd.wrap_up.PendingRead)
+                    timer = 0 if block is None else (block if block < self.idle_ms else None)
+                    done, got = await self._read.wait(lambda: self._watch.read(
+                        self.redis, self.idle_ms, self.NEWS_COUNT), timer)
+                    if not done or got is None:
+                        return
+                    news = got
             except ResponseError as exc:
                 if "CROSSSLOT" not in str(exc):
                     raise
@@ -187,12 +229,15 @@ class AllCenters:
         self._watch.set(CENTERS_STREAM, await last_stream_id(self.redis, CENTERS_STREAM))
         await self._discover(everyone=True)
         rediscover = time.monotonic() + self.REDISCOVER_S
-        while not self._stop.is_set() and not cancel_requested():
-            await self._pass()
-            await self._wait()
-            if time.monotonic() > rediscover:
-                await self._discover(everyone=False)
-                rediscover = time.monotonic() + self.REDISCOVER_S
+        try:
+            while not self._stop.is_set() and not cancel_requested():
+                await self._pass()
+                await self._wait()
+                if time.monotonic() > rediscover:
+                    await self._discover(everyone=False)
+                    rediscover = time.monotonic() + self.REDISCOVER_S
+        finally:
+            self._read.cancel()
 
     async def run(self) -> None:
         """Run until stop() or cancellation; survives Redis restarts and failovers."""

@@ -46,6 +46,7 @@ from acd.models import (
 from acd.priority import CenterPriority
 from acd.settings import get_settings
 from acd.streams import CenterStreams
+from acd.wrap_up import CenterWrapUp
 
 # A round holds Redis for 60-150 µs per assignment (a fast day, a slow one): 25 keep every
 # call under 5 ms, and assign no slower than 50 did (README, Performance).
@@ -77,10 +78,10 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(AgentChoiceMixin, CenterStreams, CenterPriority):
+class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
-    agent choice from acd.agent_choice."""
+    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -146,8 +147,8 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority):
             wanted = AgentState(state)
         except ValueError:
             raise InvalidInput(f"state {state!r}: must be 'available' or 'unavailable'") from None
-        if wanted is AgentState.BUSY:
-            raise InvalidInput("state 'busy' is set by the dispatcher, not by callers")
+        if wanted in (AgentState.BUSY, AgentState.WRAP_UP):
+            raise InvalidInput(f"state {wanted.value!r} is set by the ACD, not by callers")
         return Agent.model_validate_json(await self._fn.agent_state(agent_id, wanted.value))
 
     async def set_available(self, agent_id: str) -> Agent:
@@ -304,8 +305,8 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority):
                              service: bool = False) -> DispatchRound:
         """One acd_dispatch call: the pairs it assigned and the wake id to block after.
         ``service``: a dispatcher service's round, which assigns nothing in manual mode."""
-        pairs, wake_id = await self._fn.dispatch(most, budget, service)
-        return DispatchRound(pairs, wake_id)
+        pairs, wake_id, wrap_up_in = await self._fn.dispatch(most, budget, service)
+        return DispatchRound(pairs, wake_id, wrap_up_in)
 
     async def candidates(self, skills: Iterable[str]) -> list[Candidate]:
         """Every available agent with all ``skills``, longest available first (ZINTER).

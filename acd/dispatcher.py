@@ -26,6 +26,7 @@ from acd.connection import connect
 from acd.models import DispatchRound
 from acd.service import HEARTBEAT_S, cancel_requested, heartbeat, serve
 from acd.settings import get_settings
+from acd.wrap_up import PendingRead
 
 log = logging.getLogger("acd.dispatcher")
 
@@ -54,6 +55,8 @@ class Dispatcher:
         self.summary_every = summary_every
         self.assigned = 0
         self.rounds = 0
+        self.wrap_up_in_ms: int | None = None  # from the last round: see wait_for_wake
+        self._read: PendingRead[None] = PendingRead()
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -71,16 +74,24 @@ class Dispatcher:
                 self.on_round(done)
             for contact, agent in done.pairs:
                 log.debug("assigned contact %s to agent %s", contact, agent)
+            self.wrap_up_in_ms = done.wrap_up_in_ms
             if len(done.pairs) < self.batch:
                 return done.wake_id
 
     async def wait_for_wake(self, after: str) -> None:
-        await self.center.wait_for_wake(after, self.idle_ms)
+        """Until a wake-up after ``after`` (at most ``idle_ms``), or until the center's
+        next wrap-up ends: only a round ends it, and no wake-up comes for it."""
+        due = self.wrap_up_in_ms
+        timer = max(1, due) if due is not None and due < self.idle_ms else None
+        await self._read.wait(lambda: self.center.wait_for_wake(after, self.idle_ms), timer)
 
     async def _loop(self) -> None:
-        while not self._stop.is_set() and not cancel_requested():
-            wake_id = await self.round()
-            await self.wait_for_wake(wake_id)
+        try:
+            while not self._stop.is_set() and not cancel_requested():
+                wake_id = await self.round()
+                await self.wait_for_wake(wake_id)
+        finally:
+            self._read.cancel()
 
     async def run(self) -> None:
         """Run until stop() or cancellation; survives Redis restarts and failovers."""

@@ -159,16 +159,19 @@ class Functions:
                            [contact_id, how, keep_seconds]))
 
     async def dispatch(self, most: int, budget: int, service: bool = False
-                       ) -> tuple[list[tuple[str, str]], str]:
-        """Returns the (contact, agent) pairs assigned and the last wake id seen.
-        ``service``: a dispatcher service's round, which assigns nothing in manual mode."""
+                       ) -> tuple[list[tuple[str, str]], str, int | None]:
+        """Returns the (contact, agent) pairs assigned, the last wake id seen and the ms
+        until the next wrap-up ends (None: none pending). ``service``: a dispatcher
+        service's round, which assigns nothing in manual mode."""
         k = self.keys
         reply = await fcall(self.redis, "acd_dispatch",
                             [k.queue, k.waiting_sigs, k.stats, k.meta],
                             [most, budget, "service" if service else "explicit"])
-        flat = reply[2:]
+        end = 2 + 2 * int(reply[0])
+        flat = reply[2:end]
         pairs = [(str(flat[i]), str(flat[i + 1])) for i in range(0, len(flat), 2)]
-        return pairs, str(reply[1])
+        wrap_up_in = int(reply[end]) if len(reply) > end else None
+        return pairs, str(reply[1]), wrap_up_in
 
     async def dispatch_mode(self, mode: str) -> str:
         """Set the center's dispatch mode; returns the previous one."""

@@ -64,7 +64,8 @@ async def violations(center: Center) -> list[str]:
     contacts = await _contacts(center)
     return [*await _availability(center, agents), *_agents_side(agents, contacts),
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
-            *await _index(center, agents, contacts), *await _fewest(center, agents)]
+            *await _index(center, agents, contacts), *await _fewest(center, agents),
+            *await _wrap_ups(center, agents)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -103,6 +104,11 @@ def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
         if not agent.get("skills"):  # it could serve no contact (acd_agent_skill refuses)
             found.append(f"agent {aid} has no skill")
         state, cid, after = agent.get("state"), agent.get("contact"), agent.get("next_state")
+        if state == "wrap_up":  # after its contact: on none; may be unavailable next
+            if cid is not None or after not in (None, "unavailable"):
+                found.append(f"agent {aid} is in wrap-up but names contact {cid}, next "
+                             f"state {after}")
+            continue
         if state != "busy":
             if cid is not None or after is not None:
                 found.append(f"agent {aid} is {state} but names contact {cid}, next state "
@@ -234,4 +240,30 @@ async def _fewest(center: Center, agents: Docs) -> list[str]:
                                                              withscores=True)}
         if held != expected.get(skill, {}):
             found.append(f"fewest:{skill} holds {held}, expected {expected.get(skill, {})}")
+    return found
+
+
+async def _wrap_ups(center: Center, agents: Docs) -> list[str]:
+    """An agent in wrap-up has its entry in the wrap-up set, scored with its
+    wrap_up_until; the set holds nobody else; the center's next due time (meta
+    wrap_up_due) is no later than the set's first end, or a round would end it late.
+    (Not being in any availability set is checked by _availability.)"""
+    r, k = cast(Any, center.redis), center.keys
+    found = []
+    ends = {str(m): float(s) for m, s in await r.zrange(k.wrap_up, 0, -1, withscores=True)}
+    for aid, agent in agents.items():
+        if agent.get("state") != "wrap_up":
+            continue
+        until = agent.get("wrap_up_until")
+        if aid not in ends:
+            found.append(f"agent {aid} is in wrap-up but not in the wrap-up set")
+        elif until is None or ends[aid] != float(until):
+            found.append(f"agent {aid} is in wrap-up until {until}, the set says {ends[aid]}")
+    for aid in sorted(ends):
+        if agents.get(aid, {}).get("state") != "wrap_up":
+            found.append(f"the wrap-up set holds {aid}, which is not an agent in wrap-up")
+    due = await r.hget(k.meta, "wrap_up_due")
+    if ends and (due is None or float(due) > min(ends.values())):
+        found.append(f"the next wrap-up ends at {min(ends.values())} but the center "
+                     f"expects one at {due}")
     return found

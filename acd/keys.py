@@ -180,6 +180,11 @@ class Keys:
         return f"{self.tag}:meta"
 
     @property
+    def wrap_up(self) -> str:
+        """Sorted set: agents in wrap-up, score = the ms it ends (server clock)."""
+        return f"{self.tag}:wrap_up"
+
+    @property
     def stats(self) -> str:
         """Hash: cumulative counters (offered, assigned, completed, abandoned, wait_ms)."""
         return f"{self.tag}:stats"

@@ -45,9 +45,27 @@ TRANSITIONS: tuple[Transition, ...] = (
                "its contact is completed while next_state is unavailable"),
     Transition("agent", A.BUSY, A.AVAILABLE, "acd_repair_agent", "agent_state",
                "the reconciler finds its contact gone, ended or another agent's"),
+    # Wrap-up (acd.wrap_up): only with a center's wrap-up time.
+    Transition("agent", A.BUSY, A.WRAP_UP, "acd_contact_end", "wrap_up_started",
+               "its contact is completed and the center has a wrap-up time"),
+    Transition("agent", A.WRAP_UP, A.WRAP_UP, "acd_agent_state", "agent_next_state",
+               "set unavailable: next_state, applied when the wrap-up ends; set available "
+               "cancels it"),
+    Transition("agent", A.WRAP_UP, A.AVAILABLE, "acd_dispatch", "wrap_up_ended",
+               "its wrap-up time is over: any dispatcher's next round ends it"),
+    Transition("agent", A.WRAP_UP, A.UNAVAILABLE, "acd_dispatch", "wrap_up_ended",
+               "its wrap-up time is over while next_state is unavailable"),
+    Transition("agent", A.WRAP_UP, A.AVAILABLE, "acd_wrap_up_end", "wrap_up_ended",
+               "ended now (POST .../agents/{id}/wrap-up/end)"),
+    Transition("agent", A.WRAP_UP, A.UNAVAILABLE, "acd_wrap_up_end", "wrap_up_ended",
+               "ended now while next_state is unavailable"),
+    Transition("agent", A.WRAP_UP, A.AVAILABLE, "acd_wrap_up_release", "wrap_up_ended",
+               "its wrap-up time is over: the reconciler ends it (no dispatcher ran)"),
     Transition("agent", A.UNAVAILABLE, NEW, "acd_agent_delete", "agent_deleted", "deleted"),
     Transition("agent", A.AVAILABLE, NEW, "acd_agent_delete", "agent_deleted",
                "deleted (a busy agent cannot be)"),
+    Transition("agent", A.WRAP_UP, NEW, "acd_agent_delete", "agent_deleted",
+               "deleted during its wrap-up"),
     Transition("contact", NEW, C.QUEUED, "acd_contact_create", "contact_queued", "created"),
     Transition("contact", C.QUEUED, C.ASSIGNED, "acd_dispatch", "contact_assigned",
                "a dispatch round gives it the longest available qualified agent"),
@@ -66,7 +84,7 @@ TRANSITIONS: tuple[Transition, ...] = (
 # Events that change no lifecycle state: what they record happens beside it.
 OTHER_EVENTS = frozenset({"agent_updated", "agent_skill", "skill_deleted", "center_state",
                           "dispatch_mode", "priority_ms", "center_deleting",
-                          "agent_choice"})
+                          "agent_choice", "wrap_up_option"})
 
 
 def transitions(of: Literal["agent", "contact"]) -> list[Transition]:

@@ -61,11 +61,14 @@ class StrictInput(BaseModel):
 class AgentState(StrEnum):
     """An agent's state. Only the dispatcher makes an agent busy, and only the end of its
     contact frees it: asking a busy agent to be unavailable sets ``next_state`` (not ready
-    after this contact); asking it to be available cancels that, or is refused (409)."""
+    after this contact); asking it to be available cancels that, or is refused (409).
+    With a center's wrap-up time, the end of a contact leads to wrap_up first (the same
+    rules), and the end of that to available (acd.wrap_up)."""
 
     UNAVAILABLE = "unavailable"
     AVAILABLE = "available"
     BUSY = "busy"  # on a contact
+    WRAP_UP = "wrap_up"  # after-contact work: on no contact, available when it ends
 
 
 class DispatchMode(StrEnum):
@@ -140,8 +143,9 @@ class Agent(BaseModel):
     # Stored only while they mean something (a JSON.MERGE with null deletes a member):
     available_since: int | None = None  # while available; its score in its skill sets
     contact: str | None = None  # while busy
-    next_state: AgentState | None = None  # while busy: 'unavailable' once asked for
+    next_state: AgentState | None = None  # busy or wrap_up: 'unavailable' once asked for
     last_assigned_at: int | None = None  # after its first contact
+    wrap_up_until: int | None = None  # while in wrap-up: the ms it ends (server clock)
     created_at: int
 
 
@@ -262,6 +266,8 @@ class DispatchRound:
 
     pairs: list[tuple[str, str]]  # (contact, agent) assigned, in assignment order
     wake_id: str  # the last wake-stream id it saw: block after it to miss no wake-up
+    # ms until the center's next wrap-up ends (None: none pending): wait no longer.
+    wrap_up_in_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

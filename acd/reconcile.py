@@ -217,15 +217,16 @@ class Reconciler:
         async with self.redis.pipeline(transaction=False) as pipe:
             for aid, doc in zip(ids, docs, strict=True):
                 pipe.sismember(k.agents, aid)
+                pipe.zscore(k.wrap_up, aid)
                 for skill in (doc or {}).get("skills", []):
                     pipe.zscore(k.avail(skill), aid)
                     pipe.sismember(k.skill_agents(skill), aid)
             replies = iter(await pipe.execute())
         self.report.checked["agents"] += len(ids)
         for aid, doc in zip(ids, docs, strict=True):
-            listed = next(replies)
+            listed, wrap_up_end = next(replies), next(replies)
             if doc is None:
-                if listed:
+                if listed or wrap_up_end is not None:
                     await self.repair_agent(aid)
                 continue
             scores, member = [], True
@@ -240,7 +241,12 @@ class Reconciler:
                 contact = contacts.get(doc.get("contact") or "")
                 wrong = wrong or contact is None or contact.get("state") != "assigned" \
                     or contact.get("agent") != aid
+            elif doc.get("state") == "wrap_up":
+                wrong = wrong or doc.get("contact") is not None or wrap_up_end is None \
+                    or float(wrap_up_end) != float(doc.get("wrap_up_until") or -1)
             elif doc.get("contact") is not None or doc.get("next_state") is not None:
+                wrong = True
+            if doc.get("state") != "wrap_up" and wrap_up_end is not None:
                 wrong = True
             if wrong:
                 await self.repair_agent(aid)
@@ -260,6 +266,21 @@ class Reconciler:
                     if (doc is None or doc.get("state") != "available"
                             or skill not in doc.get("skills", [])):
                         await self.repair_agent(aid, [skill])
+
+    async def wrap_ups(self) -> None:
+        """Every member of the wrap-up set is an agent in wrap-up (else repaired), and the
+        wrap-ups that are due end: no agent stays in wrap-up when no dispatcher runs."""
+        k, r = self.keys, cast(Any, self.redis)
+        async for members in _batches(_first(r.zscan_iter(k.wrap_up, count=self.batch)),
+                                      self.batch):
+            docs = await _mget(self.redis, [k.agent(a) for a in members])
+            self.report.checked["wrap_ups"] += len(members)
+            for aid, doc in zip(members, docs, strict=True):
+                if doc is None or doc.get("state") != "wrap_up":
+                    await self.repair_agent(aid)
+        ended = await self.center.release_wrap_ups()
+        if ended:
+            self.report.repaired["wrap_up:ended"] += ended
 
     async def totals(self) -> None:
         """Reported, not repaired: the index's total (acd_dispatch rebuilds the index when
@@ -296,7 +317,7 @@ class Reconciler:
                                    "hold a contact between its commands")
             return self.report
         # Agents first: a contact whose agent is repaired may then look right.
-        for step in (self.agents, self.availability, self.contacts, self.queue,
+        for step in (self.agents, self.availability, self.wrap_ups, self.contacts, self.queue,
                      self.combos, self.totals):
             await step()
         return self.report

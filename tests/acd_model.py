@@ -14,10 +14,16 @@ Priorities (acd.priority): the tests set the center's point to an hour, far more
 sequence lasts, so a higher priority always comes first and arrival orders equals: a
 contact's place is (-priority, arrival). That a point is an age, not a rank, is
 tests/test_priority.py's to show.
+
+Wrap-up time is abstract too: the center's option is "off", "tiny" (1 ms: over by the
+next step, whose server time is at least 2 ms later) or "long" (an hour: never over
+during a test). A tiny wrap-up started at step k ends at k + 0.5 on the model's clock:
+after step k, before step k + 1, as its real end lies between theirs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from acd import AlreadyExists, InvalidState, NotFound
@@ -27,9 +33,14 @@ from acd import AlreadyExists, InvalidState, NotFound
 class MAgent:
     skills: list[str]
     state: str = "unavailable"
-    since: int | None = None  # the tick it became available, while available
+    since: float | None = None  # the tick it became available, while available
     contact: str | None = None
     next_state: str | None = None
+    wrap_up_end: float | None = None  # while in wrap-up: the tick it ends (inf: never)
+
+
+WRAP_UP_SECONDS = {"off": 0.0, "tiny": 0.001, "long": 3600.0}
+WRAP_UP_RELEASES = 25  # acd.lua's: most wrap-ups one call ends
 
 
 @dataclass
@@ -54,6 +65,7 @@ class Model:
     counters: dict[str, int] = field(default_factory=dict)
     mode: str = "automatic"
     choice: str = "longest_available"  # the agent choice (acd.agent_choice)
+    wrap_up: str = "off"  # see WRAP_UP_SECONDS
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
@@ -129,7 +141,7 @@ class Model:
 
     def set_state(self, aid: str, state: str) -> MAgent:
         agent = self._agent(aid)
-        if agent.state == "busy":
+        if agent.state in ("busy", "wrap_up"):
             if state == "available" and agent.next_state is None:
                 raise InvalidState(f"agent {aid} is on contact {agent.contact}")
             agent.next_state = "unavailable" if state == "unavailable" else None
@@ -184,7 +196,7 @@ class Model:
         changed = 0
         for aid in sorted(self.agents):
             agent = self.agents[aid]
-            if agent.state == "busy":
+            if agent.state in ("busy", "wrap_up"):
                 agent.next_state = None if is_open else "unavailable"
             elif agent.state != target:
                 self.set_state(aid, target)
@@ -221,6 +233,10 @@ class Model:
             self.count("completed")
             assert contact.agent is not None
             agent = self.agents[contact.agent]
+            if self.wrap_up != "off":  # next_state stays: it applies at the wrap-up's end
+                agent.state, agent.contact = "wrap_up", None
+                agent.wrap_up_end = self.tick + 0.5 if self.wrap_up == "tiny" else math.inf
+                return contact
             after = agent.next_state or "available"
             agent.contact = agent.next_state = None
             if after == "available":
@@ -228,6 +244,38 @@ class Model:
             else:
                 agent.state, agent.since = "unavailable", None
         return contact
+
+    # -- wrap-up ------------------------------------------------------------------------
+    def set_wrap_up(self, option: str) -> float:
+        """The previous wrap-up time in seconds; wrap-ups under way keep their end."""
+        before, self.wrap_up = self.wrap_up, option
+        return WRAP_UP_SECONDS[before]
+
+    def _finish_wrap_up(self, aid: str, since: float) -> None:
+        agent = self.agents[aid]
+        after = agent.next_state or "available"
+        agent.next_state = agent.wrap_up_end = None
+        if after == "available":
+            agent.state, agent.since = "available", since
+            self._wake_parked(agent.skills)
+        else:
+            agent.state, agent.since = "unavailable", None
+
+    def end_wrap_up(self, aid: str) -> MAgent:
+        agent = self._agent(aid)
+        if agent.state != "wrap_up":
+            raise InvalidState(f"agent {aid} is {agent.state}, not in wrap-up")
+        self._finish_wrap_up(aid, self.tick)
+        return agent
+
+    def release_wrap_ups(self, most: int = WRAP_UP_RELEASES) -> int:
+        """End the wrap-ups that are over, the earliest end first (then by id, as a sorted
+        set orders equal scores), available since that end; at most ``most``."""
+        due = sorted((a.wrap_up_end, aid) for aid, a in self.agents.items()
+                     if a.state == "wrap_up" and (a.wrap_up_end or 0) <= self.tick)
+        for end, aid in due[:most]:
+            self._finish_wrap_up(aid, end or 0)
+        return len(due[:most])
 
     # -- dispatch -----------------------------------------------------------------------
     def set_mode(self, mode: str) -> str:
@@ -242,7 +290,9 @@ class Model:
         """One round: the ready combination with the first-placed contact gets the longest
         available agent with all its skills (or, with the agent choice fewest_skills, the
         one with the fewest skills, then LAA), or is parked when nobody has them; at most
-        ``most`` assignments and ``budget`` combinations looked at."""
+        ``most`` assignments and ``budget`` combinations looked at. Wrap-ups that are over
+        end first, in manual mode too (only assigning is the lesson's there)."""
+        self.release_wrap_ups()
         if service and self.mode == "manual":
             return []
         done: list[tuple[str, str]] = []

@@ -5,7 +5,9 @@ side event; README's diagram is the table's."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -35,6 +37,33 @@ def agent_in(state: str) -> Setup:
         if state == "busy, next unavailable":
             await c.set_unavailable("a")
     return setup
+
+
+def in_wrap_up(seconds: float, next_unavailable: bool = False) -> Setup:
+    """Agent 'a' in wrap-up after contact 'c1', in a center whose wrap-up lasts
+    ``seconds`` (a tiny one is due by the time the action runs)."""
+    async def setup(c: Center) -> None:
+        await agent_in("busy, next unavailable" if next_unavailable else "busy")(c)
+        await c.set_wrap_up(seconds)
+        await c.complete_contact("c1")
+        if seconds < 1:
+            await until_due(c)
+    return setup
+
+
+async def busy_with_wrap_up(c: Center) -> None:
+    await agent_in("busy")(c)
+    await c.set_wrap_up(60)
+
+
+async def until_due(c: Center) -> None:
+    """Until agent a's wrap-up end is past by the server's clock (a deadline, not a sleep
+    and hope)."""
+    ends = (await c.get_agent("a")).wrap_up_until or 0
+    deadline = time.monotonic() + 5
+    while await c.server_ms() <= ends:
+        assert time.monotonic() < deadline, "the server's clock does not move"
+        await asyncio.sleep(0.001)
 
 
 def contact_in(state: str, agent: bool = False) -> Setup:
@@ -86,6 +115,21 @@ STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
         agent_in("unavailable"), lambda c: c.delete_agent("a")),
     ("agent", "available", NEW, "acd_agent_delete"): (
         agent_in("available"), lambda c: c.delete_agent("a")),
+    ("agent", "busy", "wrap_up", "acd_contact_end"): (
+        busy_with_wrap_up, lambda c: c.complete_contact("c1")),
+    ("agent", "wrap_up", "wrap_up", "acd_agent_state"): (
+        in_wrap_up(60), lambda c: c.set_unavailable("a")),
+    ("agent", "wrap_up", "available", "acd_dispatch"): (in_wrap_up(0.001), dispatch),
+    ("agent", "wrap_up", "unavailable", "acd_dispatch"): (
+        in_wrap_up(0.001, next_unavailable=True), dispatch),
+    ("agent", "wrap_up", "available", "acd_wrap_up_end"): (
+        in_wrap_up(60), lambda c: c.end_wrap_up("a")),
+    ("agent", "wrap_up", "unavailable", "acd_wrap_up_end"): (
+        in_wrap_up(60, next_unavailable=True), lambda c: c.end_wrap_up("a")),
+    ("agent", "wrap_up", "available", "acd_wrap_up_release"): (
+        in_wrap_up(0.001), lambda c: reconcile(c)),
+    ("agent", "wrap_up", NEW, "acd_agent_delete"): (
+        in_wrap_up(60), lambda c: c.delete_agent("a")),
     ("contact", NEW, "queued", "acd_contact_create"): (
         nothing, lambda c: c.create_contact(["en"], "c1")),
     ("contact", "queued", "assigned", "acd_dispatch"): (

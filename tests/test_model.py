@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from acd_model import MAgent, MContact, Model
+from acd_model import WRAP_UP_SECONDS, MAgent, MContact, Model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -38,7 +38,7 @@ SKILLS = ["de", "en", "fr", "es"]
 NEEDS = [["en"], ["fr"], ["de"], ["en", "fr"], ["de", "en"], ["es"], ["de", "en", "fr"]]
 AGENT_SKILLS = st.lists(st.sampled_from(SKILLS), min_size=1, max_size=3, unique=True)
 BAD_INPUTS = ["agent id", "skills repeated", "no skills", "state busy", "skill name",
-              "contact id", "dispatch mode", "priority", "agent choice"]
+              "contact id", "dispatch mode", "priority", "agent choice", "wrap-up"]
 PRIORITIES = st.sampled_from([0, 0, 0, 1, 2, 100])
 HOUR_A_POINT = 3600  # see tests/acd_model.py: priority always outranks arrival here
 
@@ -85,9 +85,11 @@ class ModelMachine(RuleBasedStateMachine):
         return expected, got
 
     async def next_ms(self) -> None:
+        # Two ms on, not one: a tiny wrap-up (1 ms) ended by this step is over before the
+        # next step's time, not at it (see tests/acd_model.py).
         now = await self.center.server_ms()
         deadline = time.monotonic() + 2
-        while await self.center.server_ms() <= now:
+        while await self.center.server_ms() <= now + 1:
             assert time.monotonic() < deadline, "the server's clock does not move"
             await asyncio.sleep(0.0002)
 
@@ -95,10 +97,13 @@ class ModelMachine(RuleBasedStateMachine):
     @initialize(skills=st.lists(AGENT_SKILLS, min_size=len(AGENT_IDS),
                                 max_size=len(AGENT_IDS)),
                 available=st.lists(st.booleans(), min_size=len(AGENT_IDS),
-                                   max_size=len(AGENT_IDS)))
-    def staff(self, skills: list[list[str]], available: list[bool]) -> None:
-        """Every sequence starts with all agents there, so most steps have work to do."""
+                                   max_size=len(AGENT_IDS)),
+                wrap_up=st.sampled_from(sorted(WRAP_UP_SECONDS)))
+    def staff(self, skills: list[list[str]], available: list[bool], wrap_up: str) -> None:
+        """Every sequence starts with all agents there, so most steps have work to do, and
+        a wrap-up time (most contacts end before a rule changes it)."""
         self.run(self.center.set_seconds_per_point(HOUR_A_POINT))
+        self.set_wrap_up(wrap_up)
         for aid, has, ready in zip(AGENT_IDS, skills, available, strict=True):
             self.create_agent(aid, has, ready)
 
@@ -206,6 +211,43 @@ class ModelMachine(RuleBasedStateMachine):
                                   lambda: self.center.set_agent_choice(choice))
         assert got == expected
 
+    @rule(pick=st.integers(0, 3))
+    def serve(self, pick: int) -> None:
+        """A contact an available agent can serve, a round, its completion: a contact's
+        whole life (the rules above rarely line up in that order), so wrap-ups start."""
+        able = sorted(aid for aid, a in self.model.agents.items() if a.state == "available")
+        if not able:
+            return
+        cid = f"c{self.next_contact}"
+        self.create_contact([self.model.agents[able[pick % len(able)]].skills[0]], again=1,
+                            priority=0)
+        self.dispatch(50, 200, service=False)
+        if self.model.contacts[cid].state == "assigned":
+            expected, got = self.both(lambda: self.model.end_contact(cid, "complete"),
+                                      lambda: self.center.complete_contact(cid))
+            same_contact(got, expected)
+
+    # -- wrap-up ------------------------------------------------------------------------
+    @rule(option=st.sampled_from(sorted(WRAP_UP_SECONDS)))
+    def set_wrap_up(self, option: str) -> None:
+        expected, got = self.both(lambda: self.model.set_wrap_up(option),
+                                  lambda: self.center.set_wrap_up(WRAP_UP_SECONDS[option]))
+        assert got == expected
+
+    @rule(aid=st.sampled_from(AGENT_IDS))
+    def end_wrap_up(self, aid: str) -> None:
+        expected, got = self.both(lambda: self.model.end_wrap_up(aid),
+                                  lambda: self.center.end_wrap_up(aid))
+        if got is not None:
+            same_agent(got, expected)
+
+    @rule()
+    def time_passes(self) -> None:
+        """The wrap-ups that are over end (the reconciler's call; rounds do it first)."""
+        expected, got = self.both(self.model.release_wrap_ups,
+                                  self.center.release_wrap_ups)
+        assert got == expected
+
     @rule(kind=st.sampled_from(BAD_INPUTS))
     def bad_input(self, kind: str) -> None:
         """Bad input is refused with InvalidInput before anything is written."""
@@ -219,6 +261,7 @@ class ModelMachine(RuleBasedStateMachine):
             "dispatch mode": lambda: self.center.set_dispatch_mode("sometimes"),
             "priority": lambda: self.center.create_contact(["en"], priority=101),
             "agent choice": lambda: self.center.set_agent_choice("most_skills"),
+            "wrap-up": lambda: self.center.set_wrap_up(-1),
         }
 
         def refuse() -> None:
@@ -262,6 +305,7 @@ class ModelMachine(RuleBasedStateMachine):
                                               "abandoned")}
         assert (await c.dispatch_mode()).value == m.mode
         assert (await c.agent_choice()).value == m.choice
+        assert await c.wrap_up_seconds() == WRAP_UP_SECONDS[m.wrap_up]
         for needs in NEEDS:
             assert [x.agent for x in await c.candidates(needs)] == m.ranking(needs), needs
 
@@ -271,6 +315,7 @@ def same_agent(agent: Agent, model: MAgent) -> None:
             agent.next_state.value if agent.next_state else None) == (
         model.skills, model.state, model.contact, model.next_state), agent.id
     assert (agent.available_since is None) == (model.since is None), agent.id
+    assert (agent.wrap_up_until is None) == (model.wrap_up_end is None), agent.id
 
 
 def same_contact(contact: Contact, model: MContact) -> None:
@@ -282,8 +327,8 @@ def same_contact(contact: Contact, model: MContact) -> None:
 def availability_order(agents: dict[str, Any]) -> list[list[str]]:
     """Available agents, longest available first, in groups that became available at the
     same time (the real ms, the model's tick): the order and the ties must agree."""
-    def since(a: Any) -> int:
-        return int(a.since if isinstance(a, MAgent) else a.available_since)
+    def since(a: Any) -> float:
+        return float(a.since if isinstance(a, MAgent) else a.available_since)
 
     available = sorted((since(a), aid) for aid, a in agents.items()
                        if (a.state if isinstance(a, MAgent) else a.state.value) == "available")

@@ -29,6 +29,7 @@ from acd.models import (
     StrictInput,
 )
 from acd.priority import MAX_SECONDS_PER_POINT
+from acd.wrap_up import MAX_WRAP_UP_SECONDS
 
 NAME_BODY = NAME_PATTERN.removeprefix("^").removesuffix("$")
 """NAME_PATTERN without its anchors, to build the original demo's ``agent:<id>`` keys."""
@@ -145,6 +146,18 @@ class AgentChoiceOut(BaseModel):
     choice: AgentChoice
     previous: AgentChoice | None = Field(default=None, description="on PUT: the choice "
                                          "before")
+
+
+class WrapUpIn(StrictInput):
+    wrap_up_seconds: float = Field(
+        ge=0, le=MAX_WRAP_UP_SECONDS, allow_inf_nan=False,
+        description="after-contact work: how long an agent whose contact is completed "
+                    "stays in wrap_up before it is available (0: none; kept to the ms)")
+
+
+class WrapUpOut(BaseModel):
+    wrap_up_seconds: float
+    previous: float | None = Field(None, description="the value before this change")
 
 
 class ContactCreate(ContactIn):

@@ -497,6 +497,95 @@ local function load_agent(tag, id)
   return agent
 end
 
+--[[ Wrap-up (after-contact work, issue 14).
+A center's meta 'wrap_up_ms' (absent: 0, none) is how long an agent whose contact is
+completed stays in state 'wrap_up' before it becomes available: in no availability set,
+on no contact, with an entry in {tag}:wrap_up (score: the ms its wrap-up ends, server
+clock; also its document's wrap_up_until). 'unavailable' asked meanwhile (or before, while
+busy) is kept in next_state and applies at the end, as "not ready after wrap-up" does in
+real ACDs; 'available' is refused unless it cancels that. acd_wrap_up_end ends one now.
+The timer runs in Redis, not in a client: every dispatch round (any dispatcher's) first
+ends the wrap-ups that are due, WRAP_UP_RELEASES at most per call, so a dispatcher killed
+during a wrap-up strands nobody; the round's reply tells dispatchers when the next is due.
+meta 'wrap_up_due' is never later than the earliest end in {tag}:wrap_up (an early end
+can leave it earlier: the round then finds nothing due and reads the next), so a round
+with none due pays only for reading that field with the others it reads. ]]
+local WRAP_UP_RELEASES = 25
+
+local function k_wrap_up(tag) return tag .. ':wrap_up' end
+
+-- The agent on a completed contact starts its wrap-up. next_state stays: asked while
+-- busy, it applies at the wrap-up's end.
+local function start_wrap_up(tag, id, now, wrap_ms)
+  local ends = string.format('%d', now + wrap_ms)
+  redis.call('ZADD', k_wrap_up(tag), ends, id)
+  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":"wrap_up","available_since":null,'
+    .. '"contact":null,"wrap_up_until":' .. ends .. '}')
+  event(tag, 'wrap_up_started', 'agent', id, 'until', ends)
+  local due = redis.call('HGET', tag .. ':meta', 'wrap_up_due')
+  if not due or tonumber(ends) < tonumber(due) then
+    redis.call('HSET', tag .. ':meta', 'wrap_up_due', ends)
+    -- Blocked dispatchers only know the ends that were due before this one: a round
+    -- tells them this one (see acd_dispatch's reply).
+    wake(tag, 'wrap_up')
+  end
+end
+
+-- The wrap-up ends: the agent becomes what it asked for meanwhile, else available since
+-- 'since' (its LAA score: the wrap-up's end when the timer ends it, now when ended early).
+-- how: 'timer' | 'ended' (acd_wrap_up_end) | 'repair'. Returns the state it is in now.
+local function finish_wrap_up(tag, id, agent, since, how)
+  redis.call('ZREM', k_wrap_up(tag), id)
+  local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
+  local at = 'null'
+  if after == 'available' then
+    make_available(tag, id, agent, since)
+    at = string.format('%d', since)
+  end
+  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":"' .. after .. '","available_since":'
+    .. at .. ',"wrap_up_until":null,"next_state":null}')
+  event(tag, 'wrap_up_ended', 'agent', id, 'state', after, 'how', how)
+  return after
+end
+
+-- Ends the wrap-ups due by the server's clock (due: meta 'wrap_up_due', nil when none is
+-- pending), the earliest first, at most WRAP_UP_RELEASES. Returns how many it ended and
+-- the ms until the next end (0: more are due already; nil: none pending).
+local function release_wrap_ups(tag, due)
+  if not due then return 0, nil end
+  local now = now_ms()
+  if now < due then return 0, due - now end
+  local key, ended = k_wrap_up(tag), 0
+  local rows = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, WRAP_UP_RELEASES,
+    'WITHSCORES')
+  for i = 1, #rows, 2 do
+    local agent = json_get(k_agent(tag, rows[i]), '.')
+    if agent and agent.state == 'wrap_up' then
+      finish_wrap_up(tag, rows[i], agent, tonumber(rows[i + 1]), 'timer')
+      ended = ended + 1
+    else
+      redis.call('ZREM', key, rows[i])  -- deleted or changed around the functions
+    end
+  end
+  local next_end = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #next_end == 0 then
+    redis.call('HDEL', tag .. ':meta', 'wrap_up_due')
+    return ended, nil
+  end
+  redis.call('HSET', tag .. ':meta', 'wrap_up_due', next_end[2])
+  return ended, math.max(0, tonumber(next_end[2]) - now)
+end
+
+-- A dispatch round's reply {assigned, wake id, pairs...} ends with the ms until the next
+-- wrap-up end while one is pending, so a dispatcher's wait ends in time for it; when more
+-- are due already, a 'more' wake (after the id returned) makes the next round start now.
+local function with_wrap_up(tag, reply, wrap_in)
+  if wrap_in == nil then return reply end
+  if wrap_in == 0 then wake(tag, 'more') end
+  reply[#reply + 1] = wrap_in
+  return reply
+end
+
 -- An agent on a contact keeps it until the contact ends: no state change releases it.
 -- 'unavailable' while busy is "not ready after this contact": it is kept in next_state and
 -- takes effect when the contact ends (end_contact_of); 'available' while busy cancels a
@@ -505,12 +594,16 @@ end
 -- quiet: the caller wakes the dispatchers once for a batch of agents (acd_center_state).
 local function set_agent_state(tag, id, agent, state, now, quiet)
   local key = k_agent(tag, id)
-  if agent.state == 'busy' then
+  if agent.state == 'busy' or agent.state == 'wrap_up' then
     local pending = agent.next_state == 'unavailable'
     if state == 'unavailable' then
       if pending then return end
       redis.call('JSON.MERGE', key, '.', '{"next_state":"unavailable"}')
     else
+      if not pending and agent.state == 'wrap_up' then
+        fail('STATE agent ' .. id .. ' is in wrap-up until ' .. tostring(agent.wrap_up_until)
+          .. ': it becomes available when that ends (or end it now)')
+      end
       if not pending then
         fail('STATE agent ' .. id .. ' is on contact ' .. tostring(agent.contact)
           .. ': it becomes available when that contact ends')
@@ -534,8 +627,10 @@ local function set_agent_state(tag, id, agent, state, now, quiet)
 end
 
 -- The contact an agent is on has ended: the agent leaves 'busy' for the state it asked
--- for meanwhile ('unavailable'), else 'available'.
-local function end_contact_of(tag, id, agent, now)
+-- for meanwhile ('unavailable'), else 'available'; or for 'wrap_up' first, when the
+-- center has a wrap-up time (wrap_ms > 0, see "Wrap-up").
+local function end_contact_of(tag, id, agent, now, wrap_ms)
+  if wrap_ms and wrap_ms > 0 then return start_wrap_up(tag, id, now, wrap_ms) end
   local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
   local key = k_agent(tag, id)
   if after == 'available' then make_available(tag, id, agent, now) end
@@ -586,6 +681,7 @@ local function agent_delete(keys, args)
   local tag = tag_of(keys[1])
   local agent = load_agent(tag, args[1])
   if agent.state == 'busy' then fail('STATE agent ' .. args[1] .. ' is on a contact') end
+  if agent.state == 'wrap_up' then redis.call('ZREM', k_wrap_up(tag), args[1]) end
   make_unavailable(tag, args[1], agent)
   for _, skill in ipairs(agent.skills) do
     redis.call('SREM', k_skill(tag, skill), args[1])
@@ -884,8 +980,8 @@ local function center_state(keys, args)
   local now, ids, moving = now_ms(), {}, {}
   for i = 3, #args do ids[#ids + 1] = args[i] end
   for i, agent in ipairs(load_agents(tag, ids)) do
-    if agent and agent.state == 'busy' then
-      -- Closing: not ready after the contact; opening: cancel that.
+    if agent and (agent.state == 'busy' or agent.state == 'wrap_up') then
+      -- Closing: not ready after the contact (or wrap-up); opening: cancel that.
       local pending = agent.next_state == 'unavailable'
       if pending ~= (target == 'unavailable') then
         set_agent_state(tag, ids[i], agent, target, now, true)
@@ -934,7 +1030,7 @@ local function center_keys(tag)
     names[#names + 1] = k_fewest(tag, skill)
   end
   for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
-                           'stats', 'events', 'wake', 'kpis', 'meta'}) do
+                           'stats', 'events', 'wake', 'kpis', 'wrap_up', 'meta'}) do
     names[#names + 1] = tag .. ':' .. suffix
   end
   return names
@@ -998,6 +1094,7 @@ local function center_delete(keys, args)
       end
       found[#found + 1] = {id = ids[i], agent = agent}
       if agent.state == 'available' then available[#available + 1] = found[#found] end
+      if agent.state == 'wrap_up' then redis.call('ZREM', k_wrap_up(tag), ids[i]) end
       doc_keys[#doc_keys + 1] = k_agent(tag, ids[i])
     end
   end
@@ -1091,7 +1188,8 @@ local function contact_end(keys, args)
     local akey = k_agent(tag, contact.agent)
     local agent = json_get(akey, '.')
     if agent and agent.state == 'busy' and agent.contact == id then
-      end_contact_of(tag, contact.agent, agent, now)
+      local wrap_ms = tonumber(redis.call('HGET', tag .. ':meta', 'wrap_up_ms') or 0)
+      end_contact_of(tag, contact.agent, agent, now, wrap_ms)
     end
   end
   redis.call('JSON.MSET', keys[1], '.state', cjson.encode(final), keys[1], '.ended_at', now)
@@ -1294,12 +1392,16 @@ Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}:
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
   local tag = tag_of(keys[1])
-  local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index')
-  if args[3] == 'service' and meta[1] == 'manual' then
-    return {0, last_wake_id(tag)}
-  end
+  -- One read of the center's switches (wrap_up_due: see "Wrap-up").
+  local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
+    'wrap_up_due')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
+  end
+  -- Wrap-ups end on time in manual mode too: only assigning is left to the lesson.
+  local _, wrap_in = release_wrap_ups(tag, tonumber(meta[4]))
+  if args[3] == 'service' and meta[1] == 'manual' then
+    return with_wrap_up(tag, {0, last_wake_id(tag)}, wrap_in)
   end
   local fewest = meta[3] and {ready = meta[3] == 'ready', sizes = {}} or nil
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
@@ -1382,7 +1484,7 @@ local function dispatch(keys, args)
   if stopped_early and redis.call('ZCARD', tag .. ':ready') > 0 then
     wake(tag, 'more')  -- after the id returned: the dispatcher's next wait ends at once
   end
-  return result
+  return with_wrap_up(tag, result, wrap_in)
 end
 
 -- allow-oom: these only end work or free memory, so a full Redis can still drain (see
@@ -1413,6 +1515,66 @@ register('acd_dispatch', dispatch, true)
 register('acd_dispatch_mode', dispatch_mode)
 register('acd_priority_ms', priority_ms)
 register('acd_agent_choice', agent_choice)
+
+--[[ Wrap-up's functions (see "Wrap-up" above for the state itself). ]]
+
+--[[ acd_wrap_up_set
+KEYS[1] center meta hash
+ARGV[1] the center's wrap-up time in ms (0: none, an agent is available when its contact
+ends). Wrap-ups under way keep the end they started with. Returns the previous ms. ]]
+local function wrap_up_set(keys, args)
+  local tag = tag_of(keys[1])
+  local ms = tonumber(args[1])
+  if not ms or ms < 0 or ms ~= math.floor(ms) then
+    fail('INVALID wrap-up ms ' .. tostring(args[1]) .. ': a whole number, 0 or more')
+  end
+  refuse_if_deleting(tag)
+  local before = tonumber(redis.call('HGET', keys[1], 'wrap_up_ms') or 0)
+  if before ~= ms then
+    if ms == 0 then
+      redis.call('HDEL', keys[1], 'wrap_up_ms')
+    else
+      redis.call('HSET', keys[1], 'wrap_up_ms', string.format('%d', ms))
+    end
+    event(tag, 'wrap_up_option', 'ms', string.format('%d', ms))
+  end
+  return before
+end
+
+--[[ acd_wrap_up_end
+KEYS[1] agent document
+ARGV[1] id
+Ends the agent's wrap-up now: it becomes available (since now), or unavailable if it asked
+for that meanwhile. Fails with STATE when the agent is not in wrap-up (its timer may have
+ended it just before). Returns the stored agent JSON. ]]
+local function wrap_up_end(keys, args)
+  local tag = tag_of(keys[1])
+  local agent = load_agent(tag, args[1])
+  if agent.state ~= 'wrap_up' then
+    fail('STATE agent ' .. args[1] .. ' is ' .. tostring(agent.state) .. ', not in wrap-up')
+  end
+  if finish_wrap_up(tag, args[1], agent, now_ms(), 'ended') == 'available' then
+    wake(tag, 'agent')
+  end
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_wrap_up_release
+KEYS[1] center meta hash
+Ends the wrap-ups that are due, as every dispatch round does first (at most
+WRAP_UP_RELEASES): for the reconciler, which must not assign. Returns {wrap-ups ended,
+ms until the next end (0: more are due) or -1 when none is pending}. ]]
+local function wrap_up_release(keys, args)
+  local tag = tag_of(keys[1])
+  local ended, wrap_in = release_wrap_ups(tag,
+    tonumber(redis.call('HGET', keys[1], 'wrap_up_due')))
+  if ended > 0 then wake(tag, 'agent') end
+  return {ended, wrap_in or -1}
+end
+
+register('acd_wrap_up_set', wrap_up_set)
+register('acd_wrap_up_end', wrap_up_end, true)
+register('acd_wrap_up_release', wrap_up_release, true)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
@@ -1538,6 +1700,30 @@ local function repair_contact(keys, args)
     drop_from_index(tag, nil, cid, others))
 end
 
+-- An agent in wrap-up names no contact and has its entry in the wrap-up set, at its
+-- wrap_up_until (or now, when that is lost: it then ends at the next round).
+local function repair_wrap_up(tag, id, agent, changed)
+  if type(agent.contact) == 'string' then
+    redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"contact":null}')
+    changed[#changed + 1] = 'cleared_contact'
+  end
+  local ends = agent.wrap_up_until
+  if type(ends) ~= 'number' then
+    ends = now_ms()
+    redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"wrap_up_until":' .. string.format('%d', ends) .. '}')
+  end
+  local score = redis.call('ZSCORE', k_wrap_up(tag), id)
+  if not score or tonumber(score) ~= ends then
+    redis.call('ZADD', k_wrap_up(tag), string.format('%d', ends), id)
+    local due = redis.call('HGET', tag .. ':meta', 'wrap_up_due')
+    if not due or ends < tonumber(due) then
+      redis.call('HSET', tag .. ':meta', 'wrap_up_due', string.format('%d', ends))
+    end
+    wake(tag, 'repair')
+    changed[#changed + 1] = 'wrap_up'
+  end
+end
+
 --[[ acd_repair_agent
 KEYS[1] agent document  KEYS[2] set of the center's agents
 ARGV[1] id  ARGV[2...] skills whose availability set may hold it
@@ -1560,6 +1746,9 @@ local function repair_agent(keys, args)
       redis.call('SREM', k_skill(tag, args[i]), id)
     end
   end
+  if (not agent or agent.state ~= 'wrap_up') and redis.call('ZREM', k_wrap_up(tag), id) == 1 then
+    changed[#changed + 1] = 'left_wrap_up'
+  end
   if not agent then
     if redis.call('SREM', keys[2], id) == 1 then changed[#changed + 1] = 'left_agents' end
     return changed
@@ -1579,6 +1768,8 @@ local function repair_agent(keys, args)
       changed[#changed + 1] = 'released'
       agent = json_get(keys[1], '.')  -- its sets are checked below, in its new state
     end
+  elseif agent.state == 'wrap_up' then
+    repair_wrap_up(tag, id, agent, changed)
   elseif type(agent.contact) == 'string' or type(agent.next_state) == 'string' then
     redis.call('JSON.MERGE', keys[1], '.', '{"contact":null,"next_state":null}')
     changed[#changed + 1] = 'cleared_contact'

@@ -98,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
     sc.add_argument("--handle-cv", type=float, help="lognormal std dev / mean (default 1)")
     sc.add_argument("--patience", type=float,
                     help="mean caller patience, s, exponential (default: callers never hang up)")
+    sc.add_argument("--wrap-up-seconds", type=float,
+                    help="after-contact work per contact, s: the center's wrap-up time "
+                         "(default 0)")
     sc.add_argument("--duration", type=float, help="arrivals for this long (default 3600)")
     sc.add_argument("--contacts", type=int, help="stop after this many contacts")
     sc.add_argument("--warmup", type=float, help="leave arrivals before this out of the KPIs")
@@ -122,7 +125,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 SCENARIO_FIELDS = ("center", "agents", "skills", "skills_per_agent", "groups",
-                   "contact_types", "rate_per_hour", "profile", "patience", "duration",
+                   "contact_types", "rate_per_hour", "profile", "patience",
+                   "wrap_up_seconds", "duration",
                    "contacts", "warmup", "seed", "time_scale", "sl_threshold",
                    "wait_epsilon_ms", "drain_timeout", "agent_choice")
 

@@ -153,6 +153,8 @@ class Engine:
                     self._note(f"agent {agent_id} existed already: reused as it is")
                     await self.backend.set_agent_available(agent_id, False)
 
+        # Also 0: a center kept from an earlier run may have another wrap-up time.
+        await self.backend.set_wrap_up(self.scenario.wrap_up_real)
         await asyncio.gather(*(one(a, s) for a, s in zip(agent_ids, skills, strict=True)))
         if self.scenario.priorities:  # the ACD's clock runs scale times slower
             await self.backend.set_seconds_per_point(self.scenario.priority_seconds / self.scale)

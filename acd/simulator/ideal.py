@@ -17,9 +17,11 @@ from acd.simulator.kpis import Kpis, Outcome, summarize
 from acd.simulator.scenario import Arrival, Scenario
 
 
-def replay(arrivals: Sequence[Arrival], agents: int) -> list[float | None]:
-    """Per arrival: its wait in an ideal FIFO queue with ``agents`` agents, or None if its
-    caller abandons (patience shorter than the wait)."""
+def replay(arrivals: Sequence[Arrival], agents: int, wrap_up: float = 0.0
+           ) -> list[float | None]:
+    """Per arrival: its wait in an ideal FIFO queue with ``agents`` agents, each free
+    ``wrap_up`` seconds after a contact's end, or None if its caller abandons (patience
+    shorter than the wait)."""
     free = [0.0] * agents  # when each agent is next free
     waits: list[float | None] = []
     for a in sorted(arrivals, key=lambda x: x.at):
@@ -27,7 +29,7 @@ def replay(arrivals: Sequence[Arrival], agents: int) -> list[float | None]:
         if a.patience is not None and start - a.at > a.patience:
             waits.append(None)
             continue
-        heapq.heapreplace(free, start + a.handle)
+        heapq.heapreplace(free, start + a.handle + wrap_up)
         waits.append(start - a.at)
     order = sorted(range(len(arrivals)), key=lambda i: arrivals[i].at)
     result: list[float | None] = [None] * len(arrivals)
@@ -36,21 +38,24 @@ def replay(arrivals: Sequence[Arrival], agents: int) -> list[float | None]:
     return result
 
 
-def excess_waits(outcomes: Sequence[Outcome], agents: int) -> dict[int, float]:
+def excess_waits(outcomes: Sequence[Outcome], agents: int, wrap_up: float = 0.0
+                 ) -> dict[int, float]:
     """Per answered contact (by arrival index): measured wait minus its wait in an ideal
     FIFO ACD that sees the *same* arrival times and the *same* busy periods (as measured).
 
     That ideal ACD assigns the moment an agent and a contact are both free, so the excess
     is the real ACD's dispatch delay alone: the simulator's own lags (queueing a contact
     late, completing late) are in the measured arrivals and busy periods on both sides.
-    Contacts that abandoned take no agent on either side. Single skill only."""
+    Contacts that abandoned take no agent on either side. Single skill only. ``wrap_up``:
+    an agent is free that long after a contact ends (the ACD ends the wrap-up: its
+    lateness counts as dispatch delay too)."""
     free = [0.0] * agents
     excess: dict[int, float] = {}
     for o in sorted(outcomes, key=lambda x: x.arrived):
         if not o.answered or o.wait is None or o.busy_from is None or o.busy_to is None:
             continue
         start = max(o.arrived, free[0])
-        heapq.heapreplace(free, start + (o.busy_to - o.busy_from))
+        heapq.heapreplace(free, start + (o.busy_to - o.busy_from) + wrap_up)
         excess[o.index] = o.wait - (start - o.arrived)
     return excess
 
@@ -59,7 +64,7 @@ def ideal_outcomes(scenario: Scenario, seed: int | None = None) -> list[Outcome]
     """The scenario's draws (with ``seed`` if given) replayed in the ideal ACD."""
     draw = (scenario if seed is None else scenario.model_copy(update={"seed": seed})).draw()
     agents = len(draw.agents)
-    waits = replay(draw.arrivals, agents)
+    waits = replay(draw.arrivals, agents, scenario.wrap_up_effective)
     return [Outcome(signature=",".join(a.skills), arrived=a.at, answered=w is not None,
                     abandoned=w is None, wait=a.patience if w is None else w, index=a.index,
                     planned=a.at)
@@ -82,10 +87,11 @@ METRICS = ("p_wait", "asa", "service_level")
 def erlang_gaps(scenario: Scenario, kpis: Kpis, seed: int | None = None) -> dict[str, float]:
     """``kpis`` minus Erlang C/A evaluated at the load the draws realize in the window
     (a control variate: most of a run's sampling error is its luck in arrivals and handle
-    times, and this takes that luck out). Single skill, Poisson, exponential handle."""
+    times, and this takes that luck out). Single skill, Poisson, exponential handle. An
+    agent's wrap-up adds to its handle time (see acd.simulator.report.erlang_model)."""
     rate, handle = window_load(scenario, seed)
     agents = len(scenario.draw().agents)
-    m = model(rate, handle, agents, scenario.patience)
+    m = model(rate, handle + scenario.wrap_up_effective, agents, scenario.patience)
     eps, t = kpis.wait_epsilon, scenario.sl_threshold
     predicted = {"p_wait": m.p_wait_longer(eps), "asa": m.asa,
                  "service_level": m.service_level(t)}
@@ -96,6 +102,15 @@ def sampling_sd(scenario: Scenario, replications: int = 200, first_seed: int = 1
                 ) -> dict[str, float]:
     """Standard deviation of :func:`erlang_gaps` over ``replications`` ideal replays of the
     scenario with other seeds: the sampling error of a run of exactly this length."""
+    return {k: statistics.stdev(v)
+            for k, v in sampling_gaps(scenario, replications, first_seed).items()}
+
+
+def sampling_gaps(scenario: Scenario, replications: int = 200, first_seed: int = 10_000
+                  ) -> dict[str, list[float]]:
+    """:func:`erlang_gaps` of ``replications`` ideal replays with other seeds. Their mean
+    is the model's own bias for this scenario (0 for Erlang C's M/M/N; with a fixed
+    wrap-up the service time is not exponential and Erlang C only approximates it)."""
     eps = scenario.wait_epsilon_ms / 1000.0 * scenario.time_scale
     end = scenario.duration
     gaps: dict[str, list[float]] = {k: [] for k in METRICS}
@@ -106,4 +121,4 @@ def sampling_sd(scenario: Scenario, replications: int = 200, first_seed: int = 1
         kpis = summarize(window, scenario.sl_threshold, eps)
         for k, v in erlang_gaps(scenario, kpis, seed).items():
             gaps[k].append(v)
-    return {k: statistics.stdev(v) for k, v in gaps.items()}
+    return gaps

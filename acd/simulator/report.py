@@ -144,7 +144,10 @@ def erlang_model(scenario: Scenario) -> tuple[erlang.Model | None, str, int]:
     if agents == 0:
         return None, "no agent has the contacts' skills", 0
     rate = scenario.steps()[0].per_hour / 3600.0
-    return erlang.model(rate, scenario.handle.mean, agents, scenario.patience), "", agents
+    # An agent in wrap-up serves nobody: the model's handle time is handle + wrap-up (with
+    # a fixed wrap-up the time is no longer exponential: Erlang is then an approximation).
+    handle = scenario.handle.mean + scenario.wrap_up_effective
+    return erlang.model(rate, handle, agents, scenario.patience), "", agents
 
 
 def compare_erlang(scenario: Scenario, report: Report) -> ErlangComparison:

@@ -97,6 +97,9 @@ class Scenario(BaseModel):
     # one point is worth ``priority_seconds`` of waiting (the center's setting, scaled).
     priorities: list[PriorityClass] | None = None
     priority_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # After-contact work: each agent is in wrap-up this long after each contact (the
+    # center's option, set to wrap_up_seconds / time_scale real seconds, to the ms).
+    wrap_up_seconds: Annotated[float, Field(ge=0)] = 0.0
     # Stop arrivals at ``duration`` or after ``contacts`` contacts, whichever comes first.
     duration: Annotated[float | None, Field(gt=0)] = 3600.0
     contacts: Annotated[int | None, Field(ge=1)] = None
@@ -129,6 +132,17 @@ class Scenario(BaseModel):
         return self
 
     # -- derived -------------------------------------------------------------------
+    @property
+    def wrap_up_real(self) -> float:
+        """The center's wrap-up time in real seconds, as it stores it (whole ms)."""
+        return round(self.wrap_up_seconds / self.time_scale * 1000) / 1000
+
+    @property
+    def wrap_up_effective(self) -> float:
+        """The wrap-up the agents really get, in scenario seconds (after the ms rounding):
+        what an agent's every contact costs it on top of its handle time."""
+        return self.wrap_up_real * self.time_scale
+
     def types(self) -> list[ContactType]:
         return self.contact_types or [ContactType(skills=[s]) for s in dict.fromkeys(
             self.skills)]

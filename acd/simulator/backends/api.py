@@ -169,6 +169,9 @@ class ApiBackend(Backend):
     async def set_open(self, is_open: bool) -> None:
         await self._call("PUT", "/state", json_body={"open": is_open})
 
+    async def set_wrap_up(self, seconds: float) -> None:
+        await self._call("PUT", "/wrap-up", json_body={"wrap_up_seconds": seconds})
+
     async def set_agent_choice(self, choice: AgentChoice) -> None:
         await self._call("PUT", "/agent-choice", json_body={"choice": choice.value})
 

@@ -39,6 +39,10 @@ class Backend(ABC):
     async def set_open(self, is_open: bool) -> None: ...
 
     @abstractmethod
+    async def set_wrap_up(self, seconds: float) -> None:
+        """The center's wrap-up time, in real seconds (0: none)."""
+
+    @abstractmethod
     async def set_agent_choice(self, choice: AgentChoice) -> None:
         """Which qualified available agent a contact gets (acd.agent_choice)."""
 

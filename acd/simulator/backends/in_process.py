@@ -46,6 +46,9 @@ class RedisBackend(Backend):
     async def set_open(self, is_open: bool) -> None:
         await (self.acd.open() if is_open else self.acd.close())
 
+    async def set_wrap_up(self, seconds: float) -> None:
+        await self.acd.set_wrap_up(seconds)
+
     async def set_agent_choice(self, choice: AgentChoice) -> None:
         await self.acd.set_agent_choice(choice)
 

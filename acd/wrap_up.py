@@ -1,0 +1,126 @@
+"""Wrap-up (after-contact work): a center's wrap-up time, and ending one early.
+
+With a wrap-up time, an agent whose contact is completed is in state ``wrap_up`` (in no
+availability set, on no contact) for that long, then available, or unavailable if it
+asked for that meanwhile. The timer is Redis's, not a client's: every dispatch round
+first ends the wrap-ups that are due ("Wrap-up" in acd/lua/acd.lua), and tells the
+dispatcher when the next one is (``DispatchRound.wrap_up_in_ms``) so it wakes in time.
+:class:`CenterWrapUp` is part of :class:`acd.center.Center`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar, cast
+
+from redis.asyncio import Redis
+
+from acd.errors import InvalidInput
+from acd.functions import fcall
+from acd.keys import Keys, check_name
+from acd.models import Agent
+
+T = TypeVar("T")
+
+MAX_WRAP_UP_SECONDS = 3600.0
+"""An hour: a longer after-contact work is a break, which is 'unavailable'."""
+
+
+def wrap_up_ms(seconds: object) -> int:
+    """``seconds`` as the whole ms the center stores, or InvalidInput naming the value.
+    A number from 0 (none) to MAX_WRAP_UP_SECONDS; fractions of a second are kept to the
+    ms (the simulator scales its wrap-up to real time: 30 s at 900x is 33 ms)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise InvalidInput(f"wrap_up_seconds: {seconds!r} is not a number of seconds")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WRAP_UP_SECONDS:
+        raise InvalidInput(f"wrap_up_seconds: {seconds!r} is not between 0 and "
+                           f"{MAX_WRAP_UP_SECONDS:g}")
+    return round(seconds * 1000)
+
+
+class CenterWrapUp:
+    """A center's wrap-up time and its agents' wrap-ups."""
+
+    redis: Redis
+    keys: Keys
+
+    async def register(self) -> None: ...  # acd.center.Center's
+
+    async def set_wrap_up(self, seconds: float) -> float:
+        """Set how long an agent is in wrap-up after each completed contact (0: none, the
+        agent is available at once); returns the previous value. Wrap-ups under way keep
+        the end they started with."""
+        ms = wrap_up_ms(seconds)
+        await self.register()
+        before = await fcall(self.redis, "acd_wrap_up_set", [self.keys.meta], [ms])
+        return int(before) / 1000
+
+    async def wrap_up_seconds(self) -> float:
+        """The center's wrap-up time in seconds (0: none)."""
+        ms = await cast(Any, self.redis).hget(self.keys.meta, "wrap_up_ms")
+        return int(ms or 0) / 1000
+
+    async def end_wrap_up(self, agent_id: str) -> Agent:
+        """End an agent's wrap-up now: it becomes available (or unavailable, if it asked
+        for that meanwhile). InvalidState when it is not in wrap-up."""
+        try:
+            check_name("agent id", agent_id)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        raw = await fcall(self.redis, "acd_wrap_up_end", [self.keys.agent(agent_id)],
+                          [agent_id])
+        return Agent.model_validate_json(raw)
+
+    async def release_wrap_ups(self) -> int:
+        """End every wrap-up that is due, as each dispatch round does first (in calls of
+        at most 25): for the reconciler, or a center no dispatcher serves. Returns how
+        many it ended."""
+        total = 0
+        while True:
+            ended, wrap_in = await fcall(self.redis, "acd_wrap_up_release",
+                                         [self.keys.meta], [])
+            total += int(ended)
+            if int(wrap_in) != 0:
+                return total
+
+
+class PendingRead(Generic[T]):
+    """A blocking read (XREAD BLOCK on wake streams) that may outlive one wait.
+
+    Redis ends a blocked command's timeout on its own clock tick (hz 10: measured 100 ms
+    late for a 3-90 ms BLOCK on an idle server), too coarse for a wrap-up that ends in
+    40 ms. So a dispatcher times a wrap-up's end itself and races it against its read:
+    when the timer wins, the read stays pending for the next wait, which goes on with it.
+    A read pending from an earlier wait starts from older stream ids: it may return at
+    once with entries a round has seen (one extra round), never miss one."""
+
+    def __init__(self) -> None:
+        self._read: asyncio.Future[T] | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._read is not None
+
+    async def wait(self, start: Callable[[], Awaitable[T]], timer_ms: int | None
+                   ) -> tuple[bool, T | None]:
+        """Start a read with ``start`` unless one is pending, then wait for it, or at most
+        ``timer_ms`` (None: no timer; 0: take a finished read only). Returns (whether the
+        read finished, its result); its error is raised."""
+        if self._read is None:
+            self._read = asyncio.ensure_future(start())
+        if timer_ms is None:
+            await asyncio.wait([self._read])
+        elif timer_ms > 0:
+            await asyncio.wait([self._read], timeout=timer_ms / 1000)
+        if not self._read.done():
+            return False, None
+        read, self._read = self._read, None
+        return True, read.result()
+
+    def cancel(self) -> None:
+        """Cancel a pending read (the loop that waits on it stops)."""
+        if self._read is not None:
+            self._read.cancel()
+            self._read = None
