@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from lab.lessons import RunningLab
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,3 +46,18 @@ def jupyter_base(lab: RunningLab) -> tuple[str, str]:
     """(base URL, token) of the lab's JupyterLab."""
     url = urlsplit(lab.jupyter_url)
     return f"{url.scheme}://{url.netloc}", url.query.split("token=")[1]
+
+
+def shut_down_kernels(lab: RunningLab, folder: str) -> list[str]:
+    """Shut down the kernels of the notebooks under ``folder`` (a path relative to the
+    lab's JupyterLab root) and return their notebooks' paths: a kernel left running keeps
+    its widgets following Redis as its user, long after the test is over."""
+    base, token = jupyter_base(lab)
+    headers = {"Authorization": f"token {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+        sessions = http.get("/api/sessions")
+        sessions.raise_for_status()
+        mine = [s for s in sessions.json() if s["path"].startswith(folder + "/")]
+        for session in mine:
+            http.delete(f"/api/sessions/{session['id']}").raise_for_status()
+    return [s["path"] for s in mine]

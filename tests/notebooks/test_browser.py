@@ -21,7 +21,16 @@ from typing import Any
 
 import pytest
 import redis
-from jupyter_browser import APP, FLAGS, NOTEBOOK, SHOTS, chromium, jupyter_base, wait_js
+from jupyter_browser import (
+    APP,
+    FLAGS,
+    NOTEBOOK,
+    SHOTS,
+    chromium,
+    jupyter_base,
+    shut_down_kernels,
+    wait_js,
+)
 
 from lab.envfile import read_env
 from lab.learners import connection_file
@@ -203,6 +212,9 @@ def test_a_workshop_learner_in_jupyterlab(running_lab: RunningLab, copies: Path)
         assert clients, "none of the kernels' connections is her Redis user"
         assert refused == [], refused
     finally:
+        # Her kernels would go on following Redis as her user after she is removed: their
+        # reconnections, refused, would fill the ACL LOG the next tests read.
+        print("shut down:", shut_down_kernels(running_lab, folder))
         if kept is None:
             shared.unlink(missing_ok=True)
         else:

@@ -37,6 +37,7 @@ def scenario(choice: str, seed: int = 1) -> Scenario:
         sl_threshold=20, seed=seed, agent_choice=choice)
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_fewest_skills_improves_service_level_over_laa(redis_url: str) -> None:
     redis = connect(redis_url)
