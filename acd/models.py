@@ -3,6 +3,7 @@ events, dispatch rounds and queue as Center reads them."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, NamedTuple
@@ -18,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN, check_name, check_printable
 
 MAX_SKILLS = 32
@@ -38,6 +40,17 @@ Skill = Name
 PersonName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME),
                        AfterValidator(lambda v: check_printable("", v))]
 """An agent's first or last name: any printable characters (no controls, no bidi)."""
+
+
+def whole_ms(field: str, seconds: object, most: float) -> int:
+    """A center's duration setting (``field``) in the whole ms it stores: a number of
+    seconds from 0 to ``most`` (a bool is not a number here), kept to the ms; else
+    InvalidInput naming the field and the value."""
+    if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+            or not (math.isfinite(seconds) and 0 <= seconds <= most)):
+        raise InvalidInput(f"{field}: {seconds!r} is not a number of seconds from 0 to "
+                           f"{most:g}")
+    return round(seconds * 1000)
 
 
 def problem(error: ErrorDetails) -> str:

@@ -11,27 +11,16 @@ per point, the default, makes every priority 0. :class:`CenterPriority` is part 
 
 from __future__ import annotations
 
-import math
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from acd.errors import InvalidInput
 from acd.functions import Functions
 from acd.keys import Keys
+from acd.models import whole_ms
 
 # A point worth more than a day of waiting would be a separate queue, not an age.
 MAX_SECONDS_PER_POINT = 86_400
-
-
-def seconds_to_ms(seconds: float) -> int:
-    """The setting in whole ms; InvalidInput naming it for anything but a number in
-    0..MAX_SECONDS_PER_POINT (a bool is not a number here)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
-            math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS_PER_POINT):
-        raise InvalidInput(f"seconds_per_point: {seconds!r} is not a number of seconds "
-                           f"from 0 to {MAX_SECONDS_PER_POINT}")
-    return round(seconds * 1000)
 
 
 class CenterPriority:
@@ -47,7 +36,7 @@ class CenterPriority:
         """How many seconds of waiting one priority point is worth for contacts queued
         from now on (those waiting keep their head start); 0 turns priorities off.
         Returns the previous value."""
-        ms = seconds_to_ms(seconds)
+        ms = whole_ms("seconds_per_point", seconds, MAX_SECONDS_PER_POINT)
         await self.register()
         return await self._fn.priority_ms(ms) / 1000
 

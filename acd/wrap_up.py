@@ -11,7 +11,6 @@ dispatcher when the next one is (``DispatchRound.wrap_up_in_ms``) so it wakes in
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
 
@@ -20,24 +19,12 @@ from redis.asyncio import Redis
 from acd.errors import InvalidInput
 from acd.functions import fcall
 from acd.keys import Keys, check_name
-from acd.models import Agent
+from acd.models import Agent, whole_ms
 
 T = TypeVar("T")
 
 MAX_WRAP_UP_SECONDS = 3600.0
 """An hour: a longer after-contact work is a break, which is 'unavailable'."""
-
-
-def wrap_up_ms(seconds: object) -> int:
-    """``seconds`` as the whole ms the center stores, or InvalidInput naming the value.
-    A number from 0 (none) to MAX_WRAP_UP_SECONDS; fractions of a second are kept to the
-    ms (the simulator scales its wrap-up to real time: 30 s at 900x is 33 ms)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise InvalidInput(f"wrap_up_seconds: {seconds!r} is not a number of seconds")
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WRAP_UP_SECONDS:
-        raise InvalidInput(f"wrap_up_seconds: {seconds!r} is not between 0 and "
-                           f"{MAX_WRAP_UP_SECONDS:g}")
-    return round(seconds * 1000)
 
 
 class CenterWrapUp:
@@ -52,7 +39,7 @@ class CenterWrapUp:
         """Set how long an agent is in wrap-up after each completed contact (0: none, the
         agent is available at once); returns the previous value. Wrap-ups under way keep
         the end they started with."""
-        ms = wrap_up_ms(seconds)
+        ms = whole_ms("wrap_up_seconds", seconds, MAX_WRAP_UP_SECONDS)
         await self.register()
         before = await fcall(self.redis, "acd_wrap_up_set", [self.keys.meta], [ms])
         return int(before) / 1000
