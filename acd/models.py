@@ -276,6 +276,8 @@ class CombinationStats(BaseModel):
     """The contacts waiting with one skill combination, and who could serve them."""
 
     skills: list[str] = Field(description="the skills an agent must all have (sorted)")
+    min_levels: dict[str, int] = Field(default_factory=dict, description="the minimum "
+                                       "levels above 1 these contacts ask for (acd.levels)")
     waiting: int = Field(description="contacts waiting with exactly these skills")
     oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
     state: CombinationState = Field(description="ready: a dispatch round will look at it; "

@@ -16,7 +16,9 @@ import pytest
 from acd_invariants import check_invariants
 
 from acd import Center, InvalidInput, InvalidState, NotFound
+from acd.invariants import violations
 from acd.levels import needs, signature
+from acd.reconcile import reconcile
 
 
 async def later(center: Center) -> None:
@@ -233,3 +235,21 @@ async def test_level_of_a_missing_agent_or_skill(center: Center) -> None:
         await center.set_level("a", "fr", 2)
     with pytest.raises(InvalidState):
         await center.remove_skill("a", "en")  # levels do not change the one-skill rule
+
+
+async def test_the_reconciler_repairs_level_sets_and_levelled_combinations(center: Center
+                                                                           ) -> None:
+    await staff(center, [("a", {"en": 3}), ("b", {"fr": 1})])
+    waiting = await center.create_contact(["fr"], min_levels={"fr": 2})  # nobody: parked
+    await center.redis.zrem(center.keys.avail_at(2, "en"), "a")
+    await center.redis.zrem(center.keys.combo("fr:2"), waiting.id)
+    found = await violations(center)
+    assert any("avail_at:2:en" in v for v in found) and any("fr:2" in v for v in found), found
+    report = await reconcile(center, batch=2)
+    assert report.repairs >= 2, report.as_dict()
+    await check_invariants(center)
+    assert (await reconcile(center)).repairs == 0
+    assert await served_by(center, ["en"], {"en": 3}) == "a"
+    await center.set_level("b", "fr", 2)
+    await center.dispatch()
+    assert (await center.get_contact(waiting.id)).agent == "b"
