@@ -275,7 +275,7 @@ async def _levels(center: Center, agents: Docs) -> list[str]:
     exactly the available agents with the skill at level L or above, at available_since;
     an agent's levels name only skills it has, above the default."""
     found = []
-    skills = set(map(str, await cast(Any, center.redis.smembers(center.keys.skills))))
+    skills: set[str] = set()
     for aid, agent in agents.items():
         levels = agent.get("levels") or {}
         skills.update(agent.get("skills", []))
@@ -284,6 +284,12 @@ async def _levels(center: Center, agents: Docs) -> list[str]:
         if wrong:
             found.append(f"agent {aid} has levels {wrong} of skills it lacks or out of range")
     wanted = [(level, skill) for skill in sorted(skills) for level in range(2, MAX_LEVEL + 1)]
+    if not wanted:
+        return found
+    if not any(a.get("levels") for a in agents.values()):  # the usual case: one read
+        keys = [center.keys.avail_at(level, skill) for level, skill in wanted]
+        if not await center.redis.exists(*keys):
+            return found
     async with center.redis.pipeline(transaction=False) as pipe:
         for level, skill in wanted:
             pipe.zrange(center.keys.avail_at(level, skill), 0, -1, withscores=True)
