@@ -3,8 +3,10 @@
 ``longest_available`` (the default, the original demo's rule): the agent available the
 longest. ``fewest_skills``: the agent with the fewest skills in all, then the longest
 available, so specialists take the contacts they can serve and generalists stay free for
-the contacts only they can (OpenACD's tie-break). Dispatch finds either in a bounded walk
-("Agent choice" in acd/lua/acd.lua, which also says what it costs).
+the contacts only they can (OpenACD's tie-break). ``best_proficiency``: the agent whose
+lowest level over the contact's skills is highest, then the longest available
+(acd.proficiency; without levels in the center, LAA). Dispatch finds each in a bounded
+walk ("Agent choice" and "Proficiency" in acd/lua/acd.lua say what they cost).
 
 Switching is a bulk operation (acd.bulk's rules): fewest_skills keeps sorted sets of its
 own, so each agent is added to (or taken out of) them in batches; it takes effect when the
@@ -67,7 +69,8 @@ class AgentChoiceMixin:
 
     async def set_agent_choice(self, choice: AgentChoice | str) -> AgentChoice:
         """How dispatch chooses among the qualified available agents: 'longest_available'
-        (the default) or 'fewest_skills' (fewest skills in all, then longest available).
+        (the default), 'fewest_skills' (fewest skills in all, then longest available) or
+        'best_proficiency' (the highest lowest level over the contact's skills, then LAA).
         Returns the previous choice; in effect once every agent is switched (short calls
         of ``ACD_BULK_BATCH`` agents; a later switch stops an earlier one)."""
         wanted = parse(choice)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -44,6 +44,7 @@ from acd.models import (
     problem,
 )
 from acd.priority import CenterPriority
+from acd.proficiency import CenterProficiency
 from acd.settings import get_settings
 from acd.streams import CenterStreams
 from acd.wrap_up import CenterWrapUp
@@ -78,10 +79,11 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
+class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
-    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up."""
+    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
+    from acd.proficiency."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -101,12 +103,14 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
     # -- agents ---------------------------------------------------------------------
     async def create_agent(
         self, agent_id: str, fname: str, lname: str, skills: Iterable[str],
-        available: bool = False,
+        available: bool = False, levels: Mapping[str, int] | None = None,
     ) -> Agent:
+        """``levels``: skill -> 1-5 for some of its skills (acd.proficiency; others: 1)."""
         _valid("agent id", agent_id)
-        spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills))
+        spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills),
+                      levels=dict(levels or {}))
         await self.register()
-        raw = await self._fn.agent_create(agent_id, spec.model_dump_json(),
+        raw = await self._fn.agent_create(agent_id, spec.stored(),
                                           _flag("available", available))
         return Agent.model_validate_json(raw)
 
@@ -215,14 +219,18 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
 
     # -- contacts -------------------------------------------------------------------
     async def create_contact(self, skills: Iterable[str], contact_id: str | None = None,
-                             priority: int = 0) -> Contact:
-        """Queue a contact needing every one of ``skills``; ``priority``: acd.priority."""
+                             priority: int = 0, min_levels: Mapping[str, int] | None = None
+                             ) -> Contact:
+        """Queue a contact needing every one of ``skills``; ``priority``: acd.priority;
+        ``min_levels``: the lowest level an agent needs in some of them (acd.proficiency)."""
         cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
-        spec = _model(ContactIn, skills=list(skills), priority=priority)
+        spec = _model(ContactIn, skills=list(skills), priority=priority,
+                      min_levels=dict(min_levels or {}))
         await self.register()
         settings = get_settings()
         call = self._fn.contact_create_call(cid, json.dumps(sorted(spec.skills)), spec.signature,
-                                            settings.acd_max_queued, spec.priority)
+                                            settings.acd_max_queued, spec.priority,
+                                            spec.stored_min_levels)
         if settings.acd_wait_replicas <= 0:
             return Contact.model_validate_json(str(await fcall(self.redis, *call)))
         raw, acked = await durable.replicated_fcall(

@@ -21,6 +21,7 @@ from redis.exceptions import NoPermissionError
 
 from acd.commands import command
 from acd.keys import LEARNER_USER_PREFIX, Keys
+from acd.levels import MAX_LEVEL, needs
 
 SCAN_COUNT = 500
 PAGE = 1000  # entries or documents one read returns: no read holds Redis for long
@@ -61,7 +62,7 @@ async def indexed_key_names(redis: Redis, keys: Keys) -> list[str]:
     contacts = {str(c) for c in await r.zrange(keys.queue, 0, -1)}
     for sig in sigs:
         contacts |= {str(c) for c in await r.zrange(keys.combo(sig), 0, -1)}
-        skills |= {s for s in sig.split(",") if s}
+        skills |= {s for s in needs(sig) if s}
     from_events = await _named_by_events(redis, keys)
     agents |= from_events["agent"]
     contacts |= from_events["contact"]
@@ -79,7 +80,8 @@ async def indexed_key_names(redis: Redis, keys: Keys) -> list[str]:
     names += [keys.combo(s) for s in sorted(sigs)]
     for skill in sorted(skills):
         names += [keys.avail(skill), keys.skill_agents(skill), keys.parked(skill),
-                  keys.fewest(skill)]
+                  keys.fewest(skill), *(keys.avail_at(level, skill)
+                                        for level in range(2, MAX_LEVEL + 1))]
     return await _existing(redis, names)
 
 

@@ -144,13 +144,15 @@ class Functions:
             contact_id, skills_json, signature, max_queued, priority)))
 
     def contact_create_call(self, contact_id: str, skills_json: str, signature: str,
-                            max_queued: int = 0, priority: int = 0
+                            max_queued: int = 0, priority: int = 0, min_levels_json: str = ""
                             ) -> tuple[str, list[str], list[Any]]:
         """(function, keys, args) of acd_contact_create, for fcall or a pipeline."""
         k = self.keys
+        args: list[Any] = [contact_id, skills_json, signature, max_queued, priority]
+        if min_levels_json:  # minimum levels (acd.levels): an argument only when given
+            args.append(min_levels_json)
         return ("acd_contact_create",
-                [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta],
-                [contact_id, skills_json, signature, max_queued, priority])
+                [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta], args)
 
     async def contact_end(self, contact_id: str, how: str, keep_seconds: int) -> str:
         k = self.keys

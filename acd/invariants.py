@@ -21,6 +21,7 @@ from typing import Any, cast
 from acd.agent_choice import FEWEST_SPAN
 from acd.center import Center
 from acd.commands import command
+from acd.levels import DEFAULT_LEVEL, MAX_LEVEL, needs, qualifies, signature
 from acd.priority import virtual_arrival
 
 BATCH = 500  # documents per JSON.MGET
@@ -65,7 +66,7 @@ async def violations(center: Center) -> list[str]:
     return [*await _availability(center, agents), *_agents_side(agents, contacts),
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
             *await _index(center, agents, contacts), *await _fewest(center, agents),
-            *await _wrap_ups(center, agents)]
+            *await _wrap_ups(center, agents), *await _levels(center, agents)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -156,7 +157,8 @@ async def _queue(center: Center, contacts: Docs) -> list[str]:
         found.append(f"queue holds {cid}, which is {state}")
     for cid in sorted(waiting - queued):
         found.append(f"contact {cid} is queued but not in the queue")
-    sigs = Counter(",".join(contacts[cid].get("skills", [])) for cid in queued & waiting)
+    sigs = Counter(signature(contacts[cid].get("skills", []), contacts[cid].get("min_levels"))
+                   for cid in queued & waiting)
     stored = {s: int(n) for s, n in (await center.redis.hgetall(center.keys.waiting_sigs)
                                      ).items()}
     if stored != dict(sigs):
@@ -177,7 +179,7 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
     expected: dict[str, dict[str, float]] = {}
     for cid, score in queue.items():
         doc = contacts.get(cid, {})
-        sig = ",".join(doc.get("skills", []))
+        sig = signature(doc.get("skills", []), doc.get("min_levels"))
         expected.setdefault(sig, {})[cid] = virtual_arrival(score, doc.get("head_start_ms"))
     sigs = set(map(str, await r.hkeys(k.waiting_sigs)))
     ready = set(map(str, await r.zrange(k.ready, 0, -1)))
@@ -200,9 +202,8 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
                 found.append(f"combination {sig} is not filed under {parked_on[sig]}")
             if pending_unpark:
                 continue  # an agent's wake-up is still moving combinations back to ready
-            needs = set(sig.split(","))
             able = [a for a, d in agents.items() if d.get("state") == "available"
-                    and needs <= set(d.get("skills", []))]
+                    and qualifies(d.get("levels") or {}, d.get("skills", []), needs(sig))]
             if able:
                 found.append(f"combination {sig} is parked but {able} could serve it")
     indexed = int(await r.hget(k.meta, "indexed") or 0)
@@ -266,4 +267,38 @@ async def _wrap_ups(center: Center, agents: Docs) -> list[str]:
     if ends and (due is None or float(due) > min(ends.values())):
         found.append(f"the next wrap-up ends at {min(ends.values())} but the center "
                      f"expects one at {due}")
+    return found
+
+
+async def _levels(center: Center, agents: Docs) -> list[str]:
+    """The per-skill-and-level availability sets (acd.levels): avail_at:<L>:<skill> holds
+    exactly the available agents with the skill at level L or above, at available_since;
+    an agent's levels name only skills it has, above the default."""
+    found = []
+    skills: set[str] = set()
+    for aid, agent in agents.items():
+        levels = agent.get("levels") or {}
+        skills.update(agent.get("skills", []))
+        wrong = {s: v for s, v in levels.items()
+                 if s not in agent.get("skills", []) or not DEFAULT_LEVEL < v <= MAX_LEVEL}
+        if wrong:
+            found.append(f"agent {aid} has levels {wrong} of skills it lacks or out of range")
+    wanted = [(level, skill) for skill in sorted(skills) for level in range(2, MAX_LEVEL + 1)]
+    if not wanted:
+        return found
+    if not any(a.get("levels") for a in agents.values()):  # the usual case: one read
+        keys = [center.keys.avail_at(level, skill) for level, skill in wanted]
+        if not await center.redis.exists(*keys):
+            return found
+    async with center.redis.pipeline(transaction=False) as pipe:
+        for level, skill in wanted:
+            pipe.zrange(center.keys.avail_at(level, skill), 0, -1, withscores=True)
+        held_all = await pipe.execute()
+    for (level, skill), held in zip(wanted, held_all, strict=True):
+        expected = {aid: float(a["available_since"]) for aid, a in agents.items()
+                    if a.get("state") == "available" and skill in a.get("skills", [])
+                    and (a.get("levels") or {}).get(skill, DEFAULT_LEVEL) >= level}
+        got = {str(m): float(sc) for m, sc in held}
+        if got != expected:
+            found.append(f"avail_at:{level}:{skill} holds {got}, expected {expected}")
     return found

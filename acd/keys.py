@@ -117,6 +117,11 @@ class Keys:
     def avail(self, skill: str) -> str:
         return f"{self.tag}:avail:{skill}"
 
+    # Sorted sets, level 2..5: the available agents with the skill at that level or above,
+    # score = the ms they became available, as in avail (acd.levels, acd.proficiency)
+    def avail_at(self, level: int, skill: str) -> str:
+        return f"{self.tag}:avail_at:{level}:{skill}"
+
     # Sorted sets, only while a center's agent choice is fewest_skills (acd.agent_choice):
     # avail's agents, score = their skill count * 1e13 + the ms they became available
     def fewest(self, skill: str) -> str:

@@ -3,6 +3,7 @@ events, dispatch rounds and queue as Center reads them."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,11 +17,13 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
 from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN, check_name, check_printable
+from acd.levels import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, above_default, check_levels, signature
 
 MAX_SKILLS = 32
 MAX_NAME = 100
@@ -96,6 +99,8 @@ class AgentChoice(StrEnum):
 
     LONGEST_AVAILABLE = "longest_available"  # LAA: the default, the original demo's
     FEWEST_SKILLS = "fewest_skills"  # fewest skills in all, then LAA: generalists stay free
+    # the highest lowest level over the contact's skills, then LAA (acd.proficiency)
+    BEST_PROFICIENCY = "best_proficiency"
 
 
 class ContactState(StrEnum):
@@ -112,14 +117,35 @@ def _unique_skills(skills: list[str]) -> list[str]:
     return skills
 
 
+Levels = Annotated[dict[str, int], Field(
+    max_length=MAX_SKILLS, json_schema_extra={"additionalProperties": {
+        "type": "integer", "minimum": MIN_LEVEL, "maximum": MAX_LEVEL}})]
+"""skill -> level 1-5 (acd.levels); checked against the skills by the model using it."""
+
+
 class AgentIn(StrictInput):
     """What a caller gives to create an agent."""
 
     fname: PersonName
     lname: PersonName
     skills: Annotated[list[Skill], Field(min_length=1, max_length=MAX_SKILLS)]
+    levels: Levels = Field(default_factory=dict, description=(
+        "level 1-5 of some of the skills (acd.levels); a skill not named here is at level "
+        f"{DEFAULT_LEVEL}, the level of merely having it"))
 
     _unique = field_validator("skills")(_unique_skills)
+
+    @model_validator(mode="after")
+    def _levels_of_its_skills(self) -> AgentIn:
+        check_levels("levels", self.levels, self.skills)
+        return self
+
+    def stored(self) -> str:
+        """The document acd_agent_create gets: levels only above 1, none when none."""
+        doc = self.model_dump(exclude={"levels"})
+        if above_default(self.levels):
+            doc["levels"] = above_default(self.levels)
+        return json.dumps(doc)
 
 
 class ContactIn(StrictInput):
@@ -132,12 +158,28 @@ class ContactIn(StrictInput):
                     "longer (0: no head start; the center's default of 0 seconds per point "
                     "makes every priority 0)")] = 0
 
+    min_levels: Levels = Field(default_factory=dict, description=(
+        "the lowest level 1-5 an agent needs in some of the skills (acd.levels; "
+        "a skill not named here: any level)"))
+
     _unique = field_validator("skills")(_unique_skills)
+
+    @model_validator(mode="after")
+    def _minimums_of_its_skills(self) -> ContactIn:
+        check_levels("min_levels", self.min_levels, self.skills)
+        return self
 
     @property
     def signature(self) -> str:
-        """The sorted skill list joined by commas: contacts with one signature are alike."""
-        return ",".join(sorted(self.skills))
+        """The sorted skill list joined by commas, each minimum level above 1 after its
+        skill ("Billing:3,English"): contacts with one signature are alike."""
+        return signature(self.skills, self.min_levels)
+
+    @property
+    def stored_min_levels(self) -> str:
+        """The minimums acd_contact_create stores (above 1 only), '' when none."""
+        mins = above_default(self.min_levels)
+        return json.dumps(mins) if mins else ""
 
 
 class AgentNames(StrictInput):
@@ -160,6 +202,18 @@ class Agent(BaseModel):
     last_assigned_at: int | None = None  # after its first contact
     wrap_up_until: int | None = None  # while in wrap-up: the ms it ends (server clock)
     created_at: int
+    levels: dict[str, int] = Field(default_factory=dict, description=(
+        "every skill's level 1-5 (acd.levels: 1 unless set higher)"))
+
+    @model_validator(mode="after")
+    def _every_skill_levelled(self) -> Agent:
+        # The document stores levels above 1 only: the others are the default.
+        self.levels = {s: int(self.levels.get(s, DEFAULT_LEVEL)) for s in self.skills}
+        return self
+
+    def level(self, skill: str) -> int:
+        """The agent's level of ``skill`` (0: it does not have it)."""
+        return self.levels.get(skill, 0)
 
 
 class Contact(BaseModel):
@@ -171,6 +225,8 @@ class Contact(BaseModel):
     assigned_at: int | None = None
     ended_at: int | None = None
     priority: int = 0
+    min_levels: dict[str, int] = Field(default_factory=dict, description=(
+        "the lowest level an agent needs in some skills (acd.levels; others: any)"))
     # Waiting the priority counts as done already, fixed when queued (priority x the
     # center's ms per point then): its place is as if queued at queued_at - head_start_ms.
     head_start_ms: int = 0
@@ -220,6 +276,8 @@ class CombinationStats(BaseModel):
     """The contacts waiting with one skill combination, and who could serve them."""
 
     skills: list[str] = Field(description="the skills an agent must all have (sorted)")
+    min_levels: dict[str, int] = Field(default_factory=dict, description="the minimum "
+                                       "levels above 1 these contacts ask for (acd.levels)")
     waiting: int = Field(description="contacts waiting with exactly these skills")
     oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
     state: CombinationState = Field(description="ready: a dispatch round will look at it; "

@@ -34,6 +34,7 @@ from acd.commands import command
 from acd.connection import connect
 from acd.functions import fcall
 from acd.keys import CENTERS
+from acd.levels import needs, signature
 from acd.models import DispatchMode
 from acd.priority import virtual_arrival
 from acd.settings import get_settings
@@ -80,8 +81,16 @@ async def _mget(redis: Redis, keys: Sequence[str]) -> list[Doc | None]:
     return [json.loads(d) if d else None for d in await command(redis, "JSON.MGET", *keys, ".")]
 
 
+def _levelled(doc: Doc | None) -> list[tuple[int, str]]:
+    """The avail_at sets (level, skill) an agent with levels belongs to while available."""
+    levels = (doc or {}).get("levels") or {}
+    return [(level, skill) for skill in sorted(levels)
+            if skill in (doc or {}).get("skills", [])
+            for level in range(2, int(levels[skill]) + 1)]
+
+
 def _sig(doc: Doc) -> str:
-    return ",".join(doc.get("skills") or [])
+    return signature(doc.get("skills") or [], doc.get("min_levels"))
 
 
 class Reconciler:
@@ -182,8 +191,9 @@ class Reconciler:
             pipe.zscore(k.ready, sig)
             pipe.hget(k.parked_on, sig)
             pipe.zrange(k.combo(sig), 0, 0, withscores=True)
-            pipe.execute_command("ZINTERCARD", len(sig.split(",")),
-                                 *[k.avail(s) for s in sig.split(",")], "LIMIT", 1)
+            mins = needs(sig)
+            pipe.execute_command("ZINTERCARD", len(mins), *[
+                k.avail_at(m, s) if m > 1 else k.avail(s) for s, m in mins.items()], "LIMIT", 1)
             n, counted, ready, filed, head, servable = await pipe.execute()
         if n != int(counted or 0):
             return True
@@ -221,6 +231,8 @@ class Reconciler:
                 for skill in (doc or {}).get("skills", []):
                     pipe.zscore(k.avail(skill), aid)
                     pipe.sismember(k.skill_agents(skill), aid)
+                for level, skill in _levelled(doc):
+                    pipe.zscore(k.avail_at(level, skill), aid)
             replies = iter(await pipe.execute())
         self.report.checked["agents"] += len(ids)
         for aid, doc in zip(ids, docs, strict=True):
@@ -233,6 +245,7 @@ class Reconciler:
             for _ in doc.get("skills", []):
                 scores.append(next(replies))
                 member = member and bool(next(replies))
+            scores += [next(replies) for _ in _levelled(doc)]  # the same rule as avail's
             since = doc.get("available_since") if doc.get("state") == "available" else None
             wrong = not listed or not member or any(
                 (s is None) if since is not None else (s is not None) for s in scores

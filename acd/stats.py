@@ -33,6 +33,7 @@ from typing import Any, cast
 from acd.center import Center
 from acd.commands import time_us
 from acd.errors import InvalidInput
+from acd.levels import needs
 from acd.models import CombinationState, CombinationStats, WaitingCombinations
 
 DEFAULT_LIMIT = 50
@@ -84,16 +85,21 @@ async def _rows(center: Center, now_ms: int,
     async with r.pipeline(transaction=False) as pipe:
         pipe.hmget(k.waiting_sigs, [sig for _, sig, _ in shown])
         for _, sig, _ in shown:
-            skills = sig.split(",")
-            pipe.execute_command("SINTERCARD", len(skills), *map(k.skill_agents, skills))
-            pipe.execute_command("ZINTERCARD", len(skills), *map(k.avail, skills))
+            # Minimum levels (acd.levels): available counts agents at those levels (the
+            # avail_at sets); eligible, agents having the skills at any level.
+            mins = needs(sig)
+            pipe.execute_command("SINTERCARD", len(mins), *map(k.skill_agents, mins))
+            pipe.execute_command("ZINTERCARD", len(mins), *[
+                k.avail_at(m, s) if m > 1 else k.avail(s) for s, m in mins.items()])
         counts, *cards = await pipe.execute()
     rows = []
     for i, ((score, sig, state), count) in enumerate(zip(shown, counts, strict=True)):
         if count is None:  # it emptied between the reads
             continue
+        mins = needs(sig)
         rows.append(CombinationStats(
-            skills=sig.split(","), waiting=int(count),
+            skills=list(mins), min_levels={s: m for s, m in mins.items() if m > 1},
+            waiting=int(count),
             # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms count.
             oldest_wait_ms=max(0, now_ms - int(score)), state=state,
             eligible=int(cards[2 * i]), available=int(cards[2 * i + 1])))

@@ -19,6 +19,10 @@ Wrap-up time is abstract too: the center's option is "off", "tiny" (1 ms: over b
 next step, whose server time is at least 2 ms later) or "long" (an hour: never over
 during a test). A tiny wrap-up started at step k ends at k + 0.5 on the model's clock:
 after step k, before step k + 1, as its real end lies between theirs.
+
+Proficiency (acd.levels): an agent's levels above 1 and a contact's minimums above 1;
+a contact's combination is its signature ("billing:3,en"); the agent choice
+best_proficiency ranks by the lowest level over the contact's skills, then LAA.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import math
 from dataclasses import dataclass, field
 
 from acd import AlreadyExists, InvalidState, NotFound
+from acd.levels import needs, qualifies, signature
 
 
 @dataclass
@@ -37,6 +42,10 @@ class MAgent:
     contact: str | None = None
     next_state: str | None = None
     wrap_up_end: float | None = None  # while in wrap-up: the tick it ends (inf: never)
+    levels: dict[str, int] = field(default_factory=dict)  # above 1 only
+
+    def level(self, skill: str) -> int:
+        return self.levels.get(skill, 1)
 
 
 WRAP_UP_SECONDS = {"off": 0.0, "tiny": 0.001, "long": 3600.0}
@@ -49,10 +58,11 @@ class MContact:
     state: str = "queued"
     agent: str | None = None
     priority: int = 0
+    min_levels: dict[str, int] = field(default_factory=dict)  # above 1 only
 
     @property
     def sig(self) -> str:
-        return ",".join(self.skills)
+        return signature(self.skills, self.min_levels)
 
 
 @dataclass
@@ -69,11 +79,12 @@ class Model:
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
-    def ranking(self, skills: list[str]) -> list[str]:
-        """Longest available first (acd/laa.py): available agents with every skill, by the
-        tick they became available, then by id."""
+    def ranking(self, skills: list[str], mins: dict[str, int] | None = None) -> list[str]:
+        """Longest available first (acd/laa.py): available agents with every skill (at
+        the minimum levels), by the tick they became available, then by id."""
+        wanted = {s: (mins or {}).get(s, 1) for s in skills}
         able = [(a.since or 0, aid) for aid, a in self.agents.items()
-                if a.state == "available" and set(skills) <= set(a.skills)]
+                if a.state == "available" and qualifies(a.levels, a.skills, wanted)]
         return [aid for _, aid in sorted(able)]
 
     def place(self, cid: str) -> tuple[int, int]:
@@ -81,12 +92,16 @@ class Model:
         first, then arrival (see the module's docstring)."""
         return -self.contacts[cid].priority, self.queue.index(cid)
 
-    def chosen(self, skills: list[str]) -> list[str]:
-        """Who dispatch gives such a contact, best first: LAA, or with the agent choice
-        fewest_skills the fewest skills in all first, then LAA."""
-        laa = self.ranking(skills)
+    def chosen(self, contact: MContact) -> list[str]:
+        """Who dispatch gives such a contact, best first: LAA among those at its minimum
+        levels, or with the agent choice fewest_skills the fewest skills in all first, or
+        with best_proficiency the highest lowest level over its skills first; then LAA."""
+        laa = self.ranking(contact.skills, contact.min_levels)
         if self.choice == "fewest_skills":
             return sorted(laa, key=lambda aid: len(self.agents[aid].skills))  # stable: LAA
+        if self.choice == "best_proficiency":
+            return sorted(laa, key=lambda aid: -min(self.agents[aid].level(s)
+                                                    for s in contact.skills))
         return laa
 
     def waiting(self, sig: str) -> list[str]:
@@ -102,9 +117,9 @@ class Model:
         self.counters[name] = self.counters.get(name, 0) + n
 
     # -- the waiting contacts' index --------------------------------------------------
-    def _wake_parked(self, skills: list[str]) -> None:
+    def _wake_parked(self, agent: MAgent) -> None:
         for sig in sorted(self.parked):
-            if set(sig.split(",")) <= set(skills):
+            if qualifies(agent.levels, agent.skills, needs(sig)):
                 self.parked.discard(sig)
                 self.ready.add(sig)
 
@@ -118,13 +133,15 @@ class Model:
     def _make_available(self, aid: str) -> None:
         agent = self.agents[aid]
         agent.state, agent.since = "available", self.tick
-        self._wake_parked(agent.skills)
+        self._wake_parked(agent)
 
     # -- agents -----------------------------------------------------------------------
-    def create_agent(self, aid: str, skills: list[str], available: bool) -> MAgent:
+    def create_agent(self, aid: str, skills: list[str], available: bool,
+                     levels: dict[str, int] | None = None) -> MAgent:
         if aid in self.agents:
             raise AlreadyExists(f"agent {aid}")
-        self.agents[aid] = MAgent(list(skills))
+        self.agents[aid] = MAgent(list(skills), levels={
+            s: v for s, v in (levels or {}).items() if v > 1})
         if available:
             self._make_available(aid)
         return self.agents[aid]
@@ -158,7 +175,20 @@ class Model:
             raise AlreadyExists(f"skill {skill} of agent {aid}")
         agent.skills.append(skill)
         if agent.state == "available":
-            self._wake_parked(agent.skills)
+            self._wake_parked(agent)
+        return agent
+
+    def set_level(self, aid: str, skill: str, level: int) -> MAgent:
+        agent = self._agent(aid)
+        if skill not in agent.skills:
+            raise NotFound(f"skill {skill} of agent {aid}")
+        if agent.level(skill) == level:
+            return agent
+        agent.levels.pop(skill, None)
+        if level > 1:
+            agent.levels[skill] = level
+        if agent.state == "available":
+            self._wake_parked(agent)
         return agent
 
     def remove_skill(self, aid: str, skill: str) -> MAgent:
@@ -168,6 +198,7 @@ class Model:
         if agent.skills == [skill]:
             raise InvalidState(f"skill {skill} is the only skill of agent {aid}")
         agent.skills.remove(skill)
+        agent.levels.pop(skill, None)
         return agent
 
     def delete_skill(self, skill: str, force: bool) -> tuple[int, int]:
@@ -187,6 +218,7 @@ class Model:
         had = [a for a in self.agents.values() if skill in a.skills]
         for agent in had:
             agent.skills.remove(skill)
+            agent.levels.pop(skill, None)
         return len(had), len(needing)
 
     def set_open(self, is_open: bool) -> int:
@@ -204,15 +236,17 @@ class Model:
         return changed
 
     # -- contacts ---------------------------------------------------------------------
-    def create_contact(self, cid: str, skills: list[str], priority: int = 0) -> MContact:
+    def create_contact(self, cid: str, skills: list[str], priority: int = 0,
+                       min_levels: dict[str, int] | None = None) -> MContact:
         if cid in self.contacts:
             raise AlreadyExists(f"contact {cid}")
-        contact = MContact(sorted(skills), priority=priority)
+        contact = MContact(sorted(skills), priority=priority, min_levels={
+            s: v for s, v in (min_levels or {}).items() if v > 1})
         self.contacts[cid] = contact
         self.queue.append(cid)
         self.count("offered")
         if len(self.waiting(contact.sig)) == 1:  # new to the index
-            if self.ranking(contact.skills):
+            if self.ranking(contact.skills, contact.min_levels):
                 self.ready.add(contact.sig)
             else:
                 self.parked.add(contact.sig)
@@ -257,7 +291,7 @@ class Model:
         agent.next_state = agent.wrap_up_end = None
         if after == "available":
             agent.state, agent.since = "available", since
-            self._wake_parked(agent.skills)
+            self._wake_parked(agent)
         else:
             agent.state, agent.since = "unavailable", None
 
@@ -301,7 +335,7 @@ class Model:
             sig = min(self.ready, key=lambda s: self.place(self.waiting(s)[0]))
             examined += 1
             cid = self.waiting(sig)[0]
-            best = self.chosen(self.contacts[cid].skills)
+            best = self.chosen(self.contacts[cid])
             if not best:
                 self.ready.discard(sig)
                 self.parked.add(sig)

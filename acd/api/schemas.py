@@ -17,6 +17,7 @@ from pydantic import (
 from acd.agent_choice import parse
 from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN, check_name, check_printable
+from acd.levels import MAX_LEVEL, MIN_LEVEL
 from acd.models import (
     MAX_SKILLS,
     AgentChoice,
@@ -77,6 +78,11 @@ class AgentStateIn(StrictInput):
     state: Literal["available", "unavailable"]
 
 
+class LevelIn(StrictInput):
+    level: int = Field(ge=MIN_LEVEL, le=MAX_LEVEL, description="1 (merely having the skill, "
+                       "every skill's default) to 5")
+
+
 class SkillDeleted(BaseModel):
     skill: str
     agents: int = Field(description="how many agents had the skill")
@@ -128,7 +134,9 @@ class AgentChoiceIn(StrictInput):
     # strict=False as in DispatchModeIn: the string values and no other.
     choice: AgentChoice = Field(strict=False, description="longest_available (the default): "
                                 "the agent available the longest; fewest_skills: the agent "
-                                "with the fewest skills, then the longest available")
+                                "with the fewest skills, then the longest available; "
+                                "best_proficiency: the agent whose lowest level over the "
+                                "contact's skills is highest, then the longest available")
 
     @field_validator("choice", mode="before")
     @classmethod

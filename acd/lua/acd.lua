@@ -49,6 +49,95 @@ local function k_skill(tag, skill) return tag .. ':skill:' .. skill end
 local function k_combo(tag, sig) return tag .. ':combo:' .. sig end
 local function k_parked(tag, skill) return tag .. ':parked:' .. skill end
 
+--[[ Proficiency (issue 14): a level 1-5 per skill of an agent, a minimum per skill of a
+contact. An agent's document holds 'levels' only for skills above level 1 (a skill it
+lists without one is at level 1, the level of merely having it), so agents and contacts
+without levels are stored, indexed and dispatched exactly as before.
+  {tag}:avail_at:<L>:<skill>  zset, L = 2..5: the available agents having the skill at
+                              level L or more, score = available_since (the same score as
+                              in avail:<skill>, so the LAA walk below works on any mix of
+                              these sets and the avail sets)
+A contact's needs are items 'skill' (any level) or 'skill:L' (level L or more, L > 1):
+its combination ('signature') lists them sorted by skill, 'billing:3,en', so contacts
+with the same skills and minimums share a FIFO, and the walk for it is the LAA walk over
+avail:en and avail_at:3:billing: bounded like LAA, no level read per candidate.
+meta 'proficiency' is set once some agent of the center has a level above 1: only then
+does a claim read an agent's levels (to leave its avail_at sets) and does the agent choice
+best_proficiency rank by level. ]]
+local MAX_LEVEL = 5
+
+local function k_avail_at(tag, level, skill)
+  return tag .. ':avail_at:' .. level .. ':' .. skill
+end
+
+-- 'billing:3' -> 'billing', 3; 'en' -> 'en', 1.
+local function split_need(item)
+  local skill, level = string.match(item, '^([^:]+):(%d+)$')
+  if skill then return skill, tonumber(level) end
+  return item, 1
+end
+
+-- The availability set a need walks: avail:<skill>, or avail_at:<L>:<skill>.
+local function k_need(tag, item)
+  if not string.find(item, ':', 1, true) then return k_avail(tag, item) end
+  local skill, level = split_need(item)
+  return k_avail_at(tag, level, skill)
+end
+
+-- An agent's level of a skill (levels: its document's map, nil when it has none).
+local function level_of(levels, skill)
+  return levels and tonumber(levels[skill]) or 1
+end
+
+-- An available agent joins (ZADD, score since) or leaves (ZREM) the avail_at sets of its
+-- levels above 1.
+local function levels_add(tag, id, levels, since)
+  if not levels then return end
+  for skill, level in pairs(levels) do
+    for l = 2, tonumber(level) do redis.call('ZADD', k_avail_at(tag, l, skill), since, id) end
+  end
+end
+
+local function levels_remove(tag, id, levels, sizes)
+  if not levels then return end
+  for skill, level in pairs(levels) do
+    for l = 2, tonumber(level) do
+      local removed = redis.call('ZREM', k_avail_at(tag, l, skill), id)
+      local item = skill .. ':' .. l
+      if sizes and sizes[item] then sizes[item] = sizes[item] - removed end
+    end
+  end
+end
+
+-- Whether the agent has any level above 1.
+local function has_levels(levels)
+  return levels ~= nil and next(levels) ~= nil
+end
+
+-- A contact's signature: its needs sorted by skill ('billing:3,en'); without minimums
+-- its skills joined, as before proficiency.
+local function contact_sig(contact)
+  local mins = contact.min_levels
+  if type(mins) ~= 'table' or next(mins) == nil then return table.concat(contact.skills, ',') end
+  local items = {}
+  for i, skill in ipairs(contact.skills) do
+    local min = tonumber(mins[skill]) or 1
+    items[i] = min > 1 and (skill .. ':' .. min) or skill
+  end
+  return table.concat(items, ',')
+end
+
+-- An agent's skills with its levels as needs items, sorted by skill ('billing:3,en'):
+-- the un-park job of an agent with levels carries them (see wake_parked).
+local function agent_items(sorted_skills, levels)
+  local items = {}
+  for i, skill in ipairs(sorted_skills) do
+    local level = level_of(levels, skill)
+    items[i] = level > 1 and (skill .. ':' .. level) or skill
+  end
+  return table.concat(items, ',')
+end
+
 local function json_get(key, path)
   local raw = redis.call('JSON.GET', key, path)
   if not raw then return nil end
@@ -142,8 +231,9 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
   return nil
 end
 
-local function longest_available(tag, skills, sizes)
-  return first_in_all(tag, skills, sizes, k_avail)
+-- needs: a combination's items ('en', 'billing:3'; see "Proficiency" above).
+local function longest_available(tag, needs, sizes)
+  return first_in_all(tag, needs, sizes, k_need)
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -180,24 +270,61 @@ local function fewest_remove(tag, id, skills)
   for _, skill in ipairs(skills) do redis.call('ZREM', k_fewest(tag, skill), id) end
 end
 
-local function fewest_skills_first(tag, skills, sizes)
-  local live = k_avail(tag, skills[1])
+-- needs: the combination's items. The fewest sets know no levels: a candidate must also
+-- be in the set of each need with a minimum (which also shows it is still available).
+local function fewest_skills_first(tag, needs, sizes)
+  local skills, live = {}, {k_need(tag, needs[1])}
+  for i, item in ipairs(needs) do
+    skills[i] = split_need(item)
+    if i > 1 and string.find(item, ':', 1, true) then live[#live + 1] = k_need(tag, item) end
+  end
   return first_in_all(tag, skills, sizes, k_fewest, function(candidates)
-    for j, score in ipairs(redis.call('ZMSCORE', live, unpack(candidates))) do
-      if score then return candidates[j] end
+    local kept = candidates
+    for _, key in ipairs(live) do
+      local scores, still = redis.call('ZMSCORE', key, unpack(kept)), {}
+      for j, score in ipairs(scores) do if score then still[#still + 1] = kept[j] end end
+      if #still == 0 then return nil end
+      kept = still
     end
-    return nil
+    return kept[1]
   end)
 end
 
--- The agent a round gives a contact needing skills. fewest: nil when no agent may be in
--- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache}.
-local function choose_agent(tag, skills, sizes, fewest)
-  if fewest and fewest.ready then
-    local aid = fewest_skills_first(tag, skills, fewest.sizes)
+--[[ Agent choice best_proficiency (issue 14): the qualified agent whose lowest level over
+the contact's skills is highest (its weakest skill decides how well it serves this
+contact), ties by LAA. Exact and bounded: for L = 5 down to 2, the LAA walk over each
+need raised to L (avail_at:<L>:<skill>, or the need's own minimum if higher); the first
+level where some agent has them all gives the answer. At most 4 walks more than LAA; a
+level nobody has costs a ZCARD (cached for the round) and stops there. Returns nil when
+nobody has every skill at level 2 or more: then LAA decides among everyone qualified. ]]
+local function best_proficiency(tag, needs, sizes)
+  for level = MAX_LEVEL, 2, -1 do
+    local raised, any = {}, false
+    for i, item in ipairs(needs) do
+      local skill, min = split_need(item)
+      if min < level then any = true end
+      raised[i] = skill .. ':' .. math.max(min, level)
+    end
+    if not any then return nil end  -- the needs' own minimums: the LAA walk itself
+    local aid = first_in_all(tag, raised, sizes, k_need)
     if aid then return aid end
   end
-  return longest_available(tag, skills, sizes)
+  return nil
+end
+
+-- The agent a round gives a contact with these needs. fewest: nil when no agent may be in
+-- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache};
+-- best: the agent choice best_proficiency, in a center where some agent has levels.
+local function choose_agent(tag, needs, sizes, fewest, best)
+  if fewest and fewest.ready then
+    local aid = fewest_skills_first(tag, needs, fewest.sizes)
+    if aid then return aid end
+  end
+  if best then
+    local aid = best_proficiency(tag, needs, sizes)
+    if aid then return aid end
+  end
+  return longest_available(tag, needs, sizes)
 end
 
 -- A new agent joins the fewest sets' bookkeeping when a switch to fewest_skills started
@@ -257,9 +384,17 @@ skill the fewest agents have: a skill nobody has means nobody ever looks at it a
 {tag}:meta 'indexed' counts the index's entries: a queue of another size was written
 directly (the textbook lessons pop and push it) and dispatch first reconciles. ]]
 
+-- A combination's needs: 'en', 'billing:3' (see "Proficiency").
+local function needs_of(sig)
+  local needs = {}
+  for item in string.gmatch(sig, '[^,]+') do needs[#needs + 1] = item end
+  return needs
+end
+
+-- A combination's skills, without their minimum levels.
 local function skills_of(sig)
   local skills = {}
-  for skill in string.gmatch(sig, '[^,]+') do skills[#skills + 1] = skill end
+  for item in string.gmatch(sig, '[^,]+') do skills[#skills + 1] = (split_need(item)) end
   return skills
 end
 
@@ -322,7 +457,7 @@ local function index_add(tag, sig, score, cid, ahead)
   redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
   if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
     unpark(tag, sig)
-    if longest_available(tag, skills_of(sig), {}) then
+    if longest_available(tag, needs_of(sig), {}) then
       redis.call('ZADD', tag .. ':ready', score, sig)
     else
       park(tag, sig)
@@ -345,10 +480,11 @@ local function index_remove(tag, sig, cid)
   end
 end
 
--- A contact leaves the queue and the index (assigned or abandoned); keys[2] is the queue.
-local function unqueue(keys, id, skills)
+-- A contact leaves the queue and the index (assigned or abandoned); keys[2] is the queue,
+-- sig its combination (contact_sig).
+local function unqueue(keys, id, sig)
   redis.call('ZREM', keys[2], id)
-  index_remove(tag_of(keys[2]), table.concat(skills, ','), id)
+  index_remove(tag_of(keys[2]), sig, id)
 end
 
 --[[ Un-parking is bounded work. An agent becoming available can serve every parked
@@ -392,8 +528,11 @@ local function run_unpark_job(tag, job)
     end
     return nil
   end
-  local has = {}
-  for _, skill in ipairs(skills) do has[skill] = true end
+  local has = {}  -- skill -> the agent's level (the job lists 'skill:L' above 1)
+  for _, item in ipairs(needs_of(fields[#fields])) do
+    local skill, level = split_need(item)
+    has[skill] = level
+  end
   local i, cursor = tonumber(fields[2]), fields[3]
   while i <= #skills do
     if unpark_units <= 0 then return 'f|' .. i .. '|' .. cursor .. '|' .. fields[4] end
@@ -401,8 +540,9 @@ local function run_unpark_job(tag, job)
     for _, sig in ipairs(page[2]) do
       unpark_units = unpark_units - 1
       local all = true
-      for _, needed in ipairs(skills_of(sig)) do
-        if not has[needed] then all = false break end
+      for _, item in ipairs(needs_of(sig)) do
+        local needed, min = split_need(item)
+        if not has[needed] or has[needed] < min then all = false break end
       end
       if all then move_if_parked(tag, sig) end
     end
@@ -430,8 +570,12 @@ local function drain_unpark(tag)
 end
 
 -- An agent with these skills is available: every parked combination it can serve is
--- made ready again, now or (when there are many) by the next calls: see above.
-local function wake_parked(tag, skills)
+-- made ready again, now or (when there are many) by the next calls: see above. levels:
+-- its document's (nil: none above 1). Asking for subsets of its skills finds only
+-- combinations without minimums, so an agent with levels reads the combinations filed
+-- under its skills ('f'), its levels in the job; one without levels serves no
+-- combination with minimums (each needs a level above 1): as before proficiency.
+local function wake_parked(tag, skills, levels)
   if redis.call('HLEN', tag .. ':parked_on') == 0 then return end  -- the usual case
   local filed = 0
   for _, skill in ipairs(skills) do filed = filed + redis.call('SCARD', k_parked(tag, skill)) end
@@ -440,7 +584,9 @@ local function wake_parked(tag, skills)
   for i, skill in ipairs(skills) do sorted[i] = skill end
   table.sort(sorted)  -- a combination's name lists its skills sorted
   local n = #sorted
-  if n <= 16 and 2 ^ n - 1 <= filed then
+  if has_levels(levels) then
+    redis.call('RPUSH', tag .. ':unpark', 'f|1|0|' .. agent_items(sorted, levels))
+  elseif n <= 16 and 2 ^ n - 1 <= filed then
     redis.call('RPUSH', tag .. ':unpark', 's|1|' .. table.concat(sorted, ','))
   else
     redis.call('RPUSH', tag .. ':unpark', 'f|1|0|' .. table.concat(sorted, ','))
@@ -463,7 +609,7 @@ local function reconcile(tag, queue)
     local doc = json_get(k_contact(tag, entries[i]), '.')
     if doc then
       local head_start = tonumber(doc.head_start_ms) or 0
-      index_add(tag, table.concat(doc.skills, ','), virtual_score(entries[i + 1], head_start),
+      index_add(tag, contact_sig(doc), virtual_score(entries[i + 1], head_start),
         entries[i], head_start > 0)
       indexed = indexed + 1
     else
@@ -481,7 +627,8 @@ local function make_available(tag, id, agent, since)
     redis.call('ZADD', k_avail(tag, skill), since, id)
   end
   if agent.in_fewest then fewest_add(tag, id, agent.skills, since) end
-  wake_parked(tag, agent.skills)
+  levels_add(tag, id, agent.levels, since)
+  wake_parked(tag, agent.skills, agent.levels)
 end
 
 local function make_unavailable(tag, id, agent)
@@ -489,6 +636,7 @@ local function make_unavailable(tag, id, agent)
     redis.call('ZREM', k_avail(tag, skill), id)
   end
   if agent.in_fewest then fewest_remove(tag, id, agent.skills) end
+  levels_remove(tag, id, agent.levels)
 end
 
 local function load_agent(tag, id)
@@ -663,6 +811,11 @@ local function agent_create(keys, args)
   agent.state = 'unavailable'
   agent.created_at = now
   agent.in_fewest = indexed or nil  -- see "Agent choice"
+  if has_levels(agent.levels) then
+    redis.call('HSET', tag .. ':meta', 'proficiency', '1')  -- see "Proficiency"
+  else
+    agent.levels = nil
+  end
   for _, skill in ipairs(agent.skills) do
     redis.call('SADD', k_skill(tag, skill), agent.id)
     redis.call('SADD', keys[3], skill)
@@ -742,7 +895,7 @@ local function agent_skill(keys, args)
     if agent.state == 'available' then
       redis.call('ZADD', k_avail(tag, skill), agent.available_since, id)
       agent.skills[#agent.skills + 1] = skill
-      wake_parked(tag, agent.skills)
+      wake_parked(tag, agent.skills, agent.levels)  -- a new skill is at level 1
       wake(tag, 'skill')
     end
   else
@@ -766,6 +919,10 @@ local function agent_skill(keys, args)
     redis.call('JSON.ARRPOP', keys[1], '.skills', index - 1)
     redis.call('SREM', k_skill(tag, skill), id)
     redis.call('ZREM', k_avail(tag, skill), id)
+    if agent.levels and agent.levels[skill] then  -- its level goes with it
+      levels_remove(tag, id, {[skill] = agent.levels[skill]})
+      redis.call('JSON.MERGE', keys[1], '.', cjson.encode({levels = {[skill] = cjson.null}}))
+    end
     forget_unused_skill(tag, keys[2], skill)
   end
   fewest_skill_changed(tag, id, agent, skill, args[3])
@@ -830,8 +987,8 @@ end
 
 -- A waiting contact is abandoned by a bulk change (its skill or its center deleted): it
 -- leaves the queue and the index, and stays readable as abandoned for keep seconds.
-local function abandon_waiting(tag, cid, skills, now, keep, reason)
-  unqueue({tag .. ':queue', tag .. ':queue'}, cid, skills)
+local function abandon_waiting(tag, cid, sig, now, keep, reason)
+  unqueue({tag .. ':queue', tag .. ':queue'}, cid, sig)
   local key = k_contact(tag, cid)
   if redis.call('EXISTS', key) == 1 then
     redis.call('JSON.MSET', key, '.state', '"abandoned"', key, '.ended_at', now)
@@ -906,7 +1063,8 @@ local function skill_delete(keys, args)
       .. '): nobody could serve them; delete it with force to abandon them')
   end
   local mark = 'deleting_skill:' .. skill
-  local marked, choosing = unpack(redis.call('HMGET', keys[2], mark, 'agent_choice_index'))
+  local marked, choosing, leveled = unpack(redis.call('HMGET', keys[2], mark,
+    'agent_choice_index', 'proficiency'))
   if not marked then
     if #needing == 0 and redis.call('SISMEMBER', keys[1], skill) == 0 then
       fail('NOTFOUND skill ' .. skill)
@@ -924,7 +1082,7 @@ local function skill_delete(keys, args)
   for _, sig in ipairs(needing) do
     if abandoned >= budget then break end
     for _, cid in ipairs(redis.call('ZRANGE', k_combo(tag, sig), 0, budget - abandoned - 1)) do
-      abandon_waiting(tag, cid, skills_of(sig), now, keep, 'skill_deleted')
+      abandon_waiting(tag, cid, sig, now, keep, 'skill_deleted')
       abandoned = abandoned + 1
     end
   end
@@ -937,9 +1095,13 @@ local function skill_delete(keys, args)
       if redis.call('EXISTS', key) == 1 then
         local at = redis.call('JSON.ARRINDEX', key, '.skills', skill_json)
         if at >= 0 then redis.call('JSON.ARRPOP', key, '.skills', at) end
+        if leveled then  -- its level of the skill goes too (see "Proficiency")
+          redis.call('JSON.DEL', key, '$.levels[' .. skill_json .. ']')
+        end
       end
       redis.call('SREM', k_skill(tag, skill), id)
       redis.call('ZREM', k_avail(tag, skill), id)
+      if leveled then levels_remove(tag, id, {[skill] = MAX_LEVEL}) end
       if choosing then fewest_skill_deleted(tag, id, skill) end
       removed = removed + 1
     end
@@ -949,6 +1111,7 @@ local function skill_delete(keys, args)
   end
   if redis.call('SCARD', k_skill(tag, skill)) > 0 then return {removed, abandoned, 0} end
   redis.call('DEL', k_skill(tag, skill), k_avail(tag, skill), k_fewest(tag, skill))
+  for l = 2, MAX_LEVEL do redis.call('DEL', k_avail_at(tag, l, skill)) end
   redis.call('SREM', keys[1], skill)
   redis.call('HDEL', keys[2], mark)
   event(tag, 'skill_deleted', 'skill', skill)
@@ -999,11 +1162,13 @@ local function center_state(keys, args)
       redis.call('JSON.MERGE', k_agent(tag, m.id), '.',
         '{"state":"available","available_since":' .. since .. '}')
       if m.agent.in_fewest then fewest_add(tag, m.id, m.agent.skills, since) end
+      levels_add(tag, m.id, m.agent.levels, since)
       event(tag, 'agent_state', 'agent', m.id, 'state', 'available')
       local skills = table.concat(m.agent.skills, ',')
+      if has_levels(m.agent.levels) then skills = skills .. '|' .. cjson.encode(m.agent.levels) end
       if not woken[skills] then
         woken[skills] = true
-        wake_parked(tag, m.agent.skills)
+        wake_parked(tag, m.agent.skills, m.agent.levels)
       end
     end
     if #moving > 0 then wake(tag, 'agent') end
@@ -1013,6 +1178,7 @@ local function center_state(keys, args)
       redis.call('JSON.MERGE', k_agent(tag, m.id), '.',
         '{"state":"unavailable","available_since":null}')
       if m.agent.in_fewest then fewest_remove(tag, m.id, m.agent.skills) end
+      levels_remove(tag, m.id, m.agent.levels)
       event(tag, 'agent_state', 'agent', m.id, 'state', 'unavailable')
     end
   end
@@ -1028,6 +1194,7 @@ local function center_keys(tag)
     names[#names + 1] = k_avail(tag, skill)
     names[#names + 1] = k_parked(tag, skill)
     names[#names + 1] = k_fewest(tag, skill)
+    for l = 2, MAX_LEVEL do names[#names + 1] = k_avail_at(tag, l, skill) end
   end
   for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
                            'stats', 'events', 'wake', 'kpis', 'wrap_up', 'meta'}) do
@@ -1075,9 +1242,9 @@ local function center_delete(keys, args)
     redis.call('HSET', keys[1], 'deleting', 'purging')
     local now = now_ms()
     for _, cid in ipairs(waiting) do
-      local skills = json_get(k_contact(tag, cid), '.skills')
-      if skills then
-        abandon_waiting(tag, cid, skills, now, keep, 'center_deleted')
+      local doc = json_get(k_contact(tag, cid), '.')
+      if doc then
+        abandon_waiting(tag, cid, contact_sig(doc), now, keep, 'center_deleted')
       else
         redis.call('ZREM', keys[3], cid)  -- written around the functions: only queued
       end
@@ -1103,6 +1270,7 @@ local function center_delete(keys, args)
   by_skill(tag, k_avail, available, 'ZREM')
   for _, item in ipairs(available) do
     if item.agent.in_fewest then fewest_remove(tag, item.id, item.agent.skills) end
+    levels_remove(tag, item.id, item.agent.levels)
   end
   by_skill(tag, k_skill, found, 'SREM')
   if #doc_keys > 0 then redis.call('DEL', unpack(doc_keys)) end
@@ -1119,6 +1287,8 @@ KEYS[5] center meta hash
 ARGV[1] id  ARGV[2] skills JSON array, sorted and unique  ARGV[3] signature 'a,b'
 ARGV[4] most contacts that may wait in the center (0: no cap): beyond it, LIMIT
 ARGV[5] priority, an integer 0..100 (the caller checks it; absent: 0)
+ARGV[6] minimum levels, a JSON object skill -> 2..5 of some of its skills (absent or '':
+none; see "Proficiency"): the signature must list them ('billing:3,en'), else INVALID
 The queue score is the ms of arrival, made strictly increasing (+0.001 ms when two
 contacts arrive in the same ms): otherwise equal scores would order by contact id, not
 by arrival. The contact joins its combination's FIFO too (see the index above), at its
@@ -1144,6 +1314,12 @@ local function contact_create(keys, args)
   local contact = {id = args[1], skills = skills, state = 'queued', priority = priority,
     head_start_ms = head_start, agent = cjson.null, queued_at = now,
     assigned_at = cjson.null, ended_at = cjson.null}
+  if args[6] and args[6] ~= '' then
+    contact.min_levels = cjson.decode(args[6])
+    if contact_sig(contact) ~= args[3] then
+      fail('INVALID minimum levels ' .. args[6] .. ' do not match signature ' .. args[3])
+    end
+  end
   redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
   local score = now
   local last = tonumber(redis.call('HGET', keys[5], 'last_queued') or 0)
@@ -1181,7 +1357,7 @@ local function contact_end(keys, args)
   local final = 'completed'
   if contact.state == 'queued' then
     final = 'abandoned'
-    unqueue(keys, id, contact.skills)
+    unqueue(keys, id, contact_sig(contact))
     redis.call('HINCRBY', keys[4], 'abandoned', 1)
   else
     redis.call('HINCRBY', keys[4], 'completed', 1)
@@ -1202,9 +1378,18 @@ end
 -- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
 -- agent is not available its document has no available_since at all. The contact leaves
 -- the queue and the index in dispatch (index_served), which knows its combination.
-local function claim(tag, cid, aid, now, sizes, fewest)  -- returns the agent's skill count
+-- leveled: some agent of the center may have levels (meta 'proficiency'): then the
+-- whole document is read, still one command, and the agent leaves its avail_at sets.
+local function claim(tag, cid, aid, now, sizes, fewest, leveled)  -- returns its skill count
   local akey = k_agent(tag, aid)
-  local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
+  local agent_skills
+  if leveled then
+    local agent = cjson.decode(redis.call('JSON.GET', akey, '.'))
+    agent_skills = agent.skills
+    levels_remove(tag, aid, agent.levels, sizes)
+  else
+    agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
+  end
   for _, skill in ipairs(agent_skills) do
     local removed = redis.call('ZREM', k_avail(tag, skill), aid)
     if sizes[skill] then sizes[skill] = sizes[skill] - removed end
@@ -1322,7 +1507,8 @@ Returns {agents whose flag changed, run, previous choice, 1 when nothing is left
 local function agent_choice(keys, args)
   local tag = tag_of(keys[1])
   local choice, run = args[1], args[2]
-  if choice ~= 'longest_available' and choice ~= 'fewest_skills' then
+  if choice ~= 'longest_available' and choice ~= 'fewest_skills'
+      and choice ~= 'best_proficiency' then
     fail('INVALID agent choice ' .. tostring(choice))
   end
   refuse_if_deleting(tag)
@@ -1394,7 +1580,7 @@ local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   -- One read of the center's switches (wrap_up_due: see "Wrap-up").
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due')
+    'wrap_up_due', 'proficiency', 'agent_choice')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
@@ -1404,6 +1590,8 @@ local function dispatch(keys, args)
     return with_wrap_up(tag, {0, last_wake_id(tag)}, wrap_in)
   end
   local fewest = meta[3] and {ready = meta[3] == 'ready', sizes = {}} or nil
+  local leveled = meta[5] and true or false  -- some agent has levels ("Proficiency")
+  local best = leveled and meta[6] == 'best_proficiency'
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
   end
@@ -1439,7 +1627,7 @@ local function dispatch(keys, args)
       -- Left the queue around the index (a textbook dispatcher took it) or its document
       -- is gone (nobody can serve it): it leaves the index and the queue.
       if cid then
-        unqueue(qkeys, cid, skills_of(sig))
+        unqueue(qkeys, cid, sig)
       else
         redis.call('ZREM', tag .. ':ready', sig)
       end
@@ -1454,10 +1642,9 @@ local function dispatch(keys, args)
       redis.call('ZADD', tag .. ':ready', 'XX', head_score(tag, sig), sig)
       page = {}
     else
-      local skills = skills_of(sig)
-      local aid = choose_agent(tag, skills, sizes, fewest)
+      local aid = choose_agent(tag, needs_of(sig), sizes, fewest, best)
       if aid then
-        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest)
+        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest, leveled)
         redis.call('ZREM', keys[1], cid)
         index_served(tag, sig, cid, head[4])
         ready_moved(page, head[4] and tonumber(head[4]))
@@ -1576,6 +1763,45 @@ register('acd_wrap_up_set', wrap_up_set)
 register('acd_wrap_up_end', wrap_up_end, true)
 register('acd_wrap_up_release', wrap_up_release, true)
 
+--[[ acd_agent_level (see "Proficiency")
+KEYS[1] agent document
+ARGV[1] id  ARGV[2] skill  ARGV[3] level, an integer 1..5
+Sets the agent's level of a skill it has (NOTFOUND otherwise). Available, it moves to the
+avail_at sets of its new level at once, keeping its place (available_since), and the
+combinations it now qualifies for are made ready; busy or in wrap-up, the level applies
+from its next availability. Level 1 removes the entry (the level of merely having the
+skill). Returns the stored agent JSON. ]]
+local function agent_level(keys, args)
+  local tag = tag_of(keys[1])
+  local id, skill, level = args[1], args[2], tonumber(args[3])
+  if not level or level ~= math.floor(level) or level < 1 or level > MAX_LEVEL then
+    fail('INVALID level ' .. tostring(args[3]) .. ': a whole number from 1 to ' .. MAX_LEVEL)
+  end
+  refuse_if_deleting(tag)
+  local agent = load_agent(tag, id)
+  local found = false
+  for _, s in ipairs(agent.skills) do if s == skill then found = true end end
+  if not found then fail('NOTFOUND skill ' .. skill .. ' of agent ' .. id) end
+  refuse_skills_being_deleted(tag, {skill})
+  local before = level_of(agent.levels, skill)
+  if before == level then return redis.call('JSON.GET', keys[1], '.') end
+  if level > 1 then redis.call('HSET', tag .. ':meta', 'proficiency', '1') end
+  redis.call('JSON.MERGE', keys[1], '.', cjson.encode({levels = {[skill] = level > 1 and level
+    or cjson.null}}))
+  if agent.state == 'available' then
+    levels_remove(tag, id, {[skill] = before})
+    levels_add(tag, id, {[skill] = level}, agent.available_since)
+    local levels = type(agent.levels) == 'table' and agent.levels or {}
+    levels[skill] = level > 1 and level or nil
+    wake_parked(tag, agent.skills, levels)
+    wake(tag, 'level')
+  end
+  event(tag, 'agent_level', 'agent', id, 'skill', skill, 'level', tostring(level))
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+register('acd_agent_level', agent_level)
+
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
 replays whole or, cut short by a crash, not at all; except that Redis 8.2 leaves an AOF
@@ -1611,7 +1837,7 @@ local function fix_combo(tag, sig, changed)
   end
   local head = head_score(tag, sig)
   if ready and not filed and tonumber(ready) == tonumber(head) then return changed end
-  local servable = longest_available(tag, skills_of(sig), {}) ~= nil
+  local servable = longest_available(tag, needs_of(sig), {}) ~= nil
   local shelved = filed and redis.call('SISMEMBER', k_parked(tag, filed), sig) == 1
   if shelved and not ready and not servable then return changed end
   redis.call('ZREM', tag .. ':ready', sig)
@@ -1670,7 +1896,7 @@ local function repair_contact(keys, args)
   for i = 2, #args do hinted[#hinted + 1] = args[i] end
   local contact = json_get(keys[1], '.')
   if not contact then return drop_from_index(tag, keys[2], cid, hinted) end
-  local sig = table.concat(contact.skills, ',')
+  local sig = contact_sig(contact)
   local others = {}
   for _, s in ipairs(hinted) do if s ~= sig then others[#others + 1] = s end end
   if contact.state == 'assigned' then
@@ -1790,9 +2016,25 @@ local function repair_agent(keys, args)
       redis.call('ZREM', k_avail(tag, skill), id)
       changed[#changed + 1] = 'left_avail:' .. skill
     end
+    -- Its avail_at sets too, in a center where levels are in use ("Proficiency").
+    if redis.call('HEXISTS', tag .. ':meta', 'proficiency') == 1 then
+      for l = 2, MAX_LEVEL do
+        local key = k_avail_at(tag, l, skill)
+        local at = redis.call('ZSCORE', key, id)
+        local belongs = since and level_of(agent.levels, skill) >= l
+        if belongs and (not at or tonumber(at) ~= tonumber(since)) then
+          redis.call('ZADD', key, since, id)
+          changed[#changed + 1] = 'avail_at:' .. l .. ':' .. skill
+          joined = true
+        elseif not belongs and at then
+          redis.call('ZREM', key, id)
+          changed[#changed + 1] = 'left_avail_at:' .. l .. ':' .. skill
+        end
+      end
+    end
   end
   if joined then
-    wake_parked(tag, agent.skills)
+    wake_parked(tag, agent.skills, agent.levels)
     wake(tag, 'repair')
   end
   return changed

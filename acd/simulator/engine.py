@@ -91,6 +91,10 @@ class Engine:
         dispatch_tasks: list[asyncio.Task[None]] = []
         workers: list[Dispatcher] = []
         real0 = time.monotonic()
+        if any(draw.agent_levels) or any(a.min_levels for a in draw.arrivals):
+            raise ValueError("levels and minimum levels (acd.levels) are played by the "
+                             "stepped simulator only (acd.simulator.stepped), not yet in "
+                             "real time")
         for kind in self.scenario.types():
             if not any(set(kind.skills) <= set(skills) for skills in draw.agents):
                 self._note(f"no agent has every skill of contact type {kind.signature}: "

@@ -13,32 +13,48 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from acd.levels import above_default, check_levels, signature
 from acd.models import MAX_PRIORITY, AgentChoice, Skill
 
 
 class AgentGroup(BaseModel):
-    """``count`` agents that all have exactly ``skills``."""
+    """``count`` agents that all have exactly ``skills``, at ``levels`` (skill -> 1-5;
+    a skill not named: level 1, acd.levels)."""
 
     model_config = ConfigDict(extra="forbid")
     count: Annotated[int, Field(ge=1)]
     skills: Annotated[list[Skill], Field(min_length=1)]
+    levels: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _levels_of_its_skills(self) -> AgentGroup:
+        check_levels("levels", self.levels, self.skills)
+        return self
 
 
 class ContactType(BaseModel):
-    """Contacts needing every one of ``skills``, drawn with relative ``weight``."""
+    """Contacts needing every one of ``skills`` (at ``min_levels``: skill -> 1-5, the
+    others at any level; acd.levels), drawn with relative ``weight``."""
 
     model_config = ConfigDict(extra="forbid")
     skills: Annotated[list[Skill], Field(min_length=1)]
     weight: Annotated[float, Field(gt=0)] = 1.0
+    min_levels: dict[str, int] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _minimums_of_its_skills(self) -> ContactType:
+        check_levels("min_levels", self.min_levels, self.skills)
+        return self
 
     @property
     def signature(self) -> str:
-        return ",".join(sorted(set(self.skills)))
+        """Its skills sorted, each minimum above 1 after its skill ("billing:3,en")."""
+        return signature(set(self.skills), self.min_levels)
 
 
 class PriorityClass(BaseModel):
@@ -161,9 +177,11 @@ class Scenario(BaseModel):
         ranks = random.Random(f"{self.seed}:priorities")
         classes = self.priorities or [PriorityClass(priority=0)]
         agents: list[list[str]] = []
+        levels: list[dict[str, int]] = []
         if self.groups:
             for g in self.groups:
                 agents += [sorted(set(g.skills)) for _ in range(g.count)]
+                levels += [above_default(g.levels) for _ in range(g.count)]
         else:
             pool = list(dict.fromkeys(self.skills))
             agents = [sorted(rng.sample(pool, self.skills_per_agent))
@@ -195,9 +213,9 @@ class Scenario(BaseModel):
             handle = self.handle.draw(rng)
             patience = rng.expovariate(1.0 / self.patience) if self.patience else None
             priority = ranks.choices(classes, [c.weight for c in classes])[0].priority
-            arrivals.append(Arrival(len(arrivals), t, kind.signature.split(","), handle,
-                                    patience, priority))
-        return Draw(agents, arrivals)
+            arrivals.append(Arrival(len(arrivals), t, sorted(set(kind.skills)), handle,
+                                    patience, priority, above_default(kind.min_levels)))
+        return Draw(agents, arrivals, levels or [{} for _ in agents])
 
 
 @dataclass(frozen=True)
@@ -208,12 +226,18 @@ class Arrival:
     handle: float  # scenario seconds
     patience: float | None  # scenario seconds; None: waits for ever
     priority: int = 0
+    min_levels: dict[str, int] = field(default_factory=dict)  # above 1 (acd.levels)
+
+    @property
+    def signature(self) -> str:
+        return signature(self.skills, self.min_levels)
 
 
 @dataclass(frozen=True)
 class Draw:
     agents: list[list[str]]  # skills of agent i
     arrivals: list[Arrival]
+    agent_levels: list[dict[str, int]] = field(default_factory=list)  # above 1, of agent i
 
     @property
     def span(self) -> float:

@@ -37,11 +37,11 @@ async def run_stepped(scenario: Scenario, center: Center
     try:
         await center.set_dispatch_mode("manual")
         agents = [f"sim-{i + 1:03d}" for i in range(len(draw.agents))]
-        for aid, skills in zip(agents, draw.agents, strict=True):
-            await center.create_agent(aid, "Sim", aid, skills)
+        for aid, skills, levels in zip(agents, draw.agents, draw.agent_levels, strict=True):
+            await center.create_agent(aid, "Sim", aid, skills, levels=levels)
         await center.set_agent_choice(scenario.agent_choice)
         await center.open()
-        outcomes = [Outcome(signature=",".join(a.skills), arrived=a.at, answered=False,
+        outcomes = [Outcome(signature=a.signature, arrived=a.at, answered=False,
                             abandoned=False, wait=None, index=a.index, planned=a.at)
                     for a in draw.arrivals]
         events: list[tuple[float, int, int, int]] = []
@@ -53,7 +53,8 @@ async def run_stepped(scenario: Scenario, center: Center
             now, kind, i, _ = heapq.heappop(events)
             o = outcomes[i]
             if kind == ARRIVE:
-                await center.create_contact(draw.arrivals[i].skills, f"c{i:06d}")
+                await center.create_contact(draw.arrivals[i].skills, f"c{i:06d}",
+                                            min_levels=draw.arrivals[i].min_levels)
             elif kind == COMPLETE:
                 await center.complete_contact(f"c{i:06d}")
                 o.busy_to = now

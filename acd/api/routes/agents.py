@@ -9,6 +9,7 @@ from acd.api.schemas import (
     LAST_SKILL,
     AgentCreate,
     AgentStateIn,
+    LevelIn,
     Problem,
     Responses,
     SkillDeleted,
@@ -24,8 +25,10 @@ CONFLICT: Responses = {409: {"model": Problem}}
 @router.post("/agents", status_code=status.HTTP_201_CREATED, response_model=Agent,
              responses={409: {"model": Problem, "description": "an agent with that id exists"}})
 async def create_agent(body: AgentCreate, center: CenterDep) -> Agent:
+    """``skills`` is a list of names; ``levels`` ({"Billing": 4}) gives some of them a level
+    1-5 (a skill not named there is at level 1)."""
     return await center.create_agent(body.id, body.fname, body.lname, body.skills,
-                                      available=body.available)
+                                      available=body.available, levels=body.levels)
 
 
 @router.get("/agents", response_model=list[Agent])
@@ -76,6 +79,17 @@ async def add_skill(agent_id: AgentId, skill: SkillPath, center: CenterDep) -> A
                           409: {"model": Problem, "description": LAST_SKILL}})
 async def remove_skill(agent_id: AgentId, skill: SkillPath, center: CenterDep) -> Agent:
     return await center.remove_skill(agent_id, skill)
+
+
+@router.put("/agents/{agent_id}/skills/{skill}/level", response_model=Agent,
+            responses={404: {"model": Problem,
+                             "description": "no such agent, or it lacks the skill"}})
+async def set_level(agent_id: AgentId, skill: SkillPath, body: LevelIn, center: CenterDep
+                    ) -> Agent:
+    """Set the agent's level 1-5 of a skill it has. Available, it keeps its place in the
+    longest-available order and qualifies at the new level at once; busy or in wrap-up,
+    from its next availability."""
+    return await center.set_level(agent_id, skill, body.level)
 
 
 @router.get("/skills", response_model=list[str], tags=["skills"])

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from acd.api.deps import CenterDep, ContactId
 from acd.api.schemas import ContactCreate, Problem, Responses
 from acd.errors import AlreadyExists
+from acd.levels import above_default
 from acd.models import Contact
 
 router = APIRouter(tags=["contacts"])
@@ -32,15 +33,19 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
     """Queue a contact needing an agent with every skill in ``skills``. ``priority``
     (0..100, default 0) serves it as if it had arrived that many times the center's
     seconds per point earlier (PUT .../priority; 0 by default: no effect).
+    ``min_levels`` ({"Billing": 3}) asks for agents at that level 1-5 or above in some of
+    its skills (the others: any level).
 
     With ``id``, retries are safe: the same id with the same skills and priority returns
     the existing contact with 200 instead of queueing another.
     """
     if body.id is None:
-        return await center.create_contact(body.skills, priority=body.priority)
+        return await center.create_contact(body.skills, priority=body.priority,
+                                           min_levels=body.min_levels)
     for _ in range(3):
         try:
-            return await center.create_contact(body.skills, body.id, body.priority)
+            return await center.create_contact(body.skills, body.id, body.priority,
+                                               body.min_levels)
         except AlreadyExists:
             # A retry after a 503: the first attempt may not have reached a replica yet;
             # the read and its WAIT go on one connection (acd.durable).
@@ -53,6 +58,9 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
             if existing.priority != body.priority:
                 raise AlreadyExists(
                     f"contact {body.id} exists with priority {existing.priority}") from None
+            if existing.min_levels != above_default(body.min_levels):
+                raise AlreadyExists(f"contact {body.id} exists with min_levels "
+                                    f"{existing.min_levels}") from None
             response.status_code = status.HTTP_200_OK
             return existing
     raise AlreadyExists(f"contact {body.id} keeps changing; retry")
