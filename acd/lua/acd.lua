@@ -98,6 +98,16 @@ local function last_wake_id(tag)
   return last[1][1]
 end
 
+-- What a walk chose from, for the assignment's explanation (see "Explanations"): the
+-- agents of the deciding page present in every set, in the walk's order (the rule's),
+-- their scores there (rows: the page WITHSCORES), and how far the smallest set was read.
+local function saw(seen, skill, size, read, candidates, rows)
+  local score_of = {}
+  for j = 1, #rows, 2 do score_of[rows[j]] = rows[j + 1] end
+  seen.candidates, seen.score_of = candidates, score_of
+  seen.skill, seen.size, seen.read = skill, size, read
+end
+
 -- The longest available agent that has every skill: walk the smallest availability set
 -- in score order (oldest first) and keep the first agent present in all the others.
 -- No intersection is built; with plenty of agents the first page answers.
@@ -106,7 +116,8 @@ end
 -- is the same in all its sets, so any of them walked in order meets the LAA agent first.
 -- set_of names the sets (k_avail for LAA; see "Agent choice" below for the other);
 -- accept, if given, picks among a page's agents present in every set (nil: none fits).
-local function first_in_all(tag, skills, sizes, set_of, accept)
+-- seen, if given, is told what the answer was chosen from (see "Explanations").
+local function first_in_all(tag, skills, sizes, set_of, accept, seen)
   local sets, first, smallest = {}, 1, nil
   for i, skill in ipairs(skills) do
     local size = sizes[skill]
@@ -121,7 +132,15 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
   sets[1], sets[first] = sets[first], sets[1]
   local page, start = 8, 0
   while start < smallest do
-    local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
+    local candidates, rows = nil, nil
+    if seen then
+      rows = redis.call('ZRANGE', sets[1], start, start + page - 1, 'WITHSCORES')
+      candidates = {}
+      for j = 1, #rows, 2 do candidates[#candidates + 1] = rows[j] end
+    else
+      candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
+    end
+    local read = start + #candidates
     for i = 2, #sets do
       if #candidates == 0 then break end
       local scores = redis.call('ZMSCORE', sets[i], unpack(candidates))
@@ -132,6 +151,7 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
       candidates = kept
     end
     if #candidates > 0 then
+      if seen then saw(seen, skills[first], smallest, read, candidates, rows) end
       if not accept then return candidates[1] end
       local chosen = accept(candidates)
       if chosen then return chosen end
@@ -142,8 +162,8 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
   return nil
 end
 
-local function longest_available(tag, skills, sizes)
-  return first_in_all(tag, skills, sizes, k_avail)
+local function longest_available(tag, skills, sizes, seen)
+  return first_in_all(tag, skills, sizes, k_avail, nil, seen)
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -180,24 +200,34 @@ local function fewest_remove(tag, id, skills)
   for _, skill in ipairs(skills) do redis.call('ZREM', k_fewest(tag, skill), id) end
 end
 
-local function fewest_skills_first(tag, skills, sizes)
+local function fewest_skills_first(tag, skills, sizes, seen)
   local live = k_avail(tag, skills[1])
   return first_in_all(tag, skills, sizes, k_fewest, function(candidates)
+    local chosen, kept = nil, {}
     for j, score in ipairs(redis.call('ZMSCORE', live, unpack(candidates))) do
-      if score then return candidates[j] end
+      if score then
+        chosen = chosen or candidates[j]
+        kept[#kept + 1] = candidates[j]
+      end
     end
-    return nil
-  end)
+    if seen then seen.candidates = kept end  -- an agent no longer available is no candidate
+    return chosen
+  end, seen)
 end
 
 -- The agent a round gives a contact needing skills. fewest: nil when no agent may be in
 -- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache}.
-local function choose_agent(tag, skills, sizes, fewest)
+-- seen: nil, or a table the walk fills for the assignment's explanation (its rule too).
+local function choose_agent(tag, skills, sizes, fewest, seen)
   if fewest and fewest.ready then
-    local aid = fewest_skills_first(tag, skills, fewest.sizes)
-    if aid then return aid end
+    local aid = fewest_skills_first(tag, skills, fewest.sizes, seen)
+    if aid then
+      if seen then seen.rule = 'fewest_skills' end
+      return aid
+    end
   end
-  return longest_available(tag, skills, sizes)
+  if seen then seen.rule = 'longest_available' end
+  return longest_available(tag, skills, sizes, seen)
 end
 
 -- A new agent joins the fewest sets' bookkeeping when a switch to fewest_skills started
@@ -1202,7 +1232,8 @@ end
 -- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
 -- agent is not available its document has no available_since at all. The contact leaves
 -- the queue and the index in dispatch (index_served), which knows its combination.
-local function claim(tag, cid, aid, now, sizes, fewest)  -- returns the agent's skill count
+-- why: the assignment's explanation (JSON text, see "Explanations"), stored with it.
+local function claim(tag, cid, aid, now, sizes, fewest, why)  -- returns the agent's skill count
   local akey = k_agent(tag, aid)
   local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
   for _, skill in ipairs(agent_skills) do
@@ -1214,7 +1245,8 @@ local function claim(tag, cid, aid, now, sizes, fewest)  -- returns the agent's 
   redis.call('JSON.MERGE', akey, '.', '{"state":"busy","available_since":null,"contact":'
     .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
-    .. cjson.encode(aid) .. ',"assigned_at":' .. at .. '}')
+    .. cjson.encode(aid) .. ',"assigned_at":' .. at .. (why and ',"explanation":' .. why or '')
+    .. '}')
   return #agent_skills
 end
 
@@ -1264,6 +1296,59 @@ local function ready_moved(page, score)
       return
     end
   end
+end
+
+--[[ Explanations (issue 14): why a round gave this contact to this agent, recorded as it
+decides while the center's meta 'explain' is '1' (acd_explain; off by default: a record
+costs Redis time and memory, see the README), in the contact's document: member
+'explanation', written by the JSON.MERGE that assigns the contact, so it costs no command
+(acd/explanation.py reads it back):
+  rule         the agent choice that chose: 'longest_available' | 'fewest_skills' (a rule
+               added later records its own name and scores the same way)
+  candidates   [[agent, score], ...]: the first EXPLAIN_CANDIDATES agents of the page the
+               walk chose from that have every skill and are available, in the walk's
+               order, which is the rule's: the winner first. score: the agent's in the
+               walked sets (LAA: available_since; fewest_skills: skills x 1e13 + that)
+  qualified    how many of that page's agents qualified (candidates lists the first few)
+  walked       [skill, its set's size, entries read]: the smallest set, walked in order
+  queue_score  the contact's arrival; virtual_arrival: its place among the combinations'
+               heads (queue_score minus its head start, see virtual_score)
+  next         [contact, virtual arrival]: the next contact of its combination, if any
+  heads        [[combination, its head's virtual arrival], ...]: the next ready
+               combinations the round had read (EXPLAIN_HEADS at most), ranking after it
+Agents the walk did not reach rank after every one listed, and so do combinations not
+read, so the winner is first by the rule among all. Bounded: the lists are cut, and the
+walk's page and the round's page of ready are what they read anyway (with scores). ]]
+local EXPLAIN_CANDIDATES = 5
+local EXPLAIN_HEADS = 3
+
+-- A score as JSON: null unless finite (a score written around the functions may be inf),
+-- so the record is always valid JSON and the JSON.MERGE that assigns never fails on it.
+local function num(value)
+  local n = tonumber(value)
+  if not n or n ~= n or n == math.huge or n == -math.huge then return 'null' end
+  return string.format('%.17g', n)
+end
+
+local function pair(name, value) return '[' .. cjson.encode(name) .. ',' .. num(value) .. ']' end
+
+-- head: the combination's first two entries WITHSCORES; page: the round's ready page,
+-- the contact's combination first.
+local function explanation(seen, head, queued_at, page)
+  local listed = {}
+  for i = 1, math.min(#seen.candidates, EXPLAIN_CANDIDATES) do
+    local id = seen.candidates[i]
+    listed[i] = pair(id, seen.score_of[id])
+  end
+  local heads = {}
+  for i = 2, math.min(#page, EXPLAIN_HEADS + 1) do
+    heads[#heads + 1] = pair(page[i][1], page[i][2])
+  end
+  return '{"rule":"' .. seen.rule .. '","candidates":[' .. table.concat(listed, ',')
+    .. '],"qualified":' .. #seen.candidates .. ',"walked":[' .. cjson.encode(seen.skill)
+    .. ',' .. seen.size .. ',' .. seen.read .. '],"queue_score":' .. num(queued_at)
+    .. ',"virtual_arrival":' .. num(head[2]) .. ',"next":' .. (head[3] and pair(head[3], head[4])
+    or 'null') .. ',"heads":[' .. table.concat(heads, ',') .. ']}'
 end
 
 --[[ acd_dispatch_mode
@@ -1394,7 +1479,7 @@ local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   -- One read of the center's switches (wrap_up_due: see "Wrap-up").
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due')
+    'wrap_up_due', 'explain')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
@@ -1404,6 +1489,7 @@ local function dispatch(keys, args)
     return with_wrap_up(tag, {0, last_wake_id(tag)}, wrap_in)
   end
   local fewest = meta[3] and {ready = meta[3] == 'ready', sizes = {}} or nil
+  local explain = meta[5] == '1'  -- record each assignment's explanation (see there)
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
   end
@@ -1426,7 +1512,9 @@ local function dispatch(keys, args)
   local work = UNPARK_UNITS - unpark_units
   while assigned < most and examined < budget and work < DISPATCH_WORK do
     if #page == 0 then
-      page = ready_page(tag, math.min(most - assigned, budget - examined, 32))
+      -- (EXPLAIN_HEADS more: the heads an explanation names, see "Explanations")
+      page = ready_page(tag, math.min(most - assigned, budget - examined, 32)
+        + (explain and EXPLAIN_HEADS or 0))
       if #page == 0 then break end
     end
     local sig = page[1][1]
@@ -1455,9 +1543,11 @@ local function dispatch(keys, args)
       page = {}
     else
       local skills = skills_of(sig)
-      local aid = choose_agent(tag, skills, sizes, fewest)
+      local seen = explain and {} or nil
+      local aid = choose_agent(tag, skills, sizes, fewest, seen)
       if aid then
-        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest)
+        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest,
+          seen and explanation(seen, head, queued_at, page))
         redis.call('ZREM', keys[1], cid)
         index_served(tag, sig, cid, head[4])
         ready_moved(page, head[4] and tonumber(head[4]))
@@ -1575,6 +1665,26 @@ end
 register('acd_wrap_up_set', wrap_up_set)
 register('acd_wrap_up_end', wrap_up_end, true)
 register('acd_wrap_up_release', wrap_up_release, true)
+
+--[[ acd_explain
+KEYS[1] center meta hash
+ARGV[1] '1': dispatch rounds record each assignment's explanation from now on (see
+"Explanations"); '0' (the default): they do not. Returns the previous value ('1' | '0'). ]]
+local function explain_set(keys, args)
+  if args[1] ~= '1' and args[1] ~= '0' then
+    fail('INVALID explain ' .. tostring(args[1]) .. ": '1' or '0'")
+  end
+  refuse_if_deleting(tag_of(keys[1]))
+  local before = redis.call('HGET', keys[1], 'explain') == '1' and '1' or '0'
+  if before ~= args[1] then
+    if args[1] == '1' then redis.call('HSET', keys[1], 'explain', '1')
+    else redis.call('HDEL', keys[1], 'explain') end
+    event(tag_of(keys[1]), 'explain_option', 'explain', args[1])
+  end
+  return before
+end
+
+register('acd_explain', explain_set)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
