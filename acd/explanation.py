@@ -140,14 +140,18 @@ def describe(e: Explanation) -> str:
         other = e.candidates[1]
         longer = (other.available_since - winner.available_since) / 1000
         why_agent = {
-            Decider.FEWEST_SKILLS: f"{winner.agent} has {winner.skills} skills, "
-                                   f"{other.agent} {other.skills}",
+            Decider.FEWEST_SKILLS: f"{winner.agent} has {_skills(winner.skills)}, "
+                                   f"{other.agent} {_skills(other.skills)}",
             Decider.LONGEST_AVAILABLE: f"{winner.agent} was available {longer:g} s "
                                        f"longer than {other.agent}",
             Decider.AGENT_ID: f"{winner.agent} and {other.agent} tie on every score; "
                               "Redis ranks equal scores by id",
         }[e.decided_by]
     return f"Contact {e.contact} went to {e.agent}: {why_now}; {why_agent}."
+
+
+def _skills(n: int | None) -> str:
+    return f"{n} skill{'s' * (n != 1)}"
 
 
 class CenterExplanations:

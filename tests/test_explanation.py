@@ -80,7 +80,7 @@ async def test_fewest_skills_says_which_key_decided(center: Center) -> None:
     assert [a.agent for a in await center.dispatch(most=1)] == ["spec2"]
     e2 = await center.explanation(second.id)
     assert e2.decided_by is Decider.FEWEST_SKILLS and e2.candidates[1].agent == "duo"
-    assert "spec2 has 1 skills, duo 2" in e2.summary
+    assert "spec2 has 1 skill, duo 2 skills" in e2.summary
     await check_invariants(center)
 
 
