@@ -25,6 +25,7 @@ from acd import bulk, center_keys, durable
 from acd.agent_choice import AgentChoiceMixin
 from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotFound
+from acd.explanation import CenterExplanations
 from acd.functions import Functions, fcall
 from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
 from acd.models import (
@@ -79,11 +80,12 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency):
+class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency,
+             CenterExplanations):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
     agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
-    from acd.proficiency."""
+    from acd.proficiency, assignments' explanations from acd.explanation."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis

@@ -192,3 +192,8 @@ class Functions:
             self.redis, "acd_agent_choice", [k.meta, k.agents],
             [choice, run, "1" if last else "0", *agent_ids])
         return int(changed), str(run_id), str(previous), bool(int(done))
+
+    async def explain(self, record: bool) -> bool:
+        """Whether dispatch rounds record explanations from now on; returns the previous."""
+        return str(await fcall(self.redis, "acd_explain", [self.keys.meta],
+                               ["1" if record else "0"])) == "1"

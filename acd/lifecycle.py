@@ -84,7 +84,8 @@ TRANSITIONS: tuple[Transition, ...] = (
 # Events that change no lifecycle state: what they record happens beside it.
 OTHER_EVENTS = frozenset({"agent_updated", "agent_skill", "skill_deleted", "center_state",
                           "dispatch_mode", "priority_ms", "center_deleting",
-                          "agent_choice", "wrap_up_option", "agent_level"})
+                          "agent_choice", "wrap_up_option", "agent_level",
+                          "explain_option"})
 
 
 def transitions(of: Literal["agent", "contact"]) -> list[Transition]:

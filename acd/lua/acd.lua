@@ -187,6 +187,16 @@ local function last_wake_id(tag)
   return last[1][1]
 end
 
+-- What a walk chose from, for the assignment's explanation (see "Explanations"): the
+-- agents of the deciding page present in every set, in the walk's order (the rule's),
+-- their scores there (rows: the page WITHSCORES), and how far the smallest set was read.
+local function saw(seen, skill, size, read, candidates, rows)
+  local score_of = {}
+  for j = 1, #rows, 2 do score_of[rows[j]] = rows[j + 1] end
+  seen.candidates, seen.score_of = candidates, score_of
+  seen.skill, seen.size, seen.read = skill, size, read
+end
+
 -- The longest available agent that has every skill: walk the smallest availability set
 -- in score order (oldest first) and keep the first agent present in all the others.
 -- No intersection is built; with plenty of agents the first page answers.
@@ -195,7 +205,8 @@ end
 -- is the same in all its sets, so any of them walked in order meets the LAA agent first.
 -- set_of names the sets (k_avail for LAA; see "Agent choice" below for the other);
 -- accept, if given, picks among a page's agents present in every set (nil: none fits).
-local function first_in_all(tag, skills, sizes, set_of, accept)
+-- seen, if given, is told what the answer was chosen from (see "Explanations").
+local function first_in_all(tag, skills, sizes, set_of, accept, seen)
   local sets, first, smallest = {}, 1, nil
   for i, skill in ipairs(skills) do
     local size = sizes[skill]
@@ -210,7 +221,15 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
   sets[1], sets[first] = sets[first], sets[1]
   local page, start = 8, 0
   while start < smallest do
-    local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
+    local candidates, rows = nil, nil
+    if seen then
+      rows = redis.call('ZRANGE', sets[1], start, start + page - 1, 'WITHSCORES')
+      candidates = {}
+      for j = 1, #rows, 2 do candidates[#candidates + 1] = rows[j] end
+    else
+      candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
+    end
+    local read = start + #candidates
     for i = 2, #sets do
       if #candidates == 0 then break end
       local scores = redis.call('ZMSCORE', sets[i], unpack(candidates))
@@ -221,6 +240,7 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
       candidates = kept
     end
     if #candidates > 0 then
+      if seen then saw(seen, skills[first], smallest, read, candidates, rows) end
       if not accept then return candidates[1] end
       local chosen = accept(candidates)
       if chosen then return chosen end
@@ -232,8 +252,8 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
 end
 
 -- needs: a combination's items ('en', 'billing:3'; see "Proficiency" above).
-local function longest_available(tag, needs, sizes)
-  return first_in_all(tag, needs, sizes, k_need)
+local function longest_available(tag, needs, sizes, seen)
+  return first_in_all(tag, needs, sizes, k_need, nil, seen)
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -272,7 +292,7 @@ end
 
 -- needs: the combination's items. The fewest sets know no levels: a candidate must also
 -- be in the set of each need with a minimum (which also shows it is still available).
-local function fewest_skills_first(tag, needs, sizes)
+local function fewest_skills_first(tag, needs, sizes, seen)
   local skills, live = {}, {k_need(tag, needs[1])}
   for i, item in ipairs(needs) do
     skills[i] = split_need(item)
@@ -286,8 +306,9 @@ local function fewest_skills_first(tag, needs, sizes)
       if #still == 0 then return nil end
       kept = still
     end
+    if seen then seen.candidates = kept end  -- an agent no longer available is no candidate
     return kept[1]
-  end)
+  end, seen)
 end
 
 --[[ Agent choice best_proficiency (issue 14): the qualified agent whose lowest level over
@@ -297,7 +318,7 @@ need raised to L (avail_at:<L>:<skill>, or the need's own minimum if higher); th
 level where some agent has them all gives the answer. At most 4 walks more than LAA; a
 level nobody has costs a ZCARD (cached for the round) and stops there. Returns nil when
 nobody has every skill at level 2 or more: then LAA decides among everyone qualified. ]]
-local function best_proficiency(tag, needs, sizes)
+local function best_proficiency(tag, needs, sizes, seen)
   for level = MAX_LEVEL, 2, -1 do
     local raised, any = {}, false
     for i, item in ipairs(needs) do
@@ -306,7 +327,7 @@ local function best_proficiency(tag, needs, sizes)
       raised[i] = skill .. ':' .. math.max(min, level)
     end
     if not any then return nil end  -- the needs' own minimums: the LAA walk itself
-    local aid = first_in_all(tag, raised, sizes, k_need)
+    local aid = first_in_all(tag, raised, sizes, k_need, nil, seen)
     if aid then return aid end
   end
   return nil
@@ -315,16 +336,24 @@ end
 -- The agent a round gives a contact with these needs. fewest: nil when no agent may be in
 -- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache};
 -- best: the agent choice best_proficiency, in a center where some agent has levels.
-local function choose_agent(tag, needs, sizes, fewest, best)
+-- seen: nil, or a table the walk fills for the assignment's explanation (its rule too).
+local function choose_agent(tag, needs, sizes, fewest, best, seen)
   if fewest and fewest.ready then
-    local aid = fewest_skills_first(tag, needs, fewest.sizes)
-    if aid then return aid end
+    local aid = fewest_skills_first(tag, needs, fewest.sizes, seen)
+    if aid then
+      if seen then seen.rule = 'fewest_skills' end
+      return aid
+    end
   end
   if best then
-    local aid = best_proficiency(tag, needs, sizes)
-    if aid then return aid end
+    local aid = best_proficiency(tag, needs, sizes, seen)
+    if aid then
+      if seen then seen.rule = 'best_proficiency' end
+      return aid
+    end
   end
-  return longest_available(tag, needs, sizes)
+  if seen then seen.rule = 'longest_available' end
+  return longest_available(tag, needs, sizes, seen)
 end
 
 -- A new agent joins the fewest sets' bookkeeping when a switch to fewest_skills started
@@ -1380,7 +1409,8 @@ end
 -- the queue and the index in dispatch (index_served), which knows its combination.
 -- leveled: some agent of the center may have levels (meta 'proficiency'): then the
 -- whole document is read, still one command, and the agent leaves its avail_at sets.
-local function claim(tag, cid, aid, now, sizes, fewest, leveled)  -- returns its skill count
+-- why: the assignment's explanation (JSON text, see "Explanations"), stored with it.
+local function claim(tag, cid, aid, now, sizes, fewest, leveled, why)  -- returns its skill count
   local akey = k_agent(tag, aid)
   local agent_skills
   if leveled then
@@ -1399,7 +1429,8 @@ local function claim(tag, cid, aid, now, sizes, fewest, leveled)  -- returns its
   redis.call('JSON.MERGE', akey, '.', '{"state":"busy","available_since":null,"contact":'
     .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
-    .. cjson.encode(aid) .. ',"assigned_at":' .. at .. '}')
+    .. cjson.encode(aid) .. ',"assigned_at":' .. at .. (why and ',"explanation":' .. why or '')
+    .. '}')
   return #agent_skills
 end
 
@@ -1449,6 +1480,59 @@ local function ready_moved(page, score)
       return
     end
   end
+end
+
+--[[ Explanations (issue 14): why a round gave this contact to this agent, recorded as it
+decides while the center's meta 'explain' is '1' (acd_explain; off by default: a record
+costs Redis time and memory, see the README), in the contact's document: member
+'explanation', written by the JSON.MERGE that assigns the contact, so it costs no command
+(acd/explanation.py reads it back):
+  rule         the agent choice that chose: 'longest_available' | 'fewest_skills' (a rule
+               added later records its own name and scores the same way)
+  candidates   [[agent, score], ...]: the first EXPLAIN_CANDIDATES agents of the page the
+               walk chose from that have every skill and are available, in the walk's
+               order, which is the rule's: the winner first. score: the agent's in the
+               walked sets (LAA: available_since; fewest_skills: skills x 1e13 + that)
+  qualified    how many of that page's agents qualified (candidates lists the first few)
+  walked       [skill, its set's size, entries read]: the smallest set, walked in order
+  queue_score  the contact's arrival; virtual_arrival: its place among the combinations'
+               heads (queue_score minus its head start, see virtual_score)
+  next         [contact, virtual arrival]: the next contact of its combination, if any
+  heads        [[combination, its head's virtual arrival], ...]: the next ready
+               combinations the round had read (EXPLAIN_HEADS at most), ranking after it
+Agents the walk did not reach rank after every one listed, and so do combinations not
+read, so the winner is first by the rule among all. Bounded: the lists are cut, and the
+walk's page and the round's page of ready are what they read anyway (with scores). ]]
+local EXPLAIN_CANDIDATES = 5
+local EXPLAIN_HEADS = 3
+
+-- A score as JSON: null unless finite (a score written around the functions may be inf),
+-- so the record is always valid JSON and the JSON.MERGE that assigns never fails on it.
+local function num(value)
+  local n = tonumber(value)
+  if not n or n ~= n or n == math.huge or n == -math.huge then return 'null' end
+  return string.format('%.17g', n)
+end
+
+local function pair(name, value) return '[' .. cjson.encode(name) .. ',' .. num(value) .. ']' end
+
+-- head: the combination's first two entries WITHSCORES; page: the round's ready page,
+-- the contact's combination first.
+local function explanation(seen, head, queued_at, page)
+  local listed = {}
+  for i = 1, math.min(#seen.candidates, EXPLAIN_CANDIDATES) do
+    local id = seen.candidates[i]
+    listed[i] = pair(id, seen.score_of[id])
+  end
+  local heads = {}
+  for i = 2, math.min(#page, EXPLAIN_HEADS + 1) do
+    heads[#heads + 1] = pair(page[i][1], page[i][2])
+  end
+  return '{"rule":"' .. seen.rule .. '","candidates":[' .. table.concat(listed, ',')
+    .. '],"qualified":' .. #seen.candidates .. ',"walked":[' .. cjson.encode(seen.skill)
+    .. ',' .. seen.size .. ',' .. seen.read .. '],"queue_score":' .. num(queued_at)
+    .. ',"virtual_arrival":' .. num(head[2]) .. ',"next":' .. (head[3] and pair(head[3], head[4])
+    or 'null') .. ',"heads":[' .. table.concat(heads, ',') .. ']}'
 end
 
 --[[ acd_dispatch_mode
@@ -1580,7 +1664,7 @@ local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   -- One read of the center's switches (wrap_up_due: see "Wrap-up").
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due', 'proficiency', 'agent_choice')
+    'wrap_up_due', 'proficiency', 'agent_choice', 'explain')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
@@ -1592,6 +1676,7 @@ local function dispatch(keys, args)
   local fewest = meta[3] and {ready = meta[3] == 'ready', sizes = {}} or nil
   local leveled = meta[5] and true or false  -- some agent has levels ("Proficiency")
   local best = leveled and meta[6] == 'best_proficiency'
+  local explain = meta[7] == '1'  -- record each assignment's explanation (see there)
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
   end
@@ -1614,7 +1699,9 @@ local function dispatch(keys, args)
   local work = UNPARK_UNITS - unpark_units
   while assigned < most and examined < budget and work < DISPATCH_WORK do
     if #page == 0 then
-      page = ready_page(tag, math.min(most - assigned, budget - examined, 32))
+      -- (EXPLAIN_HEADS more: the heads an explanation names, see "Explanations")
+      page = ready_page(tag, math.min(most - assigned, budget - examined, 32)
+        + (explain and EXPLAIN_HEADS or 0))
       if #page == 0 then break end
     end
     local sig = page[1][1]
@@ -1642,9 +1729,11 @@ local function dispatch(keys, args)
       redis.call('ZADD', tag .. ':ready', 'XX', head_score(tag, sig), sig)
       page = {}
     else
-      local aid = choose_agent(tag, needs_of(sig), sizes, fewest, best)
+      local seen = explain and {} or nil
+      local aid = choose_agent(tag, needs_of(sig), sizes, fewest, best, seen)
       if aid then
-        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest, leveled)
+        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest, leveled,
+          seen and explanation(seen, head, queued_at, page))
         redis.call('ZREM', keys[1], cid)
         index_served(tag, sig, cid, head[4])
         ready_moved(page, head[4] and tonumber(head[4]))
@@ -1801,6 +1890,25 @@ local function agent_level(keys, args)
 end
 
 register('acd_agent_level', agent_level)
+--[[ acd_explain
+KEYS[1] center meta hash
+ARGV[1] '1': dispatch rounds record each assignment's explanation from now on (see
+"Explanations"); '0' (the default): they do not. Returns the previous value ('1' | '0'). ]]
+local function explain_set(keys, args)
+  if args[1] ~= '1' and args[1] ~= '0' then
+    fail('INVALID explain ' .. tostring(args[1]) .. ": '1' or '0'")
+  end
+  refuse_if_deleting(tag_of(keys[1]))
+  local before = redis.call('HGET', keys[1], 'explain') == '1' and '1' or '0'
+  if before ~= args[1] then
+    if args[1] == '1' then redis.call('HSET', keys[1], 'explain', '1')
+    else redis.call('HDEL', keys[1], 'explain') end
+    event(tag_of(keys[1]), 'explain_option', 'explain', args[1])
+  end
+  return before
+end
+
+register('acd_explain', explain_set)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart

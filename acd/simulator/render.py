@@ -99,7 +99,7 @@ def kpi_table(report: Report) -> Table:
     return t
 
 
-def skill_table(per_skill: dict[str, Kpis], title: str = "per skill set",
+def skill_table(per_skill: dict[str, Kpis], title: str = "per skill combination",
                 first: str = "skills") -> Table:
     t = Table(title=title)
     for col in (first, "offered", "answered", "abandoned", "SL", "ASA", "p90 wait"):

@@ -1,4 +1,5 @@
-"""Jupyter widgets of the lab: agent board, contact composer, live view.
+"""Jupyter widgets of the lab: agent board, contact composer, live view, statistics
+board, assignment explanations.
 
 The logic lives in plain classes that hold their ipywidgets (``.widget``) and display as
 them; tests drive them without a browser by setting widget values and awaiting
@@ -8,7 +9,10 @@ lab.widgets.bench`` for their speed with 200 agents.
 
 from lab.widgets.agent_board import AgentBoard
 from lab.widgets.composer import ContactComposer
+from lab.widgets.explain import ExplanationView
 from lab.widgets.laa import LAALab
 from lab.widgets.live import LiveView
+from lab.widgets.stats import StatsBoard
 
-__all__ = ["AgentBoard", "ContactComposer", "LAALab", "LiveView"]
+__all__ = ["AgentBoard", "ContactComposer", "ExplanationView", "LAALab", "LiveView",
+           "StatsBoard"]
