@@ -44,7 +44,9 @@ from acd.models import (
     problem,
 )
 from acd.priority import CenterPriority
+from acd.relaxation import CenterRelaxation
 from acd.settings import get_settings
+from acd.steps import stored_json
 from acd.streams import CenterStreams
 from acd.wrap_up import CenterWrapUp
 
@@ -78,10 +80,11 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
+class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterRelaxation):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
-    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up."""
+    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, steps by
+    waiting time from acd.relaxation."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -215,14 +218,18 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
 
     # -- contacts -------------------------------------------------------------------
     async def create_contact(self, skills: Iterable[str], contact_id: str | None = None,
-                             priority: int = 0) -> Contact:
-        """Queue a contact needing every one of ``skills``; ``priority``: acd.priority."""
+                             priority: int = 0, steps: Sequence[Any] | None = None) -> Contact:
+        """Queue a contact needing every one of ``skills``; ``priority``: acd.priority;
+        ``steps`` by waiting time: acd.steps (None: the center's default, if any)."""
         cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
-        spec = _model(ContactIn, skills=list(skills), priority=priority)
+        spec = _model(ContactIn, skills=list(skills), priority=priority,
+                      steps=None if steps is None else list(steps))
         await self.register()
         settings = get_settings()
         call = self._fn.contact_create_call(cid, json.dumps(sorted(spec.skills)), spec.signature,
-                                            settings.acd_max_queued, spec.priority)
+                                            settings.acd_max_queued, spec.priority,
+                                            stored_json(spec.steps),
+                                            settings.contact_keep_seconds)
         if settings.acd_wait_replicas <= 0:
             return Contact.model_validate_json(str(await fcall(self.redis, *call)))
         raw, acked = await durable.replicated_fcall(

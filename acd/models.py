@@ -16,11 +16,13 @@ from pydantic import (
     StringConstraints,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
 from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN, check_name, check_printable
+from acd.steps import MAX_STEPS, StepIn, StepTaken, WaitStep, check_sequence
 
 MAX_SKILLS = 32
 MAX_NAME = 100
@@ -103,6 +105,7 @@ class ContactState(StrEnum):
     ASSIGNED = "assigned"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
+    CLOSED = "closed"  # a step by waiting time ended it (its maximum wait): acd.steps
 
 
 def _unique_skills(skills: list[str]) -> list[str]:
@@ -131,8 +134,19 @@ class ContactIn(StrictInput):
         description="served as if it had waited priority x the center's seconds per point "
                     "longer (0: no head start; the center's default of 0 seconds per point "
                     "makes every priority 0)")] = 0
+    steps: Annotated[list[StepIn] | None, Field(
+        max_length=MAX_STEPS,
+        description="steps by waiting time (acd.steps): relax or overflow its skills, or "
+                    "close it, once it has waited after_s. None: the center's default for "
+                    "its skills, if any; []: none")] = None
 
     _unique = field_validator("skills")(_unique_skills)
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> ContactIn:
+        if self.steps:
+            check_sequence(self.skills, self.steps)
+        return self
 
     @property
     def signature(self) -> str:
@@ -174,6 +188,11 @@ class Contact(BaseModel):
     # Waiting the priority counts as done already, fixed when queued (priority x the
     # center's ms per point then): its place is as if queued at queued_at - head_start_ms.
     head_start_ms: int = 0
+    # Steps by waiting time (acd.steps), only when it has some: skills above are what it
+    # needs now; steps_taken says what it needed before and when that changed.
+    steps: list[WaitStep] | None = None
+    steps_taken: list[StepTaken] = []
+    close_reason: str | None = None  # closed: the step's reason
 
     @property
     def wait_ms(self) -> int | None:
