@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from acd import AlreadyExists, InvalidState, NotFound
 
@@ -49,6 +50,8 @@ class MContact:
     state: str = "queued"
     agent: str | None = None
     priority: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)  # acd.steps, as given
+    taken: int = 0  # how many of them it took
 
     @property
     def sig(self) -> str:
@@ -204,10 +207,11 @@ class Model:
         return changed
 
     # -- contacts ---------------------------------------------------------------------
-    def create_contact(self, cid: str, skills: list[str], priority: int = 0) -> MContact:
+    def create_contact(self, cid: str, skills: list[str], priority: int = 0,
+                       steps: list[dict[str, Any]] | None = None) -> MContact:
         if cid in self.contacts:
             raise AlreadyExists(f"contact {cid}")
-        contact = MContact(sorted(skills), priority=priority)
+        contact = MContact(sorted(skills), priority=priority, steps=list(steps or []))
         self.contacts[cid] = contact
         self.queue.append(cid)
         self.count("offered")
@@ -315,3 +319,29 @@ class Model:
         if done:
             self.count("assigned", len(done))
         return done
+
+
+    # -- steps by waiting time (acd.steps) ------------------------------------------------
+    def take_due_step(self, cid: str) -> int:
+        """The contact's next step comes due (its wait reached after_s): a queued contact
+        takes it, keeping its place by arrival; an assigned or ended one does nothing.
+        Returns how many steps were taken (0 or 1)."""
+        contact = self.contacts.get(cid)
+        if contact is None or contact.state != "queued" or contact.taken >= len(contact.steps):
+            return 0
+        step = contact.steps[contact.taken]
+        contact.taken += 1
+        if "close" in step:
+            self._unqueue(cid)
+            contact.state = "closed"
+            self.count("closed")
+            return 1
+        before, contact.skills = contact.skills, sorted(step["skills"])
+        if not self.waiting(",".join(before)):
+            self.ready.discard(",".join(before))
+            self.parked.discard(",".join(before))
+        if self.waiting(contact.sig) == [cid]:  # new to the index
+            (self.ready if self.ranking(contact.skills) else self.parked).add(contact.sig)
+        self.count("relaxed" if set(contact.skills) < set(before) else "overflowed")
+        return 1
+
