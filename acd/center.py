@@ -382,6 +382,9 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             completed=int(counters.get("completed", 0)),
             abandoned=int(counters.get("abandoned", 0)),
             mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
+            closed=int(counters.get("closed", 0)), relaxed=int(counters.get("relaxed", 0)),
+            overflowed=int(counters.get("overflowed", 0)),
+            mean_abandon_wait_ms=_mean(counters, "abandon_wait_ms", "abandoned"),
         )
 
     async def delete(self) -> bulk.CenterDeletion:
@@ -409,6 +412,11 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         for start in range(0, len(names), 500):
             deleted += await self.redis.unlink(*names[start:start + 500])
         return deleted
+
+
+def _mean(counters: dict[str, str], total: str, count: str) -> float | None:
+    n = int(counters.get(count, 0))
+    return int(counters.get(total, 0)) / n if n else None
 
 
 def _queued(rows: Any) -> list[tuple[str, int]]:

@@ -226,6 +226,11 @@ class CenterStats(BaseModel):
     completed: int
     abandoned: int
     mean_wait_ms: float | None
+    # Steps by waiting time (acd.steps) and abandonment's wait: 0 / None when none.
+    closed: int = 0
+    relaxed: int = 0
+    overflowed: int = 0
+    mean_abandon_wait_ms: float | None = None
 
 
 class CombinationState(StrEnum):

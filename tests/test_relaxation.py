@@ -200,6 +200,7 @@ async def test_abandonment_is_a_kpi_with_its_wait_per_combination(center: Center
     wait = (ended.ended_at or 0) - contact.queued_at
     assert wait >= 2
     assert (await center.counters())["abandon_wait_ms"] == wait
+    assert (await center.stats()).mean_abandon_wait_ms == wait
     assert (await center.outcomes())["en,fr"] == {"relaxed": 0, "overflowed": 0, "closed": 0,
                                                    "abandoned": 1, "abandon_wait_ms": wait}
     [event] = await events(center, "contact_abandoned")
