@@ -266,3 +266,28 @@ async def test_steps_race_with_dispatch_and_assignment(center: Center) -> None:
     assert len(final) == 60 and set(final) <= {"completed", "closed", "assigned", "queued"}
     assert "queued" not in final, "every step was due: served or closed"
     await check_invariants(center)
+
+
+async def test_a_waiting_dispatcher_wakes_for_the_step_with_no_other_call(
+        center: Center) -> None:
+    """Only the server's timer moves the contact: the dispatcher learns when the step is
+    due from its round's reply and times its wait (its idle wait is a minute here)."""
+    from acd.dispatcher import Dispatcher
+
+    await center.create_agent("a", "A", "B", ["billing"], available=True)
+    dispatcher = Dispatcher(center, idle_ms=60_000)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        contact = await center.create_contact(["billing", "spanish"], "c1", steps=[
+            {"after_s": 0.2, "skills": ["billing"]}])
+        deadline = time.monotonic() + 10
+        while (await center.get_contact("c1")).state != "assigned":
+            assert time.monotonic() < deadline, "the step was not taken by the dispatcher"
+            await asyncio.sleep(0.01)
+        served = await center.get_contact("c1")
+        assert served.assigned_at is not None
+        assert served.assigned_at >= contact.queued_at + 200, "not before the step was due"
+    finally:
+        dispatcher.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
