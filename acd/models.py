@@ -303,7 +303,8 @@ class DispatchRound:
 
     pairs: list[tuple[str, str]]  # (contact, agent) assigned, in assignment order
     wake_id: str  # the last wake-stream id it saw: block after it to miss no wake-up
-    # ms until the center's next wrap-up ends (None: none pending): wait no longer.
+    # ms until the center's next wrap-up ends or step by waiting time (acd.steps) is due
+    # (None: none pending): wait no longer.
     wrap_up_in_ms: int | None = None
 
 

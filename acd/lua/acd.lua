@@ -1613,6 +1613,9 @@ with the fewest skills, then the longest available; same walk and cost plus one 
 see "Agent choice"), or is parked if nobody available has them. A contact nobody can serve
 keeps its place and holds up nobody (no head-of-line blocking), and costs a round nothing
 once its combination is parked: a round looks only at ready combinations.
+Before serving, takes the steps by waiting time that are due (see "Steps by waiting
+time"); the reply's last element, while a wrap-up or a step is pending, is the ms until
+the sooner of them (see with_wrap_up).
 Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}: a
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
