@@ -46,7 +46,9 @@ from acd.models import (
 )
 from acd.priority import CenterPriority
 from acd.proficiency import CenterProficiency
+from acd.relaxation import CenterRelaxation
 from acd.settings import get_settings
+from acd.steps import stored_json
 from acd.streams import CenterStreams
 from acd.wrap_up import CenterWrapUp
 
@@ -81,11 +83,12 @@ def _model(cls: type[Any], **fields: Any) -> Any:
 
 
 class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency,
-             CenterExplanations):
+             CenterExplanations, CenterRelaxation):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
     agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
-    from acd.proficiency, assignments' explanations from acd.explanation."""
+    from acd.proficiency, assignments' explanations from acd.explanation, steps by
+    waiting time from acd.relaxation."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -221,18 +224,22 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
 
     # -- contacts -------------------------------------------------------------------
     async def create_contact(self, skills: Iterable[str], contact_id: str | None = None,
-                             priority: int = 0, min_levels: Mapping[str, int] | None = None
-                             ) -> Contact:
+                             priority: int = 0, min_levels: Mapping[str, int] | None = None,
+                             steps: Sequence[Any] | None = None) -> Contact:
         """Queue a contact needing every one of ``skills``; ``priority``: acd.priority;
-        ``min_levels``: the lowest level an agent needs in some of them (acd.proficiency)."""
+        ``min_levels``: the lowest level an agent needs in some of them (acd.proficiency);
+        ``steps`` by waiting time: acd.steps (None: the center's default, if any)."""
         cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
         spec = _model(ContactIn, skills=list(skills), priority=priority,
-                      min_levels=dict(min_levels or {}))
+                      min_levels=dict(min_levels or {}),
+                      steps=None if steps is None else list(steps))
         await self.register()
         settings = get_settings()
         call = self._fn.contact_create_call(cid, json.dumps(sorted(spec.skills)), spec.signature,
                                             settings.acd_max_queued, spec.priority,
-                                            spec.stored_min_levels)
+                                            spec.stored_min_levels,
+                                            stored_json(spec.steps),
+                                            settings.contact_keep_seconds)
         if settings.acd_wait_replicas <= 0:
             return Contact.model_validate_json(str(await fcall(self.redis, *call)))
         raw, acked = await durable.replicated_fcall(
@@ -385,6 +392,9 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             completed=int(counters.get("completed", 0)),
             abandoned=int(counters.get("abandoned", 0)),
             mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
+            closed=int(counters.get("closed", 0)), relaxed=int(counters.get("relaxed", 0)),
+            overflowed=int(counters.get("overflowed", 0)),
+            mean_abandon_wait_ms=_mean(counters, "abandon_wait_ms", "abandoned"),
         )
 
     async def delete(self) -> bulk.CenterDeletion:
@@ -412,6 +422,11 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         for start in range(0, len(names), 500):
             deleted += await self.redis.unlink(*names[start:start + 500])
         return deleted
+
+
+def _mean(counters: dict[str, str], total: str, count: str) -> float | None:
+    n = int(counters.get(count, 0))
+    return int(counters.get(total, 0)) / n if n else None
 
 
 def _queued(rows: Any) -> list[tuple[str, int]]:

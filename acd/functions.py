@@ -139,18 +139,26 @@ class Functions:
         return int(abandoned), int(agents), bool(int(done))
 
     async def contact_create(self, contact_id: str, skills_json: str, signature: str,
-                             max_queued: int = 0, priority: int = 0) -> str:
+                             max_queued: int = 0, priority: int = 0, min_levels_json: str = "",
+                             steps_json: str = "", keep_seconds: int = 0) -> str:
         return str(await fcall(self.redis, *self.contact_create_call(
-            contact_id, skills_json, signature, max_queued, priority)))
+            contact_id, skills_json, signature, max_queued, priority, min_levels_json,
+            steps_json, keep_seconds)))
 
     def contact_create_call(self, contact_id: str, skills_json: str, signature: str,
-                            max_queued: int = 0, priority: int = 0, min_levels_json: str = ""
+                            max_queued: int = 0, priority: int = 0, min_levels_json: str = "",
+                            steps_json: str = "", keep_seconds: int = 0
                             ) -> tuple[str, list[str], list[Any]]:
-        """(function, keys, args) of acd_contact_create, for fcall or a pipeline."""
+        """(function, keys, args) of acd_contact_create, for fcall or a pipeline.
+        ``min_levels_json``: minimum levels (acd.levels; '' none); ``steps_json``:
+        acd.relaxation's stored steps ('' the center's default, '[]' none);
+        ``keep_seconds``: how long a contact a step closes stays readable."""
         k = self.keys
         args: list[Any] = [contact_id, skills_json, signature, max_queued, priority]
-        if min_levels_json:  # minimum levels (acd.levels): an argument only when given
+        if min_levels_json or steps_json or keep_seconds:  # optional, in their order
             args.append(min_levels_json)
+        if steps_json or keep_seconds:
+            args += [steps_json, keep_seconds or 3600]
         return ("acd_contact_create",
                 [k.contact(contact_id), k.queue, k.waiting_sigs, k.stats, k.meta], args)
 
@@ -197,3 +205,12 @@ class Functions:
         """Whether dispatch rounds record explanations from now on; returns the previous."""
         return str(await fcall(self.redis, "acd_explain", [self.keys.meta],
                                ["1" if record else "0"])) == "1"
+    async def steps_default(self, signature: str, steps_json: str) -> str:
+        """Set a combination's default steps ('[]': none); returns the previous JSON."""
+        return str(await fcall(self.redis, "acd_steps_default", [self.keys.meta],
+                               [signature, steps_json]))
+
+    async def steps_release(self) -> tuple[int, int]:
+        """(steps taken, ms until the next is due: 0 more are due, -1 none pending)."""
+        taken, step_in = await fcall(self.redis, "acd_steps_release", [self.keys.meta], [])
+        return int(taken), int(step_in)

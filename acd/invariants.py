@@ -66,7 +66,8 @@ async def violations(center: Center) -> list[str]:
     return [*await _availability(center, agents), *_agents_side(agents, contacts),
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
             *await _index(center, agents, contacts), *await _fewest(center, agents),
-            *await _wrap_ups(center, agents), *await _levels(center, agents)]
+            *await _wrap_ups(center, agents), *await _levels(center, agents),
+            *await _steps_due(center, contacts)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -301,4 +302,28 @@ async def _levels(center: Center, agents: Docs) -> list[str]:
         got = {str(m): float(sc) for m, sc in held}
         if got != expected:
             found.append(f"avail_at:{level}:{skill} holds {got}, expected {expected}")
+    return found
+
+
+async def _steps_due(center: Center, contacts: Docs) -> list[str]:
+    """A queued contact with a step still to take (acd.steps) has its entry in the due
+    set at queued_at + that step's after_ms, and the center's next due time (meta
+    step_due) is no later than the set's first entry. Entries of contacts no longer
+    queued are allowed: the step does nothing when due, and the entry goes then."""
+    r, k = cast(Any, center.redis), center.keys
+    found = []
+    due_set = {str(m): float(s) for m, s in await r.zrange(k.steps_due, 0, -1,
+                                                          withscores=True)}
+    for cid, contact in contacts.items():
+        steps, taken = contact.get("steps") or [], contact.get("steps_taken") or []
+        if contact.get("state") != "queued" or len(taken) >= len(steps):
+            continue
+        due = contact["queued_at"] + steps[len(taken)]["after_ms"]
+        if due_set.get(cid) != float(due):
+            found.append(f"contact {cid}'s next step is due at {due}, the set says "
+                         f"{due_set.get(cid)}")
+    first = await r.hget(k.meta, "step_due")
+    if due_set and (first is None or float(first) > min(due_set.values())):
+        found.append(f"the next step is due at {min(due_set.values())} but the center "
+                     f"expects one at {first}")
     return found

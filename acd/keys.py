@@ -190,6 +190,23 @@ class Keys:
         return f"{self.tag}:wrap_up"
 
     @property
+    def steps_due(self) -> str:
+        """Sorted set: contacts with a step by waiting time to take (acd.steps), score =
+        the ms it is due (server clock)."""
+        return f"{self.tag}:steps_due"
+
+    @property
+    def step_defaults(self) -> str:
+        """Hash: skill combination -> the steps a contact queued with it gets by default."""
+        return f"{self.tag}:steps"
+
+    @property
+    def outcomes(self) -> str:
+        """Hash: '<outcome>|<combination>' -> count (relaxed, overflowed, closed,
+        abandoned, abandon_wait_ms): acd.relaxation."""
+        return f"{self.tag}:outcomes"
+
+    @property
     def stats(self) -> str:
         """Hash: cumulative counters (offered, assigned, completed, abandoned, wait_ms)."""
         return f"{self.tag}:stats"

@@ -75,6 +75,12 @@ TRANSITIONS: tuple[Transition, ...] = (
                "a skill it needs is deleted with force (nobody could serve it)"),
     Transition("contact", C.QUEUED, C.ABANDONED, "acd_center_delete", "contact_abandoned",
                "its center is deleted (DELETE /v1/centers/{center})"),
+    # Steps by waiting time (acd.steps): only for a contact that has a close step.
+    Transition("contact", C.QUEUED, C.CLOSED, "acd_dispatch", "contact_closed",
+               "it waited its step's after_s (its maximum wait): any dispatcher's next "
+               "round closes it, with the step's reason"),
+    Transition("contact", C.QUEUED, C.CLOSED, "acd_steps_release", "contact_closed",
+               "the same, when the reconciler takes the due steps (no dispatcher ran)"),
     Transition("contact", C.ASSIGNED, C.COMPLETED, "acd_contact_end", "contact_completed",
                "completed"),
     Transition("contact", C.ASSIGNED, C.QUEUED, "acd_repair_contact", "contact_requeued",
@@ -85,7 +91,9 @@ TRANSITIONS: tuple[Transition, ...] = (
 OTHER_EVENTS = frozenset({"agent_updated", "agent_skill", "skill_deleted", "center_state",
                           "dispatch_mode", "priority_ms", "center_deleting",
                           "agent_choice", "wrap_up_option", "agent_level",
-                          "explain_option"})
+                          "explain_option", "steps_default",
+                          # a step by waiting time changed what a waiting contact needs:
+                          "contact_relaxed", "contact_overflowed", "contact_step_skipped"})
 
 
 def transitions(of: Literal["agent", "contact"]) -> list[Transition]:

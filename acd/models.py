@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 from acd.errors import InvalidInput
 from acd.keys import NAME_PATTERN, check_name, check_printable
 from acd.levels import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL, above_default, check_levels, signature
+from acd.steps import MAX_STEPS, StepIn, StepTaken, WaitStep, check_sequence
 
 MAX_SKILLS = 32
 MAX_NAME = 100
@@ -108,6 +109,7 @@ class ContactState(StrEnum):
     ASSIGNED = "assigned"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
+    CLOSED = "closed"  # a step by waiting time ended it (its maximum wait): acd.steps
 
 
 def _unique_skills(skills: list[str]) -> list[str]:
@@ -157,6 +159,11 @@ class ContactIn(StrictInput):
         description="served as if it had waited priority x the center's seconds per point "
                     "longer (0: no head start; the center's default of 0 seconds per point "
                     "makes every priority 0)")] = 0
+    steps: Annotated[list[StepIn] | None, Field(
+        max_length=MAX_STEPS,
+        description="steps by waiting time (acd.steps): relax or overflow its skills, or "
+                    "close it, once it has waited after_s. None: the center's default for "
+                    "its skills, if any; []: none")] = None
 
     min_levels: Levels = Field(default_factory=dict, description=(
         "the lowest level 1-5 an agent needs in some of the skills (acd.levels; "
@@ -165,8 +172,10 @@ class ContactIn(StrictInput):
     _unique = field_validator("skills")(_unique_skills)
 
     @model_validator(mode="after")
-    def _minimums_of_its_skills(self) -> ContactIn:
+    def _minimums_and_steps(self) -> ContactIn:
         check_levels("min_levels", self.min_levels, self.skills)
+        if self.steps:
+            check_sequence(self.skills, self.steps)
         return self
 
     @property
@@ -230,6 +239,11 @@ class Contact(BaseModel):
     # Waiting the priority counts as done already, fixed when queued (priority x the
     # center's ms per point then): its place is as if queued at queued_at - head_start_ms.
     head_start_ms: int = 0
+    # Steps by waiting time (acd.steps), only when it has some: skills above are what it
+    # needs now; steps_taken says what it needed before and when that changed.
+    steps: list[WaitStep] | None = None
+    steps_taken: list[StepTaken] = []
+    close_reason: str | None = None  # closed: the step's reason
 
     @property
     def wait_ms(self) -> int | None:
@@ -326,6 +340,11 @@ class CenterStats(BaseModel):
     completed: int
     abandoned: int
     mean_wait_ms: float | None
+    # Steps by waiting time (acd.steps) and abandonment's wait: 0 / None when none.
+    closed: int = 0
+    relaxed: int = 0
+    overflowed: int = 0
+    mean_abandon_wait_ms: float | None = None
 
 
 class CombinationState(StrEnum):
@@ -400,7 +419,8 @@ class DispatchRound:
 
     pairs: list[tuple[str, str]]  # (contact, agent) assigned, in assignment order
     wake_id: str  # the last wake-stream id it saw: block after it to miss no wake-up
-    # ms until the center's next wrap-up ends (None: none pending): wait no longer.
+    # ms until the center's next wrap-up ends or step by waiting time (acd.steps) is due
+    # (None: none pending): wait no longer.
     wrap_up_in_ms: int | None = None
 
 

@@ -89,6 +89,14 @@ def _levelled(doc: Doc | None) -> list[tuple[int, str]]:
             for level in range(2, int(levels[skill]) + 1)]
 
 
+def _step_due(doc: Doc) -> float | None:
+    """When a queued contact's next step by waiting time is due (None: no step left)."""
+    steps, taken = doc.get("steps") or [], doc.get("steps_taken") or []
+    if len(taken) >= len(steps):
+        return None
+    return float(doc["queued_at"] + steps[len(taken)]["after_ms"])
+
+
 def _sig(doc: Doc) -> str:
     return signature(doc.get("skills") or [], doc.get("min_levels"))
 
@@ -137,16 +145,17 @@ class Reconciler:
                 for cid, doc in zip(ids, docs, strict=True):
                     pipe.zscore(self.keys.queue, cid)
                     pipe.zscore(self.keys.combo(_sig(doc or {})), cid)
+                    pipe.zscore(self.keys.steps_due, cid)
                 scores = await pipe.execute()
             self.report.checked["contacts"] += len(ids)
             for i, (cid, doc) in enumerate(zip(ids, docs, strict=True)):
                 if doc is None:
                     continue  # expired between SCAN and MGET
-                queued, indexed = scores[2 * i], scores[2 * i + 1]
+                queued, indexed, due = scores[3 * i], scores[3 * i + 1], scores[3 * i + 2]
                 agent = by_id.get(doc.get("agent") or "")
                 if doc.get("state") == "queued":
                     wrong = queued is None or indexed != virtual_arrival(
-                        queued, doc.get("head_start_ms"))
+                        queued, doc.get("head_start_ms")) or due != _step_due(doc)
                 elif doc.get("state") == "assigned":
                     wrong = (queued is not None or indexed is not None or agent is None
                              or agent.get("state") != "busy" or agent.get("contact") != cid)
@@ -295,6 +304,14 @@ class Reconciler:
         if ended:
             self.report.repaired["wrap_up:ended"] += ended
 
+    async def steps(self) -> None:
+        """The steps by waiting time that are due are taken (no contact keeps waiting
+        for a step when no dispatcher runs); the center's next due time is the due set's
+        first entry (acd_steps_release repairs it)."""
+        taken = await self.center.release_steps()
+        if taken:
+            self.report.repaired["steps:taken"] += taken
+
     async def totals(self) -> None:
         """Reported, not repaired: the index's total (acd_dispatch rebuilds the index when
         it disagrees with the queue) and bulk operations an interruption left marked."""
@@ -331,7 +348,7 @@ class Reconciler:
             return self.report
         # Agents first: a contact whose agent is repaired may then look right.
         for step in (self.agents, self.availability, self.wrap_ups, self.contacts, self.queue,
-                     self.combos, self.totals):
+                     self.combos, self.steps, self.totals):
             await step()
         return self.report
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from acd import AlreadyExists, InvalidState, NotFound
 from acd.levels import needs, qualifies, signature
@@ -59,6 +60,8 @@ class MContact:
     agent: str | None = None
     priority: int = 0
     min_levels: dict[str, int] = field(default_factory=dict)  # above 1 only
+    steps: list[dict[str, Any]] = field(default_factory=list)  # acd.steps, as given
+    taken: int = 0  # how many of them it took
 
     @property
     def sig(self) -> str:
@@ -237,11 +240,12 @@ class Model:
 
     # -- contacts ---------------------------------------------------------------------
     def create_contact(self, cid: str, skills: list[str], priority: int = 0,
-                       min_levels: dict[str, int] | None = None) -> MContact:
+                       min_levels: dict[str, int] | None = None,
+                       steps: list[dict[str, Any]] | None = None) -> MContact:
         if cid in self.contacts:
             raise AlreadyExists(f"contact {cid}")
         contact = MContact(sorted(skills), priority=priority, min_levels={
-            s: v for s, v in (min_levels or {}).items() if v > 1})
+            s: v for s, v in (min_levels or {}).items() if v > 1}, steps=list(steps or []))
         self.contacts[cid] = contact
         self.queue.append(cid)
         self.count("offered")
@@ -349,3 +353,33 @@ class Model:
         if done:
             self.count("assigned", len(done))
         return done
+
+
+    # -- steps by waiting time (acd.steps) ------------------------------------------------
+    def take_due_step(self, cid: str) -> int:
+        """The contact's next step comes due (its wait reached after_s): a queued contact
+        takes it, keeping its place by arrival; an assigned or ended one does nothing.
+        Returns how many steps were taken (0 or 1)."""
+        contact = self.contacts.get(cid)
+        if contact is None or contact.state != "queued" or contact.taken >= len(contact.steps):
+            return 0
+        step = contact.steps[contact.taken]
+        contact.taken += 1
+        if "close" in step:
+            self._unqueue(cid)
+            contact.state = "closed"
+            self.count("closed")
+            return 1
+        # A step's skills are needed at any level: it drops the minimum levels too.
+        before, before_sig = contact.skills, contact.sig
+        contact.skills, contact.min_levels = sorted(step["skills"]), {}
+        if contact.sig == before_sig:
+            return 1
+        if not self.waiting(before_sig):
+            self.ready.discard(before_sig)
+            self.parked.discard(before_sig)
+        if self.waiting(contact.sig) == [cid]:  # new to the index
+            (self.ready if self.ranking(contact.skills) else self.parked).add(contact.sig)
+        self.count("relaxed" if set(contact.skills) <= set(before) else "overflowed")
+        return 1
+

@@ -42,8 +42,20 @@ LEVELS = st.lists(st.sampled_from([1, 1, 2, 3, 5]), min_size=3, max_size=3)
 MINIMUMS = st.sampled_from([None, None, None, 2, 3, 5])
 BAD_INPUTS = ["agent id", "skills repeated", "no skills", "state busy", "skill name",
               "contact id", "dispatch mode", "priority", "agent choice", "wrap-up", "level",
-              "minimum of another skill"]
+              "minimum of another skill", "steps"]
 PRIORITIES = st.sampled_from([0, 0, 0, 1, 2, 100])
+# Steps by waiting time (acd.steps): an hour or more, so only the step_due rule makes one
+# come due (a round of the real ACD never finds one due by its clock during a test).
+PLANS = st.sampled_from(["none", "none", "relax", "overflow_close", "close"])
+
+
+def plan_steps(plan: str, needs: list[str]) -> list[dict[str, Any]] | None:
+    other = ["es"] if sorted(needs) != ["es"] else ["en"]
+    return {"none": None,
+            "relax": [{"after_s": 3600.0, "skills": sorted(needs)[1:] or other}],
+            "overflow_close": [{"after_s": 3600.0, "skills": other},
+                               {"after_s": 7200.0, "close": "max_wait"}],
+            "close": [{"after_s": 3600.0, "close": "max_wait"}]}[plan]
 HOUR_A_POINT = 3600  # see tests/acd_model.py: priority always outranks arrival here
 
 
@@ -176,20 +188,22 @@ class ModelMachine(RuleBasedStateMachine):
 
     # -- contacts -----------------------------------------------------------------------
     @rule(needs=st.sampled_from(NEEDS), again=st.integers(0, 9), priority=PRIORITIES,
-          minimum=MINIMUMS)
+          minimum=MINIMUMS, plan=PLANS)
     def create_contact(self, needs: list[str], again: int, priority: int,
-                       minimum: int | None = None) -> None:
+                       minimum: int | None = None, plan: str = "none") -> None:
         """A new contact; now and then one with an id already used (AlreadyExists); some
-        with a minimum level of their first skill."""
+        with a minimum level of their first skill, some with steps by waiting time."""
         if again == 0 and self.model.contacts:
             cid = sorted(self.model.contacts)[0]
         else:
             cid, self.next_contact = f"c{self.next_contact}", self.next_contact + 1
         mins = {needs[0]: minimum} if minimum else {}
+        steps = plan_steps(plan, needs)
         expected, got = self.both(
-            lambda: self.model.create_contact(cid, needs, priority, mins),
+            lambda: self.model.create_contact(cid, needs, priority, mins, steps),
             lambda: self.center.create_contact(list(reversed(needs)), contact_id=cid,
-                                               priority=priority, min_levels=mins))
+                                               priority=priority, min_levels=mins,
+                                               steps=steps))
         if got is not None:
             same_contact(got, expected)
 
@@ -270,6 +284,24 @@ class ModelMachine(RuleBasedStateMachine):
                                   self.center.release_wrap_ups)
         assert got == expected
 
+    @rule(pick=st.integers(0, 40))
+    def step_due(self, pick: int) -> None:
+        """A contact's wait reaches its next step's after_s, and the reconciler's call
+        takes the steps that are due (a round would first). Its entry in the due set is
+        made due now, if it has one: as the clock would an hour later."""
+        ids = sorted(self.model.contacts)
+        cid = ids[pick % len(ids)] if ids else "ghost"
+
+        async def real() -> int:
+            k = self.center.keys
+            if await self.center.redis.zscore(k.steps_due, cid) is not None:
+                await self.center.redis.zadd(k.steps_due, {cid: 0})
+                await self.center.redis.hset(k.meta, "step_due", 0)
+            return await self.center.release_steps()
+
+        expected, got = self.both(lambda: self.model.take_due_step(cid), real)
+        assert got == expected
+
     @rule(kind=st.sampled_from(BAD_INPUTS))
     def bad_input(self, kind: str) -> None:
         """Bad input is refused with InvalidInput before anything is written."""
@@ -287,6 +319,8 @@ class ModelMachine(RuleBasedStateMachine):
             "level": lambda: self.center.set_level("a1", "en", 6),
             "minimum of another skill": lambda: self.center.create_contact(
                 ["en"], min_levels={"fr": 2}),
+            "steps": lambda: self.center.create_contact(
+                ["en"], steps=[{"after_s": 60, "close": "x"}, {"after_s": 90, "close": "y"}]),
         }
 
         def refuse() -> None:
@@ -324,10 +358,10 @@ class ModelMachine(RuleBasedStateMachine):
         assert sorted(map(str, await r.hkeys(k.parked_on))) == sorted(m.parked)
         assert await c.list_skills() == sorted(m.skills())
         counters = await c.counters()
-        assert {n: counters.get(n, 0) for n in ("offered", "assigned", "completed",
-                                                "abandoned")} == {
-            n: m.counters.get(n, 0) for n in ("offered", "assigned", "completed",
-                                              "abandoned")}
+        names = ("offered", "assigned", "completed", "abandoned", "closed", "relaxed",
+                 "overflowed")
+        assert {n: counters.get(n, 0) for n in names} == {n: m.counters.get(n, 0)
+                                                          for n in names}
         assert (await c.dispatch_mode()).value == m.mode
         assert (await c.agent_choice()).value == m.choice
         assert await c.wrap_up_seconds() == WRAP_UP_SECONDS[m.wrap_up]
@@ -346,9 +380,9 @@ def same_agent(agent: Agent, model: MAgent) -> None:
 
 def same_contact(contact: Contact, model: MContact) -> None:
     assert (contact.skills, contact.state.value, contact.agent, contact.priority,
-            contact.head_start_ms, contact.min_levels) == (
+            contact.head_start_ms, contact.min_levels, len(contact.steps_taken)) == (
         model.skills, model.state, model.agent, model.priority,
-        model.priority * HOUR_A_POINT * 1000, model.min_levels), contact.id
+        model.priority * HOUR_A_POINT * 1000, model.min_levels, model.taken), contact.id
 
 
 def availability_order(agents: dict[str, Any]) -> list[list[str]]:

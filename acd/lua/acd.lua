@@ -763,6 +763,196 @@ local function with_wrap_up(tag, reply, wrap_in)
   return reply
 end
 
+--[[ Steps by waiting time: requirement relaxation, overflow, maximum wait (issue 14).
+A contact may carry steps: its own (acd_contact_create's ARGV[6]) or else its center's
+default for its combination ({tag}:steps, combination -> steps JSON; meta 'step_defaults'
+counts them, read with 'last_queued', so a center without any pays nothing):
+  {after_ms, skills}  once it has waited after_ms it needs these skills instead: fewer
+                      (relaxed) or others (overflowed). It keeps its place: its queue score
+                      and its virtual arrival stay, so it stands in the new FIFO as if it
+                      had always been there (index_remove + index_add with its score).
+  {after_ms, close}   once it has waited after_ms it ends, state 'closed', with that
+                      reason (the maximum wait); keep_s: how long it stays readable.
+Its document holds steps and, once one is taken, steps_taken (the next is steps[#taken+1]).
+The timer is Redis's, not a client's: {tag}:steps_due (score: the ms the contact's next
+step is due, queued_at + after_ms), and meta 'step_due' is never later than its earliest
+entry (as wrap_up_due), so a round with no step pending pays one more field of an HMGET it
+makes anyway. Each dispatch round that may assign takes the due steps first (at most
+STEP_RELEASES), and tells dispatchers when the next is due with its wrap-up timer; the
+reconciler takes them too (acd_steps_release). A step due while its contact is assigned
+or ended does nothing: the entry is dropped (a contact requeued by a repair is scheduled
+again). A step into a skill being deleted is skipped: no contact may start needing it. ]]
+local STEP_RELEASES = 25
+
+local function k_steps_due(tag) return tag .. ':steps_due' end
+
+-- Steps as stored: after_ms increasing whole ms > 0; each names sorted skills or a close
+-- reason, not both; a close is last. The Python side checks the same with clearer words.
+local function check_steps(steps)
+  if type(steps) ~= 'table' then fail('INVALID steps: a JSON array') end
+  local before = 0
+  for i, step in ipairs(steps) do
+    local after = type(step) == 'table' and tonumber(step.after_ms)
+    if not after or after <= before or after ~= math.floor(after) then
+      fail('INVALID step ' .. i .. ': after_ms must be whole ms, more than the step before')
+    end
+    before = after
+    local skills = type(step.skills) == 'table' and #step.skills > 0
+    if skills == (type(step.close) == 'string') then
+      fail('INVALID step ' .. i .. ': give skills (non-empty) or close, not both')
+    end
+    if step.close and i < #steps then fail('INVALID step ' .. i .. ': a close is the last') end
+  end
+  return steps
+end
+
+-- The contact's next step is due at ms due (nil: none left).
+local function schedule_step(tag, cid, due)
+  if not due then
+    redis.call('ZREM', k_steps_due(tag), cid)
+    return
+  end
+  local at = string.format('%d', due)
+  redis.call('ZADD', k_steps_due(tag), at, cid)
+  local first = redis.call('HGET', tag .. ':meta', 'step_due')
+  if not first or due < tonumber(first) then
+    redis.call('HSET', tag .. ':meta', 'step_due', at)
+    wake(tag, 'step')  -- blocked dispatchers only know the steps due before this one
+  end
+end
+
+local function next_step(contact)
+  if contact.state ~= 'queued' or type(contact.steps) ~= 'table' then return nil end
+  local taken = type(contact.steps_taken) == 'table' and #contact.steps_taken or 0
+  return contact.steps[taken + 1]
+end
+
+local function record_step(key, contact, taken)
+  if type(contact.steps_taken) == 'table' and #contact.steps_taken > 0 then
+    redis.call('JSON.ARRAPPEND', key, '.steps_taken', cjson.encode(taken))
+  else
+    redis.call('JSON.SET', key, '.steps_taken', '[' .. cjson.encode(taken) .. ']')
+  end
+end
+
+local function is_subset(small, big)
+  local has = {}
+  for _, s in ipairs(big) do has[s] = true end
+  for _, s in ipairs(small) do if not has[s] then return false end end
+  return #small <= #big  -- the same skills in another combination: minimum levels dropped
+end
+
+-- Takes a queued contact's next step (step) now.
+local function take_step(tag, cid, contact, step, now)
+  -- from: its combination, minimum levels included ("Proficiency"); a step's skills are
+  -- needed at any level, so a step also drops the minimum levels.
+  local key, from = k_contact(tag, cid), contact_sig(contact)
+  local wait = math.max(0, now - tonumber(contact.queued_at))
+  local taken = {after_ms = step.after_ms, at = now, before = contact.skills}
+  local later = contact.steps[(type(contact.steps_taken) == 'table'
+    and #contact.steps_taken or 0) + 2]
+  if step.close then
+    unqueue({tag .. ':queue', tag .. ':queue'}, cid, from)
+    taken.close = step.close
+    record_step(key, contact, taken)
+    redis.call('JSON.MSET', key, '.state', '"closed"', key, '.ended_at', now, key,
+      '.close_reason', cjson.encode(step.close))
+    redis.call('EXPIRE', key, tonumber(step.keep_s) or 3600)
+    redis.call('ZREM', k_steps_due(tag), cid)
+    redis.call('HINCRBY', tag .. ':stats', 'closed', 1)
+    redis.call('HINCRBY', tag .. ':outcomes', 'closed|' .. from, 1)
+    event(tag, 'contact_closed', 'contact', cid, 'reason', step.close, 'wait_ms', wait,
+      'skills', from)
+    return
+  end
+  table.sort(step.skills)  -- a combination's name lists its skills sorted
+  local to = table.concat(step.skills, ',')
+  local deleting = false
+  for _, skill in ipairs(step.skills) do
+    if redis.call('HEXISTS', tag .. ':meta', 'deleting_skill:' .. skill) == 1 then
+      deleting = true
+    end
+  end
+  if deleting then
+    taken.skipped = 'skill_deleting'
+    record_step(key, contact, taken)
+    event(tag, 'contact_step_skipped', 'contact', cid, 'skills', to, 'reason', 'skill_deleting')
+  elseif to ~= from then
+    local score = redis.call('ZSCORE', k_combo(tag, from), cid)
+      or virtual_score(redis.call('ZSCORE', tag .. ':queue', cid),
+        tonumber(contact.head_start_ms) or 0)
+    index_remove(tag, from, cid)
+    index_add(tag, to, score, cid, true)
+    taken.skills = step.skills
+    record_step(key, contact, taken)
+    redis.call('JSON.SET', key, '.skills', cjson.encode(step.skills))
+    if contact.min_levels then redis.call('JSON.DEL', key, '.min_levels') end
+    if is_subset(step.skills, contact.skills) then
+      redis.call('HINCRBY', tag .. ':stats', 'relaxed', 1)
+      redis.call('HINCRBY', tag .. ':outcomes', 'relaxed|' .. from, 1)
+      event(tag, 'contact_relaxed', 'contact', cid, 'from', from, 'to', to, 'wait_ms', wait)
+    else
+      redis.call('HINCRBY', tag .. ':stats', 'overflowed', 1)
+      redis.call('HINCRBY', tag .. ':outcomes', 'overflowed|' .. from, 1)
+      event(tag, 'contact_overflowed', 'contact', cid, 'from', from, 'to', to, 'wait_ms', wait)
+    end
+    if redis.call('HEXISTS', tag .. ':parked_on', to) == 0 then wake(tag, 'step') end
+  else
+    taken.skills = step.skills
+    record_step(key, contact, taken)
+  end
+  schedule_step(tag, cid, later and tonumber(contact.queued_at) + later.after_ms or nil)
+end
+
+-- Takes the steps due by the server's clock (due: meta 'step_due', nil when none is
+-- pending), the earliest first, at most STEP_RELEASES. Returns how many it took and the
+-- ms until the next is due (0: more are due already; nil: none pending).
+local function release_steps(tag, due)
+  if not due then return 0, nil end
+  local now = now_ms()
+  if now < due then return 0, due - now end
+  local key, taken = k_steps_due(tag), 0
+  for _, cid in ipairs(redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0,
+      STEP_RELEASES)) do
+    local contact = json_get(k_contact(tag, cid), '.')
+    local step = contact and next_step(contact)
+    if step and redis.call('ZSCORE', tag .. ':queue', cid) then
+      take_step(tag, cid, contact, step, now)
+      taken = taken + 1
+    else
+      redis.call('ZREM', key, cid)  -- assigned, ended or gone: its steps are over
+    end
+  end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('HDEL', tag .. ':meta', 'step_due')
+    return taken, nil
+  end
+  redis.call('HSET', tag .. ':meta', 'step_due', first[2])
+  return taken, math.max(0, tonumber(first[2]) - now)
+end
+
+-- A queued contact with a step to take has its entry in the due set at queued_at + that
+-- step's after_ms, and meta 'step_due' is no later (acd_repair_contact).
+local function fix_step_due(tag, cid, contact, changed)
+  local step = next_step(contact)
+  if not step then return changed end
+  local due = tonumber(contact.queued_at) + step.after_ms
+  local at = redis.call('ZSCORE', k_steps_due(tag), cid)
+  local first = redis.call('HGET', tag .. ':meta', 'step_due')
+  if not at or tonumber(at) ~= due or not first or tonumber(first) > due then
+    schedule_step(tag, cid, due)
+    changed[#changed + 1] = 'step_due'
+  end
+  return changed
+end
+
+-- The sooner of two timers in ms (nil: none).
+local function sooner(a, b)
+  if a == nil or (b ~= nil and b < a) then return b end
+  return a
+end
+
 -- An agent on a contact keeps it until the contact ends: no state change releases it.
 -- 'unavailable' while busy is "not ready after this contact": it is kept in next_state and
 -- takes effect when the contact ends (end_contact_of); 'available' while busy cancels a
@@ -1226,7 +1416,8 @@ local function center_keys(tag)
     for l = 2, MAX_LEVEL do names[#names + 1] = k_avail_at(tag, l, skill) end
   end
   for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
-                           'stats', 'events', 'wake', 'kpis', 'wrap_up', 'meta'}) do
+                           'stats', 'events', 'wake', 'kpis', 'wrap_up', 'steps_due',
+                           'steps', 'outcomes', 'meta'}) do
     names[#names + 1] = tag .. ':' .. suffix
   end
   return names
@@ -1310,6 +1501,25 @@ local function center_delete(keys, args)
   return {0, #ids, 1}
 end
 
+-- A new contact's steps (see "Steps by waiting time"): given (ARGV: a JSON array; '[]'
+-- for none) or else its center's default for its combination, if the center has any
+-- (defaults: meta 'step_defaults'); nil when none. A close keeps the contact keep_s.
+local function steps_of_new_contact(tag, sig, given, defaults, keep_s)
+  local raw = given
+  if (raw == nil or raw == '') and tonumber(defaults or 0) > 0 then
+    raw = redis.call('HGET', tag .. ':steps', sig)
+  end
+  if raw == nil or raw == '' or raw == false then return nil end
+  local ok, decoded = pcall(cjson.decode, raw)
+  if not ok then fail('INVALID steps: not a JSON array') end
+  local steps = check_steps(decoded)
+  if #steps == 0 then return nil end
+  for _, step in ipairs(steps) do
+    if step.close then step.keep_s = tonumber(keep_s) or 3600 end
+  end
+  return steps
+end
+
 --[[ acd_contact_create
 KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
 KEYS[5] center meta hash
@@ -1318,6 +1528,9 @@ ARGV[4] most contacts that may wait in the center (0: no cap): beyond it, LIMIT
 ARGV[5] priority, an integer 0..100 (the caller checks it; absent: 0)
 ARGV[6] minimum levels, a JSON object skill -> 2..5 of some of its skills (absent or '':
 none; see "Proficiency"): the signature must list them ('billing:3,en'), else INVALID
+ARGV[7] steps by waiting time, a JSON array (absent or '': the center's default for the
+combination, if any; '[]': none; see "Steps by waiting time")  ARGV[8] seconds a closed
+contact stays readable
 The queue score is the ms of arrival, made strictly increasing (+0.001 ms when two
 contacts arrive in the same ms): otherwise equal scores would order by contact id, not
 by arrival. The contact joins its combination's FIFO too (see the index above), at its
@@ -1349,9 +1562,13 @@ local function contact_create(keys, args)
       fail('INVALID minimum levels ' .. args[6] .. ' do not match signature ' .. args[3])
     end
   end
+  local meta = redis.call('HMGET', keys[5], 'last_queued', 'step_defaults')
+  local steps = steps_of_new_contact(tag, args[3], args[7], meta[2], args[8])
+  contact.steps = steps
   redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
+  if steps then schedule_step(tag, args[1], now + steps[1].after_ms) end
   local score = now
-  local last = tonumber(redis.call('HGET', keys[5], 'last_queued') or 0)
+  local last = tonumber(meta[1] or 0)
   if score <= last then score = last + 0.001 end
   score = string.format('%.3f', score)
   redis.call('HSET', keys[5], 'last_queued', score)
@@ -1384,10 +1601,17 @@ local function contact_end(keys, args)
   end
   local now = now_ms()
   local final = 'completed'
+  if contact.steps then redis.call('ZREM', k_steps_due(tag), id) end
+  local sig, wait = contact_sig(contact), 0
   if contact.state == 'queued' then
     final = 'abandoned'
-    unqueue(keys, id, contact_sig(contact))
+    unqueue(keys, id, sig)
+    -- Abandonment is a KPI with its wait, per combination too ({tag}:outcomes).
+    wait = math.max(0, now - tonumber(contact.queued_at))
     redis.call('HINCRBY', keys[4], 'abandoned', 1)
+    redis.call('HINCRBY', keys[4], 'abandon_wait_ms', wait)
+    redis.call('HINCRBY', tag .. ':outcomes', 'abandoned|' .. sig, 1)
+    redis.call('HINCRBY', tag .. ':outcomes', 'abandon_wait_ms|' .. sig, wait)
   else
     redis.call('HINCRBY', keys[4], 'completed', 1)
     local akey = k_agent(tag, contact.agent)
@@ -1399,7 +1623,11 @@ local function contact_end(keys, args)
   end
   redis.call('JSON.MSET', keys[1], '.state', cjson.encode(final), keys[1], '.ended_at', now)
   redis.call('EXPIRE', keys[1], tonumber(args[3]))
-  event(tag, 'contact_' .. final, 'contact', id)
+  if final == 'abandoned' then
+    event(tag, 'contact_abandoned', 'contact', id, 'wait_ms', wait, 'skills', sig)
+  else
+    event(tag, 'contact_completed', 'contact', id)
+  end
   return redis.call('JSON.GET', keys[1], '.')
 end
 
@@ -1658,13 +1886,16 @@ with the fewest skills, then the longest available; same walk and cost plus one 
 see "Agent choice"), or is parked if nobody available has them. A contact nobody can serve
 keeps its place and holds up nobody (no head-of-line blocking), and costs a round nothing
 once its combination is parked: a round looks only at ready combinations.
+Before serving, takes the steps by waiting time that are due (see "Steps by waiting
+time"); the reply's last element, while a wrap-up or a step is pending, is the ms until
+the sooner of them (see with_wrap_up).
 Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}: a
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   -- One read of the center's switches (wrap_up_due: see "Wrap-up").
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due', 'proficiency', 'agent_choice', 'explain')
+    'wrap_up_due', 'proficiency', 'agent_choice', 'explain', 'step_due')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
@@ -1680,6 +1911,10 @@ local function dispatch(keys, args)
   if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
     reconcile(tag, keys[1])
   end
+  -- Steps by waiting time that are due move or close their contacts before any is served;
+  -- the reply's timer is the sooner of the next wrap-up end and the next step.
+  local _, step_in = release_steps(tag, tonumber(meta[8]))
+  wrap_in = sooner(wrap_in, step_in)
   if not drain_unpark(tag) then
     local id = last_wake_id(tag)
     wake(tag, 'more')  -- after the id returned: the next round starts at once
@@ -1910,6 +2145,60 @@ end
 
 register('acd_explain', explain_set)
 
+--[[ Steps by waiting time's functions (see "Steps by waiting time" above). ]]
+
+--[[ acd_steps_default
+KEYS[1] center meta hash
+ARGV[1] combination 'a,b' (sorted)  ARGV[2] its default steps, a JSON array as stored
+('[]': none)
+The steps a contact queued from now on with that combination and no steps of its own
+gets; contacts waiting keep theirs. Returns the previous JSON ('' when none). ]]
+local function steps_default(keys, args)
+  local tag, sig = tag_of(keys[1]), args[1]
+  refuse_if_deleting(tag)
+  local ok, steps = pcall(cjson.decode, args[2])
+  if not ok then fail('INVALID steps: not a JSON array') end
+  check_steps(steps)
+  local before = redis.call('HGET', tag .. ':steps', sig) or ''
+  if #steps == 0 then
+    redis.call('HDEL', tag .. ':steps', sig)
+  else
+    redis.call('HSET', tag .. ':steps', sig, args[2])
+  end
+  local count = redis.call('HLEN', tag .. ':steps')
+  if count > 0 then
+    redis.call('HSET', keys[1], 'step_defaults', count)
+  else
+    redis.call('HDEL', keys[1], 'step_defaults')
+  end
+  if before ~= (#steps == 0 and '' or args[2]) then
+    event(tag, 'steps_default', 'skills', sig)
+  end
+  return before
+end
+
+--[[ acd_steps_release
+KEYS[1] center meta hash
+Takes the steps that are due, as every dispatch round does first (at most
+STEP_RELEASES): for the reconciler, which must not assign. Also repairs meta 'step_due'
+from the due set's first entry. Returns {steps taken, ms until the next is due (0: more
+are due) or -1 when none is pending}. ]]
+local function steps_release(keys, args)
+  local tag = tag_of(keys[1])
+  local first = redis.call('ZRANGE', k_steps_due(tag), 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('HDEL', keys[1], 'step_due')
+    return {0, -1}
+  end
+  redis.call('HSET', keys[1], 'step_due', first[2])  -- the set's first entry is the truth
+  local taken, step_in = release_steps(tag, tonumber(first[2]))
+  if taken > 0 then wake(tag, 'step') end
+  return {taken, step_in or -1}
+end
+
+register('acd_steps_default', steps_default)
+register('acd_steps_release', steps_release, true)
+
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
 replays whole or, cut short by a crash, not at all; except that Redis 8.2 leaves an AOF
@@ -2030,8 +2319,8 @@ local function repair_contact(keys, args)
     score = indexed and string.format('%.3f', tonumber(indexed) + head_start)
       or string.format('%.3f', contact.queued_at)
   end
-  return requeue_at(tag, keys[2], cid, sig, score, head_start,
-    drop_from_index(tag, nil, cid, others))
+  return fix_step_due(tag, cid, contact, requeue_at(tag, keys[2], cid, sig, score,
+    head_start, drop_from_index(tag, nil, cid, others)))
 end
 
 -- An agent in wrap-up names no contact and has its entry in the wrap-up set, at its

@@ -42,6 +42,8 @@ log = logging.getLogger("acd.simulator")
 EVENT_BLOCK_MS = 1000
 EVENT_BATCH = 1000
 FINISH_TIMEOUT = 20.0  # real seconds to end what is in flight after a stop
+STEP_EVENTS = {"contact_relaxed": "relaxed", "contact_overflowed": "overflowed",
+               "contact_closed": "closed"}
 
 
 class Engine:
@@ -59,7 +61,7 @@ class Engine:
         self.run_id = secrets.token_hex(3)
         self.clock = ClockSync()
         self.records: dict[str, Record] = {}
-        self.created = self.answered = self.abandoned = self.cut = 0
+        self.created = self.answered = self.abandoned = self.cut = self.closed = 0
         self.events_seen = 0
         self.notes: list[str] = []
         self._stopping = asyncio.Event()
@@ -163,6 +165,10 @@ class Engine:
         if self.scenario.priorities:  # the ACD's clock runs scale times slower
             await self.backend.set_seconds_per_point(self.scenario.priority_seconds / self.scale)
         await self.backend.set_agent_choice(self.scenario.agent_choice)
+        if self.scenario.relaxation or self.scenario.max_wait:  # acd.steps; none by default
+            combinations = {",".join(r.arrival.skills) for r in self.records.values()}
+            for combination, steps in self.scenario.default_steps(combinations).items():
+                await self.backend.set_default_steps(combination.split(","), steps)
         await self.backend.set_open(True)
 
     async def _sync_clock(self) -> None:
@@ -253,6 +259,8 @@ class Engine:
             for ev in events:
                 if ev.type == "contact_assigned":
                     self._on_assigned(ev)
+                elif ev.type in STEP_EVENTS:
+                    self._on_step(ev)
 
     def _rename(self, rec: Record, contact_id: str) -> None:
         """Follow a contact under the id the ACD gave it; its assignment may have been
@@ -281,6 +289,17 @@ class Engine:
         rec.assigned.set()
         self._spawn(self._agent(rec))
 
+    def _on_step(self, ev: CenterEvent) -> None:
+        """A step by waiting time moved or closed one of our contacts (acd.steps)."""
+        rec = self.records.get(ev.fields.get("contact", ""))
+        if rec is None or rec.outcome is not None:
+            return
+        if ev.type == "contact_closed":
+            rec.ended_at = ev.ms
+            self._ended(rec, "closed")
+        elif rec.moved is None:
+            rec.moved = STEP_EVENTS[ev.type]
+
     async def _agent(self, rec: Record) -> None:
         assert rec.assigned_at is not None
         due = rec.assigned_at + rec.arrival.handle / self.scale * 1000
@@ -297,12 +316,14 @@ class Engine:
             self.answered += 1
         elif outcome == "abandoned":
             self.abandoned += 1
+        elif outcome == "closed":
+            self.closed += 1
         else:
             self.cut += 1
         self._check_all_ended()
 
     def _check_all_ended(self) -> None:
-        if self._arrivals_done and self.answered + self.abandoned + self.cut >= len(
+        if self._arrivals_done and self.answered + self.abandoned + self.cut + self.closed >= len(
                 self.records):
             self._all_ended.set()
 

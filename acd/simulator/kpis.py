@@ -3,10 +3,15 @@
 Definitions (every figure covers contacts *drawn* to arrive in the measurement window, from
 the end of the warm-up to the end of arrivals):
   offered             contacts queued in the window
-  answered            assigned to an agent;  abandoned: the caller hung up while queued
+  answered            assigned to an agent;  abandoned: the caller hung up while queued;
+                      closed: a step by waiting time ended it (its maximum wait, acd.steps)
   unfinished          neither when the run stopped (Ctrl-C or drain timeout); left out below
-  abandon_rate        abandoned / (answered + abandoned)
-  service_level       answered within T / (answered + abandoned)
+  abandon_rate        abandoned / (answered + abandoned + closed)
+  abandon_wait_mean   mean wait of the abandoned contacts until they hung up
+  relaxed_rate, overflowed_rate, closed_rate
+                      contacts relaxed (fewer skills), overflowed (other skills) or closed
+                      by a step by waiting time / offered
+  service_level       answered within T / (answered + abandoned + closed)
   service_level_answered  answered within T / answered
   p_wait              not answered within epsilon / (answered + abandoned); epsilon is a few
                       real milliseconds (dispatch is never instantaneous)
@@ -54,6 +59,8 @@ class Outcome:
     index: int = -1  # of the arrival in the scenario's draw
     planned: float | None = None  # drawn arrival time; decides the KPI window
     priority: int = 0
+    closed: bool = False  # by a step by waiting time (acd.steps)
+    moved: str | None = None  # "relaxed" | "overflowed": a step changed its skills
 
     @property
     def at(self) -> float:
@@ -90,6 +97,11 @@ class Kpis(BaseModel):
     occupancy: float | None = None
     arrival_rate_per_hour: float | None = None
     handle_mean: float | None = None
+    closed: int = 0
+    abandon_wait_mean: float | None = None
+    relaxed_rate: float | None = None
+    overflowed_rate: float | None = None
+    closed_rate: float | None = None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -127,7 +139,9 @@ def summarize(outcomes: Iterable[Outcome], threshold: float, epsilon: float) -> 
     items = list(outcomes)
     answered = [o for o in items if o.answered]
     abandoned = sum(1 for o in items if o.abandoned)
-    ended = len(answered) + abandoned
+    closed = sum(1 for o in items if o.closed)
+    ended = len(answered) + abandoned + closed
+    gave_up = [o.wait for o in items if o.abandoned and o.wait is not None]
     waits = sorted(o.wait for o in answered if o.wait is not None)
     within = sum(1 for w in waits if w <= threshold)
     quick = sum(1 for w in waits if w <= epsilon)
@@ -143,6 +157,10 @@ def summarize(outcomes: Iterable[Outcome], threshold: float, epsilon: float) -> 
         asa=_ratio(math.fsum(waits), len(waits)),
         wait_mean=_ratio(math.fsum(waits), len(waits)),
         wait_p90=percentile(waits, 90), wait_p99=percentile(waits, 99),
+        closed=closed, abandon_wait_mean=_ratio(math.fsum(gave_up), len(gave_up)),
+        relaxed_rate=_ratio(sum(1 for o in items if o.moved == "relaxed"), len(items)),
+        overflowed_rate=_ratio(sum(1 for o in items if o.moved == "overflowed"), len(items)),
+        closed_rate=_ratio(closed, len(items)),
     )
 
 

@@ -27,7 +27,8 @@ class Record:
     agent: str | None = None
     busy_from: float | None = None
     ended_at: float | None = None
-    outcome: str | None = None  # "answered" | "abandoned" | "cut" (ended by the stop)
+    outcome: str | None = None  # "answered" | "abandoned" | "closed" | "cut" (by the stop)
+    moved: str | None = None  # "relaxed" | "overflowed": a step by waiting time (acd.steps)
     assigned: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -83,7 +84,7 @@ def outcome(rec: Record, to_scenario: Callable[[float], float], scale: float
         return None
     answered = rec.assigned_at is not None and rec.outcome in ("answered", "cut")
     wait_ms = rec.wait_ms
-    if rec.outcome == "abandoned" and rec.ended_at is not None:
+    if rec.outcome in ("abandoned", "closed") and rec.ended_at is not None:
         wait_ms = rec.ended_at - rec.queued_at
     elif rec.outcome == "cut" and rec.assigned_at is None and rec.ended_at:
         # Hung up by the stop while queued: it left the queue then, and the queue
@@ -93,7 +94,7 @@ def outcome(rec: Record, to_scenario: Callable[[float], float], scale: float
     return Outcome(
         signature=",".join(rec.arrival.skills), arrived=to_scenario(rec.queued_at),
         answered=answered and rec.outcome == "answered",
-        abandoned=rec.outcome == "abandoned",
+        abandoned=rec.outcome == "abandoned", closed=rec.outcome == "closed", moved=rec.moved,
         wait=None if wait_ms is None else wait_ms / 1000.0 * scale,
         agent=rec.agent if answered else None,
         busy_from=to_scenario(rec.busy_from or rec.assigned_at or 0) if answered else None,

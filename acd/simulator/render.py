@@ -92,6 +92,13 @@ def kpi_table(report: Report) -> Table:
          else f"{k.arrival_rate_per_hour:,.1f} /h", "measured"),
         ("mean handle time", _sec(k.handle_mean), "measured, assigned to completed"),
     ]
+    if k.abandoned:
+        rows.append(("abandon wait mean", _sec(k.abandon_wait_mean),
+                     "how long callers who hung up had waited"))
+    if k.closed or k.relaxed_rate or k.overflowed_rate:  # steps by waiting time (acd.steps)
+        rows.append(("relaxed / overflowed / closed", f"{_pct(k.relaxed_rate)} / "
+                     f"{_pct(k.overflowed_rate)} / {_pct(k.closed_rate)}",
+                     "by a step by waiting time; % of offered (closed: its maximum wait)"))
     for row in rows:
         t.add_row(*row)
     t.caption = "± : 95% batch-means interval" if any(
@@ -102,12 +109,16 @@ def kpi_table(report: Report) -> Table:
 def skill_table(per_skill: dict[str, Kpis], title: str = "per skill combination",
                 first: str = "skills") -> Table:
     t = Table(title=title)
-    for col in (first, "offered", "answered", "abandoned", "SL", "ASA", "p90 wait"):
+    steps = any(k.closed or k.relaxed_rate or k.overflowed_rate for k in per_skill.values())
+    extra = ("abandon wait", "relaxed", "overflowed", "closed") if steps else ()
+    for col in (first, "offered", "answered", "abandoned", "SL", "ASA", "p90 wait", *extra):
         t.add_column(col, justify="left" if col == first else "right")
     for sig, k in per_skill.items():
+        more = (_sec(k.abandon_wait_mean), _pct(k.relaxed_rate), _pct(k.overflowed_rate),
+                _pct(k.closed_rate)) if steps else ()
         t.add_row(sig, str(k.offered), str(k.answered),
                   f"{k.abandoned} ({_pct(k.abandon_rate)})", _pct(k.service_level),
-                  _sec(k.asa), _sec(k.wait_p90))
+                  _sec(k.asa), _sec(k.wait_p90), *more)
     return t
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from acd.levels import above_default, check_levels, signature
 from acd.models import MAX_PRIORITY, AgentChoice, Skill
+from acd.steps import StepIn, check_sequence
 
 
 class AgentGroup(BaseModel):
@@ -116,6 +117,11 @@ class Scenario(BaseModel):
     # After-contact work: each agent is in wrap-up this long after each contact (the
     # center's option, set to wrap_up_seconds / time_scale real seconds, to the ms).
     wrap_up_seconds: Annotated[float, Field(ge=0)] = 0.0
+    # Steps by waiting time (acd.steps), scenario seconds: the steps a contact of a
+    # combination ("billing,spanish") gets (its center's default, set scaled), and a
+    # maximum wait after which a contact still waiting is closed (reason max_wait).
+    relaxation: dict[str, list[StepIn]] | None = None
+    max_wait: Annotated[float | None, Field(gt=0)] = None
     # Stop arrivals at ``duration`` or after ``contacts`` contacts, whichever comes first.
     duration: Annotated[float | None, Field(gt=0)] = 3600.0
     contacts: Annotated[int | None, Field(ge=1)] = None
@@ -133,6 +139,11 @@ class Scenario(BaseModel):
     def _checks(self) -> Scenario:
         if self.duration is None and self.contacts is None:
             raise ValueError("set duration or contacts (or both)")
+        for combination, steps in (self.relaxation or {}).items():
+            check_sequence(combination.split(","), steps)
+            if self.max_wait is not None and any(s.after_s >= self.max_wait for s in steps):
+                raise ValueError(f"relaxation {combination}: a step at or after max_wait "
+                                 f"{self.max_wait:g} s would never run")
         if self.priorities is not None and not self.priorities:
             raise ValueError("priorities: give at least one class, or None")
         if self.groups is None and self.skills_per_agent > len(set(self.skills)):
@@ -148,6 +159,24 @@ class Scenario(BaseModel):
         return self
 
     # -- derived -------------------------------------------------------------------
+    def default_steps(self, combinations: set[str]) -> dict[str, list[dict[str, float | str
+                                                                       | list[str]]]]:
+        """The center's default steps per combination, in the ACD's real seconds (each
+        after_s divided by time_scale, to the ms): ``relaxation``'s, then a close at
+        ``max_wait`` for every combination of ``combinations``."""
+        found: dict[str, list[dict[str, float | str | list[str]]]] = {}
+        for combination in sorted(combinations | set(self.relaxation or {})):
+            steps: list[dict[str, float | str | list[str]]] = [
+                {"after_s": round(s.after_s / self.time_scale * 1000) / 1000,
+                 "skills": sorted(s.skills or [])} for s in (self.relaxation or {}).get(
+                     combination, [])]
+            if self.max_wait is not None:
+                steps.append({"after_s": round(self.max_wait / self.time_scale * 1000) / 1000,
+                              "close": "max_wait"})
+            if steps:
+                found[",".join(sorted(combination.split(",")))] = steps
+        return found
+
     @property
     def wrap_up_real(self) -> float:
         """The center's wrap-up time in real seconds, as it stores it (whole ms)."""

@@ -36,7 +36,8 @@ Listener = Callable[[Agent], None]
 # Events that name the one agent they changed; any other type makes the board re-read all.
 AGENT_EVENTS = {"agent_state", "agent_next_state", "agent_skill", "agent_created",
                 "agent_deleted", "agent_updated", "contact_assigned"}
-NOT_AGENTS = {"contact_queued", "contact_completed", "contact_abandoned", "dispatch_mode"}
+NOT_AGENTS = {"contact_queued", "contact_completed", "contact_abandoned", "dispatch_mode",
+              "contact_closed", "contact_relaxed", "contact_overflowed"}  # acd.steps
 
 
 def _order(agents: Iterable[Agent]) -> list[str]:

@@ -34,25 +34,33 @@ async def create_contact(body: ContactCreate, center: CenterDep, response: Respo
     (0..100, default 0) serves it as if it had arrived that many times the center's
     seconds per point earlier (PUT .../priority; 0 by default: no effect).
     ``min_levels`` ({"Billing": 3}) asks for agents at that level 1-5 or above in some of
-    its skills (the others: any level).
+    its skills (the others: any level). ``steps`` by
+    waiting time relax or overflow its skills, or close it, once it has waited
+    ``after_s`` (absent: the center's default for its skills, PUT .../relaxation; []:
+    none); the contact shows what it needs now and ``steps_taken``.
 
     With ``id``, retries are safe: the same id with the same skills and priority returns
     the existing contact with 200 instead of queueing another.
     """
+    steps = None if body.steps is None else [s.model_dump(exclude_none=True)
+                                             for s in body.steps]
     if body.id is None:
         return await center.create_contact(body.skills, priority=body.priority,
-                                           min_levels=body.min_levels)
+                                           min_levels=body.min_levels, steps=steps)
     for _ in range(3):
         try:
             return await center.create_contact(body.skills, body.id, body.priority,
-                                               body.min_levels)
+                                               body.min_levels, steps)
         except AlreadyExists:
             # A retry after a 503: the first attempt may not have reached a replica yet;
             # the read and its WAIT go on one connection (acd.durable).
             existing = await center.get_contact_replicated(body.id)
             if existing is None:  # it expired between the two calls: create it again
                 continue
-            if sorted(existing.skills) != sorted(body.skills):
+            # What it was queued with: a step by waiting time may have changed its skills.
+            queued_with = existing.steps_taken[0].before if existing.steps_taken \
+                else existing.skills
+            if sorted(queued_with) != sorted(body.skills):
                 raise AlreadyExists(
                     f"contact {body.id} exists with skills {existing.skills}") from None
             if existing.priority != body.priority:

@@ -184,6 +184,10 @@ class ApiBackend(Backend):
     async def set_seconds_per_point(self, seconds: float) -> None:
         await self._call("PUT", "/priority", json_body={"seconds_per_point": seconds})
 
+    async def set_default_steps(self, skills: list[str], steps: list[dict[str, Any]]) -> None:
+        await self._call("PUT", f"/relaxation/{','.join(sorted(skills))}",
+                         json_body={"steps": steps})
+
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         response = await self._call("POST", f"/contacts/{contact_id}/complete")
         return Contact.model_validate(response.json())

@@ -55,6 +55,10 @@ class Backend(ABC):
         """The center's priority setting (acd.priority), in the ACD's real seconds."""
         raise NotImplementedError(f"the {self.name} backend cannot set priorities")
 
+    async def set_default_steps(self, skills: list[str], steps: list[dict[str, Any]]) -> None:
+        """A combination's default steps by waiting time (acd.steps), real seconds."""
+        raise NotImplementedError(f"the {self.name} backend cannot set steps by waiting time")
+
     @abstractmethod
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         """End an assigned contact (``agent_id``: the agent it was assigned to)."""

@@ -62,6 +62,9 @@ class RedisBackend(Backend):
     async def set_seconds_per_point(self, seconds: float) -> None:
         await self.acd.set_seconds_per_point(seconds)
 
+    async def set_default_steps(self, skills: list[str], steps: list[dict[str, Any]]) -> None:
+        await self.acd.set_default_steps(skills, steps)
+
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         return await self.acd.complete_contact(contact_id)
 
