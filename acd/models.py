@@ -175,7 +175,7 @@ class ContactIn(StrictInput):
     def _minimums_and_steps(self) -> ContactIn:
         check_levels("min_levels", self.min_levels, self.skills)
         if self.steps:
-            check_sequence(self.skills, self.steps)
+            check_sequence(self.skills, self.steps, bool(above_default(self.min_levels)))
         return self
 
     @property

@@ -78,8 +78,11 @@ class StepTaken(BaseModel):
                                 "(skill_deleting: a skill of it was being deleted)")
 
 
-def check_sequence(skills: list[str], steps: list[StepIn]) -> list[StepIn]:
-    """Raise ValueError naming the step that breaks the rules (see the module)."""
+def check_sequence(skills: list[str], steps: list[StepIn], levelled: bool = False
+                   ) -> list[StepIn]:
+    """Raise ValueError naming the step that breaks the rules (see the module).
+    ``levelled``: the contact asks for minimum levels, which a step drops (its skills are
+    needed at any level), so a first step with the same skills changes something."""
     if len(steps) > MAX_STEPS:
         raise ValueError(f"steps: at most {MAX_STEPS}, not {len(steps)}")
     needs, before = sorted(skills), 0
@@ -91,10 +94,10 @@ def check_sequence(skills: list[str], steps: list[StepIn]) -> list[StepIn]:
         if step.close is not None and i < len(steps) - 1:
             raise ValueError(f"steps[{i}]: a close ends the contact, so it is the last step")
         if step.skills is not None:
-            if sorted(step.skills) == needs:
+            if sorted(step.skills) == needs and not levelled:
                 raise ValueError(f"steps[{i}]: skills {sorted(step.skills)} are what the "
                                  "contact needs already at that point")
-            needs = sorted(step.skills)
+            needs, levelled = sorted(step.skills), False
     return steps
 
 

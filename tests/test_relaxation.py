@@ -83,6 +83,22 @@ async def test_a_relaxed_contact_is_served_by_an_agent_with_the_fewer_skills(
     await check_invariants(center)
 
 
+async def test_a_step_drops_minimum_levels_too(center: Center) -> None:
+    # A step's skills are needed at any level (see "Steps by waiting time" in acd.lua).
+    await center.create_agent("a", "A", "B", ["billing"], available=True)  # level 1
+    contact = await center.create_contact(["billing"], "c1", min_levels={"billing": 3},
+                                          steps=RELAX)
+    assert (await center.dispatch_round()).pairs == [], "nobody has billing at level 3"
+    await time_passes(center, "c1")
+    assert [(a.contact, a.agent) for a in await center.dispatch()] == [("c1", "a")]
+    served = await center.get_contact("c1")
+    assert served.skills == ["billing"] and not served.min_levels
+    [relaxed] = await events(center, "contact_relaxed")
+    assert (relaxed["from"], relaxed["to"]) == ("billing:3", "billing")
+    assert contact.min_levels == {"billing": 3}
+    await check_invariants(center)
+
+
 async def test_a_relaxed_contact_keeps_its_place_by_arrival(center: Center) -> None:
     await center.create_contact(["billing", "spanish"], "first", steps=RELAX)
     await center.create_contact(["billing"], "second")
