@@ -104,24 +104,43 @@ def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
         if not agent.get("skills"):  # it could serve no contact (acd_agent_skill refuses)
             found.append(f"agent {aid} has no skill")
         state, cid, after = agent.get("state"), agent.get("contact"), agent.get("next_state")
+        found += _reasons(aid, agent)
         if state == "wrap_up":  # after its contact: on none; may be unavailable next
-            if cid is not None or after not in (None, "unavailable"):
+            if cid is not None or after not in NEXT_STATES:
                 found.append(f"agent {aid} is in wrap-up but names contact {cid}, next "
                              f"state {after}")
             continue
-        if state != "busy":
+        if state not in ("busy", "offered"):
             if cid is not None or after is not None:
                 found.append(f"agent {aid} is {state} but names contact {cid}, next state "
                              f"{after}")
             continue
+        if state == "offered":
+            continue  # its contact, both sides: acd.offers.violations
         contact = contacts.get(cid) if cid else None
         if contact is None:
             found.append(f"busy agent {aid} names contact {cid}, which does not exist")
         elif contact.get("state") != "assigned" or contact.get("agent") != aid:
             found.append(f"busy agent {aid} names contact {cid}, which is "
                          f"{contact.get('state')} with agent {contact.get('agent')}")
-        if after not in (None, "unavailable"):
+        if after not in NEXT_STATES:
             found.append(f"busy agent {aid} has next state {after}")
+    return found
+
+
+NEXT_STATES = (None, "unavailable", "logged_out")  # what an agent may ask to be next
+
+
+def _reasons(aid: str, agent: dict[str, Any]) -> list[str]:
+    """A break reason only on an unavailable agent; a pending one only with a pending
+    'unavailable' (acd.lua, "Agent states")."""
+    found = []
+    if agent.get("reason") is not None and agent.get("state") != "unavailable":
+        found.append(f"agent {aid} is {agent.get('state')} with break reason "
+                     f"{agent.get('reason')}")
+    if agent.get("next_reason") is not None and agent.get("next_state") != "unavailable":
+        found.append(f"agent {aid} has next break reason {agent.get('next_reason')} but "
+                     f"next state {agent.get('next_state')}")
     return found
 
 

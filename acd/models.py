@@ -4,6 +4,7 @@ events, dispatch rounds and queue as Center reads them."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, NamedTuple
@@ -78,10 +79,30 @@ class AgentState(StrEnum):
     With a center's wrap-up time, the end of a contact leads to wrap_up first (the same
     rules), and the end of that to available (acd.wrap_up)."""
 
-    UNAVAILABLE = "unavailable"
+    UNAVAILABLE = "unavailable"  # with a ``reason``: on a break (see BREAK_REASON)
     AVAILABLE = "available"
     BUSY = "busy"  # on a contact
     WRAP_UP = "wrap_up"  # after-contact work: on no contact, available when it ends
+    LOGGED_OUT = "logged_out"  # not at work: opening the center leaves it so
+
+
+# A break is 'unavailable' with a reason code, not a state of its own: real ACDs' "not
+# ready" with a reason, and every rule about an agent who takes no contact applies to it
+# unchanged (acd.lua, "Agent states"). The code is part of events and statistics: short.
+BREAK_REASON = r"^[a-z][a-z0-9_]{0,31}$"
+_BREAK_REASON = re.compile(BREAK_REASON)
+
+
+def check_reason(reason: str) -> str:
+    """Return ``reason`` if it is a break reason code, else raise ValueError saying why."""
+    if not isinstance(reason, str) or not _BREAK_REASON.fullmatch(reason):
+        raise ValueError(f"break reason {reason!r} is not valid: a code of 1-32 lowercase "
+                         "letters, digits or '_', starting with a letter (e.g. 'lunch')")
+    return reason
+
+
+BreakReason = Annotated[
+    str, AfterValidator(check_reason), WithJsonSchema({"type": "string", "pattern": BREAK_REASON})]
 
 
 class DispatchMode(StrEnum):
@@ -156,7 +177,9 @@ class Agent(BaseModel):
     # Stored only while they mean something (a JSON.MERGE with null deletes a member):
     available_since: int | None = None  # while available; its score in its skill sets
     contact: str | None = None  # while busy
-    next_state: AgentState | None = None  # busy or wrap_up: 'unavailable' once asked for
+    next_state: AgentState | None = None  # busy, wrap_up, offered: what it asked to be next
+    reason: str | None = None  # while unavailable on a break: its reason code
+    next_reason: str | None = None  # the break reason of a next_state 'unavailable'
     last_assigned_at: int | None = None  # after its first contact
     wrap_up_until: int | None = None  # while in wrap-up: the ms it ends (server clock)
     created_at: int
@@ -202,6 +225,8 @@ class CenterStats(BaseModel):
     waiting: int
     oldest_wait_ms: int
     agents: dict[AgentState, int]
+    breaks: dict[str, int] = Field(default_factory=dict,
+                                   description="agents unavailable on a break, per reason")
     offered: int
     assigned: int
     completed: int

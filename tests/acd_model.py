@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from acd import AlreadyExists, InvalidState, NotFound
+from acd import AlreadyExists, InvalidInput, InvalidState, NotFound
 
 
 @dataclass
@@ -37,6 +37,23 @@ class MAgent:
     contact: str | None = None
     next_state: str | None = None
     wrap_up_end: float | None = None  # while in wrap-up: the tick it ends (inf: never)
+    reason: str | None = None  # on a break (unavailable with a reason)
+    next_reason: str | None = None  # the break asked for after the contact
+
+    def keeps_own_state(self) -> bool:
+        """On a break or logged out, now or after its contact: opening or closing the
+        center leaves it alone."""
+        return (self.state == "logged_out" or self.reason is not None
+                or self.next_state == "logged_out" or self.next_reason is not None)
+
+    def leave(self) -> str:
+        """Leaves its contact (or wrap-up) for what it asked meanwhile; returns that."""
+        after = self.next_state or "available"
+        self.state, self.reason, self.contact = after, self.next_reason, None
+        self.next_state = self.next_reason = self.wrap_up_end = None
+        if after != "available":
+            self.since = None
+        return after
 
 
 WRAP_UP_SECONDS = {"off": 0.0, "tiny": 0.001, "long": 3600.0}
@@ -139,17 +156,21 @@ class Model:
             raise InvalidState(f"agent {aid} is on a contact")
         del self.agents[aid]
 
-    def set_state(self, aid: str, state: str) -> MAgent:
+    def set_state(self, aid: str, state: str, reason: str | None = None) -> MAgent:
+        if reason is not None and state != "unavailable":
+            raise InvalidInput(f"reason {reason}: only a break has one")
         agent = self._agent(aid)
-        if agent.state in ("busy", "wrap_up"):
+        if agent.state in ("busy", "wrap_up", "offered"):
             if state == "available" and agent.next_state is None:
                 raise InvalidState(f"agent {aid} is on contact {agent.contact}")
-            agent.next_state = "unavailable" if state == "unavailable" else None
-        elif agent.state != state:
+            agent.next_state = None if state == "available" else state
+            agent.next_reason = reason
+        elif (agent.state, agent.reason) != (state, reason):
+            agent.reason = reason
             if state == "available":
                 self._make_available(aid)
             else:
-                agent.state, agent.since = "unavailable", None
+                agent.state, agent.since = state, None
         return agent
 
     def add_skill(self, aid: str, skill: str) -> MAgent:
@@ -196,7 +217,9 @@ class Model:
         changed = 0
         for aid in sorted(self.agents):
             agent = self.agents[aid]
-            if agent.state in ("busy", "wrap_up"):
+            if agent.keeps_own_state():
+                continue
+            if agent.state in ("busy", "wrap_up", "offered"):
                 agent.next_state = None if is_open else "unavailable"
             elif agent.state != target:
                 self.set_state(aid, target)
@@ -237,12 +260,8 @@ class Model:
                 agent.state, agent.contact = "wrap_up", None
                 agent.wrap_up_end = self.tick + 0.5 if self.wrap_up == "tiny" else math.inf
                 return contact
-            after = agent.next_state or "available"
-            agent.contact = agent.next_state = None
-            if after == "available":
+            if agent.leave() == "available":
                 self._make_available(contact.agent)
-            else:
-                agent.state, agent.since = "unavailable", None
         return contact
 
     # -- wrap-up ------------------------------------------------------------------------
@@ -253,13 +272,9 @@ class Model:
 
     def _finish_wrap_up(self, aid: str, since: float) -> None:
         agent = self.agents[aid]
-        after = agent.next_state or "available"
-        agent.next_state = agent.wrap_up_end = None
-        if after == "available":
-            agent.state, agent.since = "available", since
+        if agent.leave() == "available":
+            agent.since = since
             self._wake_parked(agent.skills)
-        else:
-            agent.state, agent.since = "unavailable", None
 
     def end_wrap_up(self, aid: str) -> MAgent:
         agent = self._agent(aid)

@@ -30,13 +30,23 @@ async def nothing(c: Center) -> None:
 def agent_in(state: str) -> Setup:
     """Agent 'a' (skill en) in ``state``; busy means on contact 'c1'."""
     async def setup(c: Center) -> None:
-        await c.create_agent("a", "A", "B", ["en"], available=state != "unavailable")
-        if state in ("busy", "busy, next unavailable"):
+        await c.create_agent("a", "A", "B", ["en"],
+                             available=state not in ("unavailable", "logged_out"))
+        if state.startswith("busy"):
             await c.create_contact(["en"], contact_id="c1")
             await c.dispatch()
         if state == "busy, next unavailable":
             await c.set_unavailable("a")
+        if state == "busy, next logged_out":
+            await c.log_out("a")
+        if state == "logged_out":
+            await c.log_out("a")
     return setup
+
+
+async def wrap_up_then_log_out(c: Center) -> None:
+    await in_wrap_up(60)(c)
+    await c.log_out("a")
 
 
 def in_wrap_up(seconds: float, next_unavailable: bool = False) -> Setup:
@@ -130,6 +140,22 @@ STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
         in_wrap_up(0.001), lambda c: reconcile(c)),
     ("agent", "wrap_up", NEW, "acd_agent_delete"): (
         in_wrap_up(60), lambda c: c.delete_agent("a")),
+    ("agent", "unavailable", "unavailable", "acd_agent_state"): (
+        agent_in("unavailable"), lambda c: c.start_break("a", "lunch")),
+    ("agent", "available", "logged_out", "acd_agent_state"): (
+        agent_in("available"), lambda c: c.log_out("a")),
+    ("agent", "unavailable", "logged_out", "acd_agent_state"): (
+        agent_in("unavailable"), lambda c: c.log_out("a")),
+    ("agent", "logged_out", "available", "acd_agent_state"): (
+        agent_in("logged_out"), lambda c: c.set_available("a")),
+    ("agent", "logged_out", "unavailable", "acd_agent_state"): (
+        agent_in("logged_out"), lambda c: c.start_break("a", "training")),
+    ("agent", "busy", "logged_out", "acd_contact_end"): (
+        agent_in("busy, next logged_out"), lambda c: c.complete_contact("c1")),
+    ("agent", "wrap_up", "logged_out", "acd_wrap_up_end"): (
+        wrap_up_then_log_out, lambda c: c.end_wrap_up("a")),
+    ("agent", "logged_out", NEW, "acd_agent_delete"): (
+        agent_in("logged_out"), lambda c: c.delete_agent("a")),
     ("contact", NEW, "queued", "acd_contact_create"): (
         nothing, lambda c: c.create_contact(["en"], "c1")),
     ("contact", "queued", "assigned", "acd_dispatch"): (

@@ -127,6 +127,17 @@ class ModelMachine(RuleBasedStateMachine):
         if got is not None:
             same_agent(got, expected)
 
+    @rule(aid=st.sampled_from(AGENT_IDS),
+          state=st.sampled_from(["unavailable", "logged_out", "available"]),
+          reason=st.sampled_from(["lunch", "training", None]))
+    def take_a_break_or_log_out(self, aid: str, state: str, reason: str | None) -> None:
+        """Breaks (unavailable with a reason) and logging out; a reason with another
+        state is refused (InvalidInput)."""
+        expected, got = self.both(lambda: self.model.set_state(aid, state, reason),
+                                  lambda: self.center.set_agent_state(aid, state, reason))
+        if got is not None:
+            same_agent(got, expected)
+
     @rule(aid=st.sampled_from(AGENT_IDS), skill=st.sampled_from(SKILLS))
     def add_skill(self, aid: str, skill: str) -> None:
         expected, got = self.both(lambda: self.model.add_skill(aid, skill),
@@ -314,6 +325,7 @@ def same_agent(agent: Agent, model: MAgent) -> None:
     assert (agent.skills, agent.state.value, agent.contact,
             agent.next_state.value if agent.next_state else None) == (
         model.skills, model.state, model.contact, model.next_state), agent.id
+    assert (agent.reason, agent.next_reason) == (model.reason, model.next_reason), agent.id
     assert (agent.available_since is None) == (model.since is None), agent.id
     assert (agent.wrap_up_until is None) == (model.wrap_up_end is None), agent.id
 

@@ -21,6 +21,7 @@ from acd.models import (
     MAX_SKILLS,
     AgentChoice,
     AgentIn,
+    BreakReason,
     ContactIn,
     DispatchMode,
     Id,
@@ -74,7 +75,9 @@ class AgentCreate(AgentIn):
 
 
 class AgentStateIn(StrictInput):
-    state: Literal["available", "unavailable"]
+    state: Literal["available", "unavailable", "logged_out"]
+    reason: BreakReason | None = Field(
+        None, description="a break's reason code ('lunch'), with state unavailable only")
 
 
 class SkillDeleted(BaseModel):

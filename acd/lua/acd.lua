@@ -497,6 +497,71 @@ local function load_agent(tag, id)
   return agent
 end
 
+--[[ Agent states (issue 14): available, unavailable (a break when it has a reason),
+logged_out, and the ACD's own busy, wrap_up (and offered, see "Offers").
+Why a break is 'unavailable' with a reason (document member 'reason', a short code like
+'lunch') rather than a state of its own: that is what real ACDs do ("not ready" with a
+reason code), and every rule about an agent who takes no contact (no availability set,
+not ready after a contact, center close) applies to a break unchanged, so a client that
+knows only 'unavailable' stays right even when the ACD itself puts an agent on a break
+(missed offers). logged_out is its own state because one rule differs: opening the
+center makes agents available, and a logged-out agent is not at work (nor is one on a
+break: opening ends neither). ]]
+local REASON_MAX = 32
+
+-- A state a caller may ask for: nil when it is not one; reason must be a short code.
+local function check_wanted(state, reason)
+  if state ~= 'available' and state ~= 'unavailable' and state ~= 'logged_out' then
+    fail('INVALID state ' .. tostring(state) .. ': available, unavailable or logged_out')
+  end
+  if reason == '' then reason = nil end
+  if reason and (state ~= 'unavailable' or #reason > REASON_MAX
+                 or not string.match(reason, '^[a-z][a-z0-9_]*$')) then
+    fail('INVALID break reason ' .. reason .. ': a code of 1-32 lowercase letters, digits'
+      .. " or '_', with state unavailable")
+  end
+  return reason
+end
+
+-- Opening or closing the center leaves alone an agent on a break or logged out, or
+-- about to be (after its contact): each chose that itself.
+local function keeps_own_state(agent)
+  return agent.state == 'logged_out' or agent.reason ~= nil or agent.next_state == 'logged_out'
+    or agent.next_reason ~= nil
+end
+
+-- The fields of an event about a state and its reason (none when there is no reason, so
+-- the events of agents who never take a break are as before).
+local function with_reason(reason, ...)
+  local fields = {...}
+  if reason then
+    fields[#fields + 1] = 'reason'
+    fields[#fields + 1] = reason
+  end
+  return unpack(fields)
+end
+
+-- What an agent becomes when its contact (or wrap-up) ends: what it asked for meanwhile
+-- (next_state, next_reason), else available.
+local function state_after(agent)
+  return agent.next_state or 'available', agent.next_reason
+end
+
+-- The agent leaves busy, wrap_up or offered for state_after's state, available since
+-- 'since'; returns that state. The caller emits the event.
+local function leave_for(tag, id, agent, since, extra)
+  local after, reason = state_after(agent)
+  local at = 'null'
+  if after == 'available' then
+    make_available(tag, id, agent, since)
+    at = string.format('%d', since)
+  end
+  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":' .. cjson.encode(after)
+    .. ',"reason":' .. (reason and cjson.encode(reason) or 'null') .. ',"available_since":'
+    .. at .. ',"contact":null,"next_state":null,"next_reason":null' .. (extra or '') .. '}')
+  return after, reason
+end
+
 --[[ Wrap-up (after-contact work, issue 14).
 A center's meta 'wrap_up_ms' (absent: 0, none) is how long an agent whose contact is
 completed stays in state 'wrap_up' before it becomes available: in no availability set,
@@ -536,15 +601,8 @@ end
 -- how: 'timer' | 'ended' (acd_wrap_up_end) | 'repair'. Returns the state it is in now.
 local function finish_wrap_up(tag, id, agent, since, how)
   redis.call('ZREM', k_wrap_up(tag), id)
-  local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
-  local at = 'null'
-  if after == 'available' then
-    make_available(tag, id, agent, since)
-    at = string.format('%d', since)
-  end
-  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":"' .. after .. '","available_since":'
-    .. at .. ',"wrap_up_until":null,"next_state":null}')
-  event(tag, 'wrap_up_ended', 'agent', id, 'state', after, 'how', how)
+  local after, reason = leave_for(tag, id, agent, since, ',"wrap_up_until":null')
+  event(tag, 'wrap_up_ended', with_reason(reason, 'agent', id, 'state', after, 'how', how))
   return after
 end
 
@@ -586,19 +644,20 @@ local function with_wrap_up(tag, reply, wrap_in)
   return reply
 end
 
--- An agent on a contact keeps it until the contact ends: no state change releases it.
--- 'unavailable' while busy is "not ready after this contact": it is kept in next_state and
--- takes effect when the contact ends (end_contact_of); 'available' while busy cancels a
--- pending 'unavailable', and is refused (STATE, naming the contact) when none is pending:
--- an agent cannot become available before its contact ends.
+-- An agent on a contact (or in wrap-up, or offered one) keeps it until it ends: no state
+-- change releases it. 'unavailable' (with or without a reason) or 'logged_out' asked then
+-- is kept in next_state (and next_reason) and applies when it ends (end_contact_of);
+-- 'available' cancels it, and is refused (STATE, naming the contact) when none is
+-- pending: an agent cannot become available before its contact ends.
 -- quiet: the caller wakes the dispatchers once for a batch of agents (acd_center_state).
-local function set_agent_state(tag, id, agent, state, now, quiet)
+local function set_agent_state(tag, id, agent, state, now, quiet, reason)
   local key = k_agent(tag, id)
-  if agent.state == 'busy' or agent.state == 'wrap_up' then
-    local pending = agent.next_state == 'unavailable'
-    if state == 'unavailable' then
-      if pending then return end
-      redis.call('JSON.MERGE', key, '.', '{"next_state":"unavailable"}')
+  if agent.state == 'busy' or agent.state == 'wrap_up' or agent.state == 'offered' then
+    local pending = agent.next_state ~= nil
+    if state ~= 'available' then
+      if agent.next_state == state and agent.next_reason == reason then return end
+      redis.call('JSON.MERGE', key, '.', '{"next_state":' .. cjson.encode(state)
+        .. ',"next_reason":' .. (reason and cjson.encode(reason) or 'null') .. '}')
     else
       if not pending and agent.state == 'wrap_up' then
         fail('STATE agent ' .. id .. ' is in wrap-up until ' .. tostring(agent.wrap_up_until)
@@ -608,37 +667,33 @@ local function set_agent_state(tag, id, agent, state, now, quiet)
         fail('STATE agent ' .. id .. ' is on contact ' .. tostring(agent.contact)
           .. ': it becomes available when that contact ends')
       end
-      redis.call('JSON.MERGE', key, '.', '{"next_state":null}')
+      redis.call('JSON.MERGE', key, '.', '{"next_state":null,"next_reason":null}')
     end
-    event(tag, 'agent_next_state', 'agent', id, 'next_state', state)
+    event(tag, 'agent_next_state', with_reason(reason, 'agent', id, 'next_state', state))
     return
   end
-  if agent.state == state then return end
+  if agent.state == state and agent.reason == reason then return end
   if state == 'available' then
     make_available(tag, id, agent, now)
-    redis.call('JSON.MERGE', key, '.', '{"state":"available","available_since":'
+    redis.call('JSON.MERGE', key, '.', '{"state":"available","reason":null,"available_since":'
       .. string.format('%d', now) .. '}')
     if not quiet then wake(tag, 'agent') end
   else
     make_unavailable(tag, id, agent)
-    redis.call('JSON.MERGE', key, '.', '{"state":"unavailable","available_since":null}')
+    redis.call('JSON.MERGE', key, '.', '{"state":' .. cjson.encode(state) .. ',"reason":'
+      .. (reason and cjson.encode(reason) or 'null') .. ',"available_since":null}')
   end
-  event(tag, 'agent_state', 'agent', id, 'state', state)
+  event(tag, 'agent_state', with_reason(reason, 'agent', id, 'state', state))
 end
 
 -- The contact an agent is on has ended: the agent leaves 'busy' for the state it asked
--- for meanwhile ('unavailable'), else 'available'; or for 'wrap_up' first, when the
--- center has a wrap-up time (wrap_ms > 0, see "Wrap-up").
+-- for meanwhile, else 'available'; or for 'wrap_up' first, when the center has a wrap-up
+-- time (wrap_ms > 0, see "Wrap-up").
 local function end_contact_of(tag, id, agent, now, wrap_ms)
   if wrap_ms and wrap_ms > 0 then return start_wrap_up(tag, id, now, wrap_ms) end
-  local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
-  local key = k_agent(tag, id)
-  if after == 'available' then make_available(tag, id, agent, now) end
-  local since = after == 'available' and string.format('%d', now) or 'null'
-  redis.call('JSON.MERGE', key, '.', '{"state":"' .. after .. '","available_since":' .. since
-    .. ',"contact":null,"next_state":null}')
+  local after, reason = leave_for(tag, id, agent, now)
   if after == 'available' then wake(tag, 'agent') end
-  event(tag, 'agent_state', 'agent', id, 'state', after)
+  event(tag, 'agent_state', with_reason(reason, 'agent', id, 'state', after))
 end
 
 -- The center's skill list names only skills some agent has.
@@ -707,15 +762,17 @@ end
 
 --[[ acd_agent_state
 KEYS[1] agent document
-ARGV[1] id  ARGV[2] 'available' | 'unavailable'
-On an agent on a contact: 'unavailable' is kept as next_state (not ready after this
-contact), 'available' cancels it, or fails with STATE naming the contact if none is
-pending. Returns the stored agent JSON. ]]
+ARGV[1] id  ARGV[2] 'available' | 'unavailable' | 'logged_out'
+ARGV[3] break reason, with 'unavailable' only (absent or '': none; see "Agent states")
+On an agent on a contact: 'unavailable' or 'logged_out' is kept as next_state (not ready
+after this contact), 'available' cancels it, or fails with STATE naming the contact if
+none is pending. Returns the stored agent JSON. ]]
 local function agent_state(keys, args)
   local tag = tag_of(keys[1])
+  local reason = check_wanted(args[2], args[3])
   refuse_if_deleting(tag)
   local agent = load_agent(tag, args[1])
-  set_agent_state(tag, args[1], agent, args[2], now_ms())
+  set_agent_state(tag, args[1], agent, args[2], now_ms(), false, reason)
   return redis.call('JSON.GET', keys[1], '.')
 end
 
@@ -957,7 +1014,8 @@ end
 
 --[[ acd_center_state
 KEYS[1] center meta hash   KEYS[2] set of the center's agents
-ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable)
+ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable);
+agents on a break or logged out (or about to be) are left alone (see "Agent states")
 ARGV[2] run: '' starts a run (records the open flag, emits center_state); later batches
 pass the run the first returned   ARGV[3...] the agents of this batch (the caller walks
 the agents set; an id no longer there is skipped)
@@ -980,13 +1038,15 @@ local function center_state(keys, args)
   local now, ids, moving = now_ms(), {}, {}
   for i = 3, #args do ids[#ids + 1] = args[i] end
   for i, agent in ipairs(load_agents(tag, ids)) do
-    if agent and (agent.state == 'busy' or agent.state == 'wrap_up') then
+    if not agent or keeps_own_state(agent) then
+      -- gone, or on a break or logged out (now or after its contact): left alone
+    elseif agent.state == 'busy' or agent.state == 'wrap_up' or agent.state == 'offered' then
       -- Closing: not ready after the contact (or wrap-up); opening: cancel that.
       local pending = agent.next_state == 'unavailable'
       if pending ~= (target == 'unavailable') then
         set_agent_state(tag, ids[i], agent, target, now, true)
       end
-    elseif agent and agent.state ~= target then
+    elseif agent.state ~= target then
       moving[#moving + 1] = {id = ids[i], agent = agent}
     end
   end
@@ -1770,9 +1830,13 @@ local function repair_agent(keys, args)
     end
   elseif agent.state == 'wrap_up' then
     repair_wrap_up(tag, id, agent, changed)
-  elseif type(agent.contact) == 'string' or type(agent.next_state) == 'string' then
-    redis.call('JSON.MERGE', keys[1], '.', '{"contact":null,"next_state":null}')
+  elseif type(agent.contact) == 'string' or agent.next_state ~= nil or agent.next_reason ~= nil then
+    redis.call('JSON.MERGE', keys[1], '.', '{"contact":null,"next_state":null,"next_reason":null}')
     changed[#changed + 1] = 'cleared_contact'
+  end
+  if agent.reason ~= nil and agent.state ~= 'unavailable' then
+    redis.call('JSON.MERGE', keys[1], '.', '{"reason":null}')  -- only a break has one
+    changed[#changed + 1] = 'cleared_reason'
   end
   local since = agent.state == 'available' and agent.available_since
   if agent.state == 'available' and type(since) ~= 'number' then
