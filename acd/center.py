@@ -44,6 +44,7 @@ from acd.models import (
     check_reason,
     problem,
 )
+from acd.offers import CenterOffers
 from acd.priority import CenterPriority
 from acd.settings import get_settings
 from acd.streams import CenterStreams
@@ -79,10 +80,11 @@ def _model(cls: type[Any], **fields: Any) -> Any:
         raise InvalidInput(problems) from None
 
 
-class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp):
+class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterOffers):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
-    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up."""
+    agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, offers from
+    acd.offers."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis

@@ -25,7 +25,7 @@ from acd.keys import LEARNER_USER_PREFIX, Keys
 SCAN_COUNT = 500
 PAGE = 1000  # entries or documents one read returns: no read holds Redis for long
 FIXED = ("agents", "skills", "queue", "sigs", "ready", "parked_on", "unpark", "meta",
-         "stats", "events", "wake", "kpis", "wrap_up")
+         "stats", "events", "wake", "kpis", "wrap_up", "offers", "excluded")
 """The suffixes of a center's keys that are not per agent, contact, skill or combination."""
 
 

@@ -65,7 +65,7 @@ async def violations(center: Center) -> list[str]:
     return [*await _availability(center, agents), *_agents_side(agents, contacts),
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
             *await _index(center, agents, contacts), *await _fewest(center, agents),
-            *await _wrap_ups(center, agents)]
+            *await _wrap_ups(center, agents), *await _offers(center, agents, contacts)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -116,7 +116,7 @@ def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
                              f"{after}")
             continue
         if state == "offered":
-            continue  # its contact, both sides: acd.offers.violations
+            continue  # its contact, from both sides: _offers
         contact = contacts.get(cid) if cid else None
         if contact is None:
             found.append(f"busy agent {aid} names contact {cid}, which does not exist")
@@ -220,8 +220,10 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
             if pending_unpark:
                 continue  # an agent's wake-up is still moving combinations back to ready
             needs = set(sig.split(","))
+            head = min(fifo, key=lambda c: (fifo[c], c))
+            excluded = json.loads(await r.hget(k.excluded, head) or "{}")
             able = [a for a, d in agents.items() if d.get("state") == "available"
-                    and needs <= set(d.get("skills", []))]
+                    and needs <= set(d.get("skills", [])) and a not in excluded]
             if able:
                 found.append(f"combination {sig} is parked but {able} could serve it")
     indexed = int(await r.hget(k.meta, "indexed") or 0)
@@ -284,5 +286,39 @@ async def _wrap_ups(center: Center, agents: Docs) -> list[str]:
     due = await r.hget(k.meta, "wrap_up_due")
     if ends and (due is None or float(due) > min(ends.values())):
         found.append(f"the next wrap-up ends at {min(ends.values())} but the center "
+                     f"expects one at {due}")
+    return found
+
+
+async def _offers(center: Center, agents: Docs, contacts: Docs) -> list[str]:
+    """An offered agent names an offered contact that names it back, and the other way
+    round; each offer has its deadline in the offers set ('o|<contact>' at offer_until);
+    the center's next due time is no later than the set's first (acd.offers)."""
+    r, k = cast(Any, center.redis), center.keys
+    found = []
+    timers = {str(m): float(s) for m, s in await r.zrange(k.offers, 0, -1, withscores=True)}
+    for aid, agent in agents.items():
+        if agent.get("state") != "offered":
+            continue
+        cid = agent.get("contact")
+        contact = contacts.get(cid) if cid else None
+        contact = contact or {}
+        if contact.get("state") != "offered" or contact.get("agent") != aid:
+            found.append(f"offered agent {aid} names contact {cid}, which is "
+                         f"{contact.get('state')} with agent {contact.get('agent')}")
+    for cid, contact in sorted(contacts.items()):
+        if contact.get("state") != "offered":
+            continue
+        aid = contact.get("agent")
+        agent = agents.get(aid) if aid else None
+        if agent is None or agent.get("state") != "offered" or agent.get("contact") != cid:
+            found.append(f"offered contact {cid} names agent {aid}, who is "
+                         f"{(agent or {}).get('state')} on {(agent or {}).get('contact')}")
+        if timers.get(f"o|{cid}") != float(contact.get("offer_until") or -1):
+            found.append(f"offered contact {cid} until {contact.get('offer_until')}, its "
+                         f"timer says {timers.get(f'o|{cid}')}")
+    due = await r.hget(k.meta, "offer_due")
+    if timers and (due is None or float(due) > min(timers.values())):
+        found.append(f"the next offer timer ends at {min(timers.values())} but the center "
                      f"expects one at {due}")
     return found

@@ -84,6 +84,7 @@ class AgentState(StrEnum):
     BUSY = "busy"  # on a contact
     WRAP_UP = "wrap_up"  # after-contact work: on no contact, available when it ends
     LOGGED_OUT = "logged_out"  # not at work: opening the center leaves it so
+    OFFERED = "offered"  # reserved for one contact until it answers (acd.offers)
 
 
 # A break is 'unavailable' with a reason code, not a state of its own: real ACDs' "not
@@ -121,6 +122,7 @@ class AgentChoice(StrEnum):
 
 class ContactState(StrEnum):
     QUEUED = "queued"
+    OFFERED = "offered"  # to one agent, until it answers or the offer times out (acd.offers)
     ASSIGNED = "assigned"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
@@ -182,6 +184,8 @@ class Agent(BaseModel):
     next_reason: str | None = None  # the break reason of a next_state 'unavailable'
     last_assigned_at: int | None = None  # after its first contact
     wrap_up_until: int | None = None  # while in wrap-up: the ms it ends (server clock)
+    offer_until: int | None = None  # while offered a contact: its deadline (server clock)
+    missed_offers: int | None = None  # offers missed in a row (none since the last accept)
     created_at: int
 
 
@@ -189,8 +193,9 @@ class Contact(BaseModel):
     id: str
     skills: list[str]
     state: ContactState
-    agent: str | None = None
+    agent: str | None = None  # while assigned, or offered to that agent
     queued_at: int
+    offer_until: int | None = None  # while offered: the offer's deadline (server clock)
     assigned_at: int | None = None
     ended_at: int | None = None
     priority: int = 0

@@ -27,7 +27,7 @@ from acd.api.auth import (
 from acd.api.deps import single_query_values
 from acd.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from acd.api.nodelay import set_nodelay
-from acd.api.routes import agents, centers, compat, contacts, health, wrap_up
+from acd.api.routes import agents, centers, compat, contacts, health, offers, wrap_up
 from acd.api.schemas import MAX_BLOCK_MS
 from acd.connection import connect
 from acd.functions import load_library
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
     app.include_router(health.router)  # public: see acd.api.auth
     app.include_router(compat.router, dependencies=[Depends(default_center_access)],
                        responses=AUTH_RESPONSES)
-    for module in (agents, contacts, centers, wrap_up):
+    for module in (agents, contacts, centers, wrap_up, offers):
         app.include_router(module.router, prefix="/v1/centers/{center}",
                            dependencies=[Depends(center_access)], responses=AUTH_RESPONSES)
     return app

@@ -142,8 +142,13 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
   return nil
 end
 
-local function longest_available(tag, skills, sizes)
-  return first_in_all(tag, skills, sizes, k_avail)
+-- skip (nil: none): agents the contact may not be offered now (see "Offers").
+local function longest_available(tag, skills, sizes, skip)
+  if not skip then return first_in_all(tag, skills, sizes, k_avail) end
+  return first_in_all(tag, skills, sizes, k_avail, function(candidates)
+    for _, aid in ipairs(candidates) do if not skip[aid] then return aid end end
+    return nil
+  end)
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -180,11 +185,11 @@ local function fewest_remove(tag, id, skills)
   for _, skill in ipairs(skills) do redis.call('ZREM', k_fewest(tag, skill), id) end
 end
 
-local function fewest_skills_first(tag, skills, sizes)
+local function fewest_skills_first(tag, skills, sizes, skip)
   local live = k_avail(tag, skills[1])
   return first_in_all(tag, skills, sizes, k_fewest, function(candidates)
     for j, score in ipairs(redis.call('ZMSCORE', live, unpack(candidates))) do
-      if score then return candidates[j] end
+      if score and not (skip and skip[candidates[j]]) then return candidates[j] end
     end
     return nil
   end)
@@ -192,12 +197,12 @@ end
 
 -- The agent a round gives a contact needing skills. fewest: nil when no agent may be in
 -- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache}.
-local function choose_agent(tag, skills, sizes, fewest)
+local function choose_agent(tag, skills, sizes, fewest, skip)
   if fewest and fewest.ready then
-    local aid = fewest_skills_first(tag, skills, fewest.sizes)
+    local aid = fewest_skills_first(tag, skills, fewest.sizes, skip)
     if aid then return aid end
   end
-  return longest_available(tag, skills, sizes)
+  return longest_available(tag, skills, sizes, skip)
 end
 
 -- A new agent joins the fewest sets' bookkeeping when a switch to fewest_skills started
@@ -644,6 +649,167 @@ local function with_wrap_up(tag, reply, wrap_in)
   return reply
 end
 
+--[[ Offers (issue 14): with a center's offer timeout (meta 'offer_ms'; absent: off, a
+round assigns as it always did), a round offers instead of assigning: the contact and the
+agent are 'offered' to each other (the agent reserved: in no availability set, so no other
+contact gets it; the contact out of the queue and the index, so no other agent does), with
+a deadline. Accepted (acd_offer_accept), it is an assignment, as a round makes one.
+Rejected (acd_offer_reject) or timed out, it is a miss: the contact goes back to its place
+(its queue score, kept in its document as 'queue_score', and so its virtual arrival: it
+keeps its age), the agent is available again (since now) and is not offered that contact
+again for the center's back-off (meta 'offer_backoff_ms'); after 'offer_misses' missed
+offers in a row it goes on a break instead (reason 'missed_offers').
+Timers run in Redis, like wrap-ups: {tag}:offers holds 'o|<contact>' scored by its offer's
+deadline and 'x|<contact>|<agent>' by the end of an exclusion; meta 'offer_due' is never
+later than its first score; every dispatch round first expires what is due, OFFER_EXPIRIES
+at most per call, so no client needs to be alive for a timeout.
+Exclusions: {tag}:excluded maps a contact to {agent: ms its exclusion ends}. A round reads
+it only while it holds anything (one HLEN per round), and a contact's entry only for a
+combination's head; the walk skips those agents. A head whose only qualified agents are
+excluded parks its combination; the exclusion's end moves it back to ready (the excluded
+agent, still available, wakes nothing). So a combination whose head excluded the only free
+agents waits, for at most the back-off, unless another agent becomes available. ]]
+local OFFER_EXPIRIES = 25
+local MISSED_OFFERS = 'missed_offers'
+
+local function k_offers(tag) return tag .. ':offers' end
+local function k_excluded(tag) return tag .. ':excluded' end
+
+-- A timer (member of {tag}:offers) ends at 'at': the center's next due time is no later.
+local function offer_timer(tag, member, at)
+  local ends = string.format('%d', at)
+  redis.call('ZADD', k_offers(tag), ends, member)
+  local due = redis.call('HGET', tag .. ':meta', 'offer_due')
+  if not due or at < tonumber(due) then
+    redis.call('HSET', tag .. ':meta', 'offer_due', ends)
+    wake(tag, 'offer')  -- blocked dispatchers learn of it from the next round's reply
+  end
+end
+
+-- The agents a contact may not be offered now (nil: none), one HGET.
+local function excluded_for(tag, cid)
+  local raw = redis.call('HGET', k_excluded(tag), cid)
+  return raw and cjson.decode(raw) or nil
+end
+
+-- The contact goes back to its place: the queue at its queue score, its combination at
+-- its virtual arrival (index_add counts it again and readies or parks its combination).
+local function requeue_offered(tag, cid, contact)
+  local score = string.format('%.3f', contact.queue_score or contact.queued_at)
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.',
+    '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+  redis.call('ZADD', tag .. ':queue', score, cid)
+  local head_start = tonumber(contact.head_start_ms) or 0
+  index_add(tag, table.concat(contact.skills, ','), virtual_score(score, head_start), cid, true)
+end
+
+-- An offer is missed (how: 'rejected' | 'timed_out'): the contact back to its place, the
+-- agent excluded from it for the back-off, and available since now, or what it asked for
+-- meanwhile, or on a break after the center's limit of missed offers in a row.
+local function miss_offer(tag, cid, contact, aid, agent, how, now)
+  redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+  requeue_offered(tag, cid, contact)
+  local limits = redis.call('HMGET', tag .. ':meta', 'offer_misses', 'offer_backoff_ms')
+  local backoff = tonumber(limits[2] or 0)
+  if backoff > 0 then
+    local excluded = excluded_for(tag, cid) or {}
+    excluded[aid] = now + backoff
+    redis.call('HSET', k_excluded(tag), cid, cjson.encode(excluded))
+    offer_timer(tag, 'x|' .. cid .. '|' .. aid, now + backoff)
+  end
+  local missed = (tonumber(agent.missed_offers) or 0) + 1
+  local most = tonumber(limits[1] or 0)
+  if agent.next_state == nil and most > 0 and missed >= most then
+    agent.next_state, agent.next_reason = 'unavailable', MISSED_OFFERS
+  end
+  if agent.next_state ~= nil then missed = 0 end  -- a break or a log-out starts afresh
+  local after, reason = leave_for(tag, aid, agent, now, ',"offer_until":null,"missed_offers":'
+    .. (missed > 0 and string.format('%d', missed) or 'null'))
+  event(tag, 'offer_' .. how, with_reason(reason, 'contact', cid, 'agent', aid, 'state', after))
+  wake(tag, 'offer')
+end
+
+-- The agent's and the contact's documents of an offer, if both still say so (else nil).
+local function offer_of(tag, cid, aid)
+  local contact = json_get(k_contact(tag, cid), '.')
+  if not contact or contact.state ~= 'offered' then return nil end
+  aid = aid or contact.agent
+  local agent = type(aid) == 'string' and json_get(k_agent(tag, aid), '.')
+  if not agent or agent.state ~= 'offered' or agent.contact ~= cid or contact.agent ~= aid then
+    return nil
+  end
+  return contact, aid, agent
+end
+
+-- An exclusion is over: the agent may be offered the contact again, and the contact's
+-- combination, if parked for lack of anyone else, is looked at again.
+local function end_exclusion(tag, cid, aid)
+  local excluded = excluded_for(tag, cid)
+  if excluded then
+    excluded[aid] = nil
+    if next(excluded) == nil then
+      redis.call('HDEL', k_excluded(tag), cid)
+    else
+      redis.call('HSET', k_excluded(tag), cid, cjson.encode(excluded))
+    end
+  end
+  local skills = json_get(k_contact(tag, cid), '.skills')
+  if skills and redis.call('ZSCORE', tag .. ':queue', cid) then
+    move_if_parked(tag, table.concat(skills, ','))
+    wake(tag, 'offer')
+  end
+end
+
+-- Expires the offers and ends the exclusions that are due by the server's clock (due:
+-- meta 'offer_due', nil when none is pending), the earliest first, at most
+-- OFFER_EXPIRIES. Returns how many and the ms until the next (0: more due; nil: none).
+local function expire_offers(tag, due)
+  if not due then return 0, nil end
+  local now = now_ms()
+  if now < due then return 0, due - now end
+  local key, done = k_offers(tag), 0
+  for _, member in ipairs(redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0,
+                                     OFFER_EXPIRIES)) do
+    redis.call('ZREM', key, member)
+    local kind, cid, aid = string.match(member, '^(%a)|([^|]+)|?(.*)$')
+    if kind == 'o' then
+      local contact, agent_id, agent = offer_of(tag, cid, nil)
+      if contact then miss_offer(tag, cid, contact, agent_id, agent, 'timed_out', now) end
+    elseif kind == 'x' then
+      end_exclusion(tag, cid, aid)
+    end
+    done = done + 1
+  end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('HDEL', tag .. ':meta', 'offer_due')
+    return done, nil
+  end
+  redis.call('HSET', tag .. ':meta', 'offer_due', first[2])
+  return done, math.max(0, tonumber(first[2]) - now)
+end
+
+-- The sooner of two timers in ms (nil: none).
+local function sooner(a, b)
+  if a == nil then return b end
+  if b == nil then return a end
+  return math.min(a, b)
+end
+
+-- An offered contact ends before its answer (the caller hung up): it is abandoned as a
+-- waiting one is; the agent is available again, not counted as missing it.
+local function withdraw_offer(tag, cid, contact, now)
+  redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+  local aid = contact.agent
+  local agent = type(aid) == 'string' and json_get(k_agent(tag, aid), '.')
+  if agent and agent.state == 'offered' and agent.contact == cid then
+    local after, reason = leave_for(tag, aid, agent, now, ',"offer_until":null')
+    if after == 'available' then wake(tag, 'agent') end
+    event(tag, 'offer_withdrawn', with_reason(reason, 'contact', cid, 'agent', aid, 'state', after))
+  end
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"offer_until":null,"queue_score":null}')
+end
+
 -- An agent on a contact (or in wrap-up, or offered one) keeps it until it ends: no state
 -- change releases it. 'unavailable' (with or without a reason) or 'logged_out' asked then
 -- is kept in next_state (and next_reason) and applies when it ends (end_contact_of);
@@ -736,6 +902,10 @@ local function agent_delete(keys, args)
   local tag = tag_of(keys[1])
   local agent = load_agent(tag, args[1])
   if agent.state == 'busy' then fail('STATE agent ' .. args[1] .. ' is on a contact') end
+  if agent.state == 'offered' then
+    fail('STATE agent ' .. args[1] .. ' is offered contact ' .. tostring(agent.contact)
+      .. ': accept or reject it first')
+  end
   if agent.state == 'wrap_up' then redis.call('ZREM', k_wrap_up(tag), args[1]) end
   make_unavailable(tag, args[1], agent)
   for _, skill in ipairs(agent.skills) do
@@ -1090,7 +1260,8 @@ local function center_keys(tag)
     names[#names + 1] = k_fewest(tag, skill)
   end
   for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
-                           'stats', 'events', 'wake', 'kpis', 'wrap_up', 'meta'}) do
+                           'stats', 'events', 'wake', 'kpis', 'wrap_up', 'offers', 'excluded',
+                           'meta'}) do
     names[#names + 1] = tag .. ':' .. suffix
   end
   return names
@@ -1151,6 +1322,17 @@ local function center_delete(keys, args)
       if agent.state == 'busy' then
         fail('STATE agent ' .. ids[i] .. ' is on contact ' .. tostring(agent.contact)
           .. ': complete it, then delete the center again')
+      end
+      if agent.state == 'offered' and type(agent.contact) == 'string' then
+        -- Its offer ends with the center: the contact is abandoned like a waiting one.
+        local offered = json_get(k_contact(tag, agent.contact), '.')
+        if offered and offered.state == 'offered' then
+          redis.call('ZREM', k_offers(tag), 'o|' .. agent.contact)
+          redis.call('JSON.MSET', k_contact(tag, agent.contact), '.state', '"abandoned"',
+            k_contact(tag, agent.contact), '.ended_at', now_ms())
+          redis.call('EXPIRE', k_contact(tag, agent.contact), keep)
+          event(tag, 'contact_abandoned', 'contact', agent.contact, 'reason', 'center_deleted')
+        end
       end
       found[#found + 1] = {id = ids[i], agent = agent}
       if agent.state == 'available' then available[#available + 1] = found[#found] end
@@ -1225,6 +1407,8 @@ complete: an assigned contact ends; its agent, if still on it, becomes available
   (unavailable if it asked for that while on the contact).
   A queued contact that is completed was never answered: it is abandoned.
 abandon: a queued contact leaves the queue at once; an assigned one fails with STATE.
+An offered contact that is completed or abandoned was never answered: it is abandoned,
+and the agent it was offered to is available again (offer_withdrawn).
 Ending an ended contact changes nothing. Returns the stored contact JSON. ]]
 local function contact_end(keys, args)
   local tag = tag_of(keys[1])
@@ -1234,12 +1418,16 @@ local function contact_end(keys, args)
   if contact.state == 'assigned' and how == 'abandon' then
     fail('STATE contact ' .. id .. ' is assigned: complete it instead')
   end
-  if contact.state ~= 'queued' and contact.state ~= 'assigned' then
+  if contact.state ~= 'queued' and contact.state ~= 'assigned' and contact.state ~= 'offered' then
     return redis.call('JSON.GET', keys[1], '.')
   end
   local now = now_ms()
   local final = 'completed'
-  if contact.state == 'queued' then
+  if contact.state == 'offered' then  -- never answered: abandoned (see "Offers")
+    final = 'abandoned'
+    withdraw_offer(tag, id, contact, now)
+    redis.call('HINCRBY', keys[4], 'abandoned', 1)
+  elseif contact.state == 'queued' then
     final = 'abandoned'
     unqueue(keys, id, contact.skills)
     redis.call('HINCRBY', keys[4], 'abandoned', 1)
@@ -1262,7 +1450,9 @@ end
 -- document with one JSON.MERGE. A merge patch deletes a member set to null: while an
 -- agent is not available its document has no available_since at all. The contact leaves
 -- the queue and the index in dispatch (index_served), which knows its combination.
-local function claim(tag, cid, aid, now, sizes, fewest)  -- returns the agent's skill count
+-- offer_until (nil: an assignment): the round offers instead (see "Offers"); queue_score
+-- is then kept in the contact's document, its place if the offer is missed.
+local function claim(tag, cid, aid, now, sizes, fewest, offer_until, queue_score)
   local akey = k_agent(tag, aid)
   local agent_skills = cjson.decode(redis.call('JSON.GET', akey, '.skills'))
   for _, skill in ipairs(agent_skills) do
@@ -1271,6 +1461,14 @@ local function claim(tag, cid, aid, now, sizes, fewest)  -- returns the agent's 
   end
   if fewest then fewest_claimed(tag, aid, agent_skills, fewest.sizes) end
   local at = string.format('%d', now)
+  if offer_until then
+    local ends = string.format('%d', offer_until)
+    redis.call('JSON.MERGE', akey, '.', '{"state":"offered","available_since":null,"contact":'
+      .. cjson.encode(cid) .. ',"offer_until":' .. ends .. '}')
+    redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"offered","agent":'
+      .. cjson.encode(aid) .. ',"offer_until":' .. ends .. ',"queue_score":' .. queue_score .. '}')
+    return #agent_skills
+  end
   redis.call('JSON.MERGE', akey, '.', '{"state":"busy","available_since":null,"contact":'
     .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
@@ -1454,12 +1652,14 @@ local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   -- One read of the center's switches (wrap_up_due: see "Wrap-up").
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due')
+    'wrap_up_due', 'offer_ms', 'offer_due')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
   -- Wrap-ups end on time in manual mode too: only assigning is left to the lesson.
   local _, wrap_in = release_wrap_ups(tag, tonumber(meta[4]))
+  local _, offer_in = expire_offers(tag, tonumber(meta[6]))  -- likewise (see "Offers")
+  wrap_in = sooner(wrap_in, offer_in)
   if args[3] == 'service' and meta[1] == 'manual' then
     return with_wrap_up(tag, {0, last_wake_id(tag)}, wrap_in)
   end
@@ -1479,6 +1679,8 @@ local function dispatch(keys, args)
   local sizes = {}  -- availability set sizes, see longest_available
   local examined, assigned, wait_total = 0, 0, 0
   local page = {}  -- the first ready combinations, see ready_page
+  local offer_ms, offered = tonumber(meta[5]), 0  -- offers instead of assignments (Offers)
+  local excluding = offer_ms and redis.call('HLEN', k_excluded(tag)) > 0
   -- An assignment's cost grows with the agent's skills (it leaves each skill's set): a
   -- round also stops after DISPATCH_WORK units (an assignment: 8 + its agent's skills;
   -- what un-parking did in this call counts too), so a center of agents with 32 skills
@@ -1515,15 +1717,23 @@ local function dispatch(keys, args)
       page = {}
     else
       local skills = skills_of(sig)
-      local aid = choose_agent(tag, skills, sizes, fewest)
+      local aid = choose_agent(tag, skills, sizes, fewest, excluding and excluded_for(tag, cid))
       if aid then
-        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest)
+        work = work + 8 + claim(tag, cid, aid, now, sizes, fewest, offer_ms and now + offer_ms,
+          queued_at)
         redis.call('ZREM', keys[1], cid)
         index_served(tag, sig, cid, head[4])
         ready_moved(page, head[4] and tonumber(head[4]))
-        local wait = math.max(0, math.floor(now - tonumber(queued_at)))
-        wait_total = wait_total + wait
-        event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+        if offer_ms then
+          offer_timer(tag, 'o|' .. cid, now + offer_ms)
+          event(tag, 'contact_offered', 'contact', cid, 'agent', aid, 'until',
+            string.format('%d', now + offer_ms))
+          offered = offered + 1
+        else
+          local wait = math.max(0, math.floor(now - tonumber(queued_at)))
+          wait_total = wait_total + wait
+          event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+        end
         assigned = assigned + 1
         result[#result + 1] = cid
         result[#result + 1] = aid
@@ -1533,10 +1743,13 @@ local function dispatch(keys, args)
       end
     end
   end
+  if assigned > offered then
+    redis.call('HINCRBY', keys[3], 'assigned', assigned - offered)
+    redis.call('HINCRBY', keys[3], 'wait_ms', wait_total)
+  end
   if assigned > 0 then
     redis.call('HINCRBY', keys[4], 'indexed', -assigned)  -- see index_served
-    redis.call('HINCRBY', keys[3], 'assigned', assigned)
-    redis.call('HINCRBY', keys[3], 'wait_ms', wait_total)
+    if offered > 0 then redis.call('HINCRBY', keys[3], 'offers', offered) end
   end
   result[1] = assigned
   result[2] = last_wake_id(tag)
@@ -1544,6 +1757,8 @@ local function dispatch(keys, args)
   if stopped_early and redis.call('ZCARD', tag .. ':ready') > 0 then
     wake(tag, 'more')  -- after the id returned: the dispatcher's next wait ends at once
   end
+  -- Its own offers' wake-ups precede the id returned: the reply times their deadline.
+  if offered > 0 then wrap_in = sooner(wrap_in, offer_ms) end
   return with_wrap_up(tag, result, wrap_in)
 end
 
@@ -1635,6 +1850,105 @@ end
 register('acd_wrap_up_set', wrap_up_set)
 register('acd_wrap_up_end', wrap_up_end, true)
 register('acd_wrap_up_release', wrap_up_release, true)
+
+--[[ Offers' functions (see "Offers" above for the states and timers). ]]
+
+--[[ acd_offers_set
+KEYS[1] center meta hash
+ARGV[1] offer timeout in ms (0: offers off, rounds assign)  ARGV[2] missed offers in a
+row that put an agent on a break (0: never)  ARGV[3] ms an agent is not offered a contact
+again after missing it (0: may be at once)
+Offers under way keep their deadline. Returns the previous {timeout, misses, backoff}. ]]
+local function offers_set(keys, args)
+  local tag = tag_of(keys[1])
+  local wanted = {}
+  for i, name in ipairs({'offer timeout ms', 'max missed offers', 'offer backoff ms'}) do
+    local n = tonumber(args[i])
+    if not n or n < 0 or n ~= math.floor(n) then
+      fail('INVALID ' .. name .. ' ' .. tostring(args[i]) .. ': a whole number, 0 or more')
+    end
+    wanted[i] = n
+  end
+  refuse_if_deleting(tag)
+  local fields = {'offer_ms', 'offer_misses', 'offer_backoff_ms'}
+  local before = redis.call('HMGET', keys[1], unpack(fields))
+  local changed = false
+  for i, field in ipairs(fields) do
+    before[i] = tonumber(before[i] or 0)
+    if before[i] ~= wanted[i] then
+      changed = true
+      if wanted[i] == 0 then
+        redis.call('HDEL', keys[1], field)
+      else
+        redis.call('HSET', keys[1], field, string.format('%d', wanted[i]))
+      end
+    end
+  end
+  if changed then
+    event(tag, 'offers_option', 'timeout_ms', string.format('%d', wanted[1]), 'max_misses',
+      string.format('%d', wanted[2]), 'backoff_ms', string.format('%d', wanted[3]))
+    wake(tag, 'mode')
+  end
+  return before
+end
+
+--[[ acd_offer_answer
+KEYS[1] agent document
+ARGV[1] agent id  ARGV[2] 'accept' | 'reject'  ARGV[3] the contact offered ('': whichever)
+accept: the offer becomes an assignment: agent busy, contact assigned (contact_assigned,
+  as a round's, after offer_accepted), its wait counted until now.
+reject: a missed offer (see "Offers"): the contact back to its place, the agent available
+  (or on a break after too many misses in a row).
+Fails with STATE when the agent has no such offer (it timed out, or was answered, just
+before). Returns the stored agent JSON. ]]
+local function offer_answer(keys, args)
+  local tag = tag_of(keys[1])
+  local aid, answer, expected = args[1], args[2], args[3]
+  if answer ~= 'accept' and answer ~= 'reject' then
+    fail('INVALID offer answer ' .. tostring(answer) .. ': accept or reject')
+  end
+  local agent = load_agent(tag, aid)
+  local cid = agent.contact
+  if agent.state ~= 'offered' or (expected ~= '' and cid ~= expected) then
+    fail('STATE agent ' .. aid .. ' has no offer' .. (expected ~= '' and ' of contact '
+      .. expected or '') .. ' (it is ' .. tostring(agent.state) .. '): an offer ends when '
+      .. 'answered or at its deadline')
+  end
+  local contact = offer_of(tag, cid, aid)
+  if not contact then fail('STATE the offer of contact ' .. tostring(cid) .. ' is over') end
+  local now = now_ms()
+  if answer == 'reject' then
+    miss_offer(tag, cid, contact, aid, agent, 'rejected', now)
+    return redis.call('JSON.GET', keys[1], '.')
+  end
+  redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+  local at = string.format('%d', now)
+  redis.call('JSON.MERGE', keys[1], '.', '{"state":"busy","offer_until":null,'
+    .. '"missed_offers":null,"last_assigned_at":' .. at .. '}')
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","offer_until":null,'
+    .. '"queue_score":null,"assigned_at":' .. at .. '}')
+  local wait = math.max(0, now - math.floor(tonumber(contact.queue_score or contact.queued_at)))
+  redis.call('HINCRBY', tag .. ':stats', 'assigned', 1)
+  redis.call('HINCRBY', tag .. ':stats', 'wait_ms', wait)
+  event(tag, 'offer_accepted', 'contact', cid, 'agent', aid)
+  event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_offer_release
+KEYS[1] center meta hash
+Expires the offers and ends the exclusions that are due, as every dispatch round does
+first (at most OFFER_EXPIRIES): for the reconciler, which must not assign. Returns {how
+many, ms until the next (0: more are due) or -1 when none is pending}. ]]
+local function offer_release(keys, args)
+  local done, next_in = expire_offers(tag_of(keys[1]),
+    tonumber(redis.call('HGET', keys[1], 'offer_due')))
+  return {done, next_in or -1}
+end
+
+register('acd_offers_set', offers_set)
+register('acd_offer_answer', offer_answer, true)
+register('acd_offer_release', offer_release, true)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
@@ -1745,12 +2059,33 @@ local function repair_contact(keys, args)
     event(tag, 'contact_requeued', 'contact', cid, 'reason', 'agent_lost')
     contact.state = 'queued'
   end
+  if contact.state == 'offered' then
+    local named = type(contact.agent) == 'string' and contact.agent
+    local agent = named and json_get(k_agent(tag, named), '.')
+    if agent and agent.state == 'offered' and agent.contact == cid then
+      hinted[#hinted + 1] = sig
+      local changed = drop_from_index(tag, keys[2], cid, hinted)
+      if not redis.call('ZSCORE', k_offers(tag), 'o|' .. cid) then
+        offer_timer(tag, 'o|' .. cid, tonumber(contact.offer_until) or now_ms())
+        changed[#changed + 1] = 'offer_timer'
+      end
+      return changed
+    end
+    redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+    redis.call('JSON.MERGE', keys[1], '.',
+      '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+    event(tag, 'contact_requeued', 'contact', cid, 'reason', 'agent_lost')
+    contact.state = 'queued'
+  end
   if contact.state ~= 'queued' then
     hinted[#hinted + 1] = sig
     return drop_from_index(tag, keys[2], cid, hinted)
   end
   local head_start = tonumber(contact.head_start_ms) or 0
   local score = redis.call('ZSCORE', keys[2], cid)
+  if not score and contact.queue_score then  -- an offer's, kept in its document
+    score = string.format('%.3f', contact.queue_score)
+  end
   if not score then
     local indexed = redis.call('ZSCORE', k_combo(tag, sig), cid)
     score = indexed and string.format('%.3f', tonumber(indexed) + head_start)
@@ -1830,6 +2165,18 @@ local function repair_agent(keys, args)
     end
   elseif agent.state == 'wrap_up' then
     repair_wrap_up(tag, id, agent, changed)
+  elseif agent.state == 'offered' then
+    local cid = agent.contact
+    local contact = type(cid) == 'string' and json_get(k_contact(tag, cid), '.')
+    if not (contact and contact.state == 'offered' and contact.agent == id) then
+      local after, reason = leave_for(tag, id, agent, now_ms(), ',"offer_until":null')
+      event(tag, 'agent_state', with_reason(reason, 'agent', id, 'state', after))
+      changed[#changed + 1] = 'released'
+      agent = json_get(keys[1], '.')
+    elseif not redis.call('ZSCORE', k_offers(tag), 'o|' .. cid) then
+      offer_timer(tag, 'o|' .. cid, tonumber(contact.offer_until) or now_ms())
+      changed[#changed + 1] = 'offer_timer'
+    end
   elseif type(agent.contact) == 'string' or agent.next_state ~= nil or agent.next_reason ~= nil then
     redis.call('JSON.MERGE', keys[1], '.', '{"contact":null,"next_state":null,"next_reason":null}')
     changed[#changed + 1] = 'cleared_contact'
