@@ -77,6 +77,24 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("agent", A.WRAP_UP, A.LOGGED_OUT, "acd_wrap_up_end", "wrap_up_ended",
                "its wrap-up is ended while next_state is logged_out"),
     Transition("agent", A.LOGGED_OUT, NEW, "acd_agent_delete", "agent_deleted", "deleted"),
+    # Offers (acd.offers): only with a center's offer timeout.
+    Transition("agent", A.AVAILABLE, A.OFFERED, "acd_dispatch", "contact_offered",
+               "a dispatch round offers it a contact (offers on)"),
+    Transition("agent", A.OFFERED, A.BUSY, "acd_offer_answer", "offer_accepted", "accepts"),
+    Transition("agent", A.OFFERED, A.AVAILABLE, "acd_offer_answer", "offer_rejected",
+               "rejects (not offered that contact again for the back-off)"),
+    Transition("agent", A.OFFERED, A.UNAVAILABLE, "acd_offer_answer", "offer_rejected",
+               "rejects one offer too many in a row: a break (missed_offers)"),
+    Transition("agent", A.OFFERED, A.AVAILABLE, "acd_dispatch", "offer_timed_out",
+               "lets the deadline pass: any dispatcher's next round expires the offer"),
+    Transition("agent", A.OFFERED, A.AVAILABLE, "acd_offer_release", "offer_timed_out",
+               "lets the deadline pass: the reconciler expires it (no dispatcher ran)"),
+    Transition("agent", A.OFFERED, A.AVAILABLE, "acd_contact_end", "offer_withdrawn",
+               "the contact hangs up before the answer"),
+    Transition("agent", A.OFFERED, A.OFFERED, "acd_agent_state", "agent_next_state",
+               "set unavailable or logged_out: applied when the offer ends"),
+    Transition("agent", A.OFFERED, A.AVAILABLE, "acd_repair_agent", "agent_state",
+               "the reconciler finds its offered contact gone"),
     Transition("agent", A.UNAVAILABLE, NEW, "acd_agent_delete", "agent_deleted", "deleted"),
     Transition("agent", A.AVAILABLE, NEW, "acd_agent_delete", "agent_deleted",
                "deleted (a busy agent cannot be)"),
@@ -91,6 +109,18 @@ TRANSITIONS: tuple[Transition, ...] = (
                "a skill it needs is deleted with force (nobody could serve it)"),
     Transition("contact", C.QUEUED, C.ABANDONED, "acd_center_delete", "contact_abandoned",
                "its center is deleted (DELETE /v1/centers/{center})"),
+    Transition("contact", C.QUEUED, C.OFFERED, "acd_dispatch", "contact_offered",
+               "a dispatch round offers it to an agent (offers on)"),
+    Transition("contact", C.OFFERED, C.ASSIGNED, "acd_offer_answer", "offer_accepted",
+               "the agent accepts"),
+    Transition("contact", C.OFFERED, C.QUEUED, "acd_offer_answer", "offer_rejected",
+               "the agent rejects: back at its place (its age kept)"),
+    Transition("contact", C.OFFERED, C.QUEUED, "acd_dispatch", "offer_timed_out",
+               "the deadline passes: back at its place"),
+    Transition("contact", C.OFFERED, C.ABANDONED, "acd_contact_end", "contact_abandoned",
+               "the caller hangs up before the answer"),
+    Transition("contact", C.OFFERED, C.QUEUED, "acd_repair_contact", "contact_requeued",
+               "the reconciler finds its agent not offered it: back at its place"),
     Transition("contact", C.ASSIGNED, C.COMPLETED, "acd_contact_end", "contact_completed",
                "completed"),
     Transition("contact", C.ASSIGNED, C.QUEUED, "acd_repair_contact", "contact_requeued",
@@ -100,7 +130,7 @@ TRANSITIONS: tuple[Transition, ...] = (
 # Events that change no lifecycle state: what they record happens beside it.
 OTHER_EVENTS = frozenset({"agent_updated", "agent_skill", "skill_deleted", "center_state",
                           "dispatch_mode", "priority_ms", "center_deleting",
-                          "agent_choice", "wrap_up_option"})
+                          "agent_choice", "wrap_up_option", "offers_option"})
 
 
 def transitions(of: Literal["agent", "contact"]) -> list[Transition]:

@@ -109,9 +109,8 @@ async def test_rejected_the_contact_keeps_its_place_and_skips_that_agent(
 
 
 async def test_the_exclusion_ends_after_the_backoff(center: Center) -> None:
-    cid, _ = await offered(center, backoff_s=0.005)
+    cid, _ = await offered(center, backoff_s=0.005)  # its start: the test above
     await center.reject_offer("a")
-    assert await center.dispatch() == []
     ends = await center.redis.zscore(center.keys.offers, f"x|{cid}|a")
     await past(center, ends)
     [pair] = await center.dispatch()
@@ -176,6 +175,17 @@ async def test_an_offered_agent_is_not_deleted(center: Center) -> None:
     await center.reject_offer("a")
     await center.delete_agent("a")
     await check_invariants(center)
+
+
+async def test_a_center_with_an_offer_under_way_is_deleted(center: Center) -> None:
+    """The offered contact is abandoned with the center (no client answers any more)."""
+    cid, _ = await offered(center)
+    await center.create_agent("b", "A", "B", ["en"])
+    done = await center.delete()
+    assert done.agents == 2
+    contact = await center.get_contact(cid)  # kept readable until it expires
+    assert contact.state == "abandoned"
+    assert await center.key_names() == [center.keys.contact(cid)]
 
 
 async def test_bad_settings_are_refused_naming_them(center: Center) -> None:
