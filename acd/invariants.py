@@ -301,21 +301,20 @@ async def _offers(center: Center, agents: Docs, contacts: Docs) -> list[str]:
         if agent.get("state") != "offered":
             continue
         cid = agent.get("contact")
-        contact = contacts.get(cid) if cid else None
-        contact = contact or {}
+        contact = (contacts.get(cid) if cid else None) or {}
         if contact.get("state") != "offered" or contact.get("agent") != aid:
             found.append(f"offered agent {aid} names contact {cid}, which is "
                          f"{contact.get('state')} with agent {contact.get('agent')}")
-    for cid, contact in sorted(contacts.items()):
-        if contact.get("state") != "offered":
+    for cid, offered in sorted(contacts.items()):
+        if offered.get("state") != "offered":
             continue
-        aid = contact.get("agent")
-        agent = agents.get(aid) if aid else None
-        if agent is None or agent.get("state") != "offered" or agent.get("contact") != cid:
-            found.append(f"offered contact {cid} names agent {aid}, who is "
-                         f"{(agent or {}).get('state')} on {(agent or {}).get('contact')}")
-        if timers.get(f"o|{cid}") != float(contact.get("offer_until") or -1):
-            found.append(f"offered contact {cid} until {contact.get('offer_until')}, its "
+        named = offered.get("agent")
+        holder = (agents.get(named) if named else None) or {}
+        if holder.get("state") != "offered" or holder.get("contact") != cid:
+            found.append(f"offered contact {cid} names agent {named}, who is "
+                         f"{holder.get('state')} on {holder.get('contact')}")
+        if timers.get(f"o|{cid}") != float(offered.get("offer_until") or -1):
+            found.append(f"offered contact {cid} until {offered.get('offer_until')}, its "
                          f"timer says {timers.get(f'o|{cid}')}")
     due = await r.hget(k.meta, "offer_due")
     if timers and (due is None or float(due) > min(timers.values())):

@@ -19,6 +19,11 @@ Wrap-up time is abstract too: the center's option is "off", "tiny" (1 ms: over b
 next step, whose server time is at least 2 ms later) or "long" (an hour: never over
 during a test). A tiny wrap-up started at step k ends at k + 0.5 on the model's clock:
 after step k, before step k + 1, as its real end lies between theirs.
+
+Offers (acd.offers) likewise: "off", "long" (10 minutes to answer, an hour of back-off, a
+break after 2 misses in a row: only explicit accept and reject steps end one) or "tiny"
+(1 ms to answer, no back-off, a break after 2 misses: over by the next step, and the next
+round, or the reconciler's step, expires it).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class MAgent:
     next_state: str | None = None
     wrap_up_end: float | None = None  # while in wrap-up: the tick it ends (inf: never)
     reason: str | None = None  # on a break (unavailable with a reason)
+    missed: int = 0  # offers missed in a row
+    offer_end: float | None = None  # while offered: the tick its offer ends
     next_reason: str | None = None  # the break asked for after the contact
 
     def keeps_own_state(self) -> bool:
@@ -50,7 +57,7 @@ class MAgent:
         """Leaves its contact (or wrap-up) for what it asked meanwhile; returns that."""
         after = self.next_state or "available"
         self.state, self.reason, self.contact = after, self.next_reason, None
-        self.next_state = self.next_reason = self.wrap_up_end = None
+        self.next_state = self.next_reason = self.wrap_up_end = self.offer_end = None
         if after != "available":
             self.since = None
         return after
@@ -58,6 +65,9 @@ class MAgent:
 
 WRAP_UP_SECONDS = {"off": 0.0, "tiny": 0.001, "long": 3600.0}
 WRAP_UP_RELEASES = 25  # acd.lua's: most wrap-ups one call ends
+# The offers options: (timeout s, max misses, back-off s); see the module's docstring.
+OFFERS = {"off": (0.0, 0, 0.0), "long": (600.0, 2, 3600.0), "tiny": (0.001, 2, 0.0)}
+OFFER_EXPIRIES = 25
 
 
 @dataclass
@@ -83,6 +93,9 @@ class Model:
     mode: str = "automatic"
     choice: str = "longest_available"  # the agent choice (acd.agent_choice)
     wrap_up: str = "off"  # see WRAP_UP_SECONDS
+    offers: str = "off"  # see OFFERS
+    excluded: set[tuple[str, str]] = field(default_factory=set)  # (contact, agent)
+    arrival: dict[str, int] = field(default_factory=dict)  # contact -> its place in line
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
@@ -152,7 +165,7 @@ class Model:
         return self.agents[aid]
 
     def delete_agent(self, aid: str) -> None:
-        if self._agent(aid).state == "busy":
+        if self._agent(aid).state in ("busy", "offered"):
             raise InvalidState(f"agent {aid} is on a contact")
         del self.agents[aid]
 
@@ -233,6 +246,7 @@ class Model:
         contact = MContact(sorted(skills), priority=priority)
         self.contacts[cid] = contact
         self.queue.append(cid)
+        self.arrival[cid] = len(self.arrival)
         self.count("offered")
         if len(self.waiting(contact.sig)) == 1:  # new to the index
             if self.ranking(contact.skills):
@@ -247,7 +261,13 @@ class Model:
         contact = self.contacts[cid]
         if contact.state == "assigned" and how == "abandon":
             raise InvalidState(f"contact {cid} is assigned: complete it instead")
-        if contact.state == "queued":  # completing a queued contact: never answered
+        if contact.state == "offered":  # never answered: abandoned, its agent freed
+            assert contact.agent is not None
+            contact.state, aid, contact.agent = "abandoned", contact.agent, None
+            self.count("abandoned")
+            if self.agents[aid].leave() == "available":
+                self._make_available(aid)
+        elif contact.state == "queued":  # completing a queued contact: never answered
             self._unqueue(cid)
             contact.state = "abandoned"
             self.count("abandoned")
@@ -308,25 +328,83 @@ class Model:
         ``most`` assignments and ``budget`` combinations looked at. Wrap-ups that are over
         end first, in manual mode too (only assigning is the lesson's there)."""
         self.release_wrap_ups()
+        self.expire_offers()
         if service and self.mode == "manual":
             return []
+        timeout = OFFERS[self.offers][0]
         done: list[tuple[str, str]] = []
         examined = 0
         while len(done) < most and examined < budget and self.ready:
             sig = min(self.ready, key=lambda s: self.place(self.waiting(s)[0]))
             examined += 1
             cid = self.waiting(sig)[0]
-            best = self.chosen(self.contacts[cid].skills)
+            best = [aid for aid in self.chosen(self.contacts[cid].skills)
+                    if not timeout or (cid, aid) not in self.excluded]
             if not best:
                 self.ready.discard(sig)
                 self.parked.add(sig)
                 continue
             aid = best[0]
             agent = self.agents[aid]
-            agent.state, agent.since, agent.contact = "busy", None, cid
-            self.contacts[cid].state, self.contacts[cid].agent = "assigned", aid
+            agent.state, agent.since, agent.contact = "offered" if timeout else "busy", None, cid
+            self.contacts[cid].state = "offered" if timeout else "assigned"
+            self.contacts[cid].agent = aid
+            if timeout:
+                agent.offer_end = self.tick + 0.5 if self.offers == "tiny" else math.inf
             self._unqueue(cid)
             done.append((cid, aid))
-        if done:
+        if done and not timeout:
             self.count("assigned", len(done))
         return done
+
+    # -- offers -------------------------------------------------------------------------
+    def set_offers(self, option: str) -> tuple[float, int, float]:
+        """The previous settings; offers under way keep their deadline."""
+        before, self.offers = self.offers, option
+        return OFFERS[before]
+
+    def answer(self, aid: str, accept: bool) -> MAgent:
+        agent = self._agent(aid)
+        if agent.state != "offered":
+            raise InvalidState(f"agent {aid} has no offer")
+        assert agent.contact is not None
+        if accept:
+            contact = self.contacts[agent.contact]
+            agent.state, agent.missed, agent.offer_end = "busy", 0, None
+            contact.state = "assigned"
+            self.count("assigned")
+        else:
+            self._miss(aid)
+        return agent
+
+    def _miss(self, aid: str) -> None:
+        """The contact back at its place; the agent excluded from it for the back-off,
+        available again, or on a break after the center's misses in a row."""
+        agent = self.agents[aid]
+        cid = agent.contact
+        assert cid is not None
+        contact = self.contacts[cid]
+        contact.state, contact.agent = "queued", None
+        self.queue.append(cid)
+        self.queue.sort(key=self.arrival.__getitem__)
+        if len(self.waiting(contact.sig)) == 1:  # new to the index
+            (self.ready if self.ranking(contact.skills) else self.parked).add(contact.sig)
+        _, most, backoff = OFFERS[self.offers]
+        if backoff:
+            self.excluded.add((cid, aid))
+        agent.missed += 1
+        if agent.next_state is None and most and agent.missed >= most:
+            agent.next_state, agent.next_reason = "unavailable", "missed_offers"
+        if agent.next_state is not None:
+            agent.missed = 0
+        if agent.leave() == "available":
+            self._make_available(aid)
+
+    def expire_offers(self, most: int = OFFER_EXPIRIES) -> int:
+        """Miss the offers whose time is over, the earliest first (then by contact id, as
+        the timers' set orders them); at most ``most``."""
+        due = sorted((a.offer_end, a.contact or "", aid) for aid, a in self.agents.items()
+                     if a.state == "offered" and (a.offer_end or 0) <= self.tick)
+        for _, _, aid in due[:most]:
+            self._miss(aid)
+        return len(due[:most])

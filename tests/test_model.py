@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from acd_model import WRAP_UP_SECONDS, MAgent, MContact, Model
+from acd_model import OFFERS, WRAP_UP_SECONDS, MAgent, MContact, Model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -38,7 +38,8 @@ SKILLS = ["de", "en", "fr", "es"]
 NEEDS = [["en"], ["fr"], ["de"], ["en", "fr"], ["de", "en"], ["es"], ["de", "en", "fr"]]
 AGENT_SKILLS = st.lists(st.sampled_from(SKILLS), min_size=1, max_size=3, unique=True)
 BAD_INPUTS = ["agent id", "skills repeated", "no skills", "state busy", "skill name",
-              "contact id", "dispatch mode", "priority", "agent choice", "wrap-up"]
+              "contact id", "dispatch mode", "priority", "agent choice", "wrap-up",
+              "offers", "break reason"]
 PRIORITIES = st.sampled_from([0, 0, 0, 1, 2, 100])
 HOUR_A_POINT = 3600  # see tests/acd_model.py: priority always outranks arrival here
 
@@ -98,12 +99,15 @@ class ModelMachine(RuleBasedStateMachine):
                                 max_size=len(AGENT_IDS)),
                 available=st.lists(st.booleans(), min_size=len(AGENT_IDS),
                                    max_size=len(AGENT_IDS)),
-                wrap_up=st.sampled_from(sorted(WRAP_UP_SECONDS)))
-    def staff(self, skills: list[list[str]], available: list[bool], wrap_up: str) -> None:
-        """Every sequence starts with all agents there, so most steps have work to do, and
-        a wrap-up time (most contacts end before a rule changes it)."""
+                wrap_up=st.sampled_from(sorted(WRAP_UP_SECONDS)),
+                offers=st.sampled_from(["off", "off", "long", "tiny"]))
+    def staff(self, skills: list[list[str]], available: list[bool], wrap_up: str,
+              offers: str) -> None:
+        """Every sequence starts with all agents there, so most steps have work to do, a
+        wrap-up time (most contacts end before a rule changes it) and offers on or off."""
         self.run(self.center.set_seconds_per_point(HOUR_A_POINT))
         self.set_wrap_up(wrap_up)
+        self.set_offers(offers)
         for aid, has, ready in zip(AGENT_IDS, skills, available, strict=True):
             self.create_agent(aid, has, ready)
 
@@ -259,6 +263,31 @@ class ModelMachine(RuleBasedStateMachine):
                                   self.center.release_wrap_ups)
         assert got == expected
 
+    # -- offers -------------------------------------------------------------------------
+    @rule(option=st.sampled_from(sorted(OFFERS)))
+    def set_offers(self, option: str) -> None:
+        async def real() -> tuple[float, int, float]:
+            before = await self.center.set_offers(*OFFERS[option])
+            return before.timeout_s, before.max_misses, before.backoff_s
+
+        expected, got = self.both(lambda: self.model.set_offers(option), real)
+        assert got == expected
+
+    @rule(aid=st.sampled_from(AGENT_IDS), accept=st.booleans())
+    def answer_offer(self, aid: str, accept: bool) -> None:
+        expected, got = self.both(
+            lambda: self.model.answer(aid, accept),
+            lambda: (self.center.accept_offer if accept else self.center.reject_offer)(aid))
+        if got is not None:
+            same_agent(got, expected)
+
+    @rule()
+    def offers_time_out(self) -> None:
+        """The offers whose time is over are missed (the reconciler's call; rounds do it
+        first)."""
+        expected, got = self.both(self.model.expire_offers, self.center.release_offers)
+        assert got == expected
+
     @rule(kind=st.sampled_from(BAD_INPUTS))
     def bad_input(self, kind: str) -> None:
         """Bad input is refused with InvalidInput before anything is written."""
@@ -273,6 +302,8 @@ class ModelMachine(RuleBasedStateMachine):
             "priority": lambda: self.center.create_contact(["en"], priority=101),
             "agent choice": lambda: self.center.set_agent_choice("most_skills"),
             "wrap-up": lambda: self.center.set_wrap_up(-1),
+            "offers": lambda: self.center.set_offers(-1),
+            "break reason": lambda: self.center.start_break("a1", "Lunch"),
         }
 
         def refuse() -> None:
@@ -317,6 +348,8 @@ class ModelMachine(RuleBasedStateMachine):
         assert (await c.dispatch_mode()).value == m.mode
         assert (await c.agent_choice()).value == m.choice
         assert await c.wrap_up_seconds() == WRAP_UP_SECONDS[m.wrap_up]
+        offers = await c.offer_settings()
+        assert (offers.timeout_s, offers.max_misses, offers.backoff_s) == OFFERS[m.offers]
         for needs in NEEDS:
             assert [x.agent for x in await c.candidates(needs)] == m.ranking(needs), needs
 
@@ -326,6 +359,7 @@ def same_agent(agent: Agent, model: MAgent) -> None:
             agent.next_state.value if agent.next_state else None) == (
         model.skills, model.state, model.contact, model.next_state), agent.id
     assert (agent.reason, agent.next_reason) == (model.reason, model.next_reason), agent.id
+    assert (agent.missed_offers or 0) == model.missed, agent.id
     assert (agent.available_since is None) == (model.since is None), agent.id
     assert (agent.wrap_up_until is None) == (model.wrap_up_end is None), agent.id
 

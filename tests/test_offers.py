@@ -120,7 +120,7 @@ async def test_the_exclusion_ends_after_the_backoff(center: Center) -> None:
 
 
 async def test_a_timed_out_offer_is_missed_by_the_next_round(center: Center) -> None:
-    cid, score = await offered(center, timeout_s=0.005)
+    cid, _ = await offered(center, timeout_s=0.005)
     ends = (await center.get_agent("a")).offer_until
     assert ends is not None
     await past(center, ends)
@@ -246,11 +246,25 @@ async def test_answers_race_the_deadline_and_rounds(center: Center) -> None:
                 pass
             await asyncio.sleep(0)
 
-    await asyncio.gather(*(answer(i) for i in range(4)),
+    async def change_states() -> None:
+        for turn in range(20):
+            aid = f"a{turn % 4}"
+            try:
+                if turn % 3 == 0:
+                    await center.start_break(aid, "lunch")
+                else:
+                    await center.set_available(aid)  # cancels a pending break, or 409
+            except InvalidState:
+                pass
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(answer(i) for i in range(4)), change_states(),
                          *(center.dispatch(most=2) for _ in range(20)))
     await check_invariants(center)
     states = [c.state for c in await center.get_contacts(ids) if c]
     assert len(states) == 8 and set(states) <= {"queued", "offered", "assigned"}
+    for agent in await center.list_agents():  # a break asked while offered waits for it
+        assert agent.reason is None or agent.state == "unavailable", agent
 
 
 async def test_a_dispatcher_times_offers_out_without_any_client(

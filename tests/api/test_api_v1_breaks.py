@@ -18,7 +18,7 @@ async def test_a_break_and_a_log_out_through_the_api(
     stats = (await client.get(f"{v1}/stats")).json()
     assert stats["breaks"] == {"lunch": 1}
     assert stats["agents"] == {"unavailable": 1, "available": 0, "busy": 0, "wrap_up": 0,
-                               "logged_out": 0}
+                               "logged_out": 0, "offered": 0}
     r = await client.put(f"{v1}/agents/a/state", json={"state": "logged_out"})
     assert (r.json()["state"], r.json()["reason"]) == ("logged_out", None)
     r = await client.put(f"{v1}/agents/a/state", json={"state": "available"})
