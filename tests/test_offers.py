@@ -161,7 +161,7 @@ async def test_a_state_asked_while_offered_applies_at_the_answer(center: Center)
 async def test_an_offered_contact_that_hangs_up_is_abandoned(center: Center) -> None:
     cid, _ = await offered(center)
     ended = await center.abandon_contact(cid)
-    assert ended.state == "abandoned"
+    assert (ended.state, ended.agent, ended.offer_until) == ("abandoned", None, None)
     agent = await center.get_agent("a")
     assert (agent.state, agent.missed_offers) == ("available", None), "not its miss"
     assert not await center.redis.exists(center.keys.offers)

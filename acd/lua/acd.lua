@@ -807,7 +807,8 @@ local function withdraw_offer(tag, cid, contact, now)
     if after == 'available' then wake(tag, 'agent') end
     event(tag, 'offer_withdrawn', with_reason(reason, 'contact', cid, 'agent', aid, 'state', after))
   end
-  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"offer_until":null,"queue_score":null}')
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.',
+    '{"agent":null,"offer_until":null,"queue_score":null}')
 end
 
 -- An agent on a contact (or in wrap-up, or offered one) keeps it until it ends: no state

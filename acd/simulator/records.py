@@ -28,6 +28,7 @@ class Record:
     busy_from: float | None = None
     ended_at: float | None = None
     outcome: str | None = None  # "answered" | "abandoned" | "cut" (ended by the stop)
+    offers: int = 0  # offers made to it (acd.offers): all but the accepted one missed
     assigned: asyncio.Event = field(default_factory=asyncio.Event)
 
 
