@@ -138,30 +138,49 @@ def offer_excess_waits(outcomes: Sequence[Outcome], agents: int, scenario: Scena
     """With offers (acd.offers): per answered contact, (its measured wait minus its wait
     in the ideal ACD with the same offers, that ideal wait minus the one without offers).
 
-    The ideal ACD offers the moment a contact and an agent are both free; each offer the
-    contact misses (the same draws as the run's) holds an agent for the offer timeout,
-    and the next offer follows at once; contacts are taken in arrival order, each until
-    its accepted offer. That is exact while no two contacts' offers wait for the same
-    agent (agents to spare), an approximation under load. The first value is the real
-    ACD's delay alone (rounds, the accept's call), as in excess_waits; the second is the
-    extra wait offers cost, as the model predicts it."""
-    timeout = scenario.offer_timeout_effective
-    free, plain = [0.0] * agents, [0.0] * agents
-    excess: dict[int, float] = {}
-    extra: dict[int, float] = {}
-    for o in sorted(outcomes, key=lambda x: x.arrived):
-        if not o.answered or o.wait is None or o.busy_from is None or o.busy_to is None:
-            continue
-        held = (o.busy_to - o.busy_from) + scenario.wrap_up_effective
-        at = o.arrived
-        for _ in range(missed_offers(scenario, o.index)):
-            start = max(at, free[0])
-            heapq.heapreplace(free, start + timeout)
-            at = start + timeout
-        start = max(at, free[0])
-        heapq.heapreplace(free, start + held)
-        without = max(o.arrived, plain[0])
-        heapq.heapreplace(plain, without + held)
-        excess[o.index] = o.wait - (start - o.arrived)
-        extra[o.index] = start - without
+    The ideal ACD offers the moment a contact and an agent are both free, oldest arrival
+    first; each offer the contact misses (the same draws as the run's) holds that agent
+    for the offer timeout, then both are free again and the contact keeps its place. The
+    first value is the real ACD's delay alone (rounds, the accept's call), as in
+    excess_waits; the second is the extra wait offers cost, as the model predicts it."""
+    answered = [o for o in outcomes if o.answered and o.wait is not None
+                and o.busy_from is not None and o.busy_to is not None]
+    with_offers = _offer_waits(answered, agents, scenario, scenario.offer_timeout_effective)
+    without = _offer_waits(answered, agents, scenario, None)
+    excess = {o.index: (o.wait or 0.0) - with_offers[o.index] for o in answered}
+    extra = {i: with_offers[i] - without[i] for i in with_offers}
     return excess, extra
+
+
+def _offer_waits(answered: Sequence[Outcome], agents: int, scenario: Scenario,
+                 timeout: float | None) -> dict[int, float]:
+    """Each answered contact's wait in the ideal FIFO ACD with identical agents, busy for
+    the measured busy period plus wrap-up; with a ``timeout``, each missed offer holds an
+    agent that long first (None: no offers)."""
+    events: list[tuple[float, int, int]] = []  # (time, 0 free agent | 1 arrival, index)
+    by_index = {o.index: o for o in answered}
+    for o in answered:
+        heapq.heappush(events, (o.arrived, 1, o.index))
+    waiting: list[tuple[float, int]] = []  # (arrival, index): the queue, oldest first
+    missed = dict.fromkeys(by_index, 0)
+    free, waits = agents, {}
+    while events:
+        now = events[0][0]
+        while events and events[0][0] == now:  # everything that happens at this instant
+            _, kind, index = heapq.heappop(events)
+            if kind == 0:
+                free += 1
+            else:
+                heapq.heappush(waiting, (by_index[index].arrived, index))
+        while free and waiting:
+            arrived, index = heapq.heappop(waiting)
+            o, free = by_index[index], free - 1
+            if timeout is not None and missed[index] < missed_offers(scenario, index):
+                missed[index] += 1  # held until the deadline; then both are free again
+                heapq.heappush(events, (now + timeout, 0, -1))
+                heapq.heappush(events, (now + timeout, 1, index))
+                continue
+            waits[index] = now - arrived
+            held = (o.busy_to or 0.0) - (o.busy_from or 0.0) + scenario.wrap_up_effective
+            heapq.heappush(events, (now + held, 0, -1))
+    return waits
