@@ -70,13 +70,17 @@ async def delete_skill(fn: Functions, skill: str, force: bool, keep_seconds: int
 
 
 async def assigned_contacts(redis: Redis, keys: Keys) -> list[str]:
-    """The contacts the center's agents are on, read in short steps."""
+    """The contacts the center's agents are on, read in short steps. (A contact only
+    offered to an agent is abandoned with the center: acd_center_delete.)"""
     ids = await agent_ids(redis, keys)
     found: list[str] = []
     for start in range(0, len(ids), SCAN_COUNT):
         chunk = [keys.agent(i) for i in ids[start:start + SCAN_COUNT]]
-        for raw in await command(redis, "JSON.MGET", *chunk, "$.contact"):
-            found += [c for c in json.loads(raw or "[]") if c]
+        states = await command(redis, "JSON.MGET", *chunk, "$.state")
+        for raw, state in zip(await command(redis, "JSON.MGET", *chunk, "$.contact"), states,
+                              strict=True):
+            if json.loads(state or "[]") != ["offered"]:
+                found += [c for c in json.loads(raw or "[]") if c]
     return sorted(found)
 
 

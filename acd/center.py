@@ -42,8 +42,10 @@ from acd.models import (
     DispatchRound,
     QueueView,
     SkillDeletion,
+    check_reason,
     problem,
 )
+from acd.offers import CenterOffers
 from acd.priority import CenterPriority
 from acd.proficiency import CenterProficiency
 from acd.relaxation import CenterRelaxation
@@ -83,12 +85,12 @@ def _model(cls: type[Any], **fields: Any) -> Any:
 
 
 class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency,
-             CenterExplanations, CenterRelaxation):
+             CenterExplanations, CenterRelaxation, CenterOffers):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
     agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
     from acd.proficiency, assignments' explanations from acd.explanation, steps by
-    waiting time from acd.relaxation."""
+    waiting time from acd.relaxation, offers from acd.offers."""
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
@@ -147,18 +149,37 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
     async def delete_agent(self, agent_id: str) -> None:
         await self._fn.agent_delete(_valid("agent id", agent_id))
 
-    async def set_agent_state(self, agent_id: str, state: AgentState | str) -> Agent:
-        """Make an agent available or unavailable. An agent on a contact keeps it:
-        'unavailable' then takes effect when the contact ends (``next_state``), and
-        'available' cancels that or raises InvalidState naming the contact."""
+    async def set_agent_state(self, agent_id: str, state: AgentState | str,
+                              reason: str | None = None) -> Agent:
+        """Make an agent available, unavailable (on a break, with a ``reason`` code) or
+        logged out. An agent on a contact keeps it: another state then takes effect when
+        the contact ends (``next_state``), and 'available' cancels that or raises
+        InvalidState naming the contact."""
         _valid("agent id", agent_id)
         try:
             wanted = AgentState(state)
         except ValueError:
-            raise InvalidInput(f"state {state!r}: must be 'available' or 'unavailable'") from None
+            raise InvalidInput(f"state {state!r}: must be 'available', 'unavailable' or "
+                               "'logged_out'") from None
         if wanted in (AgentState.BUSY, AgentState.WRAP_UP):
             raise InvalidInput(f"state {wanted.value!r} is set by the ACD, not by callers")
-        return Agent.model_validate_json(await self._fn.agent_state(agent_id, wanted.value))
+        if reason is not None:
+            if wanted is not AgentState.UNAVAILABLE:
+                raise InvalidInput(f"reason {reason!r}: only a break has one (state "
+                                   f"'unavailable', not {wanted.value!r})")
+            try:
+                check_reason(reason)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+        return Agent.model_validate_json(
+            await self._fn.agent_state(agent_id, wanted.value, reason or ""))
+
+    async def start_break(self, agent_id: str, reason: str) -> Agent:
+        """Unavailable with a reason code ('lunch'): after its contact, if on one."""
+        return await self.set_agent_state(agent_id, AgentState.UNAVAILABLE, reason)
+
+    async def log_out(self, agent_id: str) -> Agent:
+        return await self.set_agent_state(agent_id, AgentState.LOGGED_OUT)
 
     async def set_available(self, agent_id: str) -> Agent:
         return await self.set_agent_state(agent_id, AgentState.AVAILABLE)
@@ -377,8 +398,11 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
     async def stats(self) -> CenterStats:
         view, counters = await self._queue_and_counters(1)
         by_state = {s: 0 for s in AgentState}
+        breaks: dict[str, int] = {}
         for agent in await self.list_agents():
             by_state[agent.state] += 1
+            if agent.reason is not None:
+                breaks[agent.reason] = breaks.get(agent.reason, 0) + 1
         assigned = int(counters.get("assigned", 0))
         return CenterStats(
             center=self.name,
@@ -387,6 +411,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             waiting=view.length,
             oldest_wait_ms=max(0, view.now_ms - view.oldest[0][1]) if view.oldest else 0,
             agents=by_state,
+            breaks=dict(sorted(breaks.items())),
             offered=int(counters.get("offered", 0)),
             assigned=assigned,
             completed=int(counters.get("completed", 0)),

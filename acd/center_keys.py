@@ -26,7 +26,8 @@ from acd.levels import MAX_LEVEL, needs
 SCAN_COUNT = 500
 PAGE = 1000  # entries or documents one read returns: no read holds Redis for long
 FIXED = ("agents", "skills", "queue", "sigs", "ready", "parked_on", "unpark", "meta",
-         "stats", "events", "wake", "kpis", "wrap_up", "steps_due", "steps", "outcomes")
+         "stats", "events", "wake", "kpis", "wrap_up", "steps_due", "steps", "outcomes",
+         "offers", "excluded")
 """The suffixes of a center's keys that are not per agent, contact, skill or combination."""
 
 

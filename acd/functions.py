@@ -96,9 +96,9 @@ class Functions:
         await fcall(self.redis, "acd_agent_delete", [k.agent(agent_id), k.agents, k.skills],
                     [agent_id])
 
-    async def agent_state(self, agent_id: str, state: str) -> str:
+    async def agent_state(self, agent_id: str, state: str, reason: str = "") -> str:
         return str(await fcall(self.redis, "acd_agent_state", [self.keys.agent(agent_id)],
-                           [agent_id, state]))
+                           [agent_id, state, reason]))
 
     async def agent_skill(self, agent_id: str, skill: str, op: str) -> str:
         k = self.keys

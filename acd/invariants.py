@@ -67,7 +67,7 @@ async def violations(center: Center) -> list[str]:
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
             *await _index(center, agents, contacts), *await _fewest(center, agents),
             *await _wrap_ups(center, agents), *await _levels(center, agents),
-            *await _steps_due(center, contacts)]
+            *await _steps_due(center, contacts), *await _offers(center, agents, contacts)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -106,24 +106,43 @@ def _agents_side(agents: Docs, contacts: Docs) -> list[str]:
         if not agent.get("skills"):  # it could serve no contact (acd_agent_skill refuses)
             found.append(f"agent {aid} has no skill")
         state, cid, after = agent.get("state"), agent.get("contact"), agent.get("next_state")
+        found += _reasons(aid, agent)
         if state == "wrap_up":  # after its contact: on none; may be unavailable next
-            if cid is not None or after not in (None, "unavailable"):
+            if cid is not None or after not in NEXT_STATES:
                 found.append(f"agent {aid} is in wrap-up but names contact {cid}, next "
                              f"state {after}")
             continue
-        if state != "busy":
+        if state not in ("busy", "offered"):
             if cid is not None or after is not None:
                 found.append(f"agent {aid} is {state} but names contact {cid}, next state "
                              f"{after}")
             continue
+        if state == "offered":
+            continue  # its contact, from both sides: _offers
         contact = contacts.get(cid) if cid else None
         if contact is None:
             found.append(f"busy agent {aid} names contact {cid}, which does not exist")
         elif contact.get("state") != "assigned" or contact.get("agent") != aid:
             found.append(f"busy agent {aid} names contact {cid}, which is "
                          f"{contact.get('state')} with agent {contact.get('agent')}")
-        if after not in (None, "unavailable"):
+        if after not in NEXT_STATES:
             found.append(f"busy agent {aid} has next state {after}")
+    return found
+
+
+NEXT_STATES = (None, "unavailable", "logged_out")  # what an agent may ask to be next
+
+
+def _reasons(aid: str, agent: dict[str, Any]) -> list[str]:
+    """A break reason only on an unavailable agent; a pending one only with a pending
+    'unavailable' (acd.lua, "Agent states")."""
+    found = []
+    if agent.get("reason") is not None and agent.get("state") != "unavailable":
+        found.append(f"agent {aid} is {agent.get('state')} with break reason "
+                     f"{agent.get('reason')}")
+    if agent.get("next_reason") is not None and agent.get("next_state") != "unavailable":
+        found.append(f"agent {aid} has next break reason {agent.get('next_reason')} but "
+                     f"next state {agent.get('next_state')}")
     return found
 
 
@@ -203,8 +222,11 @@ async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
                 found.append(f"combination {sig} is not filed under {parked_on[sig]}")
             if pending_unpark:
                 continue  # an agent's wake-up is still moving combinations back to ready
+            head = min(fifo, key=lambda c: (fifo[c], c))
+            excluded = json.loads(await r.hget(k.excluded, head) or "{}")
             able = [a for a, d in agents.items() if d.get("state") == "available"
-                    and qualifies(d.get("levels") or {}, d.get("skills", []), needs(sig))]
+                    and qualifies(d.get("levels") or {}, d.get("skills", []), needs(sig))
+                    and a not in excluded]
             if able:
                 found.append(f"combination {sig} is parked but {able} could serve it")
     indexed = int(await r.hget(k.meta, "indexed") or 0)
@@ -326,4 +348,37 @@ async def _steps_due(center: Center, contacts: Docs) -> list[str]:
     if due_set and (first is None or float(first) > min(due_set.values())):
         found.append(f"the next step is due at {min(due_set.values())} but the center "
                      f"expects one at {first}")
+    return found
+
+
+async def _offers(center: Center, agents: Docs, contacts: Docs) -> list[str]:
+    """An offered agent names an offered contact that names it back, and the other way
+    round; each offer has its deadline in the offers set ('o|<contact>' at offer_until);
+    the center's next due time is no later than the set's first (acd.offers)."""
+    r, k = cast(Any, center.redis), center.keys
+    found = []
+    timers = {str(m): float(s) for m, s in await r.zrange(k.offers, 0, -1, withscores=True)}
+    for aid, agent in agents.items():
+        if agent.get("state") != "offered":
+            continue
+        cid = agent.get("contact")
+        contact = (contacts.get(cid) if cid else None) or {}
+        if contact.get("state") != "offered" or contact.get("agent") != aid:
+            found.append(f"offered agent {aid} names contact {cid}, which is "
+                         f"{contact.get('state')} with agent {contact.get('agent')}")
+    for cid, offered in sorted(contacts.items()):
+        if offered.get("state") != "offered":
+            continue
+        named = offered.get("agent")
+        holder = (agents.get(named) if named else None) or {}
+        if holder.get("state") != "offered" or holder.get("contact") != cid:
+            found.append(f"offered contact {cid} names agent {named}, who is "
+                         f"{holder.get('state')} on {holder.get('contact')}")
+        if timers.get(f"o|{cid}") != float(offered.get("offer_until") or -1):
+            found.append(f"offered contact {cid} until {offered.get('offer_until')}, its "
+                         f"timer says {timers.get(f'o|{cid}')}")
+    due = await r.hget(k.meta, "offer_due")
+    if timers and (due is None or float(due) > min(timers.values())):
+        found.append(f"the next offer timer ends at {min(timers.values())} but the center "
+                     f"expects one at {due}")
     return found

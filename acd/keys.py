@@ -207,6 +207,17 @@ class Keys:
         return f"{self.tag}:outcomes"
 
     @property
+    def offers(self) -> str:
+        """Sorted set: offer deadlines ('o|<contact>') and exclusion ends
+        ('x|<contact>|<agent>'), score = the ms (server clock); see acd.offers."""
+        return f"{self.tag}:offers"
+
+    @property
+    def excluded(self) -> str:
+        """Hash: contact -> JSON {agent: ms} of the agents it may not be offered until then."""
+        return f"{self.tag}:excluded"
+
+    @property
     def stats(self) -> str:
         """Hash: cumulative counters (offered, assigned, completed, abandoned, wait_ms)."""
         return f"{self.tag}:stats"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, NamedTuple
@@ -82,10 +83,31 @@ class AgentState(StrEnum):
     With a center's wrap-up time, the end of a contact leads to wrap_up first (the same
     rules), and the end of that to available (acd.wrap_up)."""
 
-    UNAVAILABLE = "unavailable"
+    UNAVAILABLE = "unavailable"  # with a ``reason``: on a break (see BREAK_REASON)
     AVAILABLE = "available"
     BUSY = "busy"  # on a contact
     WRAP_UP = "wrap_up"  # after-contact work: on no contact, available when it ends
+    LOGGED_OUT = "logged_out"  # not at work: opening the center leaves it so
+    OFFERED = "offered"  # reserved for one contact until it answers (acd.offers)
+
+
+# A break is 'unavailable' with a reason code, not a state of its own: real ACDs' "not
+# ready" with a reason, and every rule about an agent who takes no contact applies to it
+# unchanged (acd.lua, "Agent states"). The code is part of events and statistics: short.
+BREAK_REASON = r"^[a-z][a-z0-9_]{0,31}$"
+_BREAK_REASON = re.compile(BREAK_REASON)
+
+
+def check_reason(reason: str) -> str:
+    """Return ``reason`` if it is a break reason code, else raise ValueError saying why."""
+    if not isinstance(reason, str) or not _BREAK_REASON.fullmatch(reason):
+        raise ValueError(f"break reason {reason!r} is not valid: a code of 1-32 lowercase "
+                         "letters, digits or '_', starting with a letter (e.g. 'lunch')")
+    return reason
+
+
+BreakReason = Annotated[
+    str, AfterValidator(check_reason), WithJsonSchema({"type": "string", "pattern": BREAK_REASON})]
 
 
 class DispatchMode(StrEnum):
@@ -106,6 +128,7 @@ class AgentChoice(StrEnum):
 
 class ContactState(StrEnum):
     QUEUED = "queued"
+    OFFERED = "offered"  # to one agent, until it answers or the offer times out (acd.offers)
     ASSIGNED = "assigned"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
@@ -207,9 +230,13 @@ class Agent(BaseModel):
     # Stored only while they mean something (a JSON.MERGE with null deletes a member):
     available_since: int | None = None  # while available; its score in its skill sets
     contact: str | None = None  # while busy
-    next_state: AgentState | None = None  # busy or wrap_up: 'unavailable' once asked for
+    next_state: AgentState | None = None  # busy, wrap_up, offered: what it asked to be next
+    reason: str | None = None  # while unavailable on a break: its reason code
+    next_reason: str | None = None  # the break reason of a next_state 'unavailable'
     last_assigned_at: int | None = None  # after its first contact
     wrap_up_until: int | None = None  # while in wrap-up: the ms it ends (server clock)
+    offer_until: int | None = None  # while offered a contact: its deadline (server clock)
+    missed_offers: int | None = None  # offers missed in a row (none since the last accept)
     created_at: int
     levels: dict[str, int] = Field(default_factory=dict, description=(
         "every skill's level 1-5 (acd.levels: 1 unless set higher)"))
@@ -229,8 +256,9 @@ class Contact(BaseModel):
     id: str
     skills: list[str]
     state: ContactState
-    agent: str | None = None
+    agent: str | None = None  # while assigned, or offered to that agent
     queued_at: int
+    offer_until: int | None = None  # while offered: the offer's deadline (server clock)
     assigned_at: int | None = None
     ended_at: int | None = None
     priority: int = 0
@@ -335,6 +363,8 @@ class CenterStats(BaseModel):
     waiting: int
     oldest_wait_ms: int
     agents: dict[AgentState, int]
+    breaks: dict[str, int] = Field(default_factory=dict,
+                                   description="agents unavailable on a break, per reason")
     offered: int
     assigned: int
     completed: int

@@ -97,6 +97,10 @@ def _step_due(doc: Doc) -> float | None:
     return float(doc["queued_at"] + steps[len(taken)]["after_ms"])
 
 
+# A contact an agent holds: its state -> the agent's (assigned: busy; offered: offered).
+HELD = {"assigned": "busy", "offered": "offered"}
+
+
 def _sig(doc: Doc) -> str:
     return signature(doc.get("skills") or [], doc.get("min_levels"))
 
@@ -137,7 +141,7 @@ class Reconciler:
         async for keys in _batches(scan, self.batch):
             ids = [key[len(prefix):] for key in keys]
             docs = await _mget(self.redis, keys)
-            named = [d.get("agent") if d and d.get("state") == "assigned" else None
+            named = [d.get("agent") if d and d.get("state") in HELD else None
                      for d in docs]
             agents = await _mget(self.redis, [self.keys.agent(a) for a in named if a])
             by_id = dict(zip([a for a in named if a], agents, strict=True))
@@ -156,9 +160,12 @@ class Reconciler:
                 if doc.get("state") == "queued":
                     wrong = queued is None or indexed != virtual_arrival(
                         queued, doc.get("head_start_ms")) or due != _step_due(doc)
-                elif doc.get("state") == "assigned":
+                elif doc.get("state") in HELD:  # its agent holds it, busy or offered
                     wrong = (queued is not None or indexed is not None or agent is None
-                             or agent.get("state") != "busy" or agent.get("contact") != cid)
+                             or agent.get("state") != HELD[doc["state"]]
+                             or agent.get("contact") != cid)
+                    if doc["state"] == "offered" and not wrong:  # and its deadline is set
+                        wrong = await self.redis.zscore(self.keys.offers, f"o|{cid}") is None
                 else:
                     wrong = queued is not None or indexed is not None
                 if wrong:
@@ -229,7 +236,8 @@ class Reconciler:
     async def _agents(self, ids: list[str]) -> None:
         k = self.keys
         docs = await _mget(self.redis, [k.agent(a) for a in ids])
-        on = [d.get("contact") if d and d.get("state") == "busy" else None for d in docs]
+        on = [d.get("contact") if d and d.get("state") in ("busy", "offered") else None
+              for d in docs]
         contacts = dict(zip([c for c in on if c],
                             await _mget(self.redis, [k.contact(c) for c in on if c]),
                             strict=True))
@@ -259,10 +267,10 @@ class Reconciler:
             wrong = not listed or not member or any(
                 (s is None) if since is not None else (s is not None) for s in scores
             ) or (since is not None and any(float(s) != float(since) for s in scores))
-            if doc.get("state") == "busy":
+            if doc.get("state") in ("busy", "offered"):
                 contact = contacts.get(doc.get("contact") or "")
-                wrong = wrong or contact is None or contact.get("state") != "assigned" \
-                    or contact.get("agent") != aid
+                wrong = wrong or contact is None or contact.get("agent") != aid \
+                    or HELD.get(contact.get("state") or "") != doc.get("state")
             elif doc.get("state") == "wrap_up":
                 wrong = wrong or doc.get("contact") is not None or wrap_up_end is None \
                     or float(wrap_up_end) != float(doc.get("wrap_up_until") or -1)
@@ -312,6 +320,14 @@ class Reconciler:
         if taken:
             self.report.repaired["steps:taken"] += taken
 
+    async def offers(self) -> None:
+        """The offers and exclusions that are due end (acd.offers): no agent stays
+        offered, and no contact reserved, when no dispatcher runs. (An offered contact or
+        agent whose other side is lost is repaired by the contacts and agents steps.)"""
+        done = await self.center.release_offers()
+        if done:
+            self.report.repaired["offer:expired"] += done
+
     async def totals(self) -> None:
         """Reported, not repaired: the index's total (acd_dispatch rebuilds the index when
         it disagrees with the queue) and bulk operations an interruption left marked."""
@@ -347,8 +363,8 @@ class Reconciler:
                                    "hold a contact between its commands")
             return self.report
         # Agents first: a contact whose agent is repaired may then look right.
-        for step in (self.agents, self.availability, self.wrap_ups, self.contacts, self.queue,
-                     self.combos, self.steps, self.totals):
+        for step in (self.agents, self.availability, self.wrap_ups, self.offers, self.contacts,
+                     self.queue, self.combos, self.steps, self.totals):
             await step()
         return self.report
 

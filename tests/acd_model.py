@@ -23,6 +23,10 @@ after step k, before step k + 1, as its real end lies between theirs.
 Proficiency (acd.levels): an agent's levels above 1 and a contact's minimums above 1;
 a contact's combination is its signature ("billing:3,en"); the agent choice
 best_proficiency ranks by the lowest level over the contact's skills, then LAA.
+Offers (acd.offers) likewise: "off", "long" (10 minutes to answer, an hour of back-off, a
+break after 2 misses in a row: only explicit accept and reject steps end one) or "tiny"
+(1 ms to answer, no back-off, a break after 2 misses: over by the next step, and the next
+round, or the reconciler's step, expires it).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from acd import AlreadyExists, InvalidState, NotFound
+from acd import AlreadyExists, InvalidInput, InvalidState, NotFound
 from acd.levels import needs, qualifies, signature
 
 
@@ -47,10 +51,32 @@ class MAgent:
 
     def level(self, skill: str) -> int:
         return self.levels.get(skill, 1)
+    reason: str | None = None  # on a break (unavailable with a reason)
+    missed: int = 0  # offers missed in a row
+    offer_end: float | None = None  # while offered: the tick its offer ends
+    next_reason: str | None = None  # the break asked for after the contact
+
+    def keeps_own_state(self) -> bool:
+        """On a break or logged out, now or after its contact: opening or closing the
+        center leaves it alone."""
+        return (self.state == "logged_out" or self.reason is not None
+                or self.next_state == "logged_out" or self.next_reason is not None)
+
+    def leave(self) -> str:
+        """Leaves its contact (or wrap-up) for what it asked meanwhile; returns that."""
+        after = self.next_state or "available"
+        self.state, self.reason, self.contact = after, self.next_reason, None
+        self.next_state = self.next_reason = self.wrap_up_end = self.offer_end = None
+        if after != "available":
+            self.since = None
+        return after
 
 
 WRAP_UP_SECONDS = {"off": 0.0, "tiny": 0.001, "long": 3600.0}
 WRAP_UP_RELEASES = 25  # acd.lua's: most wrap-ups one call ends
+# The offers options: (timeout s, max misses, back-off s); see the module's docstring.
+OFFERS = {"off": (0.0, 0, 0.0), "long": (600.0, 2, 3600.0), "tiny": (0.001, 2, 0.0)}
+OFFER_EXPIRIES = 25
 
 
 @dataclass
@@ -79,6 +105,9 @@ class Model:
     mode: str = "automatic"
     choice: str = "longest_available"  # the agent choice (acd.agent_choice)
     wrap_up: str = "off"  # see WRAP_UP_SECONDS
+    offers: str = "off"  # see OFFERS
+    excluded: set[tuple[str, str]] = field(default_factory=set)  # (contact, agent)
+    arrival: dict[str, int] = field(default_factory=dict)  # contact -> its place in line
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
@@ -155,21 +184,25 @@ class Model:
         return self.agents[aid]
 
     def delete_agent(self, aid: str) -> None:
-        if self._agent(aid).state == "busy":
+        if self._agent(aid).state in ("busy", "offered"):
             raise InvalidState(f"agent {aid} is on a contact")
         del self.agents[aid]
 
-    def set_state(self, aid: str, state: str) -> MAgent:
+    def set_state(self, aid: str, state: str, reason: str | None = None) -> MAgent:
+        if reason is not None and state != "unavailable":
+            raise InvalidInput(f"reason {reason}: only a break has one")
         agent = self._agent(aid)
-        if agent.state in ("busy", "wrap_up"):
+        if agent.state in ("busy", "wrap_up", "offered"):
             if state == "available" and agent.next_state is None:
                 raise InvalidState(f"agent {aid} is on contact {agent.contact}")
-            agent.next_state = "unavailable" if state == "unavailable" else None
-        elif agent.state != state:
+            agent.next_state = None if state == "available" else state
+            agent.next_reason = reason
+        elif (agent.state, agent.reason) != (state, reason):
+            agent.reason = reason
             if state == "available":
                 self._make_available(aid)
             else:
-                agent.state, agent.since = "unavailable", None
+                agent.state, agent.since = state, None
         return agent
 
     def add_skill(self, aid: str, skill: str) -> MAgent:
@@ -231,7 +264,9 @@ class Model:
         changed = 0
         for aid in sorted(self.agents):
             agent = self.agents[aid]
-            if agent.state in ("busy", "wrap_up"):
+            if agent.keeps_own_state():
+                continue
+            if agent.state in ("busy", "wrap_up", "offered"):
                 agent.next_state = None if is_open else "unavailable"
             elif agent.state != target:
                 self.set_state(aid, target)
@@ -248,6 +283,7 @@ class Model:
             s: v for s, v in (min_levels or {}).items() if v > 1}, steps=list(steps or []))
         self.contacts[cid] = contact
         self.queue.append(cid)
+        self.arrival[cid] = len(self.arrival)
         self.count("offered")
         if len(self.waiting(contact.sig)) == 1:  # new to the index
             if self.ranking(contact.skills, contact.min_levels):
@@ -262,7 +298,13 @@ class Model:
         contact = self.contacts[cid]
         if contact.state == "assigned" and how == "abandon":
             raise InvalidState(f"contact {cid} is assigned: complete it instead")
-        if contact.state == "queued":  # completing a queued contact: never answered
+        if contact.state == "offered":  # never answered: abandoned, its agent freed
+            assert contact.agent is not None
+            contact.state, aid, contact.agent = "abandoned", contact.agent, None
+            self.count("abandoned")
+            if self.agents[aid].leave() == "available":
+                self._make_available(aid)
+        elif contact.state == "queued":  # completing a queued contact: never answered
             self._unqueue(cid)
             contact.state = "abandoned"
             self.count("abandoned")
@@ -275,12 +317,8 @@ class Model:
                 agent.state, agent.contact = "wrap_up", None
                 agent.wrap_up_end = self.tick + 0.5 if self.wrap_up == "tiny" else math.inf
                 return contact
-            after = agent.next_state or "available"
-            agent.contact = agent.next_state = None
-            if after == "available":
+            if agent.leave() == "available":
                 self._make_available(contact.agent)
-            else:
-                agent.state, agent.since = "unavailable", None
         return contact
 
     # -- wrap-up ------------------------------------------------------------------------
@@ -291,13 +329,9 @@ class Model:
 
     def _finish_wrap_up(self, aid: str, since: float) -> None:
         agent = self.agents[aid]
-        after = agent.next_state or "available"
-        agent.next_state = agent.wrap_up_end = None
-        if after == "available":
-            agent.state, agent.since = "available", since
+        if agent.leave() == "available":
+            agent.since = since
             self._wake_parked(agent)
-        else:
-            agent.state, agent.since = "unavailable", None
 
     def end_wrap_up(self, aid: str) -> MAgent:
         agent = self._agent(aid)
@@ -331,26 +365,32 @@ class Model:
         ``most`` assignments and ``budget`` combinations looked at. Wrap-ups that are over
         end first, in manual mode too (only assigning is the lesson's there)."""
         self.release_wrap_ups()
+        self.expire_offers()
         if service and self.mode == "manual":
             return []
+        timeout = OFFERS[self.offers][0]
         done: list[tuple[str, str]] = []
         examined = 0
         while len(done) < most and examined < budget and self.ready:
             sig = min(self.ready, key=lambda s: self.place(self.waiting(s)[0]))
             examined += 1
             cid = self.waiting(sig)[0]
-            best = self.chosen(self.contacts[cid])
+            best = [aid for aid in self.chosen(self.contacts[cid])
+                    if not timeout or (cid, aid) not in self.excluded]
             if not best:
                 self.ready.discard(sig)
                 self.parked.add(sig)
                 continue
             aid = best[0]
             agent = self.agents[aid]
-            agent.state, agent.since, agent.contact = "busy", None, cid
-            self.contacts[cid].state, self.contacts[cid].agent = "assigned", aid
+            agent.state, agent.since, agent.contact = "offered" if timeout else "busy", None, cid
+            self.contacts[cid].state = "offered" if timeout else "assigned"
+            self.contacts[cid].agent = aid
+            if timeout:
+                agent.offer_end = self.tick + 0.5 if self.offers == "tiny" else math.inf
             self._unqueue(cid)
             done.append((cid, aid))
-        if done:
+        if done and not timeout:
             self.count("assigned", len(done))
         return done
 
@@ -383,3 +423,55 @@ class Model:
         self.count("relaxed" if set(contact.skills) <= set(before) else "overflowed")
         return 1
 
+    # -- offers -------------------------------------------------------------------------
+    def set_offers(self, option: str) -> tuple[float, int, float]:
+        """The previous settings; offers under way keep their deadline."""
+        before, self.offers = self.offers, option
+        return OFFERS[before]
+
+    def answer(self, aid: str, accept: bool) -> MAgent:
+        agent = self._agent(aid)
+        if agent.state != "offered":
+            raise InvalidState(f"agent {aid} has no offer")
+        assert agent.contact is not None
+        if accept:
+            contact = self.contacts[agent.contact]
+            agent.state, agent.missed, agent.offer_end = "busy", 0, None
+            contact.state = "assigned"
+            self.count("assigned")
+        else:
+            self._miss(aid)
+        return agent
+
+    def _miss(self, aid: str) -> None:
+        """The contact back at its place; the agent excluded from it for the back-off,
+        available again, or on a break after the center's misses in a row."""
+        agent = self.agents[aid]
+        cid = agent.contact
+        assert cid is not None
+        contact = self.contacts[cid]
+        contact.state, contact.agent = "queued", None
+        self.queue.append(cid)
+        self.queue.sort(key=self.arrival.__getitem__)
+        if len(self.waiting(contact.sig)) == 1:  # new to the index
+            (self.ready if self.ranking(contact.skills, contact.min_levels)
+             else self.parked).add(contact.sig)
+        _, most, backoff = OFFERS[self.offers]
+        if backoff:
+            self.excluded.add((cid, aid))
+        agent.missed += 1
+        if agent.next_state is None and most and agent.missed >= most:
+            agent.next_state, agent.next_reason = "unavailable", "missed_offers"
+        if agent.next_state is not None:
+            agent.missed = 0
+        if agent.leave() == "available":
+            self._make_available(aid)
+
+    def expire_offers(self, most: int = OFFER_EXPIRIES) -> int:
+        """Miss the offers whose time is over, the earliest first (then by contact id, as
+        the timers' set orders them); at most ``most``."""
+        due = sorted((a.offer_end, a.contact or "", aid) for aid, a in self.agents.items()
+                     if a.state == "offered" and (a.offer_end or 0) <= self.tick)
+        for _, _, aid in due[:most]:
+            self._miss(aid)
+        return len(due[:most])

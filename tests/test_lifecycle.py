@@ -30,13 +30,43 @@ async def nothing(c: Center) -> None:
 def agent_in(state: str) -> Setup:
     """Agent 'a' (skill en) in ``state``; busy means on contact 'c1'."""
     async def setup(c: Center) -> None:
-        await c.create_agent("a", "A", "B", ["en"], available=state != "unavailable")
-        if state in ("busy", "busy, next unavailable"):
+        await c.create_agent("a", "A", "B", ["en"],
+                             available=state not in ("unavailable", "logged_out"))
+        if state.startswith("busy"):
             await c.create_contact(["en"], contact_id="c1")
             await c.dispatch()
         if state == "busy, next unavailable":
             await c.set_unavailable("a")
+        if state == "busy, next logged_out":
+            await c.log_out("a")
+        if state == "logged_out":
+            await c.log_out("a")
     return setup
+
+
+def offered(timeout_s: float = 60, max_misses: int = 0) -> Setup:
+    """Agent 'a' offered contact 'c1'; a tiny timeout is due by the time the action runs."""
+    async def setup(c: Center) -> None:
+        await c.set_offers(timeout_s, max_misses)
+        await contact_in("queued", agent=True)(c)
+        await c.dispatch()
+        if timeout_s < 1:
+            ends = (await c.get_agent("a")).offer_until or 0
+            deadline = time.monotonic() + 5
+            while await c.server_ms() <= ends:
+                assert time.monotonic() < deadline, "the server's clock does not move"
+                await asyncio.sleep(0.001)
+    return setup
+
+
+async def offers_on(c: Center) -> None:
+    await c.set_offers(60)
+    await contact_in("queued", agent=True)(c)
+
+
+async def wrap_up_then_log_out(c: Center) -> None:
+    await in_wrap_up(60)(c)
+    await c.log_out("a")
 
 
 def in_wrap_up(seconds: float, next_unavailable: bool = False) -> Setup:
@@ -92,6 +122,13 @@ async def dispatch(c: Center) -> None:
     await c.dispatch()
 
 
+async def dispatch_one_round(c: Center) -> None:
+    """One round with nothing left to offer: it expires what is due, offers nothing new
+    (the agent, just back, is not offered the same contact again: a long back-off)."""
+    await c.set_offers(60, 0, 60)
+    await c.dispatch_round()
+
+
 async def abandon_by_center_delete(c: Center) -> None:
     """The first batch of a center's deletion (acd.bulk.delete_center): the last one
     deletes the events stream this test reads."""
@@ -142,6 +179,46 @@ STEPS: dict[tuple[str, str, str, str], tuple[Setup, Action]] = {
         in_wrap_up(0.001), lambda c: reconcile(c)),
     ("agent", "wrap_up", NEW, "acd_agent_delete"): (
         in_wrap_up(60), lambda c: c.delete_agent("a")),
+    ("agent", "unavailable", "unavailable", "acd_agent_state"): (
+        agent_in("unavailable"), lambda c: c.start_break("a", "lunch")),
+    ("agent", "available", "logged_out", "acd_agent_state"): (
+        agent_in("available"), lambda c: c.log_out("a")),
+    ("agent", "unavailable", "logged_out", "acd_agent_state"): (
+        agent_in("unavailable"), lambda c: c.log_out("a")),
+    ("agent", "logged_out", "available", "acd_agent_state"): (
+        agent_in("logged_out"), lambda c: c.set_available("a")),
+    ("agent", "logged_out", "unavailable", "acd_agent_state"): (
+        agent_in("logged_out"), lambda c: c.start_break("a", "training")),
+    ("agent", "busy", "logged_out", "acd_contact_end"): (
+        agent_in("busy, next logged_out"), lambda c: c.complete_contact("c1")),
+    ("agent", "wrap_up", "logged_out", "acd_wrap_up_end"): (
+        wrap_up_then_log_out, lambda c: c.end_wrap_up("a")),
+    ("agent", "logged_out", NEW, "acd_agent_delete"): (
+        agent_in("logged_out"), lambda c: c.delete_agent("a")),
+    ("agent", "available", "offered", "acd_dispatch"): (offers_on, dispatch),
+    ("agent", "offered", "busy", "acd_offer_answer"): (offered(), lambda c: c.accept_offer("a")),
+    ("agent", "offered", "available", "acd_offer_answer"): (
+        offered(), lambda c: c.reject_offer("a")),
+    ("agent", "offered", "unavailable", "acd_offer_answer"): (
+        offered(max_misses=1), lambda c: c.reject_offer("a")),
+    ("agent", "offered", "available", "acd_dispatch"): (offered(0.002), dispatch_one_round),
+    ("agent", "offered", "available", "acd_offer_release"): (
+        offered(0.002), lambda c: reconcile(c)),
+    ("agent", "offered", "available", "acd_contact_end"): (
+        offered(), lambda c: c.abandon_contact("c1")),
+    ("agent", "offered", "offered", "acd_agent_state"): (offered(), lambda c: c.log_out("a")),
+    ("agent", "offered", "available", "acd_repair_agent"): (
+        offered(), reconcile_after_deleting("contact", "c1")),
+    ("contact", "queued", "offered", "acd_dispatch"): (offers_on, dispatch),
+    ("contact", "offered", "assigned", "acd_offer_answer"): (
+        offered(), lambda c: c.accept_offer("a")),
+    ("contact", "offered", "queued", "acd_offer_answer"): (
+        offered(), lambda c: c.reject_offer("a")),
+    ("contact", "offered", "queued", "acd_dispatch"): (offered(0.002), dispatch_one_round),
+    ("contact", "offered", "abandoned", "acd_contact_end"): (
+        offered(), lambda c: c.abandon_contact("c1")),
+    ("contact", "offered", "queued", "acd_repair_contact"): (
+        offered(), reconcile_after_deleting("agent", "a")),
     ("contact", NEW, "queued", "acd_contact_create"): (
         nothing, lambda c: c.create_contact(["en"], "c1")),
     ("contact", "queued", "assigned", "acd_dispatch"): (
@@ -192,6 +269,8 @@ async def test_transition_happens_as_written(center: Center, t: Transition) -> N
 
 def test_every_event_acd_lua_emits_is_named() -> None:
     emitted = set(re.findall(r"event\([^,]+, '(\w+)'\s*[,)]", LIBRARY))
+    emitted |= {f"contact_{final}" for final in ("completed", "abandoned")}  # 'contact_' ..
+    emitted |= {f"offer_{how}" for how in ("rejected", "timed_out")}  # 'offer_' .. how
     named = {t.event for t in TRANSITIONS} | OTHER_EVENTS
     assert emitted == named, (emitted - named, named - emitted)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from acd_model import WRAP_UP_SECONDS, MAgent, MContact, Model
+from acd_model import OFFERS, WRAP_UP_SECONDS, MAgent, MContact, Model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -42,7 +42,7 @@ LEVELS = st.lists(st.sampled_from([1, 1, 2, 3, 5]), min_size=3, max_size=3)
 MINIMUMS = st.sampled_from([None, None, None, 2, 3, 5])
 BAD_INPUTS = ["agent id", "skills repeated", "no skills", "state busy", "skill name",
               "contact id", "dispatch mode", "priority", "agent choice", "wrap-up", "level",
-              "minimum of another skill", "steps"]
+              "minimum of another skill", "steps", "offers", "break reason"]
 PRIORITIES = st.sampled_from([0, 0, 0, 1, 2, 100])
 # Steps by waiting time (acd.steps): an hour or more, so only the step_due rule makes one
 # come due (a round of the real ACD never finds one due by its clock during a test).
@@ -115,13 +115,15 @@ class ModelMachine(RuleBasedStateMachine):
                 available=st.lists(st.booleans(), min_size=len(AGENT_IDS),
                                    max_size=len(AGENT_IDS)),
                 wrap_up=st.sampled_from(sorted(WRAP_UP_SECONDS)),
-                levels=st.lists(LEVELS, min_size=len(AGENT_IDS), max_size=len(AGENT_IDS)))
+                levels=st.lists(LEVELS, min_size=len(AGENT_IDS), max_size=len(AGENT_IDS)),
+                offers=st.sampled_from(["off", "off", "long", "tiny"]))
     def staff(self, skills: list[list[str]], available: list[bool], wrap_up: str,
-              levels: list[list[int]]) -> None:
-        """Every sequence starts with all agents there, so most steps have work to do, and
-        a wrap-up time (most contacts end before a rule changes it)."""
+              levels: list[list[int]], offers: str) -> None:
+        """Every sequence starts with all agents there, so most steps have work to do, a
+        wrap-up time (most contacts end before a rule changes it) and offers on or off."""
         self.run(self.center.set_seconds_per_point(HOUR_A_POINT))
         self.set_wrap_up(wrap_up)
+        self.set_offers(offers)
         for aid, has, ready, lv in zip(AGENT_IDS, skills, available, levels, strict=True):
             self.create_agent(aid, has, ready, lv)
 
@@ -146,6 +148,17 @@ class ModelMachine(RuleBasedStateMachine):
     def set_state(self, aid: str, state: str) -> None:
         expected, got = self.both(lambda: self.model.set_state(aid, state),
                                   lambda: self.center.set_agent_state(aid, state))
+        if got is not None:
+            same_agent(got, expected)
+
+    @rule(aid=st.sampled_from(AGENT_IDS),
+          state=st.sampled_from(["unavailable", "logged_out", "available"]),
+          reason=st.sampled_from(["lunch", "training", None]))
+    def take_a_break_or_log_out(self, aid: str, state: str, reason: str | None) -> None:
+        """Breaks (unavailable with a reason) and logging out; a reason with another
+        state is refused (InvalidInput)."""
+        expected, got = self.both(lambda: self.model.set_state(aid, state, reason),
+                                  lambda: self.center.set_agent_state(aid, state, reason))
         if got is not None:
             same_agent(got, expected)
 
@@ -300,6 +313,29 @@ class ModelMachine(RuleBasedStateMachine):
             return await self.center.release_steps()
 
         expected, got = self.both(lambda: self.model.take_due_step(cid), real)
+    # -- offers -------------------------------------------------------------------------
+    @rule(option=st.sampled_from(sorted(OFFERS)))
+    def set_offers(self, option: str) -> None:
+        async def real() -> tuple[float, int, float]:
+            before = await self.center.set_offers(*OFFERS[option])
+            return before.timeout_s, before.max_misses, before.backoff_s
+
+        expected, got = self.both(lambda: self.model.set_offers(option), real)
+        assert got == expected
+
+    @rule(aid=st.sampled_from(AGENT_IDS), accept=st.booleans())
+    def answer_offer(self, aid: str, accept: bool) -> None:
+        expected, got = self.both(
+            lambda: self.model.answer(aid, accept),
+            lambda: (self.center.accept_offer if accept else self.center.reject_offer)(aid))
+        if got is not None:
+            same_agent(got, expected)
+
+    @rule()
+    def offers_time_out(self) -> None:
+        """The offers whose time is over are missed (the reconciler's call; rounds do it
+        first)."""
+        expected, got = self.both(self.model.expire_offers, self.center.release_offers)
         assert got == expected
 
     @rule(kind=st.sampled_from(BAD_INPUTS))
@@ -321,6 +357,8 @@ class ModelMachine(RuleBasedStateMachine):
                 ["en"], min_levels={"fr": 2}),
             "steps": lambda: self.center.create_contact(
                 ["en"], steps=[{"after_s": 60, "close": "x"}, {"after_s": 90, "close": "y"}]),
+            "offers": lambda: self.center.set_offers(-1),
+            "break reason": lambda: self.center.start_break("a1", "Lunch"),
         }
 
         def refuse() -> None:
@@ -365,6 +403,8 @@ class ModelMachine(RuleBasedStateMachine):
         assert (await c.dispatch_mode()).value == m.mode
         assert (await c.agent_choice()).value == m.choice
         assert await c.wrap_up_seconds() == WRAP_UP_SECONDS[m.wrap_up]
+        offers = await c.offer_settings()
+        assert (offers.timeout_s, offers.max_misses, offers.backoff_s) == OFFERS[m.offers]
         for needs in NEEDS:
             assert [x.agent for x in await c.candidates(needs)] == m.ranking(needs), needs
 
@@ -373,6 +413,8 @@ def same_agent(agent: Agent, model: MAgent) -> None:
     assert (agent.skills, agent.state.value, agent.contact,
             agent.next_state.value if agent.next_state else None) == (
         model.skills, model.state, model.contact, model.next_state), agent.id
+    assert (agent.reason, agent.next_reason) == (model.reason, model.next_reason), agent.id
+    assert (agent.missed_offers or 0) == model.missed, agent.id
     assert (agent.available_since is None) == (model.since is None), agent.id
     assert (agent.wrap_up_until is None) == (model.wrap_up_end is None), agent.id
     assert agent.levels == {s: model.level(s) for s in model.skills}, agent.id

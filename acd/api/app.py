@@ -34,6 +34,7 @@ from acd.api.routes import (
     contacts,
     explanations,
     health,
+    offers,
     relaxation,
     wrap_up,
 )
@@ -103,7 +104,7 @@ def create_app(settings: Settings | None = None, max_body_bytes: int = MAX_BODY_
     app.include_router(health.router)  # public: see acd.api.auth
     app.include_router(compat.router, dependencies=[Depends(default_center_access)],
                        responses=AUTH_RESPONSES)
-    for module in (agents, contacts, explanations, centers, wrap_up, relaxation):
+    for module in (agents, contacts, explanations, centers, wrap_up, relaxation, offers):
         app.include_router(module.router, prefix="/v1/centers/{center}",
                            dependencies=[Depends(center_access)], responses=AUTH_RESPONSES)
     return app

@@ -22,6 +22,7 @@ from acd.models import (
     MAX_SKILLS,
     AgentChoice,
     AgentIn,
+    BreakReason,
     ContactIn,
     DispatchMode,
     Id,
@@ -75,7 +76,9 @@ class AgentCreate(AgentIn):
 
 
 class AgentStateIn(StrictInput):
-    state: Literal["available", "unavailable"]
+    state: Literal["available", "unavailable", "logged_out"]
+    reason: BreakReason | None = Field(
+        None, description="a break's reason code ('lunch'), with state unavailable only")
 
 
 class LevelIn(StrictInput):

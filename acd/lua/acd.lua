@@ -251,9 +251,22 @@ local function first_in_all(tag, skills, sizes, set_of, accept, seen)
   return nil
 end
 
+-- A walk's accept that skips agents (skip: a set, nil: none; see "Offers"), telling seen
+-- what is left to choose from.
+local function skipping(skip, seen)
+  if not skip then return nil end
+  return function(candidates)
+    local kept = {}
+    for _, aid in ipairs(candidates) do if not skip[aid] then kept[#kept + 1] = aid end end
+    if seen then seen.candidates = kept end
+    return kept[1]
+  end
+end
+
 -- needs: a combination's items ('en', 'billing:3'; see "Proficiency" above).
-local function longest_available(tag, needs, sizes, seen)
-  return first_in_all(tag, needs, sizes, k_need, nil, seen)
+-- skip (nil: none): agents the contact may not be offered now (see "Offers").
+local function longest_available(tag, needs, sizes, seen, skip)
+  return first_in_all(tag, needs, sizes, k_need, skipping(skip, seen), seen)
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -292,7 +305,7 @@ end
 
 -- needs: the combination's items. The fewest sets know no levels: a candidate must also
 -- be in the set of each need with a minimum (which also shows it is still available).
-local function fewest_skills_first(tag, needs, sizes, seen)
+local function fewest_skills_first(tag, needs, sizes, seen, skip)
   local skills, live = {}, {k_need(tag, needs[1])}
   for i, item in ipairs(needs) do
     skills[i] = split_need(item)
@@ -306,6 +319,11 @@ local function fewest_skills_first(tag, needs, sizes, seen)
       if #still == 0 then return nil end
       kept = still
     end
+    if skip then
+      local allowed = {}
+      for _, aid in ipairs(kept) do if not skip[aid] then allowed[#allowed + 1] = aid end end
+      kept = allowed
+    end
     if seen then seen.candidates = kept end  -- an agent no longer available is no candidate
     return kept[1]
   end, seen)
@@ -318,7 +336,7 @@ need raised to L (avail_at:<L>:<skill>, or the need's own minimum if higher); th
 level where some agent has them all gives the answer. At most 4 walks more than LAA; a
 level nobody has costs a ZCARD (cached for the round) and stops there. Returns nil when
 nobody has every skill at level 2 or more: then LAA decides among everyone qualified. ]]
-local function best_proficiency(tag, needs, sizes, seen)
+local function best_proficiency(tag, needs, sizes, seen, skip)
   for level = MAX_LEVEL, 2, -1 do
     local raised, any = {}, false
     for i, item in ipairs(needs) do
@@ -327,7 +345,7 @@ local function best_proficiency(tag, needs, sizes, seen)
       raised[i] = skill .. ':' .. math.max(min, level)
     end
     if not any then return nil end  -- the needs' own minimums: the LAA walk itself
-    local aid = first_in_all(tag, raised, sizes, k_need, nil, seen)
+    local aid = first_in_all(tag, raised, sizes, k_need, skipping(skip, seen), seen)
     if aid then return aid end
   end
   return nil
@@ -337,23 +355,24 @@ end
 -- the fewest sets (the default), else {ready = walk them?, sizes = their ZCARD cache};
 -- best: the agent choice best_proficiency, in a center where some agent has levels.
 -- seen: nil, or a table the walk fills for the assignment's explanation (its rule too).
-local function choose_agent(tag, needs, sizes, fewest, best, seen)
+-- skip (nil: none): agents the contact may not be offered now (see "Offers").
+local function choose_agent(tag, needs, sizes, fewest, best, seen, skip)
   if fewest and fewest.ready then
-    local aid = fewest_skills_first(tag, needs, fewest.sizes, seen)
+    local aid = fewest_skills_first(tag, needs, fewest.sizes, seen, skip)
     if aid then
       if seen then seen.rule = 'fewest_skills' end
       return aid
     end
   end
   if best then
-    local aid = best_proficiency(tag, needs, sizes, seen)
+    local aid = best_proficiency(tag, needs, sizes, seen, skip)
     if aid then
       if seen then seen.rule = 'best_proficiency' end
       return aid
     end
   end
   if seen then seen.rule = 'longest_available' end
-  return longest_available(tag, needs, sizes, seen)
+  return longest_available(tag, needs, sizes, seen, skip)
 end
 
 -- A new agent joins the fewest sets' bookkeeping when a switch to fewest_skills started
@@ -674,6 +693,71 @@ local function load_agent(tag, id)
   return agent
 end
 
+--[[ Agent states (issue 14): available, unavailable (a break when it has a reason),
+logged_out, and the ACD's own busy, wrap_up (and offered, see "Offers").
+Why a break is 'unavailable' with a reason (document member 'reason', a short code like
+'lunch') rather than a state of its own: that is what real ACDs do ("not ready" with a
+reason code), and every rule about an agent who takes no contact (no availability set,
+not ready after a contact, center close) applies to a break unchanged, so a client that
+knows only 'unavailable' stays right even when the ACD itself puts an agent on a break
+(missed offers). logged_out is its own state because one rule differs: opening the
+center makes agents available, and a logged-out agent is not at work (nor is one on a
+break: opening ends neither). ]]
+local REASON_MAX = 32
+
+-- A state a caller may ask for: nil when it is not one; reason must be a short code.
+local function check_wanted(state, reason)
+  if state ~= 'available' and state ~= 'unavailable' and state ~= 'logged_out' then
+    fail('INVALID state ' .. tostring(state) .. ': available, unavailable or logged_out')
+  end
+  if reason == '' then reason = nil end
+  if reason and (state ~= 'unavailable' or #reason > REASON_MAX
+                 or not string.match(reason, '^[a-z][a-z0-9_]*$')) then
+    fail('INVALID break reason ' .. reason .. ': a code of 1-32 lowercase letters, digits'
+      .. " or '_', with state unavailable")
+  end
+  return reason
+end
+
+-- Opening or closing the center leaves alone an agent on a break or logged out, or
+-- about to be (after its contact): each chose that itself.
+local function keeps_own_state(agent)
+  return agent.state == 'logged_out' or agent.reason ~= nil or agent.next_state == 'logged_out'
+    or agent.next_reason ~= nil
+end
+
+-- The fields of an event about a state and its reason (none when there is no reason, so
+-- the events of agents who never take a break are as before).
+local function with_reason(reason, ...)
+  local fields = {...}
+  if reason then
+    fields[#fields + 1] = 'reason'
+    fields[#fields + 1] = reason
+  end
+  return unpack(fields)
+end
+
+-- What an agent becomes when its contact (or wrap-up) ends: what it asked for meanwhile
+-- (next_state, next_reason), else available.
+local function state_after(agent)
+  return agent.next_state or 'available', agent.next_reason
+end
+
+-- The agent leaves busy, wrap_up or offered for state_after's state, available since
+-- 'since'; returns that state. The caller emits the event.
+local function leave_for(tag, id, agent, since, extra)
+  local after, reason = state_after(agent)
+  local at = 'null'
+  if after == 'available' then
+    make_available(tag, id, agent, since)
+    at = string.format('%d', since)
+  end
+  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":' .. cjson.encode(after)
+    .. ',"reason":' .. (reason and cjson.encode(reason) or 'null') .. ',"available_since":'
+    .. at .. ',"contact":null,"next_state":null,"next_reason":null' .. (extra or '') .. '}')
+  return after, reason
+end
+
 --[[ Wrap-up (after-contact work, issue 14).
 A center's meta 'wrap_up_ms' (absent: 0, none) is how long an agent whose contact is
 completed stays in state 'wrap_up' before it becomes available: in no availability set,
@@ -713,15 +797,8 @@ end
 -- how: 'timer' | 'ended' (acd_wrap_up_end) | 'repair'. Returns the state it is in now.
 local function finish_wrap_up(tag, id, agent, since, how)
   redis.call('ZREM', k_wrap_up(tag), id)
-  local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
-  local at = 'null'
-  if after == 'available' then
-    make_available(tag, id, agent, since)
-    at = string.format('%d', since)
-  end
-  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":"' .. after .. '","available_since":'
-    .. at .. ',"wrap_up_until":null,"next_state":null}')
-  event(tag, 'wrap_up_ended', 'agent', id, 'state', after, 'how', how)
+  local after, reason = leave_for(tag, id, agent, since, ',"wrap_up_until":null')
+  event(tag, 'wrap_up_ended', with_reason(reason, 'agent', id, 'state', after, 'how', how))
   return after
 end
 
@@ -945,27 +1022,186 @@ local function fix_step_due(tag, cid, contact, changed)
     changed[#changed + 1] = 'step_due'
   end
   return changed
+--[[ Offers (issue 14): with a center's offer timeout (meta 'offer_ms'; absent: off, a
+round assigns as it always did), a round offers instead of assigning: the contact and the
+agent are 'offered' to each other (the agent reserved: in no availability set, so no other
+contact gets it; the contact out of the queue and the index, so no other agent does), with
+a deadline. Accepted (acd_offer_accept), it is an assignment, as a round makes one.
+Rejected (acd_offer_reject) or timed out, it is a miss: the contact goes back to its place
+(its queue score, kept in its document as 'queue_score', and so its virtual arrival: it
+keeps its age), the agent is available again (since now) and is not offered that contact
+again for the center's back-off (meta 'offer_backoff_ms'); after 'offer_misses' missed
+offers in a row it goes on a break instead (reason 'missed_offers').
+Timers run in Redis, like wrap-ups: {tag}:offers holds 'o|<contact>' scored by its offer's
+deadline and 'x|<contact>|<agent>' by the end of an exclusion; meta 'offer_due' is never
+later than its first score; every dispatch round first expires what is due, OFFER_EXPIRIES
+at most per call, so no client needs to be alive for a timeout.
+Exclusions: {tag}:excluded maps a contact to {agent: ms its exclusion ends}. A round reads
+it only while it holds anything (one HLEN per round), and a contact's entry only for a
+combination's head; the walk skips those agents. A head whose only qualified agents are
+excluded parks its combination; the exclusion's end moves it back to ready (the excluded
+agent, still available, wakes nothing). So a combination whose head excluded the only free
+agents waits, for at most the back-off, unless another agent becomes available. ]]
+local OFFER_EXPIRIES = 25
+local MISSED_OFFERS = 'missed_offers'
+
+local function k_offers(tag) return tag .. ':offers' end
+local function k_excluded(tag) return tag .. ':excluded' end
+
+-- A timer (member of {tag}:offers) ends at 'at': the center's next due time is no later.
+local function offer_timer(tag, member, at)
+  local ends = string.format('%d', at)
+  redis.call('ZADD', k_offers(tag), ends, member)
+  local due = redis.call('HGET', tag .. ':meta', 'offer_due')
+  if not due or at < tonumber(due) then
+    redis.call('HSET', tag .. ':meta', 'offer_due', ends)
+    wake(tag, 'offer')  -- blocked dispatchers learn of it from the next round's reply
+  end
+end
+
+-- The agents a contact may not be offered now (nil: none), one HGET.
+local function excluded_for(tag, cid)
+  local raw = redis.call('HGET', k_excluded(tag), cid)
+  return raw and cjson.decode(raw) or nil
+end
+
+-- The contact goes back to its place: the queue at its queue score, its combination at
+-- its virtual arrival (index_add counts it again and readies or parks its combination).
+local function requeue_offered(tag, cid, contact)
+  local score = string.format('%.3f', contact.queue_score or contact.queued_at)
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.',
+    '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+  redis.call('ZADD', tag .. ':queue', score, cid)
+  local head_start = tonumber(contact.head_start_ms) or 0
+  index_add(tag, contact_sig(contact), virtual_score(score, head_start), cid, true)
+  if contact.steps then  -- its step timer was dropped while it was out of the queue
+    contact.state = 'queued'
+    fix_step_due(tag, cid, contact, {})
+  end
+end
+
+-- An offer is missed (how: 'rejected' | 'timed_out'): the contact back to its place, the
+-- agent excluded from it for the back-off, and available since now, or what it asked for
+-- meanwhile, or on a break after the center's limit of missed offers in a row.
+local function miss_offer(tag, cid, contact, aid, agent, how, now)
+  redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+  requeue_offered(tag, cid, contact)
+  local limits = redis.call('HMGET', tag .. ':meta', 'offer_misses', 'offer_backoff_ms')
+  local backoff = tonumber(limits[2] or 0)
+  if backoff > 0 then
+    local excluded = excluded_for(tag, cid) or {}
+    excluded[aid] = now + backoff
+    redis.call('HSET', k_excluded(tag), cid, cjson.encode(excluded))
+    offer_timer(tag, 'x|' .. cid .. '|' .. aid, now + backoff)
+  end
+  local missed = (tonumber(agent.missed_offers) or 0) + 1
+  local most = tonumber(limits[1] or 0)
+  if agent.next_state == nil and most > 0 and missed >= most then
+    agent.next_state, agent.next_reason = 'unavailable', MISSED_OFFERS
+  end
+  if agent.next_state ~= nil then missed = 0 end  -- a break or a log-out starts afresh
+  local after, reason = leave_for(tag, aid, agent, now, ',"offer_until":null,"missed_offers":'
+    .. (missed > 0 and string.format('%d', missed) or 'null'))
+  event(tag, 'offer_' .. how, with_reason(reason, 'contact', cid, 'agent', aid, 'state', after))
+  wake(tag, 'offer')
+end
+
+-- The agent's and the contact's documents of an offer, if both still say so (else nil).
+local function offer_of(tag, cid, aid)
+  local contact = json_get(k_contact(tag, cid), '.')
+  if not contact or contact.state ~= 'offered' then return nil end
+  aid = aid or contact.agent
+  local agent = type(aid) == 'string' and json_get(k_agent(tag, aid), '.')
+  if not agent or agent.state ~= 'offered' or agent.contact ~= cid or contact.agent ~= aid then
+    return nil
+  end
+  return contact, aid, agent
+end
+
+-- An exclusion is over: the agent may be offered the contact again, and the contact's
+-- combination, if parked for lack of anyone else, is looked at again.
+local function end_exclusion(tag, cid, aid)
+  local excluded = excluded_for(tag, cid)
+  if excluded then
+    excluded[aid] = nil
+    if next(excluded) == nil then
+      redis.call('HDEL', k_excluded(tag), cid)
+    else
+      redis.call('HSET', k_excluded(tag), cid, cjson.encode(excluded))
+    end
+  end
+  local skills = json_get(k_contact(tag, cid), '.skills')
+  if skills and redis.call('ZSCORE', tag .. ':queue', cid) then
+    move_if_parked(tag, table.concat(skills, ','))
+    wake(tag, 'offer')
+  end
+end
+
+-- Expires the offers and ends the exclusions that are due by the server's clock (due:
+-- meta 'offer_due', nil when none is pending), the earliest first, at most
+-- OFFER_EXPIRIES. Returns how many and the ms until the next (0: more due; nil: none).
+local function expire_offers(tag, due)
+  if not due then return 0, nil end
+  local now = now_ms()
+  if now < due then return 0, due - now end
+  local key, done = k_offers(tag), 0
+  for _, member in ipairs(redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0,
+                                     OFFER_EXPIRIES)) do
+    redis.call('ZREM', key, member)
+    local kind, cid, aid = string.match(member, '^(%a)|([^|]+)|?(.*)$')
+    if kind == 'o' then
+      local contact, agent_id, agent = offer_of(tag, cid, nil)
+      if contact then miss_offer(tag, cid, contact, agent_id, agent, 'timed_out', now) end
+    elseif kind == 'x' then
+      end_exclusion(tag, cid, aid)
+    end
+    done = done + 1
+  end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('HDEL', tag .. ':meta', 'offer_due')
+    return done, nil
+  end
+  redis.call('HSET', tag .. ':meta', 'offer_due', first[2])
+  return done, math.max(0, tonumber(first[2]) - now)
 end
 
 -- The sooner of two timers in ms (nil: none).
 local function sooner(a, b)
-  if a == nil or (b ~= nil and b < a) then return b end
-  return a
+  if a == nil then return b end
+  if b == nil then return a end
+  return math.min(a, b)
 end
 
--- An agent on a contact keeps it until the contact ends: no state change releases it.
--- 'unavailable' while busy is "not ready after this contact": it is kept in next_state and
--- takes effect when the contact ends (end_contact_of); 'available' while busy cancels a
--- pending 'unavailable', and is refused (STATE, naming the contact) when none is pending:
--- an agent cannot become available before its contact ends.
+-- An offered contact ends before its answer (the caller hung up): it is abandoned as a
+-- waiting one is; the agent is available again, not counted as missing it.
+local function withdraw_offer(tag, cid, contact, now)
+  redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+  local aid = contact.agent
+  local agent = type(aid) == 'string' and json_get(k_agent(tag, aid), '.')
+  if agent and agent.state == 'offered' and agent.contact == cid then
+    local after, reason = leave_for(tag, aid, agent, now, ',"offer_until":null')
+    if after == 'available' then wake(tag, 'agent') end
+    event(tag, 'offer_withdrawn', with_reason(reason, 'contact', cid, 'agent', aid, 'state', after))
+  end
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.',
+    '{"agent":null,"offer_until":null,"queue_score":null}')
+end
+
+-- An agent on a contact (or in wrap-up, or offered one) keeps it until it ends: no state
+-- change releases it. 'unavailable' (with or without a reason) or 'logged_out' asked then
+-- is kept in next_state (and next_reason) and applies when it ends (end_contact_of);
+-- 'available' cancels it, and is refused (STATE, naming the contact) when none is
+-- pending: an agent cannot become available before its contact ends.
 -- quiet: the caller wakes the dispatchers once for a batch of agents (acd_center_state).
-local function set_agent_state(tag, id, agent, state, now, quiet)
+local function set_agent_state(tag, id, agent, state, now, quiet, reason)
   local key = k_agent(tag, id)
-  if agent.state == 'busy' or agent.state == 'wrap_up' then
-    local pending = agent.next_state == 'unavailable'
-    if state == 'unavailable' then
-      if pending then return end
-      redis.call('JSON.MERGE', key, '.', '{"next_state":"unavailable"}')
+  if agent.state == 'busy' or agent.state == 'wrap_up' or agent.state == 'offered' then
+    local pending = agent.next_state ~= nil
+    if state ~= 'available' then
+      if agent.next_state == state and agent.next_reason == reason then return end
+      redis.call('JSON.MERGE', key, '.', '{"next_state":' .. cjson.encode(state)
+        .. ',"next_reason":' .. (reason and cjson.encode(reason) or 'null') .. '}')
     else
       if not pending and agent.state == 'wrap_up' then
         fail('STATE agent ' .. id .. ' is in wrap-up until ' .. tostring(agent.wrap_up_until)
@@ -975,37 +1211,33 @@ local function set_agent_state(tag, id, agent, state, now, quiet)
         fail('STATE agent ' .. id .. ' is on contact ' .. tostring(agent.contact)
           .. ': it becomes available when that contact ends')
       end
-      redis.call('JSON.MERGE', key, '.', '{"next_state":null}')
+      redis.call('JSON.MERGE', key, '.', '{"next_state":null,"next_reason":null}')
     end
-    event(tag, 'agent_next_state', 'agent', id, 'next_state', state)
+    event(tag, 'agent_next_state', with_reason(reason, 'agent', id, 'next_state', state))
     return
   end
-  if agent.state == state then return end
+  if agent.state == state and agent.reason == reason then return end
   if state == 'available' then
     make_available(tag, id, agent, now)
-    redis.call('JSON.MERGE', key, '.', '{"state":"available","available_since":'
+    redis.call('JSON.MERGE', key, '.', '{"state":"available","reason":null,"available_since":'
       .. string.format('%d', now) .. '}')
     if not quiet then wake(tag, 'agent') end
   else
     make_unavailable(tag, id, agent)
-    redis.call('JSON.MERGE', key, '.', '{"state":"unavailable","available_since":null}')
+    redis.call('JSON.MERGE', key, '.', '{"state":' .. cjson.encode(state) .. ',"reason":'
+      .. (reason and cjson.encode(reason) or 'null') .. ',"available_since":null}')
   end
-  event(tag, 'agent_state', 'agent', id, 'state', state)
+  event(tag, 'agent_state', with_reason(reason, 'agent', id, 'state', state))
 end
 
 -- The contact an agent is on has ended: the agent leaves 'busy' for the state it asked
--- for meanwhile ('unavailable'), else 'available'; or for 'wrap_up' first, when the
--- center has a wrap-up time (wrap_ms > 0, see "Wrap-up").
+-- for meanwhile, else 'available'; or for 'wrap_up' first, when the center has a wrap-up
+-- time (wrap_ms > 0, see "Wrap-up").
 local function end_contact_of(tag, id, agent, now, wrap_ms)
   if wrap_ms and wrap_ms > 0 then return start_wrap_up(tag, id, now, wrap_ms) end
-  local after = agent.next_state == 'unavailable' and 'unavailable' or 'available'
-  local key = k_agent(tag, id)
-  if after == 'available' then make_available(tag, id, agent, now) end
-  local since = after == 'available' and string.format('%d', now) or 'null'
-  redis.call('JSON.MERGE', key, '.', '{"state":"' .. after .. '","available_since":' .. since
-    .. ',"contact":null,"next_state":null}')
+  local after, reason = leave_for(tag, id, agent, now)
   if after == 'available' then wake(tag, 'agent') end
-  event(tag, 'agent_state', 'agent', id, 'state', after)
+  event(tag, 'agent_state', with_reason(reason, 'agent', id, 'state', after))
 end
 
 -- The center's skill list names only skills some agent has.
@@ -1053,6 +1285,10 @@ local function agent_delete(keys, args)
   local tag = tag_of(keys[1])
   local agent = load_agent(tag, args[1])
   if agent.state == 'busy' then fail('STATE agent ' .. args[1] .. ' is on a contact') end
+  if agent.state == 'offered' then
+    fail('STATE agent ' .. args[1] .. ' is offered contact ' .. tostring(agent.contact)
+      .. ': accept or reject it first')
+  end
   if agent.state == 'wrap_up' then redis.call('ZREM', k_wrap_up(tag), args[1]) end
   make_unavailable(tag, args[1], agent)
   for _, skill in ipairs(agent.skills) do
@@ -1079,15 +1315,17 @@ end
 
 --[[ acd_agent_state
 KEYS[1] agent document
-ARGV[1] id  ARGV[2] 'available' | 'unavailable'
-On an agent on a contact: 'unavailable' is kept as next_state (not ready after this
-contact), 'available' cancels it, or fails with STATE naming the contact if none is
-pending. Returns the stored agent JSON. ]]
+ARGV[1] id  ARGV[2] 'available' | 'unavailable' | 'logged_out'
+ARGV[3] break reason, with 'unavailable' only (absent or '': none; see "Agent states")
+On an agent on a contact: 'unavailable' or 'logged_out' is kept as next_state (not ready
+after this contact), 'available' cancels it, or fails with STATE naming the contact if
+none is pending. Returns the stored agent JSON. ]]
 local function agent_state(keys, args)
   local tag = tag_of(keys[1])
+  local reason = check_wanted(args[2], args[3])
   refuse_if_deleting(tag)
   local agent = load_agent(tag, args[1])
-  set_agent_state(tag, args[1], agent, args[2], now_ms())
+  set_agent_state(tag, args[1], agent, args[2], now_ms(), false, reason)
   return redis.call('JSON.GET', keys[1], '.')
 end
 
@@ -1339,7 +1577,8 @@ end
 
 --[[ acd_center_state
 KEYS[1] center meta hash   KEYS[2] set of the center's agents
-ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable)
+ARGV[1] '1' open (every agent not on a contact becomes available) | '0' close (unavailable);
+agents on a break or logged out (or about to be) are left alone (see "Agent states")
 ARGV[2] run: '' starts a run (records the open flag, emits center_state); later batches
 pass the run the first returned   ARGV[3...] the agents of this batch (the caller walks
 the agents set; an id no longer there is skipped)
@@ -1362,13 +1601,15 @@ local function center_state(keys, args)
   local now, ids, moving = now_ms(), {}, {}
   for i = 3, #args do ids[#ids + 1] = args[i] end
   for i, agent in ipairs(load_agents(tag, ids)) do
-    if agent and (agent.state == 'busy' or agent.state == 'wrap_up') then
+    if not agent or keeps_own_state(agent) then
+      -- gone, or on a break or logged out (now or after its contact): left alone
+    elseif agent.state == 'busy' or agent.state == 'wrap_up' or agent.state == 'offered' then
       -- Closing: not ready after the contact (or wrap-up); opening: cancel that.
       local pending = agent.next_state == 'unavailable'
       if pending ~= (target == 'unavailable') then
         set_agent_state(tag, ids[i], agent, target, now, true)
       end
-    elseif agent and agent.state ~= target then
+    elseif agent.state ~= target then
       moving[#moving + 1] = {id = ids[i], agent = agent}
     end
   end
@@ -1417,7 +1658,7 @@ local function center_keys(tag)
   end
   for _, suffix in ipairs({'agents', 'skills', 'queue', 'sigs', 'ready', 'parked_on', 'unpark',
                            'stats', 'events', 'wake', 'kpis', 'wrap_up', 'steps_due',
-                           'steps', 'outcomes', 'meta'}) do
+                           'steps', 'outcomes', 'offers', 'excluded', 'meta'}) do
     names[#names + 1] = tag .. ':' .. suffix
   end
   return names
@@ -1478,6 +1719,17 @@ local function center_delete(keys, args)
       if agent.state == 'busy' then
         fail('STATE agent ' .. ids[i] .. ' is on contact ' .. tostring(agent.contact)
           .. ': complete it, then delete the center again')
+      end
+      if agent.state == 'offered' and type(agent.contact) == 'string' then
+        -- Its offer ends with the center: the contact is abandoned like a waiting one.
+        local offered = json_get(k_contact(tag, agent.contact), '.')
+        if offered and offered.state == 'offered' then
+          redis.call('ZREM', k_offers(tag), 'o|' .. agent.contact)
+          redis.call('JSON.MSET', k_contact(tag, agent.contact), '.state', '"abandoned"',
+            k_contact(tag, agent.contact), '.ended_at', now_ms())
+          redis.call('EXPIRE', k_contact(tag, agent.contact), keep)
+          event(tag, 'contact_abandoned', 'contact', agent.contact, 'reason', 'center_deleted')
+        end
       end
       found[#found + 1] = {id = ids[i], agent = agent}
       if agent.state == 'available' then available[#available + 1] = found[#found] end
@@ -1587,6 +1839,8 @@ complete: an assigned contact ends; its agent, if still on it, becomes available
   (unavailable if it asked for that while on the contact).
   A queued contact that is completed was never answered: it is abandoned.
 abandon: a queued contact leaves the queue at once; an assigned one fails with STATE.
+An offered contact that is completed or abandoned was never answered: it is abandoned,
+and the agent it was offered to is available again (offer_withdrawn).
 Ending an ended contact changes nothing. Returns the stored contact JSON. ]]
 local function contact_end(keys, args)
   local tag = tag_of(keys[1])
@@ -1596,14 +1850,20 @@ local function contact_end(keys, args)
   if contact.state == 'assigned' and how == 'abandon' then
     fail('STATE contact ' .. id .. ' is assigned: complete it instead')
   end
-  if contact.state ~= 'queued' and contact.state ~= 'assigned' then
+  if contact.state ~= 'queued' and contact.state ~= 'assigned' and contact.state ~= 'offered' then
     return redis.call('JSON.GET', keys[1], '.')
   end
   local now = now_ms()
   local final = 'completed'
   if contact.steps then redis.call('ZREM', k_steps_due(tag), id) end
   local sig, wait = contact_sig(contact), 0
-  if contact.state == 'queued' then
+  if contact.state == 'offered' then  -- never answered: abandoned (see "Offers")
+    final = 'abandoned'
+    withdraw_offer(tag, id, contact, now)
+    wait = math.max(0, now - tonumber(contact.queued_at))
+    redis.call('HINCRBY', keys[4], 'abandoned', 1)
+    redis.call('HINCRBY', keys[4], 'abandon_wait_ms', wait)
+  elseif contact.state == 'queued' then
     final = 'abandoned'
     unqueue(keys, id, sig)
     -- Abandonment is a KPI with its wait, per combination too ({tag}:outcomes).
@@ -1638,7 +1898,9 @@ end
 -- leveled: some agent of the center may have levels (meta 'proficiency'): then the
 -- whole document is read, still one command, and the agent leaves its avail_at sets.
 -- why: the assignment's explanation (JSON text, see "Explanations"), stored with it.
-local function claim(tag, cid, aid, now, sizes, fewest, leveled, why)  -- returns its skill count
+-- offer_until (nil: an assignment): the round offers instead (see "Offers"); queue_score
+-- is then kept in the contact's document, its place if the offer is missed.
+local function claim(tag, cid, aid, now, sizes, fewest, leveled, why, offer_until, queue_score)
   local akey = k_agent(tag, aid)
   local agent_skills
   if leveled then
@@ -1654,6 +1916,15 @@ local function claim(tag, cid, aid, now, sizes, fewest, leveled, why)  -- return
   end
   if fewest then fewest_claimed(tag, aid, agent_skills, fewest.sizes) end
   local at = string.format('%d', now)
+  if offer_until then
+    local ends = string.format('%d', offer_until)
+    redis.call('JSON.MERGE', akey, '.', '{"state":"offered","available_since":null,"contact":'
+      .. cjson.encode(cid) .. ',"offer_until":' .. ends .. '}')
+    redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"offered","agent":'
+      .. cjson.encode(aid) .. ',"offer_until":' .. ends .. ',"queue_score":' .. queue_score
+      .. (why and ',"explanation":' .. why or '') .. '}')
+    return #agent_skills
+  end
   redis.call('JSON.MERGE', akey, '.', '{"state":"busy","available_since":null,"contact":'
     .. cjson.encode(cid) .. ',"last_assigned_at":' .. at .. '}')
   redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","agent":'
@@ -1895,12 +2166,15 @@ local function dispatch(keys, args)
   local tag = tag_of(keys[1])
   -- One read of the center's switches (wrap_up_due: see "Wrap-up").
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due', 'proficiency', 'agent_choice', 'explain', 'step_due')
+    'wrap_up_due', 'proficiency', 'agent_choice', 'explain', 'step_due', 'offer_ms',
+    'offer_due')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
   -- Wrap-ups end on time in manual mode too: only assigning is left to the lesson.
   local _, wrap_in = release_wrap_ups(tag, tonumber(meta[4]))
+  local _, offer_in = expire_offers(tag, tonumber(meta[10]))  -- likewise (see "Offers")
+  wrap_in = sooner(wrap_in, offer_in)
   if args[3] == 'service' and meta[1] == 'manual' then
     return with_wrap_up(tag, {0, last_wake_id(tag)}, wrap_in)
   end
@@ -1927,6 +2201,8 @@ local function dispatch(keys, args)
   local sizes = {}  -- availability set sizes, see longest_available
   local examined, assigned, wait_total = 0, 0, 0
   local page = {}  -- the first ready combinations, see ready_page
+  local offer_ms, offered = tonumber(meta[9]), 0  -- offers instead of assignments (Offers)
+  local excluding = offer_ms and redis.call('HLEN', k_excluded(tag)) > 0
   -- An assignment's cost grows with the agent's skills (it leaves each skill's set): a
   -- round also stops after DISPATCH_WORK units (an assignment: 8 + its agent's skills;
   -- what un-parking did in this call counts too), so a center of agents with 32 skills
@@ -1965,16 +2241,25 @@ local function dispatch(keys, args)
       page = {}
     else
       local seen = explain and {} or nil
-      local aid = choose_agent(tag, needs_of(sig), sizes, fewest, best, seen)
+      local aid = choose_agent(tag, needs_of(sig), sizes, fewest, best, seen,
+        excluding and excluded_for(tag, cid))
       if aid then
         work = work + 8 + claim(tag, cid, aid, now, sizes, fewest, leveled,
-          seen and explanation(seen, head, queued_at, page))
+          seen and explanation(seen, head, queued_at, page), offer_ms and now + offer_ms,
+          queued_at)
         redis.call('ZREM', keys[1], cid)
         index_served(tag, sig, cid, head[4])
         ready_moved(page, head[4] and tonumber(head[4]))
-        local wait = math.max(0, math.floor(now - tonumber(queued_at)))
-        wait_total = wait_total + wait
-        event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+        if offer_ms then
+          offer_timer(tag, 'o|' .. cid, now + offer_ms)
+          event(tag, 'contact_offered', 'contact', cid, 'agent', aid, 'until',
+            string.format('%d', now + offer_ms))
+          offered = offered + 1
+        else
+          local wait = math.max(0, math.floor(now - tonumber(queued_at)))
+          wait_total = wait_total + wait
+          event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+        end
         assigned = assigned + 1
         result[#result + 1] = cid
         result[#result + 1] = aid
@@ -1984,10 +2269,13 @@ local function dispatch(keys, args)
       end
     end
   end
+  if assigned > offered then
+    redis.call('HINCRBY', keys[3], 'assigned', assigned - offered)
+    redis.call('HINCRBY', keys[3], 'wait_ms', wait_total)
+  end
   if assigned > 0 then
     redis.call('HINCRBY', keys[4], 'indexed', -assigned)  -- see index_served
-    redis.call('HINCRBY', keys[3], 'assigned', assigned)
-    redis.call('HINCRBY', keys[3], 'wait_ms', wait_total)
+    if offered > 0 then redis.call('HINCRBY', keys[3], 'offers', offered) end
   end
   result[1] = assigned
   result[2] = last_wake_id(tag)
@@ -1995,6 +2283,8 @@ local function dispatch(keys, args)
   if stopped_early and redis.call('ZCARD', tag .. ':ready') > 0 then
     wake(tag, 'more')  -- after the id returned: the dispatcher's next wait ends at once
   end
+  -- Its own offers' wake-ups precede the id returned: the reply times their deadline.
+  if offered > 0 then wrap_in = sooner(wrap_in, offer_ms) end
   return with_wrap_up(tag, result, wrap_in)
 end
 
@@ -2198,6 +2488,104 @@ end
 
 register('acd_steps_default', steps_default)
 register('acd_steps_release', steps_release, true)
+--[[ Offers' functions (see "Offers" above for the states and timers). ]]
+
+--[[ acd_offers_set
+KEYS[1] center meta hash
+ARGV[1] offer timeout in ms (0: offers off, rounds assign)  ARGV[2] missed offers in a
+row that put an agent on a break (0: never)  ARGV[3] ms an agent is not offered a contact
+again after missing it (0: may be at once)
+Offers under way keep their deadline. Returns the previous {timeout, misses, backoff}. ]]
+local function offers_set(keys, args)
+  local tag = tag_of(keys[1])
+  local wanted = {}
+  for i, name in ipairs({'offer timeout ms', 'max missed offers', 'offer backoff ms'}) do
+    local n = tonumber(args[i])
+    if not n or n < 0 or n ~= math.floor(n) then
+      fail('INVALID ' .. name .. ' ' .. tostring(args[i]) .. ': a whole number, 0 or more')
+    end
+    wanted[i] = n
+  end
+  refuse_if_deleting(tag)
+  local fields = {'offer_ms', 'offer_misses', 'offer_backoff_ms'}
+  local before = redis.call('HMGET', keys[1], unpack(fields))
+  local changed = false
+  for i, field in ipairs(fields) do
+    before[i] = tonumber(before[i] or 0)
+    if before[i] ~= wanted[i] then
+      changed = true
+      if wanted[i] == 0 then
+        redis.call('HDEL', keys[1], field)
+      else
+        redis.call('HSET', keys[1], field, string.format('%d', wanted[i]))
+      end
+    end
+  end
+  if changed then
+    event(tag, 'offers_option', 'timeout_ms', string.format('%d', wanted[1]), 'max_misses',
+      string.format('%d', wanted[2]), 'backoff_ms', string.format('%d', wanted[3]))
+    wake(tag, 'mode')
+  end
+  return before
+end
+
+--[[ acd_offer_answer
+KEYS[1] agent document
+ARGV[1] agent id  ARGV[2] 'accept' | 'reject'  ARGV[3] the contact offered ('': whichever)
+accept: the offer becomes an assignment: agent busy, contact assigned (contact_assigned,
+  as a round's, after offer_accepted), its wait counted until now.
+reject: a missed offer (see "Offers"): the contact back to its place, the agent available
+  (or on a break after too many misses in a row).
+Fails with STATE when the agent has no such offer (it timed out, or was answered, just
+before). Returns the stored agent JSON. ]]
+local function offer_answer(keys, args)
+  local tag = tag_of(keys[1])
+  local aid, answer, expected = args[1], args[2], args[3]
+  if answer ~= 'accept' and answer ~= 'reject' then
+    fail('INVALID offer answer ' .. tostring(answer) .. ': accept or reject')
+  end
+  local agent = load_agent(tag, aid)
+  local cid = agent.contact
+  if agent.state ~= 'offered' or (expected ~= '' and cid ~= expected) then
+    fail('STATE agent ' .. aid .. ' has no offer' .. (expected ~= '' and ' of contact '
+      .. expected or '') .. ' (it is ' .. tostring(agent.state) .. '): an offer ends when '
+      .. 'answered or at its deadline')
+  end
+  local contact = offer_of(tag, cid, aid)
+  if not contact then fail('STATE the offer of contact ' .. tostring(cid) .. ' is over') end
+  local now = now_ms()
+  if answer == 'reject' then
+    miss_offer(tag, cid, contact, aid, agent, 'rejected', now)
+    return redis.call('JSON.GET', keys[1], '.')
+  end
+  redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+  local at = string.format('%d', now)
+  redis.call('JSON.MERGE', keys[1], '.', '{"state":"busy","offer_until":null,'
+    .. '"missed_offers":null,"last_assigned_at":' .. at .. '}')
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"assigned","offer_until":null,'
+    .. '"queue_score":null,"assigned_at":' .. at .. '}')
+  local wait = math.max(0, now - math.floor(tonumber(contact.queue_score or contact.queued_at)))
+  redis.call('HINCRBY', tag .. ':stats', 'assigned', 1)
+  redis.call('HINCRBY', tag .. ':stats', 'wait_ms', wait)
+  event(tag, 'offer_accepted', 'contact', cid, 'agent', aid)
+  event(tag, 'contact_assigned', 'contact', cid, 'agent', aid, 'wait_ms', wait)
+  return redis.call('JSON.GET', keys[1], '.')
+end
+
+--[[ acd_offer_release
+KEYS[1] center meta hash
+Expires the offers and ends the exclusions that are due, as every dispatch round does
+first (at most OFFER_EXPIRIES): for the reconciler, which must not assign. Returns {how
+many, ms until the next (0: more are due) or -1 when none is pending}. ]]
+local function offer_release(keys, args)
+  local done, next_in = expire_offers(tag_of(keys[1]),
+    tonumber(redis.call('HGET', keys[1], 'offer_due')))
+  return {done, next_in or -1}
+end
+
+register('acd_offers_set', offers_set)
+register('acd_offer_answer', offer_answer, true)
+register('acd_offer_release', offer_release, true)
 
 --[[ Repairs (acd/reconcile.py).
 A function call is atomic, and Redis logs it to the AOF as one MULTI/EXEC that a restart
@@ -2308,12 +2696,33 @@ local function repair_contact(keys, args)
     event(tag, 'contact_requeued', 'contact', cid, 'reason', 'agent_lost')
     contact.state = 'queued'
   end
+  if contact.state == 'offered' then
+    local named = type(contact.agent) == 'string' and contact.agent
+    local agent = named and json_get(k_agent(tag, named), '.')
+    if agent and agent.state == 'offered' and agent.contact == cid then
+      hinted[#hinted + 1] = sig
+      local changed = drop_from_index(tag, keys[2], cid, hinted)
+      if not redis.call('ZSCORE', k_offers(tag), 'o|' .. cid) then
+        offer_timer(tag, 'o|' .. cid, tonumber(contact.offer_until) or now_ms())
+        changed[#changed + 1] = 'offer_timer'
+      end
+      return changed
+    end
+    redis.call('ZREM', k_offers(tag), 'o|' .. cid)
+    redis.call('JSON.MERGE', keys[1], '.',
+      '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+    event(tag, 'contact_requeued', 'contact', cid, 'reason', 'agent_lost')
+    contact.state = 'queued'
+  end
   if contact.state ~= 'queued' then
     hinted[#hinted + 1] = sig
     return drop_from_index(tag, keys[2], cid, hinted)
   end
   local head_start = tonumber(contact.head_start_ms) or 0
   local score = redis.call('ZSCORE', keys[2], cid)
+  if not score and contact.queue_score then  -- an offer's, kept in its document
+    score = string.format('%.3f', contact.queue_score)
+  end
   if not score then
     local indexed = redis.call('ZSCORE', k_combo(tag, sig), cid)
     score = indexed and string.format('%.3f', tonumber(indexed) + head_start)
@@ -2393,9 +2802,25 @@ local function repair_agent(keys, args)
     end
   elseif agent.state == 'wrap_up' then
     repair_wrap_up(tag, id, agent, changed)
-  elseif type(agent.contact) == 'string' or type(agent.next_state) == 'string' then
-    redis.call('JSON.MERGE', keys[1], '.', '{"contact":null,"next_state":null}')
+  elseif agent.state == 'offered' then
+    local cid = agent.contact
+    local contact = type(cid) == 'string' and json_get(k_contact(tag, cid), '.')
+    if not (contact and contact.state == 'offered' and contact.agent == id) then
+      local after, reason = leave_for(tag, id, agent, now_ms(), ',"offer_until":null')
+      event(tag, 'agent_state', with_reason(reason, 'agent', id, 'state', after))
+      changed[#changed + 1] = 'released'
+      agent = json_get(keys[1], '.')
+    elseif not redis.call('ZSCORE', k_offers(tag), 'o|' .. cid) then
+      offer_timer(tag, 'o|' .. cid, tonumber(contact.offer_until) or now_ms())
+      changed[#changed + 1] = 'offer_timer'
+    end
+  elseif type(agent.contact) == 'string' or agent.next_state ~= nil or agent.next_reason ~= nil then
+    redis.call('JSON.MERGE', keys[1], '.', '{"contact":null,"next_state":null,"next_reason":null}')
     changed[#changed + 1] = 'cleared_contact'
+  end
+  if agent.reason ~= nil and agent.state ~= 'unavailable' then
+    redis.call('JSON.MERGE', keys[1], '.', '{"reason":null}')  -- only a break has one
+    changed[#changed + 1] = 'cleared_reason'
   end
   local since = agent.state == 'available' and agent.available_since
   if agent.state == 'available' and type(since) ~= 'number' then

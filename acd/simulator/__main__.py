@@ -106,6 +106,11 @@ def parser() -> argparse.ArgumentParser:
                          "steps by waiting time that relax or overflow: the scenario "
                          "file's relaxation, {\"billing,spanish\": [{\"after_s\": 30, "
                          "\"skills\": [\"billing\"]}]})")
+    sc.add_argument("--offer-timeout-seconds", type=float,
+                    help="offers on: an agent has this long to accept, s (default 0: off)")
+    sc.add_argument("--accept-probability", type=float,
+                    help="with offers: the chance an agent accepts an offer at once, else "
+                         "it lets it time out (default 1)")
     sc.add_argument("--duration", type=float, help="arrivals for this long (default 3600)")
     sc.add_argument("--contacts", type=int, help="stop after this many contacts")
     sc.add_argument("--warmup", type=float, help="leave arrivals before this out of the KPIs")
@@ -131,7 +136,8 @@ def parser() -> argparse.ArgumentParser:
 
 SCENARIO_FIELDS = ("center", "agents", "skills", "skills_per_agent", "groups",
                    "contact_types", "rate_per_hour", "profile", "patience",
-                   "wrap_up_seconds", "max_wait", "duration",
+                   "wrap_up_seconds", "max_wait", "offer_timeout_seconds", "accept_probability",
+                   "duration",
                    "contacts", "warmup", "seed", "time_scale", "sl_threshold",
                    "wait_epsilon_ms", "drain_timeout", "agent_choice")
 

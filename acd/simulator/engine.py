@@ -162,6 +162,8 @@ class Engine:
         # Also 0: a center kept from an earlier run may have another wrap-up time.
         await self.backend.set_wrap_up(self.scenario.wrap_up_real)
         await asyncio.gather(*(one(a, s) for a, s in zip(agent_ids, skills, strict=True)))
+        if self.scenario.offer_timeout_seconds:  # the agents answer: see _on_offered
+            await self.backend.set_offers(self.scenario.offer_timeout_real)
         if self.scenario.priorities:  # the ACD's clock runs scale times slower
             await self.backend.set_seconds_per_point(self.scenario.priority_seconds / self.scale)
         await self.backend.set_agent_choice(self.scenario.agent_choice)
@@ -261,6 +263,8 @@ class Engine:
                     self._on_assigned(ev)
                 elif ev.type in STEP_EVENTS:
                     self._on_step(ev)
+                elif ev.type == "contact_offered":
+                    self._on_offered(ev)
 
     def _rename(self, rec: Record, contact_id: str) -> None:
         """Follow a contact under the id the ACD gave it; its assignment may have been
@@ -271,6 +275,19 @@ class Engine:
         early = self._unknown.pop(contact_id, None)
         if early is not None:
             self._on_assigned(early)
+
+    def _on_offered(self, ev: CenterEvent) -> None:
+        """The agent accepts at once with the scenario's probability (its own draw per
+        contact and offer), else lets the offer time out in Redis."""
+        rec = self.records.get(ev.fields.get("contact", ""))
+        if rec is None:
+            return
+        offer, rec.offers = rec.offers, rec.offers + 1
+        if self.scenario.accepts(rec.arrival.index, offer):
+            self._spawn(self._accept(ev.fields.get("agent", ""), rec.id))
+
+    async def _accept(self, agent_id: str, contact_id: str) -> None:
+        await self.backend.accept_offer(agent_id, contact_id)
 
     def _on_assigned(self, ev: CenterEvent) -> None:
         cid = ev.fields.get("contact", "")

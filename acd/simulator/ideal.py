@@ -122,3 +122,65 @@ def sampling_gaps(scenario: Scenario, replications: int = 200, first_seed: int =
         for k, v in erlang_gaps(scenario, kpis, seed).items():
             gaps[k].append(v)
     return gaps
+
+
+def missed_offers(scenario: Scenario, index: int) -> int:
+    """How many offers contact ``index`` misses before its agent accepts one: the same
+    draws the simulator's agents answer with (Scenario.accepts)."""
+    missed = 0
+    while not scenario.accepts(index, missed):
+        missed += 1
+    return missed
+
+
+def offer_excess_waits(outcomes: Sequence[Outcome], agents: int, scenario: Scenario
+                       ) -> tuple[dict[int, float], dict[int, float]]:
+    """With offers (acd.offers): per answered contact, (its measured wait minus its wait
+    in the ideal ACD with the same offers, that ideal wait minus the one without offers).
+
+    The ideal ACD offers the moment a contact and an agent are both free, oldest arrival
+    first; each offer the contact misses (the same draws as the run's) holds that agent
+    for the offer timeout, then both are free again and the contact keeps its place. The
+    first value is the real ACD's delay alone (rounds, the accept's call), as in
+    excess_waits; the second is the extra wait offers cost, as the model predicts it."""
+    answered = [o for o in outcomes if o.answered and o.wait is not None
+                and o.busy_from is not None and o.busy_to is not None]
+    with_offers = _offer_waits(answered, agents, scenario, scenario.offer_timeout_effective)
+    without = _offer_waits(answered, agents, scenario, None)
+    excess = {o.index: (o.wait or 0.0) - with_offers[o.index] for o in answered}
+    extra = {i: with_offers[i] - without[i] for i in with_offers}
+    return excess, extra
+
+
+def _offer_waits(answered: Sequence[Outcome], agents: int, scenario: Scenario,
+                 timeout: float | None) -> dict[int, float]:
+    """Each answered contact's wait in the ideal FIFO ACD with identical agents, busy for
+    the measured busy period plus wrap-up; with a ``timeout``, each missed offer holds an
+    agent that long first (None: no offers)."""
+    events: list[tuple[float, int, int]] = []  # (time, 0 free agent | 1 arrival, index)
+    by_index = {o.index: o for o in answered}
+    for o in answered:
+        heapq.heappush(events, (o.arrived, 1, o.index))
+    waiting: list[tuple[float, int]] = []  # (arrival, index): the queue, oldest first
+    missed = dict.fromkeys(by_index, 0)
+    free, waits = agents, {}
+    while events:
+        now = events[0][0]
+        while events and events[0][0] == now:  # everything that happens at this instant
+            _, kind, index = heapq.heappop(events)
+            if kind == 0:
+                free += 1
+            else:
+                heapq.heappush(waiting, (by_index[index].arrived, index))
+        while free and waiting:
+            arrived, index = heapq.heappop(waiting)
+            o, free = by_index[index], free - 1
+            if timeout is not None and missed[index] < missed_offers(scenario, index):
+                missed[index] += 1  # held until the deadline; then both are free again
+                heapq.heappush(events, (now + timeout, 0, -1))
+                heapq.heappush(events, (now + timeout, 1, index))
+                continue
+            waits[index] = now - arrived
+            held = (o.busy_to or 0.0) - (o.busy_from or 0.0) + scenario.wrap_up_effective
+            heapq.heappush(events, (now + held, 0, -1))
+    return waits

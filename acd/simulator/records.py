@@ -29,6 +29,7 @@ class Record:
     ended_at: float | None = None
     outcome: str | None = None  # "answered" | "abandoned" | "closed" | "cut" (by the stop)
     moved: str | None = None  # "relaxed" | "overflowed": a step by waiting time (acd.steps)
+    offers: int = 0  # offers made to it (acd.offers): all but the accepted one missed
     assigned: asyncio.Event = field(default_factory=asyncio.Event)
 
 

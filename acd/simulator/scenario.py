@@ -122,6 +122,11 @@ class Scenario(BaseModel):
     # maximum wait after which a contact still waiting is closed (reason max_wait).
     relaxation: dict[str, list[StepIn]] | None = None
     max_wait: Annotated[float | None, Field(gt=0)] = None
+    # Offers (acd.offers): 0 assigns at once; else each contact is offered to an agent who
+    # accepts at once with accept_probability, or lets the offer time out after this long
+    # (the center's offer timeout, offer_timeout_seconds / time_scale real seconds).
+    offer_timeout_seconds: Annotated[float, Field(ge=0)] = 0.0
+    accept_probability: Annotated[float, Field(gt=0, le=1)] = 1.0
     # Stop arrivals at ``duration`` or after ``contacts`` contacts, whichever comes first.
     duration: Annotated[float | None, Field(gt=0)] = 3600.0
     contacts: Annotated[int | None, Field(ge=1)] = None
@@ -187,6 +192,24 @@ class Scenario(BaseModel):
         """The wrap-up the agents really get, in scenario seconds (after the ms rounding):
         what an agent's every contact costs it on top of its handle time."""
         return self.wrap_up_real * self.time_scale
+
+    @property
+    def offer_timeout_real(self) -> float:
+        """The center's offer timeout in real seconds, as it stores it (whole ms)."""
+        return round(self.offer_timeout_seconds / self.time_scale * 1000) / 1000
+
+    @property
+    def offer_timeout_effective(self) -> float:
+        """What each missed offer costs its contact, in scenario seconds."""
+        return self.offer_timeout_real * self.time_scale
+
+    def accepts(self, index: int, offer: int) -> bool:
+        """Whether the agent accepts contact ``index``'s offer number ``offer`` (0 first):
+        a draw of its own, so a run and the ideal model's replay agree on every answer."""
+        if self.accept_probability >= 1:
+            return True
+        return random.Random(f"{self.seed}-offer-{index}-{offer}").random() < \
+            self.accept_probability
 
     def types(self) -> list[ContactType]:
         return self.contact_types or [ContactType(skills=[s]) for s in dict.fromkeys(

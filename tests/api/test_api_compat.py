@@ -229,7 +229,7 @@ async def test_demo_simulator_flow(uvicorn_server: ApiServer, center: Center,
             assert stats["completed"] == outcomes["completed"]
             assert stats["abandoned"] == outcomes["abandoned"]
             assert stats["agents"] == {"available": n_agents, "busy": 0, "unavailable": 0,
-                                       "wrap_up": 0}
+                                       "wrap_up": 0, "logged_out": 0, "offered": 0}
             await check_invariants(center)
 
             assert (await http.post("/acd", json={"state": 0})).json()["changed"] == n_agents

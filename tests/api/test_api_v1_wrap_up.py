@@ -46,7 +46,7 @@ async def test_an_agent_in_wrap_up_is_seen_and_can_end_it(
     assert agent["state"] == "wrap_up" and agent["wrap_up_until"] > 0
     assert agent["contact"] is None
     assert (await client.get(f"{v1}/stats")).json()["agents"] == {
-        "unavailable": 0, "available": 0, "busy": 0, "wrap_up": 1}
+        "unavailable": 0, "available": 0, "busy": 0, "wrap_up": 1, "logged_out": 0, "offered": 0}
     r = await client.put(f"{v1}/agents/a/state", json={"state": "available"})
     assert r.status_code == 409 and "wrap-up" in r.json()["detail"]
     r = await client.put(f"{v1}/agents/a/state", json={"state": "wrap_up"})

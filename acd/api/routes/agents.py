@@ -60,10 +60,11 @@ async def delete_agent(agent_id: AgentId, center: CenterDep) -> Response:
             responses={**NOT_FOUND, 409: {"model": Problem, "description":
                        "the agent is on a contact: it becomes available when it ends"}})
 async def set_agent_state(agent_id: AgentId, body: AgentStateIn, center: CenterDep) -> Agent:
-    """Available or unavailable. An agent on a contact (busy) keeps it until the contact
-    ends: "unavailable" then means not ready after this contact (``next_state``, applied
-    when it ends); "available" cancels that, or is 409 naming the contact."""
-    return await center.set_agent_state(agent_id, body.state)
+    """Available, unavailable (a break, with a ``reason`` code) or logged_out. An agent on
+    a contact (busy) keeps it until the contact ends: another state then means not ready
+    after this contact (``next_state``, applied when it ends); "available" cancels that,
+    or is 409 naming the contact."""
+    return await center.set_agent_state(agent_id, body.state, body.reason)
 
 
 @router.put("/agents/{agent_id}/skills/{skill}", response_model=Agent,

@@ -188,6 +188,14 @@ class ApiBackend(Backend):
         await self._call("PUT", f"/relaxation/{','.join(sorted(skills))}",
                          json_body={"steps": steps})
 
+    async def set_offers(self, timeout_s: float) -> None:
+        await self._call("PUT", "/offers", json_body={"timeout_s": timeout_s})
+
+    async def accept_offer(self, agent_id: str, contact_id: str) -> bool:
+        response = await self._call("POST", f"/contacts/{contact_id}/offer/accept",
+                                    ok=(200, 409))
+        return response.status_code == 200
+
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         response = await self._call("POST", f"/contacts/{contact_id}/complete")
         return Contact.model_validate(response.json())

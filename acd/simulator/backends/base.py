@@ -59,6 +59,14 @@ class Backend(ABC):
         """A combination's default steps by waiting time (acd.steps), real seconds."""
         raise NotImplementedError(f"the {self.name} backend cannot set steps by waiting time")
 
+    async def set_offers(self, timeout_s: float) -> None:
+        """The center's offer timeout (acd.offers), in real seconds; 0: off."""
+        raise NotImplementedError(f"the {self.name} backend cannot set offers")
+
+    async def accept_offer(self, agent_id: str, contact_id: str) -> bool:
+        """The agent accepts its offer of the contact; False when it is over already."""
+        raise NotImplementedError(f"the {self.name} backend cannot answer offers")
+
     @abstractmethod
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         """End an assigned contact (``agent_id``: the agent it was assigned to)."""

@@ -65,6 +65,16 @@ class RedisBackend(Backend):
     async def set_default_steps(self, skills: list[str], steps: list[dict[str, Any]]) -> None:
         await self.acd.set_default_steps(skills, steps)
 
+    async def set_offers(self, timeout_s: float) -> None:
+        await self.acd.set_offers(timeout_s)
+
+    async def accept_offer(self, agent_id: str, contact_id: str) -> bool:
+        try:
+            await self.acd.accept_offer(agent_id, contact_id)
+        except InvalidState:  # timed out just before
+            return False
+        return True
+
     async def complete(self, contact_id: str, agent_id: str | None = None) -> Contact:
         return await self.acd.complete_contact(contact_id)
 
