@@ -313,6 +313,8 @@ class ModelMachine(RuleBasedStateMachine):
             return await self.center.release_steps()
 
         expected, got = self.both(lambda: self.model.take_due_step(cid), real)
+        assert got == expected
+
     # -- offers -------------------------------------------------------------------------
     @rule(option=st.sampled_from(sorted(OFFERS)))
     def set_offers(self, option: str) -> None:
