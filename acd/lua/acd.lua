@@ -1022,6 +1022,8 @@ local function fix_step_due(tag, cid, contact, changed)
     changed[#changed + 1] = 'step_due'
   end
   return changed
+end
+
 --[[ Offers (issue 14): with a center's offer timeout (meta 'offer_ms'; absent: off, a
 round assigns as it always did), a round offers instead of assigning: the contact and the
 agent are 'offered' to each other (the agent reserved: in no availability set, so no other

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from acd.api.deps import CenterDep
-from acd.api.schemas import Problem
 from acd.errors import InvalidInput
 from acd.keys import check_name
 from acd.models import StrictInput
@@ -72,8 +71,7 @@ async def get_defaults(center: CenterDep) -> Defaults:
     return Defaults(combinations=await center.default_steps())
 
 
-@router.put("/relaxation/{combination}", response_model=StepsOut,
-            responses={422: {"model": Problem, "description": "a bad step or combination"}})
+@router.put("/relaxation/{combination}", response_model=StepsOut)
 async def set_defaults(combination: Combination, body: StepsIn, center: CenterDep
                        ) -> StepsOut:
     """The steps a contact queued with exactly these skills and no ``steps`` of its own
