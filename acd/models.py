@@ -3,6 +3,7 @@ events, dispatch rounds and queue as Center reads them."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -179,6 +180,12 @@ class Contact(BaseModel):
     def wait_ms(self) -> int | None:
         """Time in queue until assignment, for assigned contacts."""
         return None if self.assigned_at is None else self.assigned_at - self.queued_at
+
+
+def stored_contact(contact_id: str, raw: str | bytes) -> Contact:
+    """A contact document as stored: acd.lua keeps no id in it (RedisJSON's string table,
+    see contact_json there), so the id comes from its key."""
+    return Contact.model_validate({**json.loads(raw), "id": contact_id})
 
 
 class Assignment(BaseModel):
