@@ -123,7 +123,8 @@ local function first_in_all(tag, skills, sizes, set_of, accept)
     if smallest == nil or size < smallest then first, smallest = i, size end
   end
   sets[1], sets[first] = sets[first], sets[1]
-  local page, start = 8, 0
+  -- One skill: its set's first agent is the answer, the only one worth reading.
+  local page, start = (#sets == 1 and not accept) and 1 or 8, 0
   while start < smallest do
     local candidates = redis.call('ZRANGE', sets[1], start, start + page - 1)
     for i = 2, #sets do
@@ -148,6 +149,12 @@ end
 
 local function longest_available(tag, skills, sizes)
   return first_in_all(tag, skills, sizes, k_avail)
+end
+
+-- Whether some available agent has all these skills (with one skill, anyone in its set).
+local function anyone_available(tag, skills)
+  if #skills == 1 then return redis.call('ZCARD', k_avail(tag, skills[1])) > 0 end
+  return longest_available(tag, skills, {}) ~= nil
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -322,12 +329,13 @@ end
 -- ahead: the contact has a head start, so it may be its combination's new head (one
 -- without is never: it arrived last, and nobody's virtual arrival is later than theirs).
 -- Returns whether a combination new to the index was parked (nil: it was there already).
+-- (A combination nobody waits with is neither ready nor parked: acd.invariants checks it,
+-- and every function that empties one takes it out of both.)
 local function index_add(tag, sig, score, cid, ahead)
   redis.call('ZADD', k_combo(tag, sig), score, cid)
   redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
   if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
-    unpark(tag, sig)
-    if longest_available(tag, skills_of(sig), {}) then
+    if anyone_available(tag, skills_of(sig)) then
       redis.call('ZADD', tag .. ':ready', score, sig)
       return false
     end
@@ -1414,9 +1422,9 @@ Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}:
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
   local tag = tag_of(keys[1])
-  -- One read of the center's switches (wrap_up_due: see "Wrap-up").
+  -- One read of the center's switches (wrap_up_due: see "Wrap-up"; indexed: reconcile).
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
-    'wrap_up_due')
+    'wrap_up_due', 'indexed')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
@@ -1426,7 +1434,7 @@ local function dispatch(keys, args)
     return with_wrap_up(tag, {0, last_wake_id(tag)}, wrap_in)
   end
   local fewest = meta[3] and {ready = meta[3] == 'ready', sizes = {}} or nil
-  if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
+  if redis.call('ZCARD', keys[1]) ~= tonumber(meta[5] or 0) then
     reconcile(tag, keys[1])
   end
   if not drain_unpark(tag) then

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -41,6 +42,7 @@ from typing import Any, ClassVar, cast
 import redis
 
 from acd.keys import Keys
+from lab.bench.flood import realtime
 from lab.bench.workload import Workload
 from lab.embedded import throwaway_redis
 
@@ -201,12 +203,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contacts", type=int, default=600,
                    help="contacts per round (at most 0.6 x agents)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-realtime", dest="realtime", action="store_false",
+                   help="leave Redis's scheduling alone (default: a real-time priority for "
+                        "Redis, when root, so that the other work of a busy VM does not "
+                        "pause it in the middle of a call and blur the comparison)")
     return p.parse_args(argv)
 
 
 def run(url: str, args: argparse.Namespace) -> int:
     r = redis.Redis.from_url(url, decode_responses=True)
     r.flushall()
+    pid = int(r.info("server")["process_id"])
+    print(json.dumps({"redis_realtime": args.realtime and realtime(pid),
+                      "load_average": os.getloadavg()}), flush=True)
     revs = ["here", *args.against]
     for agents in args.agents:
         workload = Workload.generate(agents, min(args.contacts, int(agents * 0.6)))
