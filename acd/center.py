@@ -44,6 +44,7 @@ from acd.models import (
     SkillDeletion,
     check_reason,
     problem,
+    stored_contact,
 )
 from acd.offers import CenterOffers
 from acd.priority import CenterPriority
@@ -284,13 +285,13 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         if raw is None:
             return None
         durable.require(f"contact {contact_id}", acked, settings.acd_wait_replicas)
-        return Contact.model_validate_json(str(raw))
+        return stored_contact(contact_id, str(raw))
 
     async def get_contact(self, contact_id: str) -> Contact:
         raw = await json_get_raw(self.redis, self.keys.contact(_valid("contact id", contact_id)))
         if raw is None:
             raise NotFound(f"contact {contact_id}")
-        return Contact.model_validate_json(raw)
+        return stored_contact(contact_id, raw)
 
     async def get_contacts(self, contact_ids: Sequence[str]) -> list[Contact | None]:
         """The contacts with these ids, in order (one JSON.MGET); None for one not found
@@ -299,7 +300,8 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             return []
         keys = [self.keys.contact(_valid("contact id", i)) for i in contact_ids]
         docs = await command(self.redis, "JSON.MGET", *keys, ".")
-        return [None if d is None else Contact.model_validate_json(d) for d in docs]
+        return [None if d is None else stored_contact(i, d)
+                for i, d in zip(contact_ids, docs, strict=True)]
 
     async def complete_contact(self, contact_id: str) -> Contact:
         """End an assigned contact; its agent becomes available again (or unavailable,

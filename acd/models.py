@@ -279,6 +279,12 @@ class Contact(BaseModel):
         return None if self.assigned_at is None else self.assigned_at - self.queued_at
 
 
+def stored_contact(contact_id: str, raw: str | bytes) -> Contact:
+    """A contact document as stored: acd.lua keeps no id in it (RedisJSON's string table,
+    see contact_json there), so the id comes from its key."""
+    return Contact.model_validate({**json.loads(raw), "id": contact_id})
+
+
 class Assignment(BaseModel):
     contact: str
     agent: str

@@ -168,17 +168,21 @@ end
 
 -- While a skill is being deleted (see acd_skill_delete) no contact needing it is queued
 -- and no agent gains it: the deletion then ends, and what it checked stays true.
+-- marks: meta's 'deleting_skill:<skill>' fields of these skills, from marks[after + 1] on.
+local function refuse_marked_skills(skills, marks, after)
+  for i, skill in ipairs(skills) do
+    if marks[after + i] then
+      fail('STATE skill ' .. skill .. ' is being deleted (DELETE it again if that '
+        .. 'was interrupted)')
+    end
+  end
+end
+
 local function refuse_skills_being_deleted(tag, skills)
   if #skills == 0 then return end
   local fields = {}
   for i, skill in ipairs(skills) do fields[i] = 'deleting_skill:' .. skill end
-  local marks = redis.call('HMGET', tag .. ':meta', unpack(fields))
-  for i, mark in ipairs(marks) do
-    if mark then
-      fail('STATE skill ' .. skills[i] .. ' is being deleted (DELETE it again if that '
-        .. 'was interrupted)')
-    end
-  end
+  refuse_marked_skills(skills, redis.call('HMGET', tag .. ':meta', unpack(fields)), 0)
 end
 
 local function last_wake_id(tag)
@@ -219,7 +223,8 @@ local function first_in_all(tag, skills, sizes, set_of, accept, seen)
     if smallest == nil or size < smallest then first, smallest = i, size end
   end
   sets[1], sets[first] = sets[first], sets[1]
-  local page, start = 8, 0
+  -- One skill: its set's first agent is the answer, the only one worth reading.
+  local page, start = (#sets == 1 and not accept) and 1 or 8, 0
   while start < smallest do
     local candidates, rows = nil, nil
     if seen then
@@ -267,6 +272,13 @@ end
 -- skip (nil: none): agents the contact may not be offered now (see "Offers").
 local function longest_available(tag, needs, sizes, seen, skip)
   return first_in_all(tag, needs, sizes, k_need, skipping(skip, seen), seen)
+end
+
+-- Whether some available agent has all these skills (with one skill, anyone in its set).
+-- needs: a combination's items, as for longest_available.
+local function anyone_available(tag, needs)
+  if #needs == 1 then return redis.call('ZCARD', k_need(tag, needs[1])) > 0 end
+  return longest_available(tag, needs, {}) ~= nil
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).
@@ -500,19 +512,23 @@ end
 -- parked at once: a flood of contacts nobody can serve never reaches a dispatch round.
 -- ahead: the contact has a head start, so it may be its combination's new head (one
 -- without is never: it arrived last, and nobody's virtual arrival is later than theirs).
+-- Returns whether a combination new to the index was parked (nil: it was there already).
+-- (A combination nobody waits with is neither ready nor parked: acd.invariants checks it,
+-- and every function that empties one takes it out of both.)
 local function index_add(tag, sig, score, cid, ahead)
   redis.call('ZADD', k_combo(tag, sig), score, cid)
   redis.call('HINCRBY', tag .. ':meta', 'indexed', 1)
   if redis.call('HINCRBY', tag .. ':sigs', sig, 1) == 1 then
-    unpark(tag, sig)
-    if longest_available(tag, needs_of(sig), {}) then
+    if anyone_available(tag, needs_of(sig)) then
       redis.call('ZADD', tag .. ':ready', score, sig)
-    else
-      park(tag, sig)
+      return false
     end
+    park(tag, sig)
+    return true
   elseif ahead then
     redis.call('ZADD', tag .. ':ready', 'XX', 'LT', score, sig)  -- only if it is ready
   end
+  return nil
 end
 
 local function index_remove(tag, sig, cid)
@@ -1774,6 +1790,15 @@ local function steps_of_new_contact(tag, sig, given, defaults, keep_s)
   return steps
 end
 
+--[[ Contact documents hold no string of their own: the id is only in the key. RedisJSON
+keeps one copy of every distinct string of every document of the server in one table,
+which grows by doubling in a single call when 7/8 full (tens of ms at 114,689 strings: a
+contact id per document would make some create that slow); the other strings of a
+contact (skills, states, agent ids) are shared. Replies still carry the id: added here. ]]
+local function contact_json(id, stored)
+  return '{"id":' .. cjson.encode(id) .. ',' .. string.sub(stored, 2)
+end
+
 --[[ acd_contact_create
 KEYS[1] contact document  KEYS[2] queue  KEYS[3] waiting signatures hash  KEYS[4] stats
 KEYS[5] center meta hash
@@ -1789,25 +1814,28 @@ The queue score is the ms of arrival, made strictly increasing (+0.001 ms when t
 contacts arrive in the same ms): otherwise equal scores would order by contact id, not
 by arrival. The contact joins its combination's FIFO too (see the index above), at its
 virtual arrival: the queue score minus priority x the center's meta 'priority_ms' (ms of
-waiting a point is worth; none: 0, priorities change nothing), read only for a contact
-with a priority, so priority 0 costs nothing. The dispatchers are woken unless that
-combination is parked (nobody can serve it now). Returns the stored contact JSON. ]]
+waiting a point is worth; none: 0, priorities change nothing). The dispatchers are woken
+unless that combination is parked (nobody can serve it now).
+The document holds no string of its own: its id is in its key only (see contact_json).
+Returns the contact JSON, its id included. ]]
 local function contact_create(keys, args)
   local tag = tag_of(keys[1])
-  refuse_if_deleting(tag)
-  if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
   local skills = cjson.decode(args[2])
-  refuse_skills_being_deleted(tag, skills)
+  -- One read of the center's meta for every check and setting below.
+  local fields = {'deleting', 'last_queued', 'priority_ms', 'step_defaults'}
+  for i, skill in ipairs(skills) do fields[4 + i] = 'deleting_skill:' .. skill end
+  local meta = redis.call('HMGET', keys[5], unpack(fields))
+  if meta[1] then refuse_if_deleting(tag) end
+  if redis.call('EXISTS', keys[1]) == 1 then fail('EXISTS contact ' .. args[1]) end
+  refuse_marked_skills(skills, meta, 4)
   local cap = tonumber(args[4] or 0)
   if cap > 0 and redis.call('ZCARD', keys[2]) >= cap then
     fail('LIMIT ' .. cap .. ' contacts wait in this center already (its cap): retry later')
   end
   local now = now_ms()
-  local priority, head_start = tonumber(args[5] or 0), 0
-  if priority ~= 0 then
-    head_start = priority * tonumber(redis.call('HGET', keys[5], 'priority_ms') or 0)
-  end
-  local contact = {id = args[1], skills = skills, state = 'queued', priority = priority,
+  local priority = tonumber(args[5] or 0)
+  local head_start = priority * tonumber(meta[3] or 0)
+  local contact = {skills = skills, state = 'queued', priority = priority,
     head_start_ms = head_start, agent = cjson.null, queued_at = now,
     assigned_at = cjson.null, ended_at = cjson.null}
   if args[6] and args[6] ~= '' then
@@ -1816,22 +1844,24 @@ local function contact_create(keys, args)
       fail('INVALID minimum levels ' .. args[6] .. ' do not match signature ' .. args[3])
     end
   end
-  local meta = redis.call('HMGET', keys[5], 'last_queued', 'step_defaults')
-  local steps = steps_of_new_contact(tag, args[3], args[7], meta[2], args[8])
+  local steps = steps_of_new_contact(tag, args[3], args[7], meta[4], args[8])
   contact.steps = steps
-  redis.call('JSON.SET', keys[1], '.', cjson.encode(contact))
+  local stored = cjson.encode(contact)
+  redis.call('JSON.SET', keys[1], '.', stored)
   if steps then schedule_step(tag, args[1], now + steps[1].after_ms) end
   local score = now
-  local last = tonumber(meta[1] or 0)
+  local last = tonumber(meta[2] or 0)
   if score <= last then score = last + 0.001 end
   score = string.format('%.3f', score)
   redis.call('HSET', keys[5], 'last_queued', score)
   redis.call('ZADD', keys[2], score, args[1])
-  index_add(tag, args[3], virtual_score(score, head_start), args[1], head_start > 0)
+  local parked = index_add(tag, args[3], virtual_score(score, head_start), args[1],
+    head_start > 0)
   redis.call('HINCRBY', keys[4], 'offered', 1)
   event(tag, 'contact_queued', 'contact', args[1])
-  if redis.call('HEXISTS', tag .. ':parked_on', args[3]) == 0 then wake(tag, 'contact') end
-  return redis.call('JSON.GET', keys[1], '.')
+  if parked == nil then parked = redis.call('HEXISTS', tag .. ':parked_on', args[3]) == 1 end
+  if not parked then wake(tag, 'contact') end
+  return contact_json(args[1], stored)
 end
 
 --[[ acd_contact_end
@@ -1843,7 +1873,7 @@ complete: an assigned contact ends; its agent, if still on it, becomes available
 abandon: a queued contact leaves the queue at once; an assigned one fails with STATE.
 An offered contact that is completed or abandoned was never answered: it is abandoned,
 and the agent it was offered to is available again (offer_withdrawn).
-Ending an ended contact changes nothing. Returns the stored contact JSON. ]]
+Ending an ended contact changes nothing. Returns the contact JSON, its id included. ]]
 local function contact_end(keys, args)
   local tag = tag_of(keys[1])
   local id, how = args[1], args[2]
@@ -1853,7 +1883,7 @@ local function contact_end(keys, args)
     fail('STATE contact ' .. id .. ' is assigned: complete it instead')
   end
   if contact.state ~= 'queued' and contact.state ~= 'assigned' and contact.state ~= 'offered' then
-    return redis.call('JSON.GET', keys[1], '.')
+    return contact_json(id, redis.call('JSON.GET', keys[1], '.'))
   end
   local now = now_ms()
   local final = 'completed'
@@ -1890,7 +1920,8 @@ local function contact_end(keys, args)
   else
     event(tag, 'contact_completed', 'contact', id)
   end
-  return redis.call('JSON.GET', keys[1], '.')
+  -- (Read back: steps, offers and wrap-up may have written more than this function knows.)
+  return contact_json(id, redis.call('JSON.GET', keys[1], '.'))
 end
 
 -- Claim agent aid for contact cid. Reads only the agent's skills and writes each
@@ -2166,10 +2197,10 @@ Returns {assigned count, last wake id, contact1, agent1, contact2, agent2, ...}:
 dispatcher that then waits for wake entries after that id misses no wake-up. ]]
 local function dispatch(keys, args)
   local tag = tag_of(keys[1])
-  -- One read of the center's switches (wrap_up_due: see "Wrap-up").
+  -- One read of the center's switches (wrap_up_due: see "Wrap-up"; indexed: reconcile).
   local meta = redis.call('HMGET', keys[4], 'dispatch', 'deleting', 'agent_choice_index',
     'wrap_up_due', 'proficiency', 'agent_choice', 'explain', 'step_due', 'offer_ms',
-    'offer_due')
+    'offer_due', 'indexed')
   if meta[2] then
     return {0, last_wake_id(tag)}  -- a center being deleted assigns nothing more
   end
@@ -2184,7 +2215,7 @@ local function dispatch(keys, args)
   local leveled = meta[5] and true or false  -- some agent has levels ("Proficiency")
   local best = leveled and meta[6] == 'best_proficiency'
   local explain = meta[7] == '1'  -- record each assignment's explanation (see there)
-  if redis.call('ZCARD', keys[1]) ~= tonumber(redis.call('HGET', keys[4], 'indexed') or 0) then
+  if redis.call('ZCARD', keys[1]) ~= tonumber(meta[11] or 0) then
     reconcile(tag, keys[1])
   end
   -- Steps by waiting time that are due move or close their contacts before any is served;

@@ -236,6 +236,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
     await create_agents(flood, args.agents, rng)
     await other.create_agent("b1", "By", "Stander", ["s00"])
     reader_cpus = await isolate_redis(redis) if args.isolate else None
+    redis_realtime = args.redis_realtime and realtime(
+        int((await redis.info("server"))["process_id"]))
     idle_reads = await bystander_reads(url, other, 3, reader_cpus)
     with tempfile.TemporaryDirectory(prefix="acd-flood-") as logs:
         async with dispatcher_processes(redis, url, flood, args.dispatchers, Path(logs),
@@ -264,7 +266,8 @@ async def run(args: argparse.Namespace, url: str) -> int:
           "first_failure": completer.failed[0] if completer.failed else None,
           "flood_load_s": round(loaded, 1)})
     emit({"measure": "idle_round", **common, "server_us": round(idle_us, 1)})
-    emit({"measure": "bystander", "isolated": args.isolate,
+    emit({"measure": "bystander", "isolated": args.isolate, "redis_realtime": redis_realtime,
+          "load_average": round(os.getloadavg()[0], 1),
           "reader_realtime": busy_reads["realtime"], "reads_idle": idle_reads["reads"],
           "reads_flow": busy_reads["reads"],
           "idle_p50_ms": idle_reads["p50_ms"], "idle_p99_ms": idle_reads["p99_ms"],
@@ -298,6 +301,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--isolate", action="store_true",
                    help="Redis alone on CPU 0, everything else on the other CPUs, the "
                         "bystander's reader with a real-time priority (see isolate_redis)")
+    p.add_argument("--redis-realtime", action="store_true",
+                   help="Redis with a real-time priority too (root only): on a VM busy with "
+                        "other work, what a core of its own would give it; else the "
+                        "scheduler pauses it mid-call for time slices of 4-8 ms")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip the invariant check at the end (minutes at 100,000 contacts)")
     return p.parse_args(argv)
