@@ -36,6 +36,7 @@ from acd.commands import json_get
 from acd.errors import InvalidInput, NotFound
 from acd.functions import Functions
 from acd.keys import Keys, check_name
+from acd.levels import signature
 from acd.models import (
     AgentChoice,
     Decider,
@@ -112,7 +113,7 @@ def explain(doc: dict[str, Any]) -> Explanation | None:
     if not ranked or ranked[0].agent != agent or record["virtual_arrival"] is None:
         return None  # not this assignment's record, or not one to read
     queue_score = float(record["queue_score"] or 0)
-    sig = ",".join(doc["skills"])
+    sig = signature(doc["skills"], doc.get("min_levels"))
     before = served_before(record, queue_score, sig)
     overtook = [h for h in before if h.overtaken]
     order = OrderRule.PRIORITY if overtook else OrderRule.ARRIVAL
@@ -190,7 +191,7 @@ class CenterExplanations:
         doc = await json_get(self.redis, self.keys.contact(contact_id))
         if not isinstance(doc, dict):
             raise NotFound(f"contact {contact_id}")
-        found = explain(doc)
+        found = explain({**doc, "id": contact_id})  # the id is in the key only (acd.models)
         if found is None:
             off = "" if await self.explanations() else (
                 "; this center records none: turn explanations on first")

@@ -224,7 +224,7 @@ local function first_in_all(tag, skills, sizes, set_of, accept, seen)
   end
   sets[1], sets[first] = sets[first], sets[1]
   -- One skill: its set's first agent is the answer, the only one worth reading.
-  local page, start = (#sets == 1 and not accept) and 1 or 8, 0
+  local page, start = (#sets == 1 and not accept and not seen) and 1 or 8, 0
   while start < smallest do
     local candidates, rows = nil, nil
     if seen then
