@@ -285,7 +285,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         if raw is None:
             return None
         durable.require(f"contact {contact_id}", acked, settings.acd_wait_replicas)
-        return stored_contact(contact_id, str(raw))
+        return stored_contact(contact_id, raw)
 
     async def get_contact(self, contact_id: str) -> Contact:
         raw = await json_get_raw(self.redis, self.keys.contact(_valid("contact id", contact_id)))

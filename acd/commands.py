@@ -14,8 +14,25 @@ from redis.asyncio import Redis
 
 
 async def command(redis: Redis, *args: Any) -> Any:
-    """Send one command as written; the reply as redis-py decodes it."""
-    return await cast(Any, redis).execute_command(*args)
+    """Send one command as written; the reply as redis-py decodes it, except that JSON.GET
+    and JSON.MGET replies are always JSON text (see json_text)."""
+    reply = await cast(Any, redis).execute_command(*args)
+    name = str(args[0]).upper()
+    if name == "JSON.GET" and reply is not None:
+        return json_text(reply)
+    if name == "JSON.MGET" and isinstance(reply, list):
+        return [None if item is None else json_text(item) for item in reply]
+    return reply
+
+
+def json_text(reply: Any) -> str:
+    """A JSON.GET (or JSON.MGET item) reply as JSON text. A client on which redis-py's
+    ``.json()`` was ever called decodes these replies itself (that call registers response
+    callbacks on the client: a notebook's ``r.json().get(...)`` does), so the reply may be
+    Python already."""
+    if isinstance(reply, bytes):
+        return reply.decode()
+    return reply if isinstance(reply, str) else json.dumps(reply)
 
 
 async def json_get(redis: Redis, key: str, path: str = ".") -> Any:

@@ -279,10 +279,12 @@ class Contact(BaseModel):
         return None if self.assigned_at is None else self.assigned_at - self.queued_at
 
 
-def stored_contact(contact_id: str, raw: str | bytes) -> Contact:
+def stored_contact(contact_id: str, raw: str | bytes | dict[str, Any]) -> Contact:
     """A contact document as stored: acd.lua keeps no id in it (RedisJSON's string table,
-    see contact_json there), so the id comes from its key."""
-    return Contact.model_validate({**json.loads(raw), "id": contact_id})
+    see contact_json there), so the id comes from its key. ``raw``: JSON text, or the
+    document decoded already (see acd.commands.json_text)."""
+    doc = raw if isinstance(raw, dict) else json.loads(raw)
+    return Contact.model_validate({**doc, "id": contact_id})
 
 
 class Assignment(BaseModel):

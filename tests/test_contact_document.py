@@ -76,3 +76,15 @@ async def test_a_document_stored_with_its_id_still_reads(center: Center) -> None
     assert served.contact == "old"
     ended = await center.complete_contact("old")
     assert (ended.id, ended.state) == ("old", "completed")
+
+
+async def test_reads_survive_a_client_that_redis_py_json_decodes(center: Center) -> None:
+    # Calling redis-py's .json() registers response callbacks on the client that decode
+    # JSON.GET and JSON.MGET replies (a notebook does it); the package's reads still work.
+    await center.create_agent("a", "A", "B", ["en"], available=True)
+    await center.create_contact(["en"], "c1")
+    assert await center.redis.json().get(center.keys.contact("c1"), "$.state") == ["queued"]
+    assert (await center.get_contact("c1")).id == "c1"
+    assert [c.id for c in await center.get_contacts(["c1"]) if c] == ["c1"]
+    assert (await center.get_agent("a")).skills == ["en"]
+    assert [a.id for a in await center.get_agents(["a"]) if a] == ["a"]
