@@ -53,7 +53,7 @@ FUNCTION_BODY = (
     "+sadd +srem +scard +smembers +srandmember +sismember +sscan +sdiff "
     "+zadd +zrem +zcard +zrange +zscore +zmscore "
     "+xadd +xrevrange +xrange "
-    "+json.get +json.mget +json.set +json.mset +json.merge "
+    "+json.get +json.mget +json.set +json.mset +json.merge +json.del "
     "+json.arrappend +json.arrindex +json.arrpop")
 _FCALL = "+fcall +fcall_ro +function|list"
 # The API and the dispatchers read their keys freely (every read command but the

@@ -979,7 +979,7 @@ local function take_step(tag, cid, contact, step, now)
     taken.skills = step.skills
     record_step(key, contact, taken)
     redis.call('JSON.SET', key, '.skills', cjson.encode(step.skills))
-    if contact.min_levels then redis.call('JSON.DEL', key, '.min_levels') end
+    if contact.min_levels then redis.call('JSON.MERGE', key, '.', '{"min_levels":null}') end
     if is_subset(step.skills, contact.skills) then
       redis.call('HINCRBY', tag .. ':stats', 'relaxed', 1)
       redis.call('HINCRBY', tag .. ':outcomes', 'relaxed|' .. from, 1)
