@@ -119,6 +119,23 @@ async def test_the_exclusion_ends_after_the_backoff(center: Center) -> None:
     await check_invariants(center)
 
 
+async def test_the_exclusion_ends_for_a_contact_with_a_minimum_level(center: Center) -> None:
+    # Its combination is 'en:3' (acd.levels): the exclusion's end finds it there.
+    await center.set_offers(60, backoff_s=0.005)
+    await center.create_agent("a", "A", "B", ["en"], available=True, levels={"en": 3})
+    await center.create_agent("b", "A", "B", ["en"], available=True)  # level 1: not enough
+    cid = (await center.create_contact(["en"], min_levels={"en": 3})).id
+    [pair] = await center.dispatch()
+    assert pair.agent == "a"
+    await center.reject_offer("a")
+    assert await center.dispatch() == [], "a is excluded and b is not qualified: it parks"
+    await check_invariants(center)
+    await past(center, await center.redis.zscore(center.keys.offers, f"x|{cid}|a"))
+    [pair] = await center.dispatch()
+    assert (pair.contact, pair.agent) == (cid, "a"), "offered to a again after the back-off"
+    await check_invariants(center)
+
+
 async def test_a_timed_out_offer_is_missed_by_the_next_round(center: Center) -> None:
     cid, _ = await offered(center, timeout_s=0.005)
     ends = (await center.get_agent("a")).offer_until

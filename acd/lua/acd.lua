@@ -1148,9 +1148,9 @@ local function end_exclusion(tag, cid, aid)
       redis.call('HSET', k_excluded(tag), cid, cjson.encode(excluded))
     end
   end
-  local skills = json_get(k_contact(tag, cid), '.skills')
-  if skills and redis.call('ZSCORE', tag .. ':queue', cid) then
-    move_if_parked(tag, table.concat(skills, ','))
+  local contact = json_get(k_contact(tag, cid), '.')
+  if contact and redis.call('ZSCORE', tag .. ':queue', cid) then
+    move_if_parked(tag, contact_sig(contact))  -- its combination, minimum levels too
     wake(tag, 'offer')
   end
 end
