@@ -162,7 +162,6 @@ def _collect(topo: ha.HATopology, seen: set[str]) -> set[str]:
     return seen
 
 
-@pytest.mark.long  # 24 s; the fast tier drills the lab as start.sh makes it (test_ha_start_drill)
 @pytest.mark.timeout(180)
 def test_the_drill_on_the_bare_topology_loses_no_acknowledged_write(topo: ha.HATopology) -> None:
     # No API runs here: the drill's raw writes straight to Redis are its only probe.
