@@ -27,7 +27,7 @@ from acd.commands import command, json_get, json_get_raw, time_us
 from acd.errors import InvalidInput, NotFound
 from acd.explanation import CenterExplanations
 from acd.functions import Functions, fcall
-from acd.keys import CENTERS, CENTERS_STREAM, Keys, check_name
+from acd.keys import CENTERS, CENTERS_STREAM, Keys, valid_name
 from acd.models import (
     Agent,
     AgentIn,
@@ -61,13 +61,6 @@ DEFAULT_BATCH = 25
 DEFAULT_BUDGET = 200  # skill combinations one dispatch call may look at (a few µs each)
 
 
-def _valid(kind: str, value: str) -> str:
-    try:
-        return check_name(kind, value)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
 def _flag(name: str, value: bool) -> bool:
     # Strict like the API: "no" is truthy, and would be taken as True.
     if not isinstance(value, bool):
@@ -95,7 +88,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
 
     def __init__(self, redis: Redis, name: str | None = None) -> None:
         self.redis = redis
-        self.name = _valid("center", name or get_settings().acd_center)
+        self.name = valid_name("center", name or get_settings().acd_center)
         self.keys = Keys(self.name)
         self._fn = Functions(redis, self.keys)
 
@@ -114,7 +107,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         available: bool = False, levels: Mapping[str, int] | None = None,
     ) -> Agent:
         """``levels``: skill -> 1-5 for some of its skills (acd.proficiency; others: 1)."""
-        _valid("agent id", agent_id)
+        valid_name("agent id", agent_id)
         spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills),
                       levels=dict(levels or {}))
         await self.register()
@@ -123,7 +116,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
-        raw = await json_get_raw(self.redis, self.keys.agent(_valid("agent id", agent_id)))
+        raw = await json_get_raw(self.redis, self.keys.agent(valid_name("agent id", agent_id)))
         if raw is None:
             raise NotFound(f"agent {agent_id}")
         return Agent.model_validate_json(raw)
@@ -132,7 +125,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         """The agents with these ids, in order (one JSON.MGET); None for one not found."""
         if not agent_ids:
             return []
-        keys = [self.keys.agent(_valid("agent id", i)) for i in agent_ids]
+        keys = [self.keys.agent(valid_name("agent id", i)) for i in agent_ids]
         docs = await command(self.redis, "JSON.MGET", *keys, ".")
         return [None if d is None else Agent.model_validate_json(d) for d in docs]
 
@@ -141,14 +134,14 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         return [a for a in await self.get_agents(ids) if a is not None]
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
-        _valid("agent id", agent_id)
+        valid_name("agent id", agent_id)
         names = _model(AgentNames, fname=fname, lname=lname)
         raw = await self._fn.agent_update(agent_id, json.dumps(names.fname),
                                           json.dumps(names.lname))
         return Agent.model_validate_json(raw)
 
     async def delete_agent(self, agent_id: str) -> None:
-        await self._fn.agent_delete(_valid("agent id", agent_id))
+        await self._fn.agent_delete(valid_name("agent id", agent_id))
 
     async def set_agent_state(self, agent_id: str, state: AgentState | str,
                               reason: str | None = None) -> Agent:
@@ -156,7 +149,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         logged out. An agent on a contact keeps it: another state then takes effect when
         the contact ends (``next_state``), and 'available' cancels that or raises
         InvalidState naming the contact."""
-        _valid("agent id", agent_id)
+        valid_name("agent id", agent_id)
         try:
             wanted = AgentState(state)
         except ValueError:
@@ -191,14 +184,14 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
     # -- skills ---------------------------------------------------------------------
     async def add_skill(self, agent_id: str, skill: str) -> Agent:
         raw = await self._fn.agent_skill(
-            _valid("agent id", agent_id), _valid("skill", skill), "add")
+            valid_name("agent id", agent_id), valid_name("skill", skill), "add")
         return Agent.model_validate_json(raw)
 
     async def remove_skill(self, agent_id: str, skill: str) -> Agent:
         """NotFound if the agent lacks it; InvalidState if it is the agent's last skill
         (or its others are being deleted): an agent keeps at least one."""
         raw = await self._fn.agent_skill(
-            _valid("agent id", agent_id), _valid("skill", skill), "remove")
+            valid_name("agent id", agent_id), valid_name("skill", skill), "remove")
         return Agent.model_validate_json(raw)
 
     async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
@@ -209,8 +202,8 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         contact needs it. A bulk operation (acd.bulk): many short calls."""
         settings = get_settings()
         agents, abandoned = await bulk.delete_skill(
-            self._fn, _valid("skill", skill), _flag("force", force), settings.contact_keep_seconds,
-            settings.acd_bulk_batch)
+            self._fn, valid_name("skill", skill), _flag("force", force),
+            settings.contact_keep_seconds, settings.acd_bulk_batch)
         return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
 
     async def list_skills(self) -> list[str]:
@@ -251,7 +244,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         """Queue a contact needing every one of ``skills``; ``priority``: acd.priority;
         ``min_levels``: the lowest level an agent needs in some of them (acd.proficiency);
         ``steps`` by waiting time: acd.steps (None: the center's default, if any)."""
-        cid = _valid("contact id", contact_id) if contact_id else uuid.uuid4().hex
+        cid = valid_name("contact id", contact_id) if contact_id else uuid.uuid4().hex
         spec = _model(ContactIn, skills=list(skills), priority=priority,
                       min_levels=dict(min_levels or {}),
                       steps=None if steps is None else list(steps))
@@ -277,7 +270,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         if settings.acd_wait_replicas <= 0:
             return (await self.get_contacts([contact_id]))[0]
         (raw,), acked = await durable.replicated_calls(
-            self.redis, [("JSON.GET", self.keys.contact(_valid("contact id", contact_id)),
+            self.redis, [("JSON.GET", self.keys.contact(valid_name("contact id", contact_id)),
                           ".")],
             self.keys.meta, settings.acd_wait_replicas, settings.acd_wait_timeout_ms)
         if isinstance(raw, Exception):
@@ -288,7 +281,8 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         return stored_contact(contact_id, raw)
 
     async def get_contact(self, contact_id: str) -> Contact:
-        raw = await json_get_raw(self.redis, self.keys.contact(_valid("contact id", contact_id)))
+        key = self.keys.contact(valid_name("contact id", contact_id))
+        raw = await json_get_raw(self.redis, key)
         if raw is None:
             raise NotFound(f"contact {contact_id}")
         return stored_contact(contact_id, raw)
@@ -298,7 +292,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         (never created, or ended longer ago than contact_keep_seconds)."""
         if not contact_ids:
             return []
-        keys = [self.keys.contact(_valid("contact id", i)) for i in contact_ids]
+        keys = [self.keys.contact(valid_name("contact id", i)) for i in contact_ids]
         docs = await command(self.redis, "JSON.MGET", *keys, ".")
         return [None if d is None else stored_contact(i, d)
                 for i, d in zip(contact_ids, docs, strict=True)]
@@ -307,13 +301,13 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         """End an assigned contact; its agent becomes available again (or unavailable,
         if it asked for that while on the contact)."""
         raw = await self._fn.contact_end(
-            _valid("contact id", contact_id), "complete", get_settings().contact_keep_seconds)
+            valid_name("contact id", contact_id), "complete", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)
 
     async def abandon_contact(self, contact_id: str) -> Contact:
         """The caller hung up while queued: the contact leaves the queue at once."""
         raw = await self._fn.contact_end(
-            _valid("contact id", contact_id), "abandon", get_settings().contact_keep_seconds)
+            valid_name("contact id", contact_id), "abandon", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)
 
     async def queue(self, limit: int = 100) -> list[tuple[str, int]]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from acd.errors import InvalidInput
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Centers, agent ids, contact ids and skills: they become parts of key names."""
 
@@ -60,6 +62,14 @@ LEARNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
 
 _LEARNER = re.compile(LEARNER_PATTERN)
 
+
+
+def valid_name(kind: str, value: str) -> str:
+    """check_name for input from outside: InvalidInput (HTTP 422) instead of ValueError."""
+    try:
+        return check_name(kind, value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 def check_learner(value: str) -> str:
     """Return ``value`` if it may name a workshop learner, else raise ValueError."""

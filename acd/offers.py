@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from acd.errors import InvalidInput
 from acd.functions import fcall
-from acd.keys import Keys, check_name
+from acd.keys import Keys, valid_name
 from acd.models import Agent, StrictInput, whole_ms
 
 MISSED_OFFERS = "missed_offers"
@@ -48,13 +48,6 @@ class OfferSettingsIn(StrictInput):
     timeout_s: float = Field(ge=0, le=MAX_OFFER_SECONDS, allow_inf_nan=False)
     max_misses: int = Field(0, ge=0, le=MAX_MISSES)
     backoff_s: float = Field(0.0, ge=0, le=MAX_BACKOFF_SECONDS, allow_inf_nan=False)
-
-
-def _id(agent_id: str) -> str:
-    try:
-        return check_name("agent id", agent_id)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
 
 
 class CenterOffers:
@@ -100,9 +93,9 @@ class CenterOffers:
         return await self._answer(agent_id, "reject", contact_id)
 
     async def _answer(self, agent_id: str, answer: str, contact_id: str | None) -> Agent:
-        expected = "" if contact_id is None else _id(contact_id)
-        raw = await fcall(self.redis, "acd_offer_answer", [self.keys.agent(_id(agent_id))],
-                          [agent_id, answer, expected])
+        expected = "" if contact_id is None else valid_name("contact id", contact_id)
+        key = self.keys.agent(valid_name("agent id", agent_id))
+        raw = await fcall(self.redis, "acd_offer_answer", [key], [agent_id, answer, expected])
         return Agent.model_validate_json(raw)
 
     async def release_offers(self) -> int:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from acd.commands import command
 from acd.errors import InvalidInput
 from acd.functions import fcall
-from acd.keys import Keys, check_name
+from acd.keys import Keys, check_name, valid_name
 from acd.levels import MAX_LEVEL, MIN_LEVEL, check_levels, qualifies
 from acd.models import Agent, Candidate
 
@@ -31,13 +31,6 @@ def _level(level: object) -> int:
         raise InvalidInput(f"level: {level!r} is not a level (a whole number from "
                            f"{MIN_LEVEL} to {MAX_LEVEL})")
     return level
-
-
-def _name(kind: str, value: str) -> str:
-    try:
-        return check_name(kind, value)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
 
 
 class CenterProficiency:
@@ -53,8 +46,8 @@ class CenterProficiency:
         available agent keeps its place in the LAA order and qualifies at the new level at
         once (a dispatch round may give it a contact the next moment); a busy one from its
         next availability."""
-        _name("agent id", agent_id)
-        _name("skill", skill)
+        valid_name("agent id", agent_id)
+        valid_name("skill", skill)
         raw = await fcall(self.redis, "acd_agent_level", [self.keys.agent(agent_id)],
                           [agent_id, skill, _level(level)])
         return Agent.model_validate_json(str(raw))
