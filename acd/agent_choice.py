@@ -6,7 +6,7 @@ available, so specialists take the contacts they can serve and generalists stay 
 the contacts only they can (OpenACD's tie-break). ``best_proficiency``: the agent whose
 lowest level over the contact's skills is highest, then the longest available
 (acd.proficiency; without levels in the center, LAA). Dispatch finds each in a bounded
-walk ("Agent choice" and "Proficiency" in acd/lua/acd.lua say what they cost).
+walk ("Agent choice" and "Proficiency" in acd/lua/01_agent_choice.lua say what they cost).
 
 Switching is a bulk operation (acd.bulk's rules): fewest_skills keeps sorted sets of its
 own, so each agent is added to (or taken out of) them in batches; it takes effect when the
@@ -27,7 +27,7 @@ from acd.models import AgentChoice
 from acd.settings import get_settings
 
 FEWEST_SPAN = 10**13
-"""Score in {tag}:fewest:<skill> = skills * FEWEST_SPAN + available_since (as acd.lua)."""
+"""Score in {tag}:fewest:<skill> = skills * FEWEST_SPAN + available_since (as the acd library)."""
 
 
 def parse(choice: AgentChoice | str) -> AgentChoice:

@@ -4,7 +4,7 @@ Opening or closing a center, deleting a skill and deleting a center are many Red
 Function calls, each changing at most ``batch`` agents or contacts (settings:
 ``ACD_BULK_BATCH``), each wholly: Redis runs one call at a time, so one call over 5,000
 agents made every client of every center wait for it. "Bulk operations" in
-acd/lua/acd.lua says what a reader sees between batches and why that is safe.
+acd/lua/ says what a reader sees between batches and why that is safe.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ and (from acd.streams) the events stream, wake-ups and the server's clock: route
 dispatchers, the simulator, widgets and benchmarks all go through here, so each is read
 and written in one place.
 
-Every write that touches several keys is one Redis Function call (acd/lua/acd.lua), so it
+Every write that touches several keys is one Redis Function call (acd/lua/), so it
 is atomic and needs no client-side lock. Arguments are validated here, before they become
 key names; a bad one raises InvalidInput and writes nothing.
 """
@@ -326,7 +326,8 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
                        ) -> list[Assignment]:
         """Assign up to ``most`` waiting contacts atomically (see acd_dispatch), in any
         dispatch mode: this is an explicit call, not a dispatcher service's round. A call
-        that only advanced agents' wake-ups (bounded work, see wake_parked in acd.lua) is
+        that only advanced agents' wake-ups (bounded work, see wake_parked in
+        acd/lua/02_queue_index.lua) is
         followed by another (up to 1,000 calls: a center being deleted assigns nothing and
         finishes no wake-up), so the caller gets the assignments those wake-ups allow."""
         for _ in range(1000):

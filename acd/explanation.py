@@ -4,7 +4,7 @@ Off by default (``Center.set_explanations(True)``, ``PUT /v1/centers/{c}/explana
 a record costs Redis time and memory per assignment (README, "Explanations"). While it is
 on, the round that assigns a contact writes what it chose from into the contact's document
 (member ``explanation``, in the JSON.MERGE that assigns it: no extra Redis command; see
-"Explanations" in acd/lua/acd.lua): the agent choice's rule, the first qualified agents
+"Explanations" in acd/lua/09_dispatch.lua): the agent choice's rule, the first qualified agents
 its walk met with their scores (the winner first), the smallest set it walked and how far,
 the contact's queue score and virtual arrival, and the contacts it ranked before (the next
 of its combination, the heads of the next ready combinations). This module reads that
@@ -101,7 +101,8 @@ def explain(doc: dict[str, Any]) -> Explanation | None:
     """The explanation of a contact document's current assignment; None when it has none
     (never assigned, or requeued since by a repair)."""
     record = doc.get("explanation")
-    if isinstance(record, str):  # stored as JSON text: see "Explanations" in acd.lua
+    # Stored as JSON text: see "Explanations" in acd/lua/09_dispatch.lua.
+    if isinstance(record, str):
         record = json.loads(record)
     agent = doc.get("agent")
     if not isinstance(record, dict) or not isinstance(agent, str):

@@ -1,7 +1,9 @@
-"""Typed wrappers of the Redis Functions in ``acd/lua/acd.lua``: one per function.
+"""Typed wrappers of the Redis Functions in ``acd/lua/``: one per function.
 
-The library is loaded with FUNCTION LOAD REPLACE the first time a client needs it, and
-again if a server answers that it does not know it (a fresh or restored server).
+The library ``acd`` is the files of acd/lua/ in name order, one after the other (Redis loads
+a library as one text; files keep each concept readable on its own). It is loaded with
+FUNCTION LOAD REPLACE the first time a client needs it, and again if a server answers that
+it does not know it (a fresh or restored server).
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from acd.commands import command
 from acd.errors import from_reply
 from acd.keys import Keys
 
-LIBRARY_PATH = Path(__file__).parent / "lua" / "acd.lua"
-LIBRARY = LIBRARY_PATH.read_text()
+LUA_DIR = Path(__file__).parent / "lua"
+LIBRARY_FILES = tuple(sorted(LUA_DIR.glob("*.lua")))
+
+
+def join_library(texts: Sequence[str]) -> str:
+    """One library from its files' texts, in order (a blank line between two files)."""
+    return "\n".join(texts)
+
+
+LIBRARY = join_library([path.read_text() for path in LIBRARY_FILES])
 
 
 async def load_library(redis: Redis) -> None:

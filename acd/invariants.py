@@ -135,7 +135,7 @@ NEXT_STATES = (None, "unavailable", "logged_out")  # what an agent may ask to be
 
 def _reasons(aid: str, agent: dict[str, Any]) -> list[str]:
     """A break reason only on an unavailable agent; a pending one only with a pending
-    'unavailable' (acd.lua, "Agent states")."""
+    'unavailable' (acd/lua/03_agent_states.lua, "Agent states")."""
     found = []
     if agent.get("reason") is not None and agent.get("state") != "unavailable":
         found.append(f"agent {aid} is {agent.get('state')} with break reason "
@@ -187,7 +187,7 @@ async def _queue(center: Center, contacts: Docs) -> list[str]:
 
 
 async def _index(center: Center, agents: Docs, contacts: Docs) -> list[str]:
-    """The waiting contacts' index (acd/lua/acd.lua) agrees with the queue: each queued
+    """The waiting contacts' index (acd/lua/02_queue_index.lua) agrees with the queue: each queued
     contact is in its combination's FIFO at its virtual arrival (acd.priority); each
     waiting combination is ready or parked (exactly one); a parked one has no available
     agent with all its skills (else nobody would ever look at it again), unless an agent's

@@ -3,7 +3,7 @@
 All keys of one contact center share the hash tag ``{acd:<center>}``, so they live in one
 hash slot: every script, function, MULTI and multi-key command of a center is legal on a
 sharded database (Redis Cluster, Redis Enterprise), and several centers share one database
-without touching each other's keys. ``acd/lua/acd.lua`` builds the same names from the
+without touching each other's keys. ``acd/lua/`` builds the same names from the
 tag it finds in its first key; ``tests/test_keys.py`` checks the two agree.
 """
 
@@ -156,7 +156,7 @@ class Keys:
         """Set of every skill some agent of the center has."""
         return f"{self.tag}:skills"
 
-    # The waiting contacts' index (see "The waiting contacts' index" in acd/lua/acd.lua):
+    # The waiting contacts' index (see "The waiting contacts' index" in acd/lua/02_queue_index.lua):
     # a dispatch round looks only at skill combinations some available agent may serve.
     @property
     def waiting_sigs(self) -> str:

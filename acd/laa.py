@@ -7,11 +7,11 @@ with that skill, scored with the ms it became available. The rule:
     equal scores in agent id order.
 
 Equal scores are ordered by agent id because a sorted set orders them by member (bytes,
-which for UTF-8 is the order of Python's ``str``): that is the order in which acd.lua's
+which for UTF-8 is the order of Python's ``str``): that is the order in which the acd library's
 walk (``longest_available``: the smallest set in ZRANGE order, keeping the first agent
 found in all the others) meets them, and the order ``ZINTER`` answers.
 
-An agent's score is the same in all its sets: acd.lua writes one time to every set when
+An agent's score is the same in all its sets: the acd library writes one time to every set when
 the agent becomes available (``make_available``), and a skill added while it is available
 gets its ``available_since`` (``acd_agent_skill``). So ``AGGREGATE MIN`` and ``MAX`` both
 give that time, and rank as the walk does; ``SUM`` gives n times it (the same order, but no

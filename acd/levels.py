@@ -8,7 +8,7 @@ nobody rated; and a center that never states a level routes exactly as before. L
 above 1 are stored (the agent document's ``levels``, the contact's ``min_levels``); the
 signature lists each minimum above 1 after its skill, ``"Billing:3,English"``, so that
 contacts with the same skills and minimums share one FIFO of the waiting contacts' index
-("Proficiency" in acd/lua/acd.lua). A skill name never holds ``:`` (acd.keys), so the
+("Proficiency" in acd/lua/01_agent_choice.lua). A skill name never holds ``:`` (acd.keys), so the
 signature reads back without ambiguity. Pure functions: acd.models and acd.invariants
 use them, acd.proficiency holds the center's calls.
 """
@@ -45,7 +45,7 @@ def above_default(levels: Mapping[str, int]) -> dict[str, int]:
 
 def signature(skills: Iterable[str], min_levels: Mapping[str, int] | None = None) -> str:
     """The combination a contact waits in: its skills sorted, each minimum above 1 after
-    its skill (acd.lua's contact_sig computes the same)."""
+    its skill (acd/lua/01_agent_choice.lua's contact_sig computes the same)."""
     mins = min_levels or {}
     return ",".join(f"{s}:{mins[s]}" if mins.get(s, 1) > 1 else s for s in sorted(skills))
 

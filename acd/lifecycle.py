@@ -1,5 +1,5 @@
 """The contact and agent lifecycle, written down once: every transition, the Redis Function
-of acd/lua/acd.lua that makes it, and the event it appends to the center's stream.
+of acd/lua/ that makes it, and the event it appends to the center's stream.
 
 tests/test_lifecycle.py makes each transition happen on a real Redis and checks the table
 against what the function did and emitted; README's state diagram is ``mermaid()``'s
@@ -61,7 +61,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                "ended now while next_state is unavailable"),
     Transition("agent", A.WRAP_UP, A.AVAILABLE, "acd_wrap_up_release", "wrap_up_ended",
                "its wrap-up time is over: the reconciler ends it (no dispatcher ran)"),
-    # Breaks and logging out (acd.lua, "Agent states"): a break is unavailable with a reason.
+    # Breaks and logging out (acd/lua/03_agent_states.lua, "Agent states"): a break is
+    # unavailable with a reason.
     Transition("agent", A.UNAVAILABLE, A.UNAVAILABLE, "acd_agent_state", "agent_state",
                "a break starts (unavailable with a reason code) or its reason changes"),
     Transition("agent", A.AVAILABLE, A.LOGGED_OUT, "acd_agent_state", "agent_state",

@@ -93,7 +93,8 @@ class AgentState(StrEnum):
 
 # A break is 'unavailable' with a reason code, not a state of its own: real ACDs' "not
 # ready" with a reason, and every rule about an agent who takes no contact applies to it
-# unchanged (acd.lua, "Agent states"). The code is part of events and statistics: short.
+# unchanged (acd/lua/03_agent_states.lua, "Agent states"). The code is part of events and
+# statistics: short.
 BREAK_REASON = r"^[a-z][a-z0-9_]{0,31}$"
 _BREAK_REASON = re.compile(BREAK_REASON)
 
@@ -280,9 +281,9 @@ class Contact(BaseModel):
 
 
 def stored_contact(contact_id: str, raw: str | bytes | dict[str, Any]) -> Contact:
-    """A contact document as stored: acd.lua keeps no id in it (RedisJSON's string table,
-    see contact_json there), so the id comes from its key. ``raw``: JSON text, or the
-    document decoded already (see acd.commands.json_text)."""
+    """A contact document as stored: acd/lua/08_contacts.lua keeps no id in it
+    (RedisJSON's string table, see contact_json there), so the id comes from its key.
+    ``raw``: JSON text, or the document decoded already (see acd.commands.json_text)."""
     doc = raw if isinstance(raw, dict) else json.loads(raw)
     return Contact.model_validate({**doc, "id": contact_id})
 
@@ -386,7 +387,7 @@ class CenterStats(BaseModel):
 
 
 class CombinationState(StrEnum):
-    """Where the waiting contacts' index (acd/lua/acd.lua) holds a skill combination."""
+    """Where the waiting contacts' index (acd/lua/02_queue_index.lua) holds a skill combination."""
 
     READY = "ready"  # some available agent may serve it: the next dispatch round looks at it
     PARKED = "parked"  # nobody available could serve it when last looked at: rounds skip it

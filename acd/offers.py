@@ -8,7 +8,7 @@ the contact back at its place (it keeps its age), makes the agent available agai
 keeps it from being offered that contact for the back-off; after ``max_misses`` missed
 offers in a row the agent goes on a break (reason ``missed_offers``). The deadlines are
 Redis's: every dispatch round first expires the offers that are due ("Offers" in
-acd/lua/acd.lua), so no client needs to be alive. :class:`CenterOffers` is part of
+acd/lua/05_offers.lua), so no client needs to be alive. :class:`CenterOffers` is part of
 :class:`acd.center.Center`.
 """
 

@@ -46,8 +46,8 @@ class CenterPriority:
 
 
 def virtual_arrival(queue_score: float, head_start_ms: float | None) -> float:
-    """A queued contact's score in its combination's FIFO, as acd.lua's virtual_score
-    computes it (the same formatting, so the same double)."""
+    """A queued contact's score in its combination's FIFO, as virtual_score in
+    acd/lua/02_queue_index.lua computes it (the same formatting, so the same double)."""
     if not head_start_ms:
         return queue_score
     return float(f"{queue_score - head_start_ms:.3f}")

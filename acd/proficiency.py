@@ -7,7 +7,7 @@ a skill without one is at level 1, see acd.levels for why) and changes one with
 qualify, and among them the longest available is chosen (LAA), or, with the center's
 agent choice ``best_proficiency`` (acd.agent_choice), the one whose lowest level over
 the contact's skills is highest, then LAA. Dispatch finds both with the bounded LAA walk
-over per-skill-and-level availability sets ("Proficiency" in acd/lua/acd.lua, which says
+over per-skill-and-level availability sets ("Proficiency" in acd/lua/01_agent_choice.lua, which says
 what it costs). :class:`CenterProficiency` is part of :class:`acd.center.Center`.
 """
 

@@ -1,7 +1,7 @@
 """The reconciler: finds and repairs what writes outside the ACD's functions left behind.
 
 A crash of Redis cannot leave a function call half-done (see "Repairs" in
-acd/lua/acd.lua, and README's Reliability section for the evidence): what can be
+acd/lua/, and README's Reliability section for the evidence): what can be
 inconsistent is state written around the functions (a lesson's textbook dispatcher, a
 hand edit, a partial restore) and what is split between Redis and its clients. The
 reconciler reads a center in short batches (SCAN, JSON.MGET of ``batch`` documents,

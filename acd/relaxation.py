@@ -5,7 +5,7 @@ A contact queued without steps of its own gets its center's default for its comb
 (``set_default_steps(["billing", "spanish"], [{"after_s": 30, "skills": ["billing"]}])``);
 none by default, and then nothing changes: no step, no timer, the same commands per
 assignment. The timers are Redis's: every dispatch round first takes the steps that are
-due ("Steps by waiting time" in acd/lua/acd.lua); ``release_steps`` is the reconciler's
+due ("Steps by waiting time" in acd/lua/04_steps.lua); ``release_steps`` is the reconciler's
 way to take them without assigning. :class:`CenterRelaxation` is part of
 :class:`acd.center.Center`.
 """

@@ -8,7 +8,7 @@ their state) and how many of them are *available* now. Eligible 0 means nobody c
 serve it as the center stands; eligible > 0 with available 0 means its agents are busy or
 unavailable.
 
-Everything comes from the index's own keys (acd/lua/acd.lua, "The waiting contacts'
+Everything comes from the index's own keys (acd/lua/02_queue_index.lua, "The waiting contacts'
 index") and the per-skill sets, never from a SCAN or the contacts' documents, and every
 key is in the center's hash tag. The cost is bounded: the first ``limit`` ready
 combinations (``ready`` is ordered by its oldest contact), at most ``PARKED_EXAMINED``

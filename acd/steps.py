@@ -3,12 +3,12 @@
 A step ``{after_s, skills}`` relaxes (fewer skills: "after 30 s any agent with billing may
 take it, Spanish no longer required") or overflows (other skills) a contact's
 requirements; ``{after_s, close}`` ends it, state ``closed``, with that reason: the
-maximum wait. A contact keeps its place by arrival when it moves (acd.lua's "Steps by
+maximum wait. A contact keeps its place by arrival when it moves (acd/lua/04_steps.lua's "Steps by
 waiting time"). The rules, one home: ``after_s`` strictly increasing, a step's skills
 non-empty and unique and not the requirement they replace, a close only last.
 
 These are the input and stored shapes only; acd.relaxation sets a center's defaults and
-acd/lua/acd.lua runs the timers.
+acd/lua/ runs the timers.
 """
 
 from __future__ import annotations

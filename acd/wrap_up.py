@@ -3,7 +3,7 @@
 With a wrap-up time, an agent whose contact is completed is in state ``wrap_up`` (in no
 availability set, on no contact) for that long, then available, or unavailable if it
 asked for that meanwhile. The timer is Redis's, not a client's: every dispatch round
-first ends the wrap-ups that are due ("Wrap-up" in acd/lua/acd.lua), and tells the
+first ends the wrap-ups that are due ("Wrap-up" in acd/lua/03_agent_states.lua), and tells the
 dispatcher when the next one is (``DispatchRound.wrap_up_in_ms``) so it wakes in time.
 :class:`CenterWrapUp` is part of :class:`acd.center.Center`.
 """

@@ -23,7 +23,7 @@ The HA lab's Sentinels have users of their own (SENTINEL_ROLES, in each sentinel
 instructor), ``sentinel_peer`` for the Sentinels among themselves.
 
 Redis checks a script's and a Function's commands against the user that runs it, so every
-role that calls FCALL is also granted the commands acd/lua/acd.lua issues, on its keys.
+role that calls FCALL is also granted the commands acd/lua/ issues, on its keys.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ APIKEYS = "acd:apikeys"
 # A client's own connection: redis-py's handshake, its name (CLIENT LIST shows dispatchers).
 _CONNECTION = ("+ping +hello +auth +select +echo +client|setname +client|getname "
                "+client|setinfo +client|id")
-# What the acd Functions call inside Redis (grep redis.call acd/lua/acd.lua), RedisJSON's
+# What the acd Functions call inside Redis (grep redis.call acd/lua/), RedisJSON's
 # commands named one by one: a role with them has no other module command.
 FUNCTION_BODY = (
     "+del +unlink +exists +expire +time "

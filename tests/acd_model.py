@@ -1,4 +1,4 @@
-"""A small pure-Python model of one center of the ACD: what acd/lua/acd.lua promises,
+"""A small pure-Python model of one center of the ACD: what acd/lua/ promises,
 written down as plainly as possible, for the model-based tests (tests/test_model.py,
 tests/cluster/test_sharded.py).
 
@@ -73,7 +73,7 @@ class MAgent:
 
 
 WRAP_UP_SECONDS = {"off": 0.0, "tiny": 0.001, "long": 3600.0}
-WRAP_UP_RELEASES = 25  # acd.lua's: most wrap-ups one call ends
+WRAP_UP_RELEASES = 25  # the acd library's: most wrap-ups one call ends
 # The offers options: (timeout s, max misses, back-off s); see the module's docstring.
 OFFERS = {"off": (0.0, 0, 0.0), "long": (600.0, 2, 3600.0), "tiny": (0.001, 2, 0.0)}
 OFFER_EXPIRIES = 25

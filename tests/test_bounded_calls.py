@@ -274,7 +274,8 @@ async def test_a_round_of_wide_agents_stops_at_its_work_budget_and_asks_for_more
         center: Center) -> None:
     """An assignment costs more for an agent with more skills (it leaves each skill's
     set): with agents of 32 skills a round stops at its work budget (DISPATCH_WORK in
-    acd.lua, 400 units of 8 + 32 each: 10 assignments) before its batch of 50, and adds a
+    acd/lua/02_queue_index.lua, 400 units of 8 + 32 each: 10 assignments) before its batch
+    of 50, and adds a
     'more' wake so that a dispatcher's next round starts at once; in all, the same
     contacts in the same order as rounds without the budget."""
     skills = [f"w{i:02d}" for i in range(32)]

@@ -1,7 +1,7 @@
 """Agent states (issue 14): a break is 'unavailable' with a reason code, logged_out is a
 state of its own; the busy and wrap-up rules hold for both (asked on a contact, they
 apply when it ends); every transition is an event carrying the reason; statistics count
-agents per state and breaks per reason (acd.lua, "Agent states")."""
+agents per state and breaks per reason (acd/lua/03_agent_states.lua, "Agent states")."""
 
 from __future__ import annotations
 

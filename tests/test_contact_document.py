@@ -1,4 +1,5 @@
-"""A contact's stored document holds no string of its own (acd.lua's contact_json): its id
+"""A contact's stored document holds no string of its own (contact_json in
+acd/lua/08_contacts.lua): its id
 is in its key only, so creating contacts never adds strings to RedisJSON's server-wide
 string table, whose doubling made one create take 23-29 ms (README, Performance). Callers
 still see the id: the functions' replies and Center's reads put it back from the key."""

@@ -1,7 +1,7 @@
 """The explanation of every assignment (issue 14): why this contact then, why this agent.
 
 Off by default (it costs Redis time and memory); once a center turns it on, recorded by
-the dispatch round as it decides (acd/lua/acd.lua, "Explanations"), read back
+the dispatch round as it decides (acd/lua/09_dispatch.lua, "Explanations"), read back
 by acd.explanation: the winner is the first by the rule among the recorded candidates,
 the candidates are the first qualified agents by that rule at decision time with the
 scores they had then, and the order rule says whether priority put the contact first.

@@ -2,14 +2,14 @@
 checked against it on random availability sets, on a real Redis:
 
 - ``Center.candidates`` (ZINTER ... AGGREGATE MIN),
-- the real dispatch, ``acd_dispatch`` (acd.lua's walk of the smallest set),
+- the real dispatch, ``acd_dispatch`` (the acd library's walk of the smallest set),
 - the library's walk run from its own source, as notebook 07 times it,
 - the textbook dispatcher, ``acd.naive.NaiveDispatcher``,
 - notebook 04's ``naive_step``, run from the notebook's own cell.
 
-Availability is made by acd.lua's own functions (open, unavailable, available, a skill
+Availability is made by the acd library's own functions (open, unavailable, available, a skill
 added while available), so ties - agents made available in the same ms - happen too.
-Hand-written scores that differ between an agent's sets are a second property: acd.lua
+Hand-written scores that differ between an agent's sets are a second property: the acd library
 never writes them, so the walk (which then depends on the set it walks) is left out, and
 every ZINTER ranking must still rank by the smallest score, as the reference does.
 """
@@ -120,7 +120,7 @@ def test_reference_takes_the_earliest_score_when_scores_drift() -> None:
     assert same(ranked(sets, ["en", "fr"])) == [("early", 1), ("late", 2)]
 
 
-# -- every ranking against it, on availability made by acd.lua -------------------------
+# -- every ranking against it, on availability made by the acd library -------------------------
 @st.composite
 def centers(draw: st.DrawFn) -> tuple[list[tuple[str, list[str], str, str | None]],
                                       list[str]]:

@@ -1,6 +1,6 @@
-"""The lifecycle table (acd.lifecycle) against what acd.lua really does: each transition is
+"""The lifecycle table (acd.lifecycle) against what the acd library really does: each transition is
 made to happen on a real Redis from its source state, and must end in its target state
-having emitted its event; every event acd.lua can emit is in the table or named as a
+having emitted its event; every event the acd library can emit is in the table or named as a
 side event; README's diagram is the table's."""
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,18 @@ def test_every_installed_package_is_pinned() -> None:
 def _pins_of(freeze: str) -> dict[str, str]:
     return {name.lower().replace("_", "-"): version for name, _, version in
             (line.partition("==") for line in freeze.splitlines() if "==" in line)}
+
+
+def test_each_lua_file_is_one_readable_concept() -> None:
+    """The acd library is its files joined (acd.functions): each stays under the size a
+    reader takes in whole, and each function registered has its KEYS/ARGV header in the
+    file that registers it."""
+    from acd.functions import LIBRARY_FILES
+
+    assert LIBRARY_FILES[0].read_text().startswith("#!lua name=acd\n")
+    for path in LIBRARY_FILES:
+        text = path.read_text()
+        assert len(text.splitlines()) <= 400, f"{path.name}: {len(text.splitlines())} lines"
+        assert "#!lua" not in text or path == LIBRARY_FILES[0], path.name
+        for name in re.findall(r"^register\('(\w+)'", text, re.M):
+            assert f"--[[ {name}" in text, f"{path.name}: {name} has no header"

@@ -183,7 +183,7 @@ def test_every_role_has_rules_and_no_other_may_be_written() -> None:
 
 def test_the_roles_that_call_the_functions_have_every_command_the_library_calls() -> None:
     """Redis checks a Function's commands against its caller's user: a command added to
-    acd/lua/acd.lua and missing here would be NOPERM for the API and the dispatchers."""
+    acd/lua/ and missing here would be NOPERM for the API and the dispatchers."""
     called = {c.lower() for c in re.findall(r"redis\.p?call\(\s*'([A-Za-z.]+)'", LIBRARY)}
     assert len(called) > 20, called
     body = {rule[1:] for rule in redis_users.FUNCTION_BODY.split()}

@@ -84,7 +84,7 @@ async def test_a_relaxed_contact_is_served_by_an_agent_with_the_fewer_skills(
 
 
 async def test_a_step_drops_minimum_levels_too(center: Center) -> None:
-    # A step's skills are needed at any level (see "Steps by waiting time" in acd.lua).
+    # A step's skills are needed at any level (see "Steps by waiting time" in acd/lua/04_steps.lua).
     await center.create_agent("a", "A", "B", ["billing"], available=True)  # level 1
     contact = await center.create_contact(["billing"], "c1", min_levels={"billing": 3},
                                           steps=RELAX)

@@ -106,7 +106,7 @@ class Load:
             docs = await contact_docs(redis, keys)
             done = [(k, d) for k, d in zip(keys, docs, strict=True)
                     if d is None or d["state"] != "queued"]
-            # The id is in the key only (acd.lua's contact_json says why).
+            # The id is in the key only (acd/lua/08_contacts.lua's contact_json says why).
             await asyncio.gather(*(self.pending[k].complete_contact(k.rpartition(":")[2])
                                    for k, d in done if d and d["state"] == "assigned"))
             for k, _ in done:

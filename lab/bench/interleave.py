@@ -1,4 +1,4 @@
-"""Benchmark: versions of acd.lua side by side in one Redis, their calls interleaved.
+"""Benchmark: versions of the acd library side by side in one Redis, their calls interleaved.
 
     python -m lab.bench.interleave --against 7edc752 main     # throw-away Redis, ~1 min
     python -m lab.bench.interleave --against 7edc752 --agents 1000 10000 --rounds 6
@@ -13,7 +13,7 @@ hits every version alike. What each call cost is the server's own figure: INFO
 commandstats after every call (FCALL's usec: the call's time; the other commands': what it
 ran).
 
-Versions: ``here`` (this worktree's acd/lua/acd.lua) and each ``--against``: a git
+Versions: ``here`` (this worktree's acd/lua/) and each ``--against``: a git
 revision, or a file ending in .lua (a variant being tried).
 The workload is lab.bench's (``--agents`` agents with 8 of 20 skills, all available;
 ``--contacts`` contacts needing 2-3 of them, fewer than the agents so each finds one).
@@ -41,6 +41,7 @@ from typing import Any, ClassVar, cast
 
 import redis
 
+from acd.functions import LIBRARY, join_library
 from acd.keys import Keys
 from lab.bench.flood import realtime
 from lab.bench.workload import Workload
@@ -53,11 +54,19 @@ IGNORED = {"fcall", "info", "flushall", "function|flush", "function|load"}
 
 
 def library(rev: str) -> str:
+    """The acd library of ``rev``: ``here`` (this worktree's), a .lua file, or a git revision
+    (its acd/lua/*.lua joined as acd.functions joins them; before the split, its acd.lua)."""
     if rev == "here":
-        return (REPO / "acd" / "lua" / "acd.lua").read_text()
+        return LIBRARY
     if rev.endswith(".lua"):
         return Path(rev).read_text()
-    return subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:acd/lua/acd.lua"],
+    names = _git("ls-tree", "--name-only", f"{rev}:acd/lua").split()
+    return join_library([_git("show", f"{rev}:acd/lua/{name}")
+                         for name in sorted(names) if name.endswith(".lua")])
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args],
                           check=True, capture_output=True, text=True).stdout
 
 

@@ -18,7 +18,7 @@ Writes ``--documents`` small documents one key each (``{"id": ..., "state": "que
 - ``churn``: ``--documents`` unique ones stay; as many more are written while the
   oldest are deleted (contacts created and ended at a steady count);
 - ``contacts``: ``--documents`` contacts queued by the ACD's own acd_contact_create
-  (``--lua``: this worktree's acd.lua or a git revision's), over 10,000 combinations
+  (``--lua``: this worktree's acd/lua/ or a git revision's), over 10,000 combinations
   nobody can serve, as lab.bench.flood queues them; ``slow`` numbers the contacts.
 ``slow`` lists the 20 longest calls over ``--over-ms`` as [document number from 0, µs]
 (``calls_over`` counts them all: on a busy VM, calls the scheduler paused); ``doublings``
@@ -154,7 +154,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cases", nargs="+", choices=["unique", "numbers", "churn", "contacts"],
                    default=["unique", "numbers", "churn", "contacts"])
     p.add_argument("--lua", default="here",
-                   help="the contacts case's acd.lua: here (this worktree's) or a git "
+                   help="the contacts case's acd library: here (this worktree's) or a git "
                         "revision (e.g. 9f2a82f: contact documents that held their id)")
     p.add_argument("--over-ms", type=float, default=5.0,
                    help="SLOWLOG threshold (default: %(default)s, the target's)")

@@ -128,7 +128,8 @@ async def real_throughput(center: Center, specs: Sequence[tuple[str, list[str]]]
                           budget: int = DEFAULT_BUDGET) -> Throughput:
     """acd.dispatcher.Dispatcher rounds over the pre-queued contacts until one assigns
     nothing. A round calls acd_dispatch until a call assigns fewer than ``batch``; a call
-    also stops at its work budget (DISPATCH_WORK in acd.lua: 25 agents of 8 skills), so a
+    also stops at its work budget (DISPATCH_WORK in acd/lua/02_queue_index.lua: 25 agents
+    of 8 skills), so a
     batch over that ends a round early, and a dispatcher service would go on at once
     (that call's 'more' wake-up): so does this."""
     pairs: list[tuple[str, str]] = []

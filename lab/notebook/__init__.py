@@ -5,7 +5,7 @@ One module per job, everything re-exported here:
 - ``session``: ``lab = await setup("nb02")`` connects, checks the server (RedisJSON) and
   gives the notebook its own emptied center; ``use_connection`` (workshop mode);
 - ``versions``: the packages the notebooks rely on, and the widget pair that must match;
-- ``lua``: the Lua of acd/lua/acd.lua, shown (``show_lua``) or run (``lua_chunk``) from
+- ``lua``: the Lua of acd/lua/, shown (``show_lua``) or run (``lua_chunk``) from
   the library itself;
 - ``services``: the lab's REST API (``api_client``) and its dispatchers (``assigned``);
 - ``cluster``: hash slots and a real one-node Redis Cluster (``cluster_node``);

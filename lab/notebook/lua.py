@@ -1,7 +1,8 @@
-"""The Lua the notebooks teach, read from acd/lua/acd.lua itself: never a copy.
+"""The Lua the notebooks teach, read from acd/lua/ itself: never a copy.
 
 ``show_lua("claim")`` displays one top-level function of the library with the
-comment above it; ``show_lua()`` the whole library. ``lua_chunk("longest_available")`` is
+comment above it and the file it is in; ``show_lua()`` the whole library.
+``lua_chunk("longest_available")`` is
 Lua that runs on its own (EVAL): that function after every top-level function and constant
 of the library it uses, in the library's order, so a notebook can time or call the
 library's own code. A notebook that shows or runs Lua this way can never drift from what
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from acd.functions import LIBRARY_PATH
+from acd.functions import LIBRARY, LIBRARY_FILES
 
 _FUNCTION = re.compile(r"local function (\w+)\(")
 _CONSTANT = re.compile(r"local (\w+) = ")
@@ -30,6 +31,7 @@ class Definition:
     name: str
     comment: str  # the comment right above it ('' when none)
     code: str
+    file: str = ""  # where it is, relative to the repository (acd/lua/09_dispatch.lua)
 
     @property
     def source(self) -> str:
@@ -55,7 +57,7 @@ def _comment_above(lines: list[str], start: int) -> int:
     return first
 
 
-def parse(text: str) -> dict[str, Definition]:
+def parse(text: str, file: str = "") -> dict[str, Definition]:
     """Every top-level ``local function`` and ``local`` constant of a Lua library, by name,
     in the library's order. A function ends at the first line that is ``end`` alone (the
     library's style), or on its own line when written on one line."""
@@ -77,28 +79,31 @@ def parse(text: str) -> dict[str, Definition]:
             if last == len(lines):
                 raise ValueError(f"local function {name} has no closing 'end' line")
         found[name] = Definition(name, "".join(lines[_comment_above(lines, i):i]),
-                                 "".join(lines[i:last + 1]))
+                                 "".join(lines[i:last + 1]), file)
         i = last + 1
     return found
 
 
 @cache
 def _library() -> dict[str, Definition]:
-    return parse(LIBRARY_PATH.read_text())
+    found: dict[str, Definition] = {}
+    for path in LIBRARY_FILES:  # the library's order: its files' name order
+        found.update(parse(path.read_text(), f"acd/lua/{path.name}"))
+    return found
 
 
 def _definition(name: str) -> Definition:
     try:
         return _library()[name]
     except KeyError:
-        raise KeyError(f"no top-level local {name!r} in {LIBRARY_PATH.name}") from None
+        raise KeyError(f"no top-level local {name!r} in acd/lua/") from None
 
 
 def lua_source(function: str | None = None) -> str:
     """The acd library's source, or one top-level function of it (by its Lua name) with
     the comment above it."""
     if function is None:
-        return LIBRARY_PATH.read_text()
+        return LIBRARY
     return _definition(function).source
 
 
@@ -121,5 +126,9 @@ def show_lua(*functions: str) -> Any:
     top-level definitions one after the other (none: the whole library)."""
     from IPython.display import Markdown
 
-    source = "\n".join(lua_source(f) for f in functions) if functions else lua_source()
-    return Markdown(f"```lua\n{source}```")  # type: ignore[no-untyped-call]
+    if not functions:
+        return Markdown(f"```lua\n{lua_source()}```")  # type: ignore[no-untyped-call]
+    shown = [_definition(f) for f in functions]
+    files = ", ".join(dict.fromkeys(d.file for d in shown))
+    source = "\n".join(d.source for d in shown)
+    return Markdown(f"From `{files}`:\n```lua\n{source}```")  # type: ignore[no-untyped-call]

@@ -2,7 +2,7 @@
 with a cluster-aware client (redis.asyncio.cluster.RedisCluster).
 
 A sharded database requires every key of one command, script or function to be in one
-hash slot. acd.lua's functions declare only some of their keys and derive the rest from the
+hash slot. The acd library's functions declare only some of their keys and derive the rest from the
 center's tag: Redis Enterprise does not check the undeclared ones and may not report a
 violation, but an OSS Cluster node refuses any key a function touches that is not in the
 slot of the keys it was given (test_an_undeclared_key_of_another_slot_is_refused proves

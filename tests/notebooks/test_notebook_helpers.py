@@ -1,4 +1,4 @@
-"""lab.notebook on a real Redis: setup, the Lua shown and run from acd/lua/acd.lua itself,
+"""lab.notebook on a real Redis: setup, the Lua shown and run from acd/lua/ itself,
 the REST API run in the kernel, a real cluster node, recorded data and version checks."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from redis.exceptions import ClusterCrossSlotError
 
 from acd import Center, DispatchMode
 from acd.api import apikeys
-from acd.functions import LIBRARY_PATH
+from acd.functions import LIBRARY, LIBRARY_FILES
 from acd.settings import get_settings
 from lab.embedded import free_port
 from lab.notebook import (
@@ -30,7 +30,7 @@ from lab.notebook import (
     shard_of,
     slot,
 )
-from lab.notebook.lua import parse
+from lab.notebook.lua import parse, show_lua
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_masked_url() -> None:
 
 
 def test_every_function_of_the_library_is_found_whole() -> None:
-    text = LIBRARY_PATH.read_text()
+    text = LIBRARY
     functions = re.findall(r"^local function (\w+)\(", text, re.M)
     found = parse(text)
     assert [name for name in found if name in functions] == functions, "all, in order"
@@ -90,6 +90,10 @@ def test_every_function_of_the_library_is_found_whole() -> None:
     assert lua_source("dispatch").startswith("--[[ acd_dispatch")  # its doc block
     assert lua_source("first_in_all").startswith("-- The longest available agent")
     assert lua_source() == text
+    # The library is its files in name order; a function shown names its file.
+    assert text.startswith(LIBRARY_FILES[0].read_text()) and "00_library" in LIBRARY_FILES[0].name
+    assert lua_source("dispatch") in (LIBRARY_FILES[0].parent / "09_dispatch.lua").read_text()
+    assert "From `acd/lua/09_dispatch.lua`" in show_lua("dispatch").data
     with pytest.raises(KeyError, match="no top-level local 'nope'"):
         lua_source("nope")
 
@@ -105,7 +109,7 @@ def test_a_chunk_holds_what_the_function_uses_and_nothing_else() -> None:
 
 
 async def test_every_chunk_compiles_and_runs_in_redis(center: Center) -> None:
-    for name in parse(LIBRARY_PATH.read_text()):
+    for name in parse(LIBRARY):
         reply = await center.redis.eval(lua_chunk(name) + f"\nreturn type({name})", 0)
         assert reply in ("function", "number", "string"), name
 
