@@ -61,3 +61,34 @@ def shut_down_kernels(lab: RunningLab, folder: str) -> list[str]:
         for session in mine:
             http.delete(f"/api/sessions/{session['id']}").raise_for_status()
     return [s["path"] for s in mine]
+
+
+def open_notebook(page: Any, base: str, token: str, path: str) -> None:
+    page.goto(f"{base}/lab/tree/{path}?token={token}", wait_until="domcontentloaded",
+              timeout=60_000)
+    wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
+             f" && {NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
+
+
+def run_through(page: Any, marker: str) -> None:
+    """Clear outputs, then run every cell up to and including the one containing marker."""
+    index = page.evaluate(
+        f"""(marker) => {{
+            const nb = {NOTEBOOK}.content;
+            return nb.widgets.findIndex(c => c.model.sharedModel.getSource().includes(marker));
+        }}""", marker)
+    assert index >= 0, f"no cell contains {marker!r}"
+    page.evaluate(f"""async (index) => {{
+        const app = {APP};
+        await app.commands.execute('notebook:clear-all-cell-outputs');
+        {NOTEBOOK}.content.activeCellIndex = index;
+        await app.commands.execute('notebook:run-all-above');
+        {NOTEBOOK}.content.activeCellIndex = index;
+        await app.commands.execute('notebook:run-cell');
+    }}""", index)
+
+
+def no_widget_errors(page: Any) -> None:
+    text = page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    assert "Error displaying widget" not in text, text[-2000:]
+    assert "Traceback" not in text, text[-3000:]

@@ -22,12 +22,14 @@ from typing import Any
 import pytest
 import redis
 from jupyter_browser import (
-    APP,
     FLAGS,
     NOTEBOOK,
     SHOTS,
     chromium,
     jupyter_base,
+    no_widget_errors,
+    open_notebook,
+    run_through,
     shut_down_kernels,
     wait_js,
 )
@@ -42,37 +44,6 @@ REPO = Path(__file__).resolve().parents[2]
 NB02 = "02_availability_and_laa.ipynb"
 NB04 = "04_dispatcher.ipynb"
 NB06 = "06_api_and_simulator.ipynb"
-
-
-def _open(page: Any, base: str, token: str, path: str) -> None:
-    page.goto(f"{base}/lab/tree/{path}?token={token}", wait_until="domcontentloaded",
-              timeout=60_000)
-    wait_js(page, f"{NOTEBOOK}.context.path === '{path}'"
-             f" && {NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
-
-
-def _run_through(page: Any, marker: str) -> None:
-    """Clear outputs, then run every cell up to and including the one containing marker."""
-    index = page.evaluate(
-        f"""(marker) => {{
-            const nb = {NOTEBOOK}.content;
-            return nb.widgets.findIndex(c => c.model.sharedModel.getSource().includes(marker));
-        }}""", marker)
-    assert index >= 0, f"no cell contains {marker!r}"
-    page.evaluate(f"""async (index) => {{
-        const app = {APP};
-        await app.commands.execute('notebook:clear-all-cell-outputs');
-        {NOTEBOOK}.content.activeCellIndex = index;
-        await app.commands.execute('notebook:run-all-above');
-        {NOTEBOOK}.content.activeCellIndex = index;
-        await app.commands.execute('notebook:run-cell');
-    }}""", index)
-
-
-def _no_widget_errors(page: Any) -> None:
-    text = page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden)")
-    assert "Error displaying widget" not in text, text[-2000:]
-    assert "Traceback" not in text, text[-3000:]
 
 
 @pytest.mark.slow
@@ -99,14 +70,14 @@ def test_widgets_in_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
 
 def _check_laa(page: Any, base: str, token: str, path: str, shots: str = "nb02") -> None:
     t = time.monotonic()
-    _open(page, base, token, path)
-    _run_through(page, "LAALab.create(center)")
+    open_notebook(page, base, token, path)
+    run_through(page, "LAALab.create(center)")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     ranking = panel.locator(".widget-html-content table.acd-ranking")
     ranking.wait_for(timeout=60_000)
     wait_js(page, f"{NOTEBOOK}.sessionContext.session.kernel.status === 'idle'", 60)
     print(f"notebook 02: LAA widgets rendered {time.monotonic() - t:.1f} s after opening")
-    _no_widget_errors(page)
+    no_widget_errors(page)
     laa_row = ranking.locator("tr", has_text="← LAA")
     assert "a1" in laa_row.inner_text()
     row_a1 = panel.locator(".widget-hbox", has=page.locator("code", has_text=re.compile(r"^a1$")))
@@ -124,27 +95,27 @@ def _check_laa(page: Any, base: str, token: str, path: str, shots: str = "nb02")
     print(f"notebook 02: ranking changed {1000 * (time.monotonic() - t):.0f} ms after the click")
     assert "a1" not in ranking.inner_text()
     assert "mod-active" not in (toggle.get_attribute("class") or "")
-    _no_widget_errors(page)
+    no_widget_errors(page)
     ranking.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / f"{shots}_laa_after_click.png"))
 
 
 def _check_live_view(page: Any, base: str, token: str, path: str) -> None:
-    _open(page, base, token, path)
-    _run_through(page, "view = LiveView(center")
+    open_notebook(page, base, token, path)
+    run_through(page, "view = LiveView(center")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     plot = panel.locator(".js-plotly-plot").first
     plot.wait_for(timeout=60_000)
     panel.locator("text=queue length:").first.wait_for(timeout=30_000)
-    _no_widget_errors(page)
+    no_widget_errors(page)
     plot.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "nb04_live_view.png"))
 
 
 def _check_dashboard(page: Any, base: str, token: str, path: str) -> None:
     t = time.monotonic()
-    _open(page, base, token, path)
-    _run_through(page, "fig = make_subplots(")
+    open_notebook(page, base, token, path)
+    run_through(page, "fig = make_subplots(")
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     plot = panel.locator(".js-plotly-plot").first
     plot.wait_for(timeout=90_000)
@@ -152,7 +123,7 @@ def _check_dashboard(page: Any, base: str, token: str, path: str) -> None:
     print(f"notebook 06: KPI dashboard rendered {time.monotonic() - t:.1f} s after opening")
     assert plot.locator(".main-svg").count() > 0, "the plotly figure has no SVG"
     assert "queue length" in plot.inner_text()
-    _no_widget_errors(page)
+    no_widget_errors(page)
     plot.scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "nb06_kpi_dashboard.png"))
 
@@ -231,7 +202,7 @@ def _workshop(lab: RunningLab, *args: str) -> subprocess.CompletedProcess[str]:
 def _learner_connects(page: Any, base: str, token: str, path: str, own_file: Path) -> None:
     """Notebook 00 as the learner uses it: her file's path typed into the commented-out
     use_connection cell, the exercise answered, Run > Run All Cells."""
-    _open(page, base, token, path)
+    open_notebook(page, base, token, path)
     _type_into(page, "# notebook.use_connection(", f'notebook.use_connection("{own_file}")')
     _type_into(page, "answer = ...", f'answer = "{{acd:{LEARNER}.nb00}}:agent:a7"\n'
                "from lab.notebook import exercises\n"
@@ -245,7 +216,7 @@ def _learner_connects(page: Any, base: str, token: str, path: str, own_file: Pat
     assert f"Connected as learner {LEARNER}: Redis user learner-{LEARNER}" in text, text[-3000:]
     assert f"center: {LEARNER}.nb00" in text, text[-3000:]
     assert f"✔ {{acd:{LEARNER}.nb00}}:agent:a7" in text, text[-3000:]
-    _no_widget_errors(page)
+    no_widget_errors(page)
     page.screenshot(path=str(SHOTS / "learner_nb00.png"), full_page=True)
 
 
