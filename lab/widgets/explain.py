@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import ipywidgets as w  # type: ignore[import-untyped]
@@ -32,14 +33,21 @@ class LoopDropdown(OwnerLoopState, w.Dropdown):  # type: ignore[misc]
         self._on_user = lambda data, _seen: on_pick() if "index" in data else None
 
 
+def clock(ms: float) -> str:
+    """A server time in ms as a reader compares it (UTC, to the ms), the raw value on hover:
+    thirteen-digit epochs side by side hide which came first."""
+    at = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
+    return f"<span title='{ms:.0f} ms'>{at}</span>"
+
+
 def candidates_table(e: Explanation) -> str:
     fewest = any(c.skills is not None for c in e.candidates)
-    head = ["rank", "agent", "available since (ms)", *(["skills"] if fewest else []), "score"]
+    head = ["rank", "agent", "available since (UTC)", *(["skills"] if fewest else []), "score"]
     rows = ["<tr>" + "".join(f"<th style='padding:2px 8px'>{h}</th>" for h in head) + "</tr>"]
     for c in e.candidates:
         style = " style='background:#e6f4ea;font-weight:bold'" if c.rank == 1 else ""
         cells = [str(c.rank), f"<span data-candidate='{esc(c.agent)}'>{esc(c.agent)}</span>"
-                 + (" ← winner" if c.rank == 1 else ""), str(c.available_since),
+                 + (" ← winner" if c.rank == 1 else ""), clock(c.available_since),
                  *([str(c.skills)] if fewest else []), f"{c.score:.0f}"]
         rows.append(f"<tr{style}>" + "".join(f"<td style='padding:2px 8px'>{x}</td>"
                                              for x in cells) + "</tr>")
@@ -49,15 +57,15 @@ def candidates_table(e: Explanation) -> str:
 def render(e: Explanation) -> str:
     before = "".join(
         f"<li>{esc(h.contact or 'the oldest')} of <code>{esc(h.combination)}</code> at "
-        f"{h.virtual_arrival:.0f}{' <b>(arrived earlier: overtaken)</b>' if h.overtaken else ''}"
+        f"{clock(h.virtual_arrival)}{' <b>(arrived earlier: overtaken)</b>' if h.overtaken else ''}"
         "</li>" for h in e.served_before) or "<li><i>none read by the round</i></li>"
     return (
         f"<div data-explained='{esc(e.contact)}' data-agent='{esc(e.agent)}' "
         f"data-decided='{esc(e.decided_by.value)}' data-order='{esc(e.order.value)}'>"
         f"<p>{esc(e.summary)}</p>"
-        f"<p><b>Why now</b>: <code>{esc(e.order.value)}</code> · queued at {e.queued_at}, "
-        f"priority {e.priority}, head start {e.head_start_ms} ms, virtual arrival "
-        f"{e.virtual_arrival:.0f}. Served before:</p><ul>{before}</ul>"
+        f"<p><b>Why now</b>: <code>{esc(e.order.value)}</code> · queued at {clock(e.queued_at)} "
+        f"UTC, priority {e.priority}, head start {e.head_start_ms} ms, virtual arrival "
+        f"{clock(e.virtual_arrival)}. Served before:</p><ul>{before}</ul>"
         f"<p><b>Why {esc(e.agent)}</b>: rule <code>{esc(e.rule)}</code>, decided by "
         f"<code>{esc(e.decided_by.value)}</code> · {e.qualified} qualified on the page the "
         f"walk chose from (it read {e.walked[2]} of the {e.walked[1]} agents with "
