@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from lab.lessons import RunningLab
 
@@ -32,6 +35,24 @@ def chromium() -> str | None:
         subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True,
                        timeout=600, check=False)
     return CHROMIUM if Path(CHROMIUM).exists() else None
+
+
+@contextmanager
+def browser_page() -> Iterator[Any]:
+    """A page (1400 x 1000) of Debian's headless Chromium, closed at the end; the test is
+    skipped when there is no Chromium and it cannot be installed."""
+    executable = chromium()
+    if executable is None:
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
 
 
 def wait_js(page: Any, condition: str, seconds: float) -> Any:

@@ -25,6 +25,7 @@ from jupyter_browser import (
     FLAGS,
     NOTEBOOK,
     SHOTS,
+    browser_page,
     chromium,
     jupyter_base,
     no_widget_errors,
@@ -49,23 +50,12 @@ NB06 = "06_api_and_simulator.ipynb"
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_widgets_in_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
-    executable = chromium()
-    if executable is None:
-        pytest.skip("/usr/bin/chromium is missing and could not be installed")
-    from playwright.sync_api import sync_playwright
-
     base, token = jupyter_base(running_lab)
     folder = f"notebooks/{copies.name}"
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            _check_laa(page, base, token, f"{folder}/{NB02}")
-            _check_live_view(page, base, token, f"{folder}/{NB04}")
-            _check_dashboard(page, base, token, f"{folder}/{NB06}")
-        finally:
-            browser.close()
+    with browser_page() as page:
+        _check_laa(page, base, token, f"{folder}/{NB02}")
+        _check_live_view(page, base, token, f"{folder}/{NB04}")
+        _check_dashboard(page, base, token, f"{folder}/{NB06}")
 
 
 def _check_laa(page: Any, base: str, token: str, path: str, shots: str = "nb02") -> None:

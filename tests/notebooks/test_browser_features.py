@@ -22,10 +22,9 @@ import httpx
 import pytest
 import redis
 from jupyter_browser import (
-    FLAGS,
     NOTEBOOK,
     SHOTS,
-    chromium,
+    browser_page,
     jupyter_base,
     no_widget_errors,
     open_notebook,
@@ -46,25 +45,14 @@ NB06 = "06_api_and_simulator.ipynb"
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_feature_widgets_in_jupyterlab(running_lab: RunningLab, copies: Path) -> None:
-    executable = chromium()
-    if executable is None:
-        pytest.skip("/usr/bin/chromium is missing and could not be installed")
-    from playwright.sync_api import sync_playwright
-
     lab_env = read_env(Path(running_lab.env["LAB_ENV_FILE"]))
     base, token = jupyter_base(running_lab)
     folder = f"notebooks/{copies.name}"
-    SHOTS.mkdir(exist_ok=True)
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=executable, args=FLAGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                _check_explanation_view(page, base, token, f"{folder}/{NB02}",
-                                        lab_env["REDIS_ADMIN_URL"])
-                _check_stats_board(page, base, token, f"{folder}/{NB06}", lab_env)
-            finally:
-                browser.close()
+        with browser_page() as page:
+            _check_explanation_view(page, base, token, f"{folder}/{NB02}",
+                                    lab_env["REDIS_ADMIN_URL"])
+            _check_stats_board(page, base, token, f"{folder}/{NB06}", lab_env)
     finally:
         print("shut down:", shut_down_kernels(running_lab, folder))
 
