@@ -403,8 +403,11 @@ class CombinationStats(BaseModel):
     oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
     state: CombinationState = Field(description="ready: a dispatch round will look at it; "
                                     "parked: nobody available could serve it")
-    eligible: int = Field(description="agents having every skill of the combination, "
-                          "whatever their state")
+    eligible: int = Field(description="agents having every skill of the combination at "
+                          "its minimum level or above, whatever their state")
+    eligible_capped: bool = Field(False, description="true when the center has too many "
+                                  "agents with these skills to read every one's levels: "
+                                  "then eligible is a lower bound (only with min_levels)")
     available: int = Field(description="of those, how many are available now")
 
 

@@ -6,7 +6,8 @@ combination *ready* (a dispatch round looks at it) or *parked* (nobody available
 serve it), and how many agents are *eligible* (have every one of its skills, whatever
 their state) and how many of them are *available* now. Eligible 0 means nobody can ever
 serve it as the center stands; eligible > 0 with available 0 means its agents are busy or
-unavailable.
+unavailable. For a combination with minimum levels (acd.levels) both count only agents at
+those levels or above.
 
 Everything comes from the index's own keys (acd/lua/02_queue_index.lua, "The waiting contacts'
 index") and the per-skill sets, never from a SCAN or the contacts' documents, and every
@@ -15,7 +16,12 @@ combinations (``ready`` is ordered by its oldest contact), at most ``PARKED_EXAM
 parked ones (parked combinations are not ordered, so each one's oldest contact is read),
 then two counts per combination shown: ``SINTERCARD`` over the skills' sets of all agents
 (``skill:<skill>``) and ``ZINTERCARD`` over their availability sets (``avail:<skill>``),
-each costing at most the smallest set's size times the number of skills.
+each costing at most the smallest set's size times the number of skills. A combination
+with minimum levels has no set of all its qualified agents (the per-level sets hold the
+available ones only), so its eligible count walks the set of its rarest skill (SSCAN, in
+chunks of ``LEVELS_CHUNK``), keeps the members having the other skills (SMISMEMBER) and
+reads their levels (JSON.MGET ``$.levels``): at most ``ELIGIBLE_EXAMINED`` agents, then
+the count is a lower bound (``eligible_capped``). Without minimums it stays one command.
 
 Pipelined reads, not one read-only Function (FCALL_RO): figures for a wallboard may be a
 few milliseconds apart, while one call over a thousand parked combinations would hold
@@ -28,17 +34,20 @@ way, or a dispatch round is about to find a ready combination's agents taken.
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from acd.center import Center
-from acd.commands import time_us
+from acd.commands import command, time_us
 from acd.errors import InvalidInput
-from acd.levels import needs
+from acd.levels import DEFAULT_LEVEL, needs
 from acd.models import CombinationState, CombinationStats, WaitingCombinations
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 PARKED_EXAMINED = 1000  # parked combinations read per call (each: one ZRANGE of its FIFO)
+ELIGIBLE_EXAMINED = 5000  # agents read per combination with minimum levels, at most
+LEVELS_CHUNK = 500  # agents per SSCAN / SMISMEMBER / JSON.MGET of that walk
 
 
 async def combinations(center: Center, limit: int = DEFAULT_LIMIT,
@@ -86,7 +95,8 @@ async def _rows(center: Center, now_ms: int,
         pipe.hmget(k.waiting_sigs, [sig for _, sig, _ in shown])
         for _, sig, _ in shown:
             # Minimum levels (acd.levels): available counts agents at those levels (the
-            # avail_at sets); eligible, agents having the skills at any level.
+            # avail_at sets); eligible, agents having the skills at any level, read again
+            # below at the levels.
             mins = needs(sig)
             pipe.execute_command("SINTERCARD", len(mins), *map(k.skill_agents, mins))
             pipe.execute_command("ZINTERCARD", len(mins), *[
@@ -97,10 +107,53 @@ async def _rows(center: Center, now_ms: int,
         if count is None:  # it emptied between the reads
             continue
         mins = needs(sig)
+        eligible, capped = int(cards[2 * i]), False
+        if eligible and any(m > DEFAULT_LEVEL for m in mins.values()):
+            eligible, capped = await eligible_at_levels(center, mins)
         rows.append(CombinationStats(
             skills=list(mins), min_levels={s: m for s, m in mins.items() if m > 1},
             waiting=int(count),
             # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms count.
             oldest_wait_ms=max(0, now_ms - int(score)), state=state,
-            eligible=int(cards[2 * i]), available=int(cards[2 * i + 1])))
+            eligible=eligible, eligible_capped=capped, available=int(cards[2 * i + 1])))
     return rows
+
+
+async def eligible_at_levels(center: Center, mins: dict[str, int],
+                             examine: int = ELIGIBLE_EXAMINED) -> tuple[int, bool]:
+    """How many agents have every skill of ``mins`` at its minimum level or above, whatever
+    their state, and whether the count stopped at ``examine`` agents (then it is a lower
+    bound). Walks the rarest skill's set of agents (see the module)."""
+    r, k = cast(Any, center.redis), center.keys
+    skills = sorted(mins)
+    async with r.pipeline(transaction=False) as pipe:
+        for s in skills:
+            pipe.scard(k.skill_agents(s))
+        sizes = await pipe.execute()
+    rarest = min(zip(sizes, skills, strict=True))[1]
+    others = [s for s in skills if s != rarest]
+    seen: set[str] = set()  # SSCAN may return a member twice
+    found, cursor = 0, 0
+    while True:
+        cursor, members = await r.sscan(k.skill_agents(rarest), cursor, count=LEVELS_CHUNK)
+        new = [a for a in dict.fromkeys(map(str, members)) if a not in seen]
+        fresh = new[:examine - len(seen)]
+        seen.update(fresh)
+        if fresh:
+            async with r.pipeline(transaction=False) as pipe:
+                for s in others:
+                    pipe.smismember(k.skill_agents(s), fresh)
+                has = await pipe.execute()
+            having = [a for j, a in enumerate(fresh) if all(h[j] for h in has)]
+            if having:
+                raw = await command(r, "JSON.MGET", *map(k.agent, having), "$.levels")
+                for text in raw:
+                    if text is None:  # deleted since the scan
+                        continue
+                    stated = json.loads(text)
+                    levels = stated[0] if stated and isinstance(stated[0], dict) else {}
+                    found += all(levels.get(s, DEFAULT_LEVEL) >= m for s, m in mins.items())
+        if len(fresh) < len(new) or (len(seen) >= examine and int(cursor) != 0):
+            return found, True
+        if int(cursor) == 0:
+            return found, False

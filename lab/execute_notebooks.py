@@ -77,6 +77,9 @@ def _snapshot(saved: dict[str, Any], model_id: str) -> str:
     if model is None:
         return ""
     name, state = model.get("model_name", ""), model.get("state", {})
+    layout = saved.get(str(state.get("layout", "")).removeprefix("IPY_MODEL_"), {})
+    if layout.get("state", {}).get("display") == "none":  # hidden (an unused row)
+        return ""
     kids = "".join(_snapshot(saved, c.removeprefix("IPY_MODEL_"))
                    for c in state.get("children", []) if isinstance(c, str))
     if name in ("HTMLModel", "HTMLMathModel"):

@@ -115,3 +115,32 @@ async def test_a_bad_limit_is_refused(center: Center, limit: object) -> None:
     with pytest.raises(InvalidInput, match="limit"):
         await stats.combinations(center, limit=limit)  # type: ignore[arg-type]
 
+
+
+async def test_eligible_honours_minimum_levels(center: Center) -> None:
+    await center.create_agent("ann", "A", "N", ["en", "billing"], available=True,
+                              levels={"billing": 4})
+    await center.create_agent("bob", "B", "O", ["en", "billing"], available=True)  # level 1
+    await center.create_agent("cy", "C", "Y", ["en", "billing"], levels={"billing": 3})
+    await center.create_agent("dee", "D", "E", ["billing"], levels={"billing": 5})  # no en
+    await center.set_unavailable("ann")
+    await center.create_contact(["billing", "en"], min_levels={"billing": 3})
+    await center.create_contact(["billing", "en"])  # any level: the one-command count
+    view = await stats.combinations(center)
+    rows = {(",".join(c.skills), tuple(c.min_levels.items())): c for c in view.combinations}
+    leveled = rows[("billing,en", (("billing", 3),))]
+    plain = rows[("billing,en", ())]
+    # ann and cy qualify (bob is at level 1, dee lacks en); neither is available.
+    assert (leveled.eligible, leveled.available, leveled.eligible_capped) == (2, 0, False)
+    assert (plain.eligible, plain.eligible_capped) == (3, False)
+    await center.set_level("bob", "billing", 3)  # now bob qualifies, and is available
+    leveled = next(c for c in (await stats.combinations(center)).combinations
+                   if c.min_levels)
+    assert (leveled.eligible, leveled.available) == (3, 1)
+    await center.delete_agent("cy")
+    assert await stats.eligible_at_levels(center, {"billing": 3, "en": 1}) == (2, False)
+    assert await stats.eligible_at_levels(center, {"billing": 5, "en": 1}) == (0, False)
+    # Capped: the walk stops after `examine` agents of the rarest skill (en: ann, bob).
+    found, capped = await stats.eligible_at_levels(center, {"billing": 3, "en": 1}, examine=1)
+    assert capped and found <= 1
+    assert not await violations(center)

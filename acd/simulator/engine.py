@@ -28,7 +28,9 @@ from acd.connection import connect
 from acd.dispatcher import Dispatcher
 from acd.models import CenterEvent
 from acd.simulator.backends import Backend, ClockSync
+from acd.simulator.center_setup import prepare_center
 from acd.simulator.records import (
+    OFFER_ENDS,
     Record,
     RunResult,
     Snapshot,
@@ -93,17 +95,15 @@ class Engine:
         dispatch_tasks: list[asyncio.Task[None]] = []
         workers: list[Dispatcher] = []
         real0 = time.monotonic()
-        if any(draw.agent_levels) or any(a.min_levels for a in draw.arrivals):
-            raise ValueError("levels and minimum levels (acd.levels) are played by the "
-                             "stepped simulator only (acd.simulator.stepped), not yet in "
-                             "real time")
         for kind in self.scenario.types():
             if not any(set(kind.skills) <= set(skills) for skills in draw.agents):
                 self._note(f"no agent has every skill of contact type {kind.signature}: "
                            "those contacts can only wait")
         try:
             await self.backend.start()
-            await self._setup(agent_ids, draw.agents)
+            await prepare_center(self.backend, self.scenario, draw, agent_ids,
+                                 {",".join(r.arrival.skills) for r in self.records.values()},
+                                 self._note)
             if self.dispatchers:
                 dispatch_redis = connect(self.redis_url)
                 workers = [Dispatcher(Center(dispatch_redis, self.backend.center),
@@ -149,29 +149,6 @@ class Engine:
             agents=agent_ids, elapsed=end,
             real_seconds=time.monotonic() - real0, stopped=stopped, run_id=self.run_id,
             events_seen=self.events_seen, notes=self.notes)
-
-    async def _setup(self, agent_ids: list[str], skills: list[list[str]]) -> None:
-        sem = asyncio.Semaphore(20)
-
-        async def one(agent_id: str, agent_skills: list[str]) -> None:
-            async with sem:
-                if not await self.backend.create_agent(agent_id, agent_skills):
-                    self._note(f"agent {agent_id} existed already: reused as it is")
-                    await self.backend.set_agent_available(agent_id, False)
-
-        # Also 0: a center kept from an earlier run may have another wrap-up time.
-        await self.backend.set_wrap_up(self.scenario.wrap_up_real)
-        await asyncio.gather(*(one(a, s) for a, s in zip(agent_ids, skills, strict=True)))
-        if self.scenario.offer_timeout_seconds:  # the agents answer: see _on_offered
-            await self.backend.set_offers(self.scenario.offer_timeout_real)
-        if self.scenario.priorities:  # the ACD's clock runs scale times slower
-            await self.backend.set_seconds_per_point(self.scenario.priority_seconds / self.scale)
-        await self.backend.set_agent_choice(self.scenario.agent_choice)
-        if self.scenario.relaxation or self.scenario.max_wait:  # acd.steps; none by default
-            combinations = {",".join(r.arrival.skills) for r in self.records.values()}
-            for combination, steps in self.scenario.default_steps(combinations).items():
-                await self.backend.set_default_steps(combination.split(","), steps)
-        await self.backend.set_open(True)
 
     async def _sync_clock(self) -> None:
         for _ in range(5):
@@ -229,7 +206,8 @@ class Engine:
     async def _caller(self, rec: Record) -> None:
         t0 = time.time()
         contact = await self.backend.create_contact(rec.id, rec.arrival.skills,
-                                                    rec.arrival.priority)
+                                                    rec.arrival.priority,
+                                                    rec.arrival.min_levels or None)
         if not self._clock_fixed:
             self.clock.sample(contact.queued_at, t0, time.time())
         if contact.id != rec.id:  # the ACD chose the id (the demo's POST /contact)
@@ -265,6 +243,9 @@ class Engine:
                     self._on_step(ev)
                 elif ev.type == "contact_offered":
                     self._on_offered(ev)
+                elif ev.type in OFFER_ENDS and (rec := self.records.get(
+                        ev.fields.get("contact", ""))) is not None:
+                    rec.offer_ended(OFFER_ENDS[ev.type], ev.ms, ev.fields.get("reason"))
 
     def _rename(self, rec: Record, contact_id: str) -> None:
         """Follow a contact under the id the ACD gave it; its assignment may have been
@@ -282,7 +263,8 @@ class Engine:
         rec = self.records.get(ev.fields.get("contact", ""))
         if rec is None:
             return
-        offer, rec.offers = rec.offers, rec.offers + 1
+        offer = rec.offers
+        rec.offer_made(ev.ms)
         if self.scenario.accepts(rec.arrival.index, offer):
             self._spawn(self._accept(ev.fields.get("agent", ""), rec.id))
 

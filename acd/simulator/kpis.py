@@ -18,6 +18,13 @@ the end of the warm-up to the end of arrivals):
   asa                 mean wait of the answered contacts (zero waits included)
   wait_mean/p90/p99   the same waits' mean and percentiles (nearest rank)
   occupancy           busy time / (agents x window); busy = assigned until completed
+  offers              with offers on (acd.offers; None otherwise): offers made to the
+                      window's contacts, how each ended (accepted, rejected, timed out,
+                      withdrawn: the caller hung up; open: not ended when the run did),
+                      the misses that put the agent on a break (missed_offers), and
+                      offered_mean: the mean time an answered contact spent offered, its
+                      missed offers and the accepted one together - the part of its wait
+                      the offers themselves held it
 Intervals: the window is cut into equal batches by arrival time; the 95 % interval is
 mean +/- t(0.975, B-1) x sd(batch means) / sqrt(B). Waits are correlated from one contact
 to the next; batch means of batches much longer than a busy period are nearly independent.
@@ -28,7 +35,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 from pydantic import BaseModel
@@ -61,6 +68,10 @@ class Outcome:
     priority: int = 0
     closed: bool = False  # by a step by waiting time (acd.steps)
     moved: str | None = None  # "relaxed" | "overflowed": a step changed its skills
+    offers: int = 0  # offers made to it (acd.offers)
+    offer_ends: dict[str, int] = field(default_factory=dict)  # how they ended: counts
+    offer_breaks: int = 0  # its missed offers that put the agent on a break
+    offered: float = 0.0  # scenario seconds it spent offered
 
     @property
     def at(self) -> float:
@@ -77,6 +88,32 @@ class Interval(BaseModel):
     mean: float | None
     half_width: float | None  # 95 %; None with fewer than 2 usable batches
     batches: int
+
+
+class OfferKpis(BaseModel):
+    """What became of the offers (see the module); made = the ends + open."""
+
+    made: int
+    accepted: int
+    rejected: int
+    timed_out: int
+    withdrawn: int
+    open: int
+    missed_offer_breaks: int
+    offered_mean: float | None  # scenario seconds, answered contacts
+
+
+def offer_kpis(items: Sequence[Outcome]) -> OfferKpis | None:
+    """The offers of ``items``; None when none was offered (offers off)."""
+    made = sum(o.offers for o in items)
+    if not made:
+        return None
+    ends = {how: sum(o.offer_ends.get(how, 0) for o in items)
+            for how in ("accepted", "rejected", "timed_out", "withdrawn")}
+    held = [o.offered for o in items if o.answered]
+    return OfferKpis(made=made, **ends, open=made - sum(ends.values()),
+                     missed_offer_breaks=sum(o.offer_breaks for o in items),
+                     offered_mean=_ratio(math.fsum(held), len(held)))
 
 
 class Kpis(BaseModel):
@@ -102,6 +139,7 @@ class Kpis(BaseModel):
     relaxed_rate: float | None = None
     overflowed_rate: float | None = None
     closed_rate: float | None = None
+    offers: OfferKpis | None = None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -161,6 +199,7 @@ def summarize(outcomes: Iterable[Outcome], threshold: float, epsilon: float) -> 
         relaxed_rate=_ratio(sum(1 for o in items if o.moved == "relaxed"), len(items)),
         overflowed_rate=_ratio(sum(1 for o in items if o.moved == "overflowed"), len(items)),
         closed_rate=_ratio(closed, len(items)),
+        offers=offer_kpis(items),
     )
 
 

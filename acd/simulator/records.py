@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from acd.offers import MISSED_OFFERS
 from acd.simulator.kpis import Outcome
 from acd.simulator.scenario import Arrival
 
@@ -29,8 +30,31 @@ class Record:
     ended_at: float | None = None
     outcome: str | None = None  # "answered" | "abandoned" | "closed" | "cut" (by the stop)
     moved: str | None = None  # "relaxed" | "overflowed": a step by waiting time (acd.steps)
-    offers: int = 0  # offers made to it (acd.offers): all but the accepted one missed
+    offers: int = 0  # offers made to it (acd.offers)
+    offer_ends: dict[str, int] = field(default_factory=dict)  # how its offers ended: counts
+    offer_breaks: int = 0  # of its missed offers, those that put the agent on a break
+    offered_since: float | None = None  # while offered: when (ms)
+    offered_ms: float = 0.0  # time spent offered, every offer together (ms)
     assigned: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+    def offer_made(self, ms: float) -> None:
+        self.offers += 1
+        self.offered_since = ms
+
+    def offer_ended(self, how: str, ms: float, reason: str | None) -> None:
+        """An offer of this contact ended (``how``: one of OFFER_ENDS' values) at ``ms``;
+        ``reason`` missed_offers: the miss put the agent on a break."""
+        if self.offered_since is not None:
+            self.offered_ms += max(0.0, ms - self.offered_since)
+            self.offered_since = None
+        self.offer_ends[how] = self.offer_ends.get(how, 0) + 1
+        self.offer_breaks += reason == MISSED_OFFERS
+
+
+OFFER_ENDS = {"offer_accepted": "accepted", "offer_rejected": "rejected",
+              "offer_timed_out": "timed_out", "offer_withdrawn": "withdrawn"}
+"""The events that end an offer, and how (acd.offers)."""
 
 
 @dataclass
@@ -93,11 +117,13 @@ def outcome(rec: Record, to_scenario: Callable[[float], float], scale: float
         wait_ms = rec.ended_at - rec.queued_at
     busy_to = rec.ended_at if answered and rec.ended_at else None
     return Outcome(
-        signature=",".join(rec.arrival.skills), arrived=to_scenario(rec.queued_at),
+        signature=rec.arrival.signature, arrived=to_scenario(rec.queued_at),
         answered=answered and rec.outcome == "answered",
         abandoned=rec.outcome == "abandoned", closed=rec.outcome == "closed", moved=rec.moved,
         wait=None if wait_ms is None else wait_ms / 1000.0 * scale,
         agent=rec.agent if answered else None,
         busy_from=to_scenario(rec.busy_from or rec.assigned_at or 0) if answered else None,
         busy_to=to_scenario(busy_to) if busy_to else None,
-        index=rec.arrival.index, planned=rec.arrival.at, priority=rec.arrival.priority)
+        index=rec.arrival.index, planned=rec.arrival.at, priority=rec.arrival.priority,
+        offers=rec.offers, offer_ends=dict(rec.offer_ends), offer_breaks=rec.offer_breaks,
+        offered=rec.offered_ms / 1000.0 * scale)

@@ -99,6 +99,18 @@ def kpi_table(report: Report) -> Table:
         rows.append(("relaxed / overflowed / closed", f"{_pct(k.relaxed_rate)} / "
                      f"{_pct(k.overflowed_rate)} / {_pct(k.closed_rate)}",
                      "by a step by waiting time; % of offered (closed: its maximum wait)"))
+    if k.offers is not None:  # acd.offers
+        o = k.offers
+        rows += [
+            ("offers made", f"{o.made}", "to the window's contacts"),
+            ("accepted / rejected / timed out", f"{o.accepted} / {o.rejected} / "
+             f"{o.timed_out}", f"withdrawn (caller hung up) {o.withdrawn}, still open "
+             f"{o.open}"),
+            ("missed-offer breaks", f"{o.missed_offer_breaks}",
+             "misses that put the agent on a break (max_misses in a row)"),
+            ("time offered, mean", _sec(o.offered_mean),
+             "wait the offers held an answered contact (missed ones + the accepted one)"),
+        ]
     for row in rows:
         t.add_row(*row)
     t.caption = "± : 95% batch-means interval" if any(

@@ -88,8 +88,14 @@ class Report(BaseModel):
 
     def document(self) -> dict[str, Any]:
         # Without a priority mix the document stays what it was before priorities.
-        return self.model_dump(mode="json", exclude=set() if self.per_priority
-                               else {"per_priority"})
+        doc = self.model_dump(mode="json", exclude=set() if self.per_priority
+                              else {"per_priority"})
+        # Without offers too (acd.offers): no "offers" entry in any KPIs.
+        for kpis in [doc["kpis"], *doc["per_skill"].values(),
+                     *doc.get("per_priority", {}).values()]:
+            if kpis.get("offers") is None:
+                kpis.pop("offers", None)
+        return doc
 
 
 def _interval_metrics() -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Jupyter widgets of the lab: agent board, contact composer, live view, statistics
-board, assignment explanations.
+board, assignment explanations, offers to answer.
 
 The logic lives in plain classes that hold their ipywidgets (``.widget``) and display as
 them; tests drive them without a browser by setting widget values and awaiting
@@ -12,7 +12,8 @@ from lab.widgets.composer import ContactComposer
 from lab.widgets.explain import ExplanationView
 from lab.widgets.laa import LAALab
 from lab.widgets.live import LiveView
+from lab.widgets.offers import OffersBoard
 from lab.widgets.stats import StatsBoard
 
 __all__ = ["AgentBoard", "ContactComposer", "ExplanationView", "LAALab", "LiveView",
-           "StatsBoard"]
+           "OffersBoard", "StatsBoard"]

@@ -145,6 +145,16 @@ class Following(TaskRunner):
         self.stopped_reason = reason
         self._show_following(False)
 
+    def resend(self) -> None:
+        """Send every widget's state to the front-end again, from the caller's cell. A
+        notebook executor (nbclient) keeps a widget's state from the messages of the cell
+        running when it changed; changes drawn by the background tasks belong to the cell
+        that started them and are not kept, so a recorded notebook would show the
+        widget's first state. Call it last (after stop() and refresh())."""
+        widget = getattr(self, "widget", None)
+        if widget is not None:
+            _resend_tree(widget)
+
     def close(self) -> None:
         """Stop following and close the widgets (they disappear from the page)."""
         self.stop()
@@ -266,6 +276,13 @@ class Following(TaskRunner):
             if not self.busy:
                 return
 
+
+
+def _resend_tree(widget: Any) -> None:
+    for child in getattr(widget, "children", ()):
+        _resend_tree(child)
+    widget.layout.send_state()
+    widget.send_state()
 
 
 def _close_tree(widget: Any) -> None:

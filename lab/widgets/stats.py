@@ -19,7 +19,7 @@ from typing import Any
 import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import AgentState, Center
-from acd.models import CenterStats, WaitingCombinations
+from acd.models import CenterStats, CombinationStats, WaitingCombinations
 from acd.stats import combinations
 from lab.widgets._base import age, error_html, esc
 from lab.widgets._follow import Event, Following
@@ -35,6 +35,11 @@ async def read(center: Center, limit: int = COMBINATIONS
 def _row(cells: list[str], head: bool = False) -> str:
     tag = "th" if head else "td"
     return "<tr>" + "".join(f"<{tag} style='padding:2px 8px'>{c}</{tag}>" for c in cells) + "</tr>"
+
+
+def shown_skills(c: CombinationStats) -> str:
+    """A combination as a person reads it: each minimum level after its skill."""
+    return " + ".join(f"{s} ≥ {c.min_levels[s]}" if s in c.min_levels else s for s in c.skills)
 
 
 class StatsBoard(Following):
@@ -85,13 +90,15 @@ class StatsBoard(Following):
                      head=True)]
         for c in combos.combinations:
             sig = ",".join(c.skills)
-            why = ("nobody has these skills" if c.eligible == 0 else
+            eligible = f"≥ {c.eligible}" if c.eligible_capped else str(c.eligible)
+            why = ("nobody has these skills" + (" at these levels" if c.min_levels else "")
+                   if c.eligible == 0 else
                    "its agents are busy or away" if c.available == 0 else "")
             rows.append(_row([
                 f"<code data-combination='{esc(sig)}' data-row='{c.waiting}|{c.state.value}|"
-                f"{c.eligible}|{c.available}'>{esc(' + '.join(c.skills))}</code>",
+                f"{esc(eligible)}|{c.available}'>{esc(shown_skills(c))}</code>",
                 str(c.waiting), age(c.oldest_wait_ms),
-                f"{esc(c.state.value)} <i>{esc(why)}</i>", str(c.eligible), str(c.available)]))
+                f"{esc(c.state.value)} <i>{esc(why)}</i>", eligible, str(c.available)]))
         more = (f"<br><i>{combos.total - len(combos.combinations)} more combinations</i>"
                 if combos.total > len(combos.combinations) else "")
         self.table.value = (f"<b>Why contacts wait, per skill combination</b>"
@@ -120,6 +127,7 @@ class StatsBoard(Following):
         return {
             "following": True, "waiting": stats.waiting,
             "agents": {s.value: stats.agents.get(s, 0) for s in AgentState},
-            "combinations": {",".join(c.skills): f"{c.waiting}|{c.state.value}|{c.eligible}|"
-                             f"{c.available}" for c in combos.combinations},
+            "combinations": {",".join(c.skills): f"{c.waiting}|{c.state.value}|"
+                             f"{'≥ ' if c.eligible_capped else ''}{c.eligible}|{c.available}"
+                             for c in combos.combinations},
         }

@@ -64,10 +64,14 @@ def test_snapshot_draws_the_saved_tree() -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["widgets"] = {WIDGET_STATE: {"state": {
         "box": {"model_name": "HBoxModel",
-                "state": {"children": ["IPY_MODEL_t", "IPY_MODEL_h", "IPY_MODEL_gone"]}},
+                "state": {"children": ["IPY_MODEL_t", "IPY_MODEL_h", "IPY_MODEL_gone",
+                                        "IPY_MODEL_hidden"]}},
         "t": {"model_name": "ToggleButtonModel", "state": {"description": "Billing",
                                                             "value": True}},
         "h": {"model_name": "HTMLModel", "state": {"value": "<b>queue length: 2</b>"}},
+        "hidden": {"model_name": "ButtonModel", "state": {"description": "Accept",
+                                                          "layout": "IPY_MODEL_none"}},
+        "none": {"model_name": "LayoutModel", "state": {"display": "none"}},
     }}}
     nb.cells.append(nbformat.v4.new_code_cell("w", outputs=[nbformat.v4.new_output(
         "display_data", data={WIDGET_VIEW: {"model_id": "box"}, "text/plain": "HBox(...)"})]))
@@ -75,3 +79,4 @@ def test_snapshot_draws_the_saved_tree() -> None:
     data = nb.cells[0].outputs[0]["data"]
     assert "☑ Billing" in data["text/html"] and "<b>queue length: 2</b>" in data["text/html"]
     assert data["text/plain"].startswith("(an interactive widget")
+    assert "Accept" not in data["text/html"]  # hidden (display none): not drawn

@@ -35,6 +35,14 @@ async def test_stats_board_follows_changes_by_others(center: Center, other: Cent
     await board.settle()
     assert board.displayed()["combinations"] == {"French": "1|parked|0|0"}
     assert "nobody has these skills" in board.table.value
+    await other.create_contact(["English"], min_levels={"English": 4})  # a1, a2: level 1
+    await board.settle()
+    assert board.displayed()["combinations"]["English"] == "1|parked|0|0"
+    assert "English ≥ 4" in board.table.value and "at these levels" in board.table.value
+    await other.set_level("a2", "English", 4)
+    await board.settle()
+    await shows_redis(board)
+    assert board.displayed()["combinations"]["English"] == "1|ready|1|1"
     assert board.errors == []
     board.stop()
     assert board.displayed()["following"] is False and "snapshot" in board.status.value

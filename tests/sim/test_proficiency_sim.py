@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from acd import Center, connect
-from acd.simulator import AgentGroup, ContactType, HandleTime, Scenario
+from acd.simulator import AgentGroup, ContactType, HandleTime, Scenario, run
 from acd.simulator.stepped import run_stepped
 
 EXPERT = "billing:3"
@@ -61,3 +61,26 @@ async def test_minimums_are_met_and_best_proficiency_costs_the_experts_contacts(
     assert share["best"] > share["laa"]
     assert sl["best"][1] is not None and sl["laa"][1] is not None
     assert sl["best"][1] < sl["laa"][1]  # the experts' own contacts pay for it
+
+
+async def test_the_real_time_engine_plays_levels(redis_url: str) -> None:
+    """The same agents and contact types in scaled real time (acd.simulator.engine): the
+    agents get their levels and the contacts their minimums, so only an expert serves a
+    contact needing billing at level 3."""
+    fast = scenario("longest_available").model_copy(update={
+        "center": f"lv-{uuid.uuid4().hex[:8]}", "duration": 900, "warmup": 0,
+        "time_scale": 900, "drain_timeout": 20})
+    redis = connect(redis_url)
+    try:
+        report = await run(fast, via="redis", redis_url=redis_url, dispatchers=1)
+        levels = {a.id: a.levels for a in await Center(redis, str(fast.center)).list_agents()}
+    finally:
+        await Center(redis, str(fast.center)).wipe()
+        await redis.aclose()
+    assert levels["sim-007"] == {"billing": 4} and levels["sim-001"] == {"billing": 1}
+    outcomes = report.samples.outcomes
+    expert_contacts = [o for o in outcomes if o.signature == EXPERT and o.answered]
+    assert expert_contacts, "no contact needing level 3 was drawn and answered"
+    assert {o.agent for o in expert_contacts} <= {"sim-007", "sim-008", "sim-009"}
+    assert set(report.per_skill) == {"billing", EXPERT}
+    assert not report.overlaps and report.kpis.unfinished == 0

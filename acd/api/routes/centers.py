@@ -123,8 +123,9 @@ async def stats_combinations(
     """Why contacts wait: each skill combination contacts wait with (the longest waiting
     first), how many wait and for how long, whether a dispatch round looks at it
     (``ready``) or skips it because nobody available could serve it (``parked``), and how
-    many agents have all its skills (``eligible``) and are available now (``available``).
-    ``total`` counts every combination, listed or not."""
+    many agents have all its skills, at its minimum levels if it has any (``eligible``;
+    ``eligible_capped``: a lower bound, too many agents to read) and are available now
+    (``available``). ``total`` counts every combination, listed or not."""
     return await combinations(center, limit)
 
 

@@ -156,9 +156,10 @@ class ApiBackend(Backend):
         first (the API never drops a contact an agent holds)."""
         await self._call("DELETE", "", ok=(200, 404))
 
-    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+    async def create_agent(self, agent_id: str, skills: list[str],
+                           levels: dict[str, int] | None = None) -> bool:
         body = {"id": agent_id, "fname": "Sim", "lname": agent_id, "skills": skills,
-                "available": False}
+                "available": False, **({"levels": levels} if levels else {})}
         response = await self._call("POST", "/agents", ok=(201, 409), json_body=body)
         return response.status_code == 201
 
@@ -175,10 +176,11 @@ class ApiBackend(Backend):
     async def set_agent_choice(self, choice: AgentChoice) -> None:
         await self._call("PUT", "/agent-choice", json_body={"choice": choice.value})
 
-    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
-                             ) -> Contact:
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0,
+                             min_levels: dict[str, int] | None = None) -> Contact:
         response = await self._call("POST", "/contacts", json_body={
-            "skills": skills, "id": contact_id, "priority": priority})
+            "skills": skills, "id": contact_id, "priority": priority,
+            **({"min_levels": min_levels} if min_levels else {})})
         return Contact.model_validate(response.json())
 
     async def set_seconds_per_point(self, seconds: float) -> None:
@@ -242,7 +244,10 @@ class DemoApiBackend(ApiBackend):
 
     name = "demo"
 
-    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+    async def create_agent(self, agent_id: str, skills: list[str],
+                           levels: dict[str, int] | None = None) -> bool:
+        if levels:
+            raise NotImplementedError("the demo's routes know no levels: use via='api'")
         body = {"fname": "Sim", "lname": agent_id, "skills": skills}
         created = await self._request("POST", f"/agent/agent:{agent_id}", (201, 409), body)
         if (await self.http.get(f"{self.base}/agents/{agent_id}")).status_code == 404:
@@ -257,10 +262,13 @@ class DemoApiBackend(ApiBackend):
     async def set_open(self, is_open: bool) -> None:
         await self._request("POST", "/acd", json_body={"state": 1 if is_open else 0})
 
-    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
-                             ) -> Contact:
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0,
+                             min_levels: dict[str, int] | None = None) -> Contact:
         """Queues a contact whose id the API chooses (the returned contact's id); the
-        demo's route knows no priority (the engine refuses a priority mix here)."""
+        demo's route knows no priority (the engine refuses a priority mix here) nor
+        minimum levels."""
+        if min_levels:
+            raise NotImplementedError("the demo's routes know no levels: use via='api'")
         created = await self._request("POST", "/contact", json_body={"skills": skills})
         key = created.json()["contact_key"]
         return await self.get_contact(key.partition(":")[2])

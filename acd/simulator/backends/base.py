@@ -29,8 +29,10 @@ class Backend(ABC):
         """A fresh center for the run: the center's agents, contacts and events deleted."""
 
     @abstractmethod
-    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
-        """Create an unavailable agent; False if an agent with that id exists already."""
+    async def create_agent(self, agent_id: str, skills: list[str],
+                           levels: dict[str, int] | None = None) -> bool:
+        """Create an unavailable agent (``levels``: skill -> 1-5 for some of its skills,
+        acd.levels); False if an agent with that id exists already."""
 
     @abstractmethod
     async def set_agent_available(self, agent_id: str, available: bool) -> None: ...
@@ -47,9 +49,10 @@ class Backend(ABC):
         """Which qualified available agent a contact gets (acd.agent_choice)."""
 
     @abstractmethod
-    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
-                             ) -> Contact:
-        """Queue a contact; a retry with the same id returns the contact, never a second."""
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0,
+                             min_levels: dict[str, int] | None = None) -> Contact:
+        """Queue a contact (``min_levels``: skill -> lowest level, acd.levels); a retry
+        with the same id returns the contact, never a second."""
 
     async def set_seconds_per_point(self, seconds: float) -> None:
         """The center's priority setting (acd.priority), in the ACD's real seconds."""

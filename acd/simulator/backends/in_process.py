@@ -33,9 +33,11 @@ class RedisBackend(Backend):
         (a run interrupted with contacts assigned leaves nothing stuck)."""
         await self.acd.wipe()
 
-    async def create_agent(self, agent_id: str, skills: list[str]) -> bool:
+    async def create_agent(self, agent_id: str, skills: list[str],
+                           levels: dict[str, int] | None = None) -> bool:
         try:
-            await self.acd.create_agent(agent_id, "Sim", agent_id, skills, available=False)
+            await self.acd.create_agent(agent_id, "Sim", agent_id, skills, available=False,
+                                        levels=levels)
         except AlreadyExists:
             return False
         return True
@@ -52,10 +54,11 @@ class RedisBackend(Backend):
     async def set_agent_choice(self, choice: AgentChoice) -> None:
         await self.acd.set_agent_choice(choice)
 
-    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0
-                             ) -> Contact:
+    async def create_contact(self, contact_id: str, skills: list[str], priority: int = 0,
+                             min_levels: dict[str, int] | None = None) -> Contact:
         try:
-            return await self.acd.create_contact(skills, contact_id, priority)
+            return await self.acd.create_contact(skills, contact_id, priority,
+                                                 min_levels=min_levels)
         except AlreadyExists:  # a retried call that had succeeded
             return await self.acd.get_contact(contact_id)
 
