@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from acd.commands import command
 from acd.errors import InvalidInput
 from acd.functions import fcall
-from acd.keys import Keys, check_name, valid_name
+from acd.keys import Keys, valid_name
 from acd.levels import MAX_LEVEL, MIN_LEVEL, check_levels, qualifies
 from acd.models import Agent, Candidate
 
@@ -61,10 +61,10 @@ class CenterProficiency:
         mins = {s: m for s, m in (min_levels or {}).items() if m > MIN_LEVEL}
         try:
             check_levels("min_levels", dict(min_levels or {}), needed)
-            for s in needed:
-                check_name("skill", s)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+        for s in needed:
+            valid_name("skill", s)
         if not needed:
             raise InvalidInput("skills: at least one is needed")
         sets = [self.keys.avail_at(mins[s], s) if s in mins else self.keys.avail(s)

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from acd.errors import InvalidInput
 from acd.functions import Functions
-from acd.keys import Keys, check_name
+from acd.keys import Keys, valid_name
 from acd.models import ContactIn, problem
 from acd.steps import MAX_STEPS, StepIn, WaitStep, stored_json
 
@@ -57,11 +57,8 @@ class CenterRelaxation:
         """The steps a contact needing exactly ``skills`` gets when queued without its own
         (``[]``: none); contacts waiting keep theirs. Returns the previous default."""
         wanted = sorted(skills)
-        try:
-            for skill in wanted:
-                check_name("skill", skill)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        for skill in wanted:
+            valid_name("skill", skill)
         if not wanted:
             raise InvalidInput("skills: at least one (the combination the default is for)")
         if len(steps) > MAX_STEPS:
