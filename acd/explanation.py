@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, cast
 
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from acd.agent_choice import FEWEST_SPAN
@@ -37,14 +39,71 @@ from acd.errors import InvalidInput, NotFound
 from acd.functions import Functions
 from acd.keys import Keys, check_name
 from acd.levels import signature
-from acd.models import (
-    AgentChoice,
-    Decider,
-    ExplainedCandidate,
-    ExplainedHead,
-    Explanation,
-    OrderRule,
-)
+from acd.models import AgentChoice
+
+
+class OrderRule(StrEnum):
+    """Why a dispatch round served a contact when it did."""
+
+    ARRIVAL = "arrival"  # the oldest contact an available agent could serve (FIFO)
+    PRIORITY = "priority"  # its head start put it before contacts that arrived earlier
+
+
+class Decider(StrEnum):
+    """What made the winner first among the qualified agents."""
+
+    LONGEST_AVAILABLE = "longest_available"  # available earlier than the runner-up
+    FEWEST_SKILLS = "fewest_skills"  # fewer skills than the runner-up
+    AGENT_ID = "agent_id"  # a tie on every score: Redis orders equal scores by member
+
+
+class ExplainedCandidate(BaseModel):
+    """A qualified available agent a dispatch round chose from, as it was then."""
+
+    agent: str
+    rank: int = Field(description="1: the winner; the order of the rule")
+    score: float = Field(description="its score in the sets the round walked: the rule's "
+                         "sort key (available_since, or skills x 1e13 + available_since)")
+    available_since: int = Field(description="ms it had been available since")
+    skills: int | None = Field(None, description="its skill count (fewest_skills)")
+
+
+class ExplainedHead(BaseModel):
+    """A contact the round served this one before: the next of its own combination, or
+    the oldest of another combination some available agent could serve."""
+
+    combination: str = Field(description="its skill combination ('a,b')")
+    contact: str | None = Field(None, description="named for the same combination only")
+    virtual_arrival: float = Field(description="its place: queue score minus head start")
+    overtaken: bool = Field(description="it ranks before this contact's real arrival: "
+                            "without its head start this contact would have waited for it")
+
+
+class Explanation(BaseModel):
+    """Why a contact went to its agent, recorded by the dispatch round that decided
+    (GET /v1/centers/{c}/contacts/{id}/explanation)."""
+
+    contact: str
+    agent: str
+    assigned_at: int
+    skills: list[str]
+    rule: str = Field(description="the agent choice that chose (AgentChoice values)")
+    decided_by: Decider
+    candidates: list[ExplainedCandidate] = Field(
+        description="the first qualified agents the round met, winner first")
+    qualified: int = Field(description="qualified agents on the page the walk chose from "
+                           "(candidates lists the first few); any other ranks after them")
+    walked: tuple[str, int, int] = Field(
+        description="the smallest set the walk read in order: skill, size, entries read")
+    order: OrderRule
+    queued_at: int
+    priority: int
+    head_start_ms: int
+    virtual_arrival: float
+    served_before: list[ExplainedHead] = Field(
+        description="contacts the round had read that ranked after this one")
+    summary: str = Field(description="the same, in one sentence")
+
 
 # rule -> (score in the walked sets -> its sort keys, each with the Decider it stands for)
 SCORES: dict[str, Callable[[float], list[tuple[Decider, float]]]] = {
