@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 
 from acd import bulk, center_keys, durable
 from acd.agent_choice import AgentChoiceMixin
-from acd.commands import command, json_get, json_get_raw, time_us
+from acd.commands import command, json_get, json_get_raw
 from acd.errors import InvalidInput, NotFound
 from acd.explanation import CenterExplanations
 from acd.functions import Functions, fcall
@@ -35,12 +35,10 @@ from acd.models import (
     AgentState,
     Assignment,
     Candidate,
-    CenterStats,
     Contact,
     ContactIn,
     DispatchMode,
     DispatchRound,
-    QueueView,
     SkillDeletion,
     check_reason,
     problem,
@@ -51,6 +49,7 @@ from acd.priority import CenterPriority
 from acd.proficiency import CenterProficiency
 from acd.relaxation import CenterRelaxation
 from acd.settings import get_settings
+from acd.stats import CenterStatistics
 from acd.steps import stored_json
 from acd.streams import CenterStreams
 from acd.wrap_up import CenterWrapUp
@@ -79,9 +78,10 @@ def _model(cls: type[Any], **fields: Any) -> Any:
 
 
 class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency,
-             CenterExplanations, CenterRelaxation, CenterOffers):
+             CenterExplanations, CenterRelaxation, CenterOffers, CenterStatistics):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
-    the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
+    the clock from :class:`acd.streams.CenterStreams`, the queue, counters and
+    statistics from acd.stats, priorities from acd.priority, the
     agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
     from acd.proficiency, assignments' explanations from acd.explanation, steps by
     waiting time from acd.relaxation, offers from acd.offers."""
@@ -310,17 +310,6 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             valid_name("contact id", contact_id), "abandon", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)
 
-    async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
-        """The oldest ``limit`` waiting contacts with the ms they were queued."""
-        rows = await command(self.redis, "ZRANGE", self.keys.queue, 0, limit - 1, "WITHSCORES")
-        return _queued(rows)
-
-    async def queue_view(self, limit: int = 10) -> QueueView:
-        """The queue's length and oldest ``limit`` contacts, the dispatch mode and whether
-        the center is open, with the server's clock, in one round trip."""
-        view, _ = await self._queue_and_counters(limit)
-        return view
-
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET
                        ) -> list[Assignment]:
@@ -371,53 +360,6 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         """The stored KPI document, None if there is none."""
         return cast(dict[str, Any] | None, await json_get(self.redis, self.keys.kpis))
 
-    # -- statistics and cleanup -----------------------------------------------------
-    async def counters(self) -> dict[str, int]:
-        """The cumulative counters: offered, assigned, completed, abandoned, wait_ms."""
-        raw = await cast(Any, self.redis.hgetall(self.keys.stats))
-        return {str(k): int(v) for k, v in raw.items()}
-
-    async def _queue_and_counters(self, limit: int) -> tuple[QueueView, dict[str, str]]:
-        # TIME on its own: a cluster pipeline refuses a command without a key.
-        now = await self.redis.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.keys.queue)
-            pipe.zrange(self.keys.queue, 0, limit - 1, withscores=True)
-            pipe.hgetall(self.keys.stats)
-            pipe.hmget(self.keys.meta, ["open", "dispatch"])
-            length, oldest, counters, (is_open, mode) = await pipe.execute()
-        view = QueueView(now_ms=time_us(now) // 1000, open=is_open == "1",
-                         dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
-                         length=int(length), oldest=_queued(oldest))
-        return view, counters
-
-    async def stats(self) -> CenterStats:
-        view, counters = await self._queue_and_counters(1)
-        by_state = {s: 0 for s in AgentState}
-        breaks: dict[str, int] = {}
-        for agent in await self.list_agents():
-            by_state[agent.state] += 1
-            if agent.reason is not None:
-                breaks[agent.reason] = breaks.get(agent.reason, 0) + 1
-        assigned = int(counters.get("assigned", 0))
-        return CenterStats(
-            center=self.name,
-            open=view.open,
-            dispatch_mode=view.dispatch_mode,
-            waiting=view.length,
-            oldest_wait_ms=max(0, view.now_ms - view.oldest[0][1]) if view.oldest else 0,
-            agents=by_state,
-            breaks=dict(sorted(breaks.items())),
-            offered=int(counters.get("offered", 0)),
-            assigned=assigned,
-            completed=int(counters.get("completed", 0)),
-            abandoned=int(counters.get("abandoned", 0)),
-            mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
-            closed=int(counters.get("closed", 0)), relaxed=int(counters.get("relaxed", 0)),
-            overflowed=int(counters.get("overflowed", 0)),
-            mean_abandon_wait_ms=_mean(counters, "abandon_wait_ms", "abandoned"),
-        )
-
     async def delete(self) -> bulk.CenterDeletion:
         """What DELETE /v1/centers/{center} does: refused (InvalidState, naming them) while
         contacts are assigned; else waiting contacts are abandoned and every agent and key
@@ -443,14 +385,4 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         for start in range(0, len(names), 500):
             deleted += await self.redis.unlink(*names[start:start + 500])
         return deleted
-
-
-def _mean(counters: dict[str, str], total: str, count: str) -> float | None:
-    n = int(counters.get(count, 0))
-    return int(counters.get(total, 0)) / n if n else None
-
-
-def _queued(rows: Any) -> list[tuple[str, int]]:
-    # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms are the times.
-    return [(str(m), int(float(s))) for m, s in rows]
 

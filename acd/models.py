@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
@@ -299,63 +299,6 @@ class Candidate(BaseModel):
     available_since: int
 
 
-class CenterStats(BaseModel):
-    """Real-time figures of one center plus its cumulative counters."""
-
-    center: str
-    open: bool
-    dispatch_mode: DispatchMode = DispatchMode.AUTOMATIC
-    waiting: int
-    oldest_wait_ms: int
-    agents: dict[AgentState, int]
-    breaks: dict[str, int] = Field(default_factory=dict,
-                                   description="agents unavailable on a break, per reason")
-    offered: int
-    assigned: int
-    completed: int
-    abandoned: int
-    mean_wait_ms: float | None
-    # Steps by waiting time (acd.steps) and abandonment's wait: 0 / None when none.
-    closed: int = 0
-    relaxed: int = 0
-    overflowed: int = 0
-    mean_abandon_wait_ms: float | None = None
-
-
-class CombinationState(StrEnum):
-    """Where the waiting contacts' index (acd/lua/acd.lua) holds a skill combination."""
-
-    READY = "ready"  # some available agent may serve it: the next dispatch round looks at it
-    PARKED = "parked"  # nobody available could serve it when last looked at: rounds skip it
-
-
-class CombinationStats(BaseModel):
-    """The contacts waiting with one skill combination, and who could serve them."""
-
-    skills: list[str] = Field(description="the skills an agent must all have (sorted)")
-    min_levels: dict[str, int] = Field(default_factory=dict, description="the minimum "
-                                       "levels above 1 these contacts ask for (acd.levels)")
-    waiting: int = Field(description="contacts waiting with exactly these skills")
-    oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
-    state: CombinationState = Field(description="ready: a dispatch round will look at it; "
-                                    "parked: nobody available could serve it")
-    eligible: int = Field(description="agents having every skill of the combination, "
-                          "whatever their state")
-    available: int = Field(description="of those, how many are available now")
-
-
-class WaitingCombinations(BaseModel):
-    """Waiting contacts per skill combination, oldest wait first (acd.stats)."""
-
-    center: str
-    waiting: int = Field(description="contacts in the queue")
-    total: int = Field(description="skill combinations with waiting contacts")
-    complete: bool = Field(description="false when there were more parked combinations "
-                           "than one look reads: older ones may be missing from the list")
-    combinations: list[CombinationStats] = Field(
-        description="at most `limit` combinations, the longest waiting first")
-
-
 # Plain dataclasses, not pydantic: the dispatcher, the simulator and the benchmark handle
 # thousands of these per second, and nothing here comes from outside to be validated.
 @dataclass(frozen=True, slots=True)
@@ -397,14 +340,3 @@ class DispatchRound:
     # ms until the center's next wrap-up ends or step by waiting time (acd.steps) is due
     # (None: none pending): wait no longer.
     wrap_up_in_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueView:
-    """The queue and the center's switches, read at one instant of the server's clock."""
-
-    now_ms: int
-    open: bool
-    dispatch_mode: DispatchMode
-    length: int
-    oldest: list[tuple[str, int]] = field(default_factory=list)  # (contact, queued_at)
