@@ -17,12 +17,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from acd import bulk, center_keys, durable
+from acd import center_keys, durable
 from acd.agent_choice import AgentChoiceMixin
+from acd.bulk import CenterBulk
 from acd.commands import command, json_get, json_get_raw
 from acd.errors import InvalidInput, NotFound
 from acd.explanation import CenterExplanations
@@ -39,10 +39,10 @@ from acd.models import (
     ContactIn,
     DispatchMode,
     DispatchRound,
-    SkillDeletion,
     check_reason,
-    problem,
     stored_contact,
+    valid_flag,
+    validated,
 )
 from acd.offers import CenterOffers
 from acd.priority import CenterPriority
@@ -60,28 +60,12 @@ DEFAULT_BATCH = 25
 DEFAULT_BUDGET = 200  # skill combinations one dispatch call may look at (a few µs each)
 
 
-def _flag(name: str, value: bool) -> bool:
-    # Strict like the API: "no" is truthy, and would be taken as True.
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{name}: {value!r} is not a boolean (True or False)")
-    return value
-
-
-def _model(cls: type[Any], **fields: Any) -> Any:
-    try:
-        return cls(**fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {problem(e)}" for e in exc.errors()
-        )
-        raise InvalidInput(problems) from None
-
-
 class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency,
-             CenterExplanations, CenterRelaxation, CenterOffers, CenterStatistics):
+             CenterExplanations, CenterRelaxation, CenterOffers, CenterStatistics, CenterBulk):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
     the clock from :class:`acd.streams.CenterStreams`, the queue, counters and
-    statistics from acd.stats, priorities from acd.priority, the
+    statistics from acd.stats, opening, closing and deleting (skills, the center) from
+    acd.bulk, priorities from acd.priority, the
     agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
     from acd.proficiency, assignments' explanations from acd.explanation, steps by
     waiting time from acd.relaxation, offers from acd.offers."""
@@ -108,11 +92,11 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
     ) -> Agent:
         """``levels``: skill -> 1-5 for some of its skills (acd.proficiency; others: 1)."""
         valid_name("agent id", agent_id)
-        spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills),
-                      levels=dict(levels or {}))
+        spec = validated(AgentIn, fname=fname, lname=lname, skills=list(skills),
+                         levels=dict(levels or {}))
         await self.register()
         raw = await self._fn.agent_create(agent_id, spec.stored(),
-                                          _flag("available", available))
+                                          valid_flag("available", available))
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
@@ -135,7 +119,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
         valid_name("agent id", agent_id)
-        names = _model(AgentNames, fname=fname, lname=lname)
+        names = validated(AgentNames, fname=fname, lname=lname)
         raw = await self._fn.agent_update(agent_id, json.dumps(names.fname),
                                           json.dumps(names.lname))
         return Agent.model_validate_json(raw)
@@ -194,33 +178,10 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             valid_name("agent id", agent_id), valid_name("skill", skill), "remove")
         return Agent.model_validate_json(raw)
 
-    async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
-        """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
-        contacts wait that need it, since nobody could serve them any more; ``force``
-        abandons them instead; also refused (InvalidState, naming them) when it is the
-        only skill of some agents, and NotFound when no agent has it and no waiting
-        contact needs it. A bulk operation (acd.bulk): many short calls."""
-        settings = get_settings()
-        agents, abandoned = await bulk.delete_skill(
-            self._fn, valid_name("skill", skill), _flag("force", force),
-            settings.contact_keep_seconds, settings.acd_bulk_batch)
-        return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
-
     async def list_skills(self) -> list[str]:
         return sorted(await cast(Any, self.redis.smembers(self.keys.skills)))
 
     # -- the center -----------------------------------------------------------------
-    async def open(self) -> int:
-        """Every agent not on a contact becomes available (one on a contact, when it
-        ends); returns how many changed now. A bulk operation (acd.bulk): many short
-        calls, ``ACD_BULK_BATCH`` agents each."""
-        return await bulk.set_open(self._fn, self.redis, True, get_settings().acd_bulk_batch)
-
-    async def close(self) -> int:
-        """Every agent not on a contact becomes unavailable (one on a contact, when it
-        ends); returns how many changed now. A bulk operation, like open()."""
-        return await bulk.set_open(self._fn, self.redis, False, get_settings().acd_bulk_batch)
-
     async def set_dispatch_mode(self, mode: DispatchMode | str) -> DispatchMode:
         """Who assigns this center's contacts: 'automatic' (the dispatcher services) or
         'manual' (only explicit dispatch calls, e.g. a lesson's own dispatcher). Returns
@@ -245,9 +206,9 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         ``min_levels``: the lowest level an agent needs in some of them (acd.proficiency);
         ``steps`` by waiting time: acd.steps (None: the center's default, if any)."""
         cid = valid_name("contact id", contact_id) if contact_id else uuid.uuid4().hex
-        spec = _model(ContactIn, skills=list(skills), priority=priority,
-                      min_levels=dict(min_levels or {}),
-                      steps=None if steps is None else list(steps))
+        spec = validated(ContactIn, skills=list(skills), priority=priority,
+                         min_levels=dict(min_levels or {}),
+                         steps=None if steps is None else list(steps))
         await self.register()
         settings = get_settings()
         call = self._fn.contact_create_call(cid, json.dumps(sorted(spec.skills)), spec.signature,
@@ -337,7 +298,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         This is the explanation of an LAA choice, not how dispatch chooses: dispatch
         stops at the first qualified agent instead of building the whole intersection.
         """
-        spec = _model(ContactIn, skills=list(skills))
+        spec = validated(ContactIn, skills=list(skills))
         sets = [self.keys.avail(s) for s in spec.skills]
         rows = await command(self.redis, "ZINTER", len(sets), *sets, "AGGREGATE", "MIN",
                              "WITHSCORES")
@@ -359,14 +320,6 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
     async def kpis(self) -> dict[str, Any] | None:
         """The stored KPI document, None if there is none."""
         return cast(dict[str, Any] | None, await json_get(self.redis, self.keys.kpis))
-
-    async def delete(self) -> bulk.CenterDeletion:
-        """What DELETE /v1/centers/{center} does: refused (InvalidState, naming them) while
-        contacts are assigned; else waiting contacts are abandoned and every agent and key
-        deleted, in short calls (acd.bulk). NotFound if the center has nothing."""
-        settings = get_settings()
-        return await bulk.delete_center(self._fn, self.redis, settings.contact_keep_seconds,
-                                        settings.acd_bulk_batch)
 
     async def key_names(self) -> list[str]:
         """Every key of this center that exists (acd.center_keys: SCAN, or the center's

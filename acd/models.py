@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -67,6 +68,29 @@ def problem(error: ErrorDetails) -> str:
     if error["type"] == "value_error" and isinstance(cause, ValueError):
         return str(cause)
     return error["msg"]
+
+
+def problems(exc: ValidationError, whole: str = "input") -> str:
+    """Every problem of a pydantic ValidationError in one message, each after the field
+    it is about (``whole`` when it is about the whole input), as InvalidInput says it."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {problem(e)}"
+                     for e in exc.errors())
+
+
+def validated(cls: type[Any], **fields: Any) -> Any:
+    """``cls(**fields)``, or InvalidInput naming every problem (see :func:`problems`)."""
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        raise InvalidInput(problems(exc)) from None
+
+
+def valid_flag(name: str, value: bool) -> bool:
+    """``value`` if it is a bool, else InvalidInput naming ``name``."""
+    # Strict like the API: "no" is truthy, and would be taken as True.
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name}: {value!r} is not a boolean (True or False)")
+    return value
 
 
 class StrictInput(BaseModel):
@@ -320,15 +344,6 @@ class EventPage(NamedTuple):
 
     last_id: str
     events: list[CenterEvent]
-
-
-@dataclass(frozen=True, slots=True)
-class SkillDeletion:
-    """What deleting a skill did."""
-
-    skill: str
-    agents: int  # agents that had it
-    abandoned: int  # waiting contacts that needed it, abandoned (only when forced)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from acd.errors import InvalidInput
 from acd.functions import Functions
 from acd.keys import Keys, valid_name
-from acd.models import ContactIn, problem
+from acd.models import ContactIn, problems
 from acd.steps import MAX_STEPS, StepIn, WaitStep, stored_json
 
 _STEPS = TypeAdapter(list[StepIn])
@@ -38,9 +38,7 @@ def _steps(skills: list[str], steps: Sequence[Any]) -> list[StepIn]:
         parsed = _STEPS.validate_python(list(steps), strict=True)
         return ContactIn(skills=skills, steps=parsed).steps or []
     except ValidationError as exc:
-        raise InvalidInput("; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'steps'}: {problem(e)}"
-            for e in exc.errors())) from None
+        raise InvalidInput(problems(exc, "steps")) from None
 
 
 class CenterRelaxation:
