@@ -35,11 +35,11 @@ from redis.asyncio import Redis
 
 from acd.agent_choice import FEWEST_SPAN
 from acd.commands import json_get
-from acd.errors import InvalidInput, NotFound
+from acd.errors import NotFound
 from acd.functions import Functions
-from acd.keys import Keys, check_name
+from acd.keys import Keys, valid_name
 from acd.levels import signature
-from acd.models import AgentChoice
+from acd.models import AgentChoice, valid_flag
 
 
 class OrderRule(StrEnum):
@@ -230,8 +230,7 @@ class CenterExplanations:
         """Whether dispatch rounds record why they assign each contact (off by default:
         see the module); returns the previous setting. Assignments made meanwhile keep
         the record they have, or have none."""
-        if not isinstance(record, bool):
-            raise InvalidInput(f"record: {record!r} is not a boolean (True or False)")
+        valid_flag("record", record)
         await self.register()
         return await self._fn.explain(record)
 
@@ -243,10 +242,7 @@ class CenterExplanations:
         """Why the contact went to its agent, as the round that assigned it recorded.
         NotFound for a contact that does not exist (or expired) or was never assigned;
         InvalidInput for a malformed id."""
-        try:
-            check_name("contact id", contact_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        valid_name("contact id", contact_id)
         doc = await json_get(self.redis, self.keys.contact(contact_id))
         if not isinstance(doc, dict):
             raise NotFound(f"contact {contact_id}")

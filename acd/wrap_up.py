@@ -16,9 +16,8 @@ from typing import Any, Generic, TypeVar, cast
 
 from redis.asyncio import Redis
 
-from acd.errors import InvalidInput
 from acd.functions import fcall
-from acd.keys import Keys, check_name
+from acd.keys import Keys, valid_name
 from acd.models import Agent, whole_ms
 
 T = TypeVar("T")
@@ -52,10 +51,7 @@ class CenterWrapUp:
     async def end_wrap_up(self, agent_id: str) -> Agent:
         """End an agent's wrap-up now: it becomes available (or unavailable, if it asked
         for that meanwhile). InvalidState when it is not in wrap-up."""
-        try:
-            check_name("agent id", agent_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        valid_name("agent id", agent_id)
         raw = await fcall(self.redis, "acd_wrap_up_end", [self.keys.agent(agent_id)],
                           [agent_id])
         return Agent.model_validate_json(raw)
