@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.commands import command
 from acd.errors import InvalidState, NotFound
 from acd.functions import Functions
@@ -133,11 +134,8 @@ async def delete_center(fn: Functions, redis: Redis, keep_seconds: int, batch: i
     return CenterDeletion(center=keys.center, agents=agents, abandoned=abandoned)
 
 
-class CenterBulk:
+class CenterBulk(CenterPart):
     """A center's bulk operations (see the module); part of :class:`acd.center.Center`."""
-
-    redis: Redis
-    _fn: Functions
 
     async def open(self) -> int:
         """Every agent not on a contact becomes available (one on a contact, when it

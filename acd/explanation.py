@@ -31,13 +31,12 @@ from enum import StrEnum
 from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
 from acd.agent_choice import FEWEST_SPAN
+from acd.center_part import CenterPart
 from acd.commands import json_get
 from acd.errors import NotFound
-from acd.functions import Functions
-from acd.keys import Keys, valid_name
+from acd.keys import valid_name
 from acd.levels import signature
 from acd.models import AgentChoice, valid_flag
 
@@ -217,14 +216,8 @@ def _skills(n: int | None) -> str:
     return f"{n} skill{'s' * (n != 1)}"
 
 
-class CenterExplanations:
+class CenterExplanations(CenterPart):
     """Center's reading of its assignments' explanations (kept apart: center.py is full)."""
-
-    redis: Redis
-    keys: Keys
-    _fn: Functions
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_explanations(self, record: bool) -> bool:
         """Whether dispatch rounds record why they assign each contact (off by default:

@@ -17,11 +17,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pydantic import TypeAdapter, ValidationError
-from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.errors import InvalidInput
-from acd.functions import Functions
-from acd.keys import Keys, valid_name
+from acd.keys import valid_name
 from acd.models import ContactIn, problems
 from acd.steps import MAX_STEPS, StepIn, WaitStep, stored_json
 
@@ -41,14 +40,8 @@ def _steps(skills: list[str], steps: Sequence[Any]) -> list[StepIn]:
         raise InvalidInput(problems(exc, "steps")) from None
 
 
-class CenterRelaxation:
+class CenterRelaxation(CenterPart):
     """A center's default steps per combination, and the steps' timers (see the module)."""
-
-    redis: Redis
-    keys: Keys
-    _fn: Functions
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_default_steps(self, skills: Iterable[str], steps: Sequence[Any]
                                 ) -> list[WaitStep]:

@@ -35,11 +35,10 @@ from enum import StrEnum
 from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.commands import command, time_us
 from acd.errors import InvalidInput
-from acd.keys import Keys
 from acd.levels import needs
 from acd.models import Agent, AgentState, DispatchMode
 
@@ -116,12 +115,8 @@ class QueueView:
     oldest: list[tuple[str, int]] = field(default_factory=list)  # (contact, queued_at)
 
 
-class CenterStatistics:
+class CenterStatistics(CenterPart):
     """A center's queue, counters and statistics, read (see the module)."""
-
-    redis: Redis
-    keys: Keys
-    name: str
 
     async def list_agents(self) -> list[Agent]:
         raise NotImplementedError  # acd.center.Center's

@@ -14,10 +14,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
 
-from redis.asyncio import Redis
-
+from acd.center_part import CenterPart
 from acd.functions import fcall
-from acd.keys import Keys, valid_name
+from acd.keys import valid_name
 from acd.models import Agent, whole_ms
 
 T = TypeVar("T")
@@ -26,13 +25,8 @@ MAX_WRAP_UP_SECONDS = 3600.0
 """An hour: a longer after-contact work is a break, which is 'unavailable'."""
 
 
-class CenterWrapUp:
+class CenterWrapUp(CenterPart):
     """A center's wrap-up time and its agents' wrap-ups."""
-
-    redis: Redis
-    keys: Keys
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_wrap_up(self, seconds: float) -> float:
         """Set how long an agent is in wrap-up after each completed contact (0: none, the
