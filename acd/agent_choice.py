@@ -58,7 +58,7 @@ async def switch(fn: Functions, redis: Redis, choice: AgentChoice, batch: int
 
 
 class AgentChoiceMixin(CenterPart):
-    """Center's methods for its agent choice (kept apart: acd/center.py is full)."""
+    """Center's methods for its agent choice (a part of Center: see the module)."""
 
     async def set_agent_choice(self, choice: AgentChoice | str) -> AgentChoice:
         """How dispatch chooses among the qualified available agents: 'longest_available'

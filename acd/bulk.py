@@ -5,6 +5,8 @@ Function calls, each changing at most ``batch`` agents or contacts (settings:
 ``ACD_BULK_BATCH``), each wholly: Redis runs one call at a time, so one call over 5,000
 agents made every client of every center wait for it. "Bulk operations" in
 acd/lua/acd.lua says what a reader sees between batches and why that is safe.
+:class:`CenterBulk` is part of :class:`acd.center.Center` (``open``, ``close``,
+``delete_skill``, ``delete``).
 """
 
 from __future__ import annotations

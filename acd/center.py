@@ -1,9 +1,12 @@
 """One contact center: everything one can do to it or ask of it.
 
-Agents, skills, contacts, dispatch rounds, the queue and statistics, the KPI document,
-and (from acd.streams) the events stream, wake-ups and the server's clock: routes,
-dispatchers, the simulator, widgets and benchmarks all go through here, so each is read
-and written in one place.
+Agents, skills, contacts, dispatch rounds and the KPI document are here; the rest comes
+from Center's parts (acd.center_part), each in its feature's module: the events stream,
+wake-ups and the server's clock (acd.streams), the queue, counters and statistics
+(acd.stats), opening, closing and deleting (acd.bulk), priorities, the agent choice,
+wrap-up, levels, explanations, steps by waiting time and offers. Routes, dispatchers,
+the simulator, widgets and benchmarks all go through Center, so each is read and written
+in one place.
 
 Every write that touches several keys is one Redis Function call (acd/lua/acd.lua), so it
 is atomic and needs no client-side lock. Arguments are validated here, before they become

@@ -8,7 +8,7 @@ on, the round that assigns a contact writes what it chose from into the contact'
 its walk met with their scores (the winner first), the smallest set it walked and how far,
 the contact's queue score and virtual arrival, and the contacts it ranked before (the next
 of its combination, the heads of the next ready combinations). This module reads that
-record back and says which rule decided:
+record back (as :class:`Explanation`, the API's reply too) and says which rule decided:
 
 - *order*: ``priority`` when one of those contacts ranks before this one's real arrival
   (only its head start put it first), else ``arrival`` (first come, first served);
@@ -217,7 +217,7 @@ def _skills(n: int | None) -> str:
 
 
 class CenterExplanations(CenterPart):
-    """Center's reading of its assignments' explanations (kept apart: center.py is full)."""
+    """Center's reading of its assignments' explanations (a part of Center: see the module)."""
 
     async def set_explanations(self, record: bool) -> bool:
         """Whether dispatch rounds record why they assign each contact (off by default:

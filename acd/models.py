@@ -1,5 +1,7 @@
-"""Agents, contacts and their states, as stored in the RedisJSON documents; the center's
-events, dispatch rounds and queue as Center reads them."""
+"""What callers give and get: the input rules (names, strict types, flags, pydantic's
+problems as InvalidInput), agents, contacts and their states as stored in the RedisJSON
+documents, and the center's events and dispatch rounds as Center reads them. A feature's
+own models live in its module (acd.explanation, acd.stats, acd.offers, acd.bulk)."""
 
 from __future__ import annotations
 
