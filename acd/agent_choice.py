@@ -20,9 +20,9 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from acd import bulk
+from acd.center_part import CenterPart
 from acd.errors import InvalidInput
 from acd.functions import Functions
-from acd.keys import Keys
 from acd.models import AgentChoice
 from acd.settings import get_settings
 
@@ -57,15 +57,8 @@ async def switch(fn: Functions, redis: Redis, choice: AgentChoice, batch: int
     return AgentChoice(previous)
 
 
-class AgentChoiceMixin:
-    """Center's methods for its agent choice (kept apart: acd/center.py is full)."""
-
-    redis: Redis
-    keys: Keys
-    _fn: Functions
-
-    async def register(self) -> None:
-        raise NotImplementedError  # Center's
+class AgentChoiceMixin(CenterPart):
+    """Center's methods for its agent choice (a part of Center: see the module)."""
 
     async def set_agent_choice(self, choice: AgentChoice | str) -> AgentChoice:
         """How dispatch chooses among the qualified available agents: 'longest_available'

@@ -4,7 +4,9 @@ Opening or closing a center, deleting a skill and deleting a center are many Red
 Function calls, each changing at most ``batch`` agents or contacts (settings:
 ``ACD_BULK_BATCH``), each wholly: Redis runs one call at a time, so one call over 5,000
 agents made every client of every center wait for it. "Bulk operations" in
-acd/lua/ says what a reader sees between batches and why that is safe.
+acd/lua/06_agents.lua says what a reader sees between batches and why that is safe.
+:class:`CenterBulk` is part of :class:`acd.center.Center` (``open``, ``close``,
+``delete_skill``, ``delete``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.commands import command
 from acd.errors import InvalidState, NotFound
 from acd.functions import Functions
-from acd.keys import CENTERS, Keys
+from acd.keys import CENTERS, Keys, valid_name
+from acd.models import valid_flag
+from acd.settings import get_settings
 
 SCAN_COUNT = 1000  # set members one SSCAN returns (about): reads stay short too
 NAMED = 5  # assigned contacts a refusal names
@@ -31,6 +36,15 @@ class CenterDeletion:
     center: str
     agents: int  # agents deleted
     abandoned: int  # waiting contacts abandoned (they stay readable until they expire)
+
+
+@dataclass(frozen=True, slots=True)
+class SkillDeletion:
+    """What deleting a skill did."""
+
+    skill: str
+    agents: int  # agents that had it
+    abandoned: int  # waiting contacts that needed it, abandoned (only when forced)
 
 
 async def agent_ids(redis: Redis, keys: Keys) -> list[str]:
@@ -120,3 +134,38 @@ async def delete_center(fn: Functions, redis: Redis, keep_seconds: int, batch: i
     # Last: a deletion interrupted before this is still listed, so DELETE finds it again.
     await cast(Any, redis.srem(CENTERS, keys.center))
     return CenterDeletion(center=keys.center, agents=agents, abandoned=abandoned)
+
+
+class CenterBulk(CenterPart):
+    """A center's bulk operations (see the module); part of :class:`acd.center.Center`."""
+
+    async def open(self) -> int:
+        """Every agent not on a contact becomes available (one on a contact, when it
+        ends); returns how many changed now. Many short calls, ``ACD_BULK_BATCH`` agents
+        each."""
+        return await set_open(self._fn, self.redis, True, get_settings().acd_bulk_batch)
+
+    async def close(self) -> int:
+        """Every agent not on a contact becomes unavailable (one on a contact, when it
+        ends); returns how many changed now. A bulk operation, like open()."""
+        return await set_open(self._fn, self.redis, False, get_settings().acd_bulk_batch)
+
+    async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
+        """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
+        contacts wait that need it, since nobody could serve them any more; ``force``
+        abandons them instead; also refused (InvalidState, naming them) when it is the
+        only skill of some agents, and NotFound when no agent has it and no waiting
+        contact needs it. Many short calls."""
+        settings = get_settings()
+        agents, abandoned = await delete_skill(
+            self._fn, valid_name("skill", skill), valid_flag("force", force),
+            settings.contact_keep_seconds, settings.acd_bulk_batch)
+        return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
+
+    async def delete(self) -> CenterDeletion:
+        """What DELETE /v1/centers/{center} does: refused (InvalidState, naming them) while
+        contacts are assigned; else waiting contacts are abandoned and every agent and key
+        deleted, in short calls. NotFound if the center has nothing."""
+        settings = get_settings()
+        return await delete_center(self._fn, self.redis, settings.contact_keep_seconds,
+                                        settings.acd_bulk_batch)

@@ -1,9 +1,12 @@
 """One contact center: everything one can do to it or ask of it.
 
-Agents, skills, contacts, dispatch rounds, the queue and statistics, the KPI document,
-and (from acd.streams) the events stream, wake-ups and the server's clock: routes,
-dispatchers, the simulator, widgets and benchmarks all go through here, so each is read
-and written in one place.
+Agents, skills, contacts, dispatch rounds and the KPI document are here; the rest comes
+from Center's parts (acd.center_part), each in its feature's module: the events stream,
+wake-ups and the server's clock (acd.streams), the queue, counters and statistics
+(acd.stats), opening, closing and deleting (acd.bulk), priorities, the agent choice,
+wrap-up, levels, explanations, steps by waiting time and offers. Routes, dispatchers,
+the simulator, widgets and benchmarks all go through Center, so each is read and written
+in one place.
 
 Every write that touches several keys is one Redis Function call (acd/lua/), so it
 is atomic and needs no client-side lock. Arguments are validated here, before they become
@@ -17,13 +20,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from acd import bulk, center_keys, durable
+from acd import center_keys, durable
 from acd.agent_choice import AgentChoiceMixin
-from acd.commands import command, json_get, json_get_raw, time_us
+from acd.bulk import CenterBulk
+from acd.commands import command, json_get, json_get_raw
 from acd.errors import InvalidInput, NotFound
 from acd.explanation import CenterExplanations
 from acd.functions import Functions, fcall
@@ -35,22 +38,21 @@ from acd.models import (
     AgentState,
     Assignment,
     Candidate,
-    CenterStats,
     Contact,
     ContactIn,
     DispatchMode,
     DispatchRound,
-    QueueView,
-    SkillDeletion,
     check_reason,
-    problem,
     stored_contact,
+    valid_flag,
+    validated,
 )
 from acd.offers import CenterOffers
 from acd.priority import CenterPriority
 from acd.proficiency import CenterProficiency
 from acd.relaxation import CenterRelaxation
 from acd.settings import get_settings
+from acd.stats import CenterStatistics
 from acd.steps import stored_json
 from acd.streams import CenterStreams
 from acd.wrap_up import CenterWrapUp
@@ -61,27 +63,12 @@ DEFAULT_BATCH = 25
 DEFAULT_BUDGET = 200  # skill combinations one dispatch call may look at (a few µs each)
 
 
-def _flag(name: str, value: bool) -> bool:
-    # Strict like the API: "no" is truthy, and would be taken as True.
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{name}: {value!r} is not a boolean (True or False)")
-    return value
-
-
-def _model(cls: type[Any], **fields: Any) -> Any:
-    try:
-        return cls(**fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {problem(e)}" for e in exc.errors()
-        )
-        raise InvalidInput(problems) from None
-
-
 class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, CenterProficiency,
-             CenterExplanations, CenterRelaxation, CenterOffers):
+             CenterExplanations, CenterRelaxation, CenterOffers, CenterStatistics, CenterBulk):
     """A contact center stored under the hash tag ``{acd:<name>}``; events, wake-ups and
-    the clock from :class:`acd.streams.CenterStreams`, priorities from acd.priority, the
+    the clock from :class:`acd.streams.CenterStreams`, the queue, counters and
+    statistics from acd.stats, opening, closing and deleting (skills, the center) from
+    acd.bulk, priorities from acd.priority, the
     agent choice from acd.agent_choice, the wrap-up time from acd.wrap_up, agents' levels
     from acd.proficiency, assignments' explanations from acd.explanation, steps by
     waiting time from acd.relaxation, offers from acd.offers."""
@@ -108,11 +95,11 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
     ) -> Agent:
         """``levels``: skill -> 1-5 for some of its skills (acd.proficiency; others: 1)."""
         valid_name("agent id", agent_id)
-        spec = _model(AgentIn, fname=fname, lname=lname, skills=list(skills),
-                      levels=dict(levels or {}))
+        spec = validated(AgentIn, fname=fname, lname=lname, skills=list(skills),
+                         levels=dict(levels or {}))
         await self.register()
         raw = await self._fn.agent_create(agent_id, spec.stored(),
-                                          _flag("available", available))
+                                          valid_flag("available", available))
         return Agent.model_validate_json(raw)
 
     async def get_agent(self, agent_id: str) -> Agent:
@@ -135,7 +122,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
 
     async def update_agent(self, agent_id: str, fname: str, lname: str) -> Agent:
         valid_name("agent id", agent_id)
-        names = _model(AgentNames, fname=fname, lname=lname)
+        names = validated(AgentNames, fname=fname, lname=lname)
         raw = await self._fn.agent_update(agent_id, json.dumps(names.fname),
                                           json.dumps(names.lname))
         return Agent.model_validate_json(raw)
@@ -194,33 +181,10 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             valid_name("agent id", agent_id), valid_name("skill", skill), "remove")
         return Agent.model_validate_json(raw)
 
-    async def delete_skill(self, skill: str, force: bool = False) -> SkillDeletion:
-        """Remove ``skill`` from every agent. Refused (InvalidState, naming them) while
-        contacts wait that need it, since nobody could serve them any more; ``force``
-        abandons them instead; also refused (InvalidState, naming them) when it is the
-        only skill of some agents, and NotFound when no agent has it and no waiting
-        contact needs it. A bulk operation (acd.bulk): many short calls."""
-        settings = get_settings()
-        agents, abandoned = await bulk.delete_skill(
-            self._fn, valid_name("skill", skill), _flag("force", force),
-            settings.contact_keep_seconds, settings.acd_bulk_batch)
-        return SkillDeletion(skill=skill, agents=agents, abandoned=abandoned)
-
     async def list_skills(self) -> list[str]:
         return sorted(await cast(Any, self.redis.smembers(self.keys.skills)))
 
     # -- the center -----------------------------------------------------------------
-    async def open(self) -> int:
-        """Every agent not on a contact becomes available (one on a contact, when it
-        ends); returns how many changed now. A bulk operation (acd.bulk): many short
-        calls, ``ACD_BULK_BATCH`` agents each."""
-        return await bulk.set_open(self._fn, self.redis, True, get_settings().acd_bulk_batch)
-
-    async def close(self) -> int:
-        """Every agent not on a contact becomes unavailable (one on a contact, when it
-        ends); returns how many changed now. A bulk operation, like open()."""
-        return await bulk.set_open(self._fn, self.redis, False, get_settings().acd_bulk_batch)
-
     async def set_dispatch_mode(self, mode: DispatchMode | str) -> DispatchMode:
         """Who assigns this center's contacts: 'automatic' (the dispatcher services) or
         'manual' (only explicit dispatch calls, e.g. a lesson's own dispatcher). Returns
@@ -245,9 +209,9 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         ``min_levels``: the lowest level an agent needs in some of them (acd.proficiency);
         ``steps`` by waiting time: acd.steps (None: the center's default, if any)."""
         cid = valid_name("contact id", contact_id) if contact_id else uuid.uuid4().hex
-        spec = _model(ContactIn, skills=list(skills), priority=priority,
-                      min_levels=dict(min_levels or {}),
-                      steps=None if steps is None else list(steps))
+        spec = validated(ContactIn, skills=list(skills), priority=priority,
+                         min_levels=dict(min_levels or {}),
+                         steps=None if steps is None else list(steps))
         await self.register()
         settings = get_settings()
         call = self._fn.contact_create_call(cid, json.dumps(sorted(spec.skills)), spec.signature,
@@ -310,17 +274,6 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
             valid_name("contact id", contact_id), "abandon", get_settings().contact_keep_seconds)
         return Contact.model_validate_json(raw)
 
-    async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
-        """The oldest ``limit`` waiting contacts with the ms they were queued."""
-        rows = await command(self.redis, "ZRANGE", self.keys.queue, 0, limit - 1, "WITHSCORES")
-        return _queued(rows)
-
-    async def queue_view(self, limit: int = 10) -> QueueView:
-        """The queue's length and oldest ``limit`` contacts, the dispatch mode and whether
-        the center is open, with the server's clock, in one round trip."""
-        view, _ = await self._queue_and_counters(limit)
-        return view
-
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, most: int = DEFAULT_BATCH, budget: int = DEFAULT_BUDGET
                        ) -> list[Assignment]:
@@ -349,7 +302,7 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         This is the explanation of an LAA choice, not how dispatch chooses: dispatch
         stops at the first qualified agent instead of building the whole intersection.
         """
-        spec = _model(ContactIn, skills=list(skills))
+        spec = validated(ContactIn, skills=list(skills))
         sets = [self.keys.avail(s) for s in spec.skills]
         rows = await command(self.redis, "ZINTER", len(sets), *sets, "AGGREGATE", "MIN",
                              "WITHSCORES")
@@ -372,61 +325,6 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         """The stored KPI document, None if there is none."""
         return cast(dict[str, Any] | None, await json_get(self.redis, self.keys.kpis))
 
-    # -- statistics and cleanup -----------------------------------------------------
-    async def counters(self) -> dict[str, int]:
-        """The cumulative counters: offered, assigned, completed, abandoned, wait_ms."""
-        raw = await cast(Any, self.redis.hgetall(self.keys.stats))
-        return {str(k): int(v) for k, v in raw.items()}
-
-    async def _queue_and_counters(self, limit: int) -> tuple[QueueView, dict[str, str]]:
-        # TIME on its own: a cluster pipeline refuses a command without a key.
-        now = await self.redis.time()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.keys.queue)
-            pipe.zrange(self.keys.queue, 0, limit - 1, withscores=True)
-            pipe.hgetall(self.keys.stats)
-            pipe.hmget(self.keys.meta, ["open", "dispatch"])
-            length, oldest, counters, (is_open, mode) = await pipe.execute()
-        view = QueueView(now_ms=time_us(now) // 1000, open=is_open == "1",
-                         dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
-                         length=int(length), oldest=_queued(oldest))
-        return view, counters
-
-    async def stats(self) -> CenterStats:
-        view, counters = await self._queue_and_counters(1)
-        by_state = {s: 0 for s in AgentState}
-        breaks: dict[str, int] = {}
-        for agent in await self.list_agents():
-            by_state[agent.state] += 1
-            if agent.reason is not None:
-                breaks[agent.reason] = breaks.get(agent.reason, 0) + 1
-        assigned = int(counters.get("assigned", 0))
-        return CenterStats(
-            center=self.name,
-            open=view.open,
-            dispatch_mode=view.dispatch_mode,
-            waiting=view.length,
-            oldest_wait_ms=max(0, view.now_ms - view.oldest[0][1]) if view.oldest else 0,
-            agents=by_state,
-            breaks=dict(sorted(breaks.items())),
-            offered=int(counters.get("offered", 0)),
-            assigned=assigned,
-            completed=int(counters.get("completed", 0)),
-            abandoned=int(counters.get("abandoned", 0)),
-            mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
-            closed=int(counters.get("closed", 0)), relaxed=int(counters.get("relaxed", 0)),
-            overflowed=int(counters.get("overflowed", 0)),
-            mean_abandon_wait_ms=_mean(counters, "abandon_wait_ms", "abandoned"),
-        )
-
-    async def delete(self) -> bulk.CenterDeletion:
-        """What DELETE /v1/centers/{center} does: refused (InvalidState, naming them) while
-        contacts are assigned; else waiting contacts are abandoned and every agent and key
-        deleted, in short calls (acd.bulk). NotFound if the center has nothing."""
-        settings = get_settings()
-        return await bulk.delete_center(self._fn, self.redis, settings.contact_keep_seconds,
-                                        settings.acd_bulk_batch)
-
     async def key_names(self) -> list[str]:
         """Every key of this center that exists (acd.center_keys: SCAN, or the center's
         own indexes for a user that may not SCAN, a workshop learner)."""
@@ -444,14 +342,4 @@ class Center(AgentChoiceMixin, CenterStreams, CenterPriority, CenterWrapUp, Cent
         for start in range(0, len(names), 500):
             deleted += await self.redis.unlink(*names[start:start + 500])
         return deleted
-
-
-def _mean(counters: dict[str, str], total: str, count: str) -> float | None:
-    n = int(counters.get(count, 0))
-    return int(counters.get(total, 0)) / n if n else None
-
-
-def _queued(rows: Any) -> list[tuple[str, int]]:
-    # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms are the times.
-    return [(str(m), int(float(s))) for m, s in rows]
 

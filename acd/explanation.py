@@ -8,7 +8,7 @@ on, the round that assigns a contact writes what it chose from into the contact'
 its walk met with their scores (the winner first), the smallest set it walked and how far,
 the contact's queue score and virtual arrival, and the contacts it ranked before (the next
 of its combination, the heads of the next ready combinations). This module reads that
-record back and says which rule decided:
+record back (as :class:`Explanation`, the API's reply too) and says which rule decided:
 
 - *order*: ``priority`` when one of those contacts ranks before this one's real arrival
   (only its head start put it first), else ``arrival`` (first come, first served);
@@ -27,24 +27,82 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, cast
 
-from redis.asyncio import Redis
+from pydantic import BaseModel, Field
 
 from acd.agent_choice import FEWEST_SPAN
+from acd.center_part import CenterPart
 from acd.commands import json_get
-from acd.errors import InvalidInput, NotFound
-from acd.functions import Functions
-from acd.keys import Keys, check_name
+from acd.errors import NotFound
+from acd.keys import valid_name
 from acd.levels import signature
-from acd.models import (
-    AgentChoice,
-    Decider,
-    ExplainedCandidate,
-    ExplainedHead,
-    Explanation,
-    OrderRule,
-)
+from acd.models import AgentChoice, valid_flag
+
+
+class OrderRule(StrEnum):
+    """Why a dispatch round served a contact when it did."""
+
+    ARRIVAL = "arrival"  # the oldest contact an available agent could serve (FIFO)
+    PRIORITY = "priority"  # its head start put it before contacts that arrived earlier
+
+
+class Decider(StrEnum):
+    """What made the winner first among the qualified agents."""
+
+    LONGEST_AVAILABLE = "longest_available"  # available earlier than the runner-up
+    FEWEST_SKILLS = "fewest_skills"  # fewer skills than the runner-up
+    AGENT_ID = "agent_id"  # a tie on every score: Redis orders equal scores by member
+
+
+class ExplainedCandidate(BaseModel):
+    """A qualified available agent a dispatch round chose from, as it was then."""
+
+    agent: str
+    rank: int = Field(description="1: the winner; the order of the rule")
+    score: float = Field(description="its score in the sets the round walked: the rule's "
+                         "sort key (available_since, or skills x 1e13 + available_since)")
+    available_since: int = Field(description="ms it had been available since")
+    skills: int | None = Field(None, description="its skill count (fewest_skills)")
+
+
+class ExplainedHead(BaseModel):
+    """A contact the round served this one before: the next of its own combination, or
+    the oldest of another combination some available agent could serve."""
+
+    combination: str = Field(description="its skill combination ('a,b')")
+    contact: str | None = Field(None, description="named for the same combination only")
+    virtual_arrival: float = Field(description="its place: queue score minus head start")
+    overtaken: bool = Field(description="it ranks before this contact's real arrival: "
+                            "without its head start this contact would have waited for it")
+
+
+class Explanation(BaseModel):
+    """Why a contact went to its agent, recorded by the dispatch round that decided
+    (GET /v1/centers/{c}/contacts/{id}/explanation)."""
+
+    contact: str
+    agent: str
+    assigned_at: int
+    skills: list[str]
+    rule: str = Field(description="the agent choice that chose (AgentChoice values)")
+    decided_by: Decider
+    candidates: list[ExplainedCandidate] = Field(
+        description="the first qualified agents the round met, winner first")
+    qualified: int = Field(description="qualified agents on the page the walk chose from "
+                           "(candidates lists the first few); any other ranks after them")
+    walked: tuple[str, int, int] = Field(
+        description="the smallest set the walk read in order: skill, size, entries read")
+    order: OrderRule
+    queued_at: int
+    priority: int
+    head_start_ms: int
+    virtual_arrival: float
+    served_before: list[ExplainedHead] = Field(
+        description="contacts the round had read that ranked after this one")
+    summary: str = Field(description="the same, in one sentence")
+
 
 # rule -> (score in the walked sets -> its sort keys, each with the Decider it stands for)
 SCORES: dict[str, Callable[[float], list[tuple[Decider, float]]]] = {
@@ -159,21 +217,14 @@ def _skills(n: int | None) -> str:
     return f"{n} skill{'s' * (n != 1)}"
 
 
-class CenterExplanations:
-    """Center's reading of its assignments' explanations (kept apart: center.py is full)."""
-
-    redis: Redis
-    keys: Keys
-    _fn: Functions
-
-    async def register(self) -> None: ...  # acd.center.Center's
+class CenterExplanations(CenterPart):
+    """Center's reading of its assignments' explanations (a part of Center: see the module)."""
 
     async def set_explanations(self, record: bool) -> bool:
         """Whether dispatch rounds record why they assign each contact (off by default:
         see the module); returns the previous setting. Assignments made meanwhile keep
         the record they have, or have none."""
-        if not isinstance(record, bool):
-            raise InvalidInput(f"record: {record!r} is not a boolean (True or False)")
+        valid_flag("record", record)
         await self.register()
         return await self._fn.explain(record)
 
@@ -185,10 +236,7 @@ class CenterExplanations:
         """Why the contact went to its agent, as the round that assigned it recorded.
         NotFound for a contact that does not exist (or expired) or was never assigned;
         InvalidInput for a malformed id."""
-        try:
-            check_name("contact id", contact_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        valid_name("contact id", contact_id)
         doc = await json_get(self.redis, self.keys.contact(contact_id))
         if not isinstance(doc, dict):
             raise NotFound(f"contact {contact_id}")

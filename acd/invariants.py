@@ -267,14 +267,31 @@ async def _fewest(center: Center, agents: Docs) -> list[str]:
     return found
 
 
+async def _timers(center: Center, key: str) -> dict[str, float]:
+    """A timer set (wrap-up ends, steps due, offers): member -> when, in server ms."""
+    pairs = await cast(Any, center.redis).zrange(key, 0, -1, withscores=True)
+    return {str(m): float(s) for m, s in pairs}
+
+
+async def _next_due(center: Center, field: str, timers: dict[str, float], what: str
+                    ) -> list[str]:
+    """The center's next due time (meta ``field``) is no later than the timers' first:
+    a round waits until then, so a later one would end the first timer late."""
+    due = await cast(Any, center.redis).hget(center.keys.meta, field)
+    if timers and (due is None or float(due) > min(timers.values())):
+        return [f"the next {what} at {min(timers.values())} but the center expects one "
+                f"at {due}"]
+    return []
+
+
 async def _wrap_ups(center: Center, agents: Docs) -> list[str]:
     """An agent in wrap-up has its entry in the wrap-up set, scored with its
     wrap_up_until; the set holds nobody else; the center's next due time (meta
     wrap_up_due) is no later than the set's first end, or a round would end it late.
     (Not being in any availability set is checked by _availability.)"""
-    r, k = cast(Any, center.redis), center.keys
+    k = center.keys
     found = []
-    ends = {str(m): float(s) for m, s in await r.zrange(k.wrap_up, 0, -1, withscores=True)}
+    ends = await _timers(center, k.wrap_up)
     for aid, agent in agents.items():
         if agent.get("state") != "wrap_up":
             continue
@@ -286,11 +303,7 @@ async def _wrap_ups(center: Center, agents: Docs) -> list[str]:
     for aid in sorted(ends):
         if agents.get(aid, {}).get("state") != "wrap_up":
             found.append(f"the wrap-up set holds {aid}, which is not an agent in wrap-up")
-    due = await r.hget(k.meta, "wrap_up_due")
-    if ends and (due is None or float(due) > min(ends.values())):
-        found.append(f"the next wrap-up ends at {min(ends.values())} but the center "
-                     f"expects one at {due}")
-    return found
+    return found + await _next_due(center, "wrap_up_due", ends, "wrap-up ends")
 
 
 async def _levels(center: Center, agents: Docs) -> list[str]:
@@ -332,10 +345,9 @@ async def _steps_due(center: Center, contacts: Docs) -> list[str]:
     set at queued_at + that step's after_ms, and the center's next due time (meta
     step_due) is no later than the set's first entry. Entries of contacts no longer
     queued are allowed: the step does nothing when due, and the entry goes then."""
-    r, k = cast(Any, center.redis), center.keys
+    k = center.keys
     found = []
-    due_set = {str(m): float(s) for m, s in await r.zrange(k.steps_due, 0, -1,
-                                                          withscores=True)}
+    due_set = await _timers(center, k.steps_due)
     for cid, contact in contacts.items():
         steps, taken = contact.get("steps") or [], contact.get("steps_taken") or []
         if contact.get("state") != "queued" or len(taken) >= len(steps):
@@ -344,20 +356,16 @@ async def _steps_due(center: Center, contacts: Docs) -> list[str]:
         if due_set.get(cid) != float(due):
             found.append(f"contact {cid}'s next step is due at {due}, the set says "
                          f"{due_set.get(cid)}")
-    first = await r.hget(k.meta, "step_due")
-    if due_set and (first is None or float(first) > min(due_set.values())):
-        found.append(f"the next step is due at {min(due_set.values())} but the center "
-                     f"expects one at {first}")
-    return found
+    return found + await _next_due(center, "step_due", due_set, "step is due")
 
 
 async def _offers(center: Center, agents: Docs, contacts: Docs) -> list[str]:
     """An offered agent names an offered contact that names it back, and the other way
     round; each offer has its deadline in the offers set ('o|<contact>' at offer_until);
     the center's next due time is no later than the set's first (acd.offers)."""
-    r, k = cast(Any, center.redis), center.keys
+    k = center.keys
     found = []
-    timers = {str(m): float(s) for m, s in await r.zrange(k.offers, 0, -1, withscores=True)}
+    timers = await _timers(center, k.offers)
     for aid, agent in agents.items():
         if agent.get("state") != "offered":
             continue
@@ -377,8 +385,4 @@ async def _offers(center: Center, agents: Docs, contacts: Docs) -> list[str]:
         if timers.get(f"o|{cid}") != float(offered.get("offer_until") or -1):
             found.append(f"offered contact {cid} until {offered.get('offer_until')}, its "
                          f"timer says {timers.get(f'o|{cid}')}")
-    due = await r.hget(k.meta, "offer_due")
-    if timers and (due is None or float(due) > min(timers.values())):
-        found.append(f"the next offer timer ends at {min(timers.values())} but the center "
-                     f"expects one at {due}")
-    return found
+    return found + await _next_due(center, "offer_due", timers, "offer timer ends")

@@ -1,12 +1,14 @@
-"""Agents, contacts and their states, as stored in the RedisJSON documents; the center's
-events, dispatch rounds and queue as Center reads them."""
+"""What callers give and get: the input rules (names, strict types, flags, pydantic's
+problems as InvalidInput), agents, contacts and their states as stored in the RedisJSON
+documents, and the center's events and dispatch rounds as Center reads them. A feature's
+own models live in its module (acd.explanation, acd.stats, acd.offers, acd.bulk)."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, NamedTuple
 
@@ -16,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -67,6 +70,29 @@ def problem(error: ErrorDetails) -> str:
     if error["type"] == "value_error" and isinstance(cause, ValueError):
         return str(cause)
     return error["msg"]
+
+
+def problems(exc: ValidationError, whole: str = "input") -> str:
+    """Every problem of a pydantic ValidationError in one message, each after the field
+    it is about (``whole`` when it is about the whole input), as InvalidInput says it."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {problem(e)}"
+                     for e in exc.errors())
+
+
+def validated(cls: type[Any], **fields: Any) -> Any:
+    """``cls(**fields)``, or InvalidInput naming every problem (see :func:`problems`)."""
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        raise InvalidInput(problems(exc)) from None
+
+
+def valid_flag(name: str, value: bool) -> bool:
+    """``value`` if it is a bool, else InvalidInput naming ``name``."""
+    # Strict like the API: "no" is truthy, and would be taken as True.
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name}: {value!r} is not a boolean (True or False)")
+    return value
 
 
 class StrictInput(BaseModel):
@@ -300,129 +326,6 @@ class Candidate(BaseModel):
     available_since: int
 
 
-class OrderRule(StrEnum):
-    """Why a dispatch round served a contact when it did (acd.explanation)."""
-
-    ARRIVAL = "arrival"  # the oldest contact an available agent could serve (FIFO)
-    PRIORITY = "priority"  # its head start put it before contacts that arrived earlier
-
-
-class Decider(StrEnum):
-    """What made the winner first among the qualified agents (acd.explanation)."""
-
-    LONGEST_AVAILABLE = "longest_available"  # available earlier than the runner-up
-    FEWEST_SKILLS = "fewest_skills"  # fewer skills than the runner-up
-    AGENT_ID = "agent_id"  # a tie on every score: Redis orders equal scores by member
-
-
-class ExplainedCandidate(BaseModel):
-    """A qualified available agent a dispatch round chose from, as it was then."""
-
-    agent: str
-    rank: int = Field(description="1: the winner; the order of the rule")
-    score: float = Field(description="its score in the sets the round walked: the rule's "
-                         "sort key (available_since, or skills x 1e13 + available_since)")
-    available_since: int = Field(description="ms it had been available since")
-    skills: int | None = Field(None, description="its skill count (fewest_skills)")
-
-
-class ExplainedHead(BaseModel):
-    """A contact the round served this one before: the next of its own combination, or
-    the oldest of another combination some available agent could serve."""
-
-    combination: str = Field(description="its skill combination ('a,b')")
-    contact: str | None = Field(None, description="named for the same combination only")
-    virtual_arrival: float = Field(description="its place: queue score minus head start")
-    overtaken: bool = Field(description="it ranks before this contact's real arrival: "
-                            "without its head start this contact would have waited for it")
-
-
-class Explanation(BaseModel):
-    """Why a contact went to its agent, recorded by the dispatch round that decided
-    (GET /v1/centers/{c}/contacts/{id}/explanation, acd.explanation)."""
-
-    contact: str
-    agent: str
-    assigned_at: int
-    skills: list[str]
-    rule: str = Field(description="the agent choice that chose (AgentChoice values)")
-    decided_by: Decider
-    candidates: list[ExplainedCandidate] = Field(
-        description="the first qualified agents the round met, winner first")
-    qualified: int = Field(description="qualified agents on the page the walk chose from "
-                           "(candidates lists the first few); any other ranks after them")
-    walked: tuple[str, int, int] = Field(
-        description="the smallest set the walk read in order: skill, size, entries read")
-    order: OrderRule
-    queued_at: int
-    priority: int
-    head_start_ms: int
-    virtual_arrival: float
-    served_before: list[ExplainedHead] = Field(
-        description="contacts the round had read that ranked after this one")
-    summary: str = Field(description="the same, in one sentence")
-
-
-class CenterStats(BaseModel):
-    """Real-time figures of one center plus its cumulative counters."""
-
-    center: str
-    open: bool
-    dispatch_mode: DispatchMode = DispatchMode.AUTOMATIC
-    waiting: int
-    oldest_wait_ms: int
-    agents: dict[AgentState, int]
-    breaks: dict[str, int] = Field(default_factory=dict,
-                                   description="agents unavailable on a break, per reason")
-    offered: int
-    assigned: int
-    completed: int
-    abandoned: int
-    mean_wait_ms: float | None
-    # Steps by waiting time (acd.steps) and abandonment's wait: 0 / None when none.
-    closed: int = 0
-    relaxed: int = 0
-    overflowed: int = 0
-    mean_abandon_wait_ms: float | None = None
-
-
-class CombinationState(StrEnum):
-    """Where the waiting contacts' index (acd/lua/02_queue_index.lua) holds a skill combination."""
-
-    READY = "ready"  # some available agent may serve it: the next dispatch round looks at it
-    PARKED = "parked"  # nobody available could serve it when last looked at: rounds skip it
-
-
-class CombinationStats(BaseModel):
-    """The contacts waiting with one skill combination, and who could serve them."""
-
-    skills: list[str] = Field(description="the skills an agent must all have (sorted)")
-    min_levels: dict[str, int] = Field(default_factory=dict, description="the minimum "
-                                       "levels above 1 these contacts ask for (acd.levels)")
-    waiting: int = Field(description="contacts waiting with exactly these skills")
-    oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
-    state: CombinationState = Field(description="ready: a dispatch round will look at it; "
-                                    "parked: nobody available could serve it")
-    eligible: int = Field(description="agents having every skill of the combination at "
-                          "its minimum level or above, whatever their state")
-    eligible_capped: bool = Field(False, description="true when the center has too many "
-                                  "agents with these skills to read every one's levels: "
-                                  "then eligible is a lower bound (only with min_levels)")
-    available: int = Field(description="of those, how many are available now")
-
-
-class WaitingCombinations(BaseModel):
-    """Waiting contacts per skill combination, oldest wait first (acd.stats)."""
-
-    center: str
-    waiting: int = Field(description="contacts in the queue")
-    total: int = Field(description="skill combinations with waiting contacts")
-    complete: bool = Field(description="false when there were more parked combinations "
-                           "than one look reads: older ones may be missing from the list")
-    combinations: list[CombinationStats] = Field(
-        description="at most `limit` combinations, the longest waiting first")
-
-
 # Plain dataclasses, not pydantic: the dispatcher, the simulator and the benchmark handle
 # thousands of these per second, and nothing here comes from outside to be validated.
 @dataclass(frozen=True, slots=True)
@@ -447,15 +350,6 @@ class EventPage(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class SkillDeletion:
-    """What deleting a skill did."""
-
-    skill: str
-    agents: int  # agents that had it
-    abandoned: int  # waiting contacts that needed it, abandoned (only when forced)
-
-
-@dataclass(frozen=True, slots=True)
 class DispatchRound:
     """What one acd_dispatch call did."""
 
@@ -464,14 +358,3 @@ class DispatchRound:
     # ms until the center's next wrap-up ends or step by waiting time (acd.steps) is due
     # (None: none pending): wait no longer.
     wrap_up_in_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueView:
-    """The queue and the center's switches, read at one instant of the server's clock."""
-
-    now_ms: int
-    open: bool
-    dispatch_mode: DispatchMode
-    length: int
-    oldest: list[tuple[str, int]] = field(default_factory=list)  # (contact, queued_at)

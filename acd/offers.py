@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 from pydantic import BaseModel, Field
-from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.errors import InvalidInput
 from acd.functions import fcall
-from acd.keys import Keys, valid_name
+from acd.keys import valid_name
 from acd.models import Agent, StrictInput, whole_ms
 
 MISSED_OFFERS = "missed_offers"
@@ -50,13 +50,8 @@ class OfferSettingsIn(StrictInput):
     backoff_s: float = Field(0.0, ge=0, le=MAX_BACKOFF_SECONDS, allow_inf_nan=False)
 
 
-class CenterOffers:
+class CenterOffers(CenterPart):
     """A center's offer setting and its agents' answers."""
-
-    redis: Redis
-    keys: Keys
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_offers(self, timeout_s: float, max_misses: int = 0, backoff_s: float = 0
                          ) -> OfferSettings:

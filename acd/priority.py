@@ -13,24 +13,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from redis.asyncio import Redis
-
-from acd.functions import Functions
-from acd.keys import Keys
+from acd.center_part import CenterPart
 from acd.models import whole_ms
 
 # A point worth more than a day of waiting would be a separate queue, not an age.
 MAX_SECONDS_PER_POINT = 86_400
 
 
-class CenterPriority:
+class CenterPriority(CenterPart):
     """A center's priority setting (see the module)."""
-
-    redis: Redis
-    keys: Keys
-    _fn: Functions
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_seconds_per_point(self, seconds: float) -> float:
         """How many seconds of waiting one priority point is worth for contacts queued

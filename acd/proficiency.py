@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from redis.asyncio import Redis
-
+from acd.center_part import CenterPart
 from acd.commands import command
 from acd.errors import InvalidInput
 from acd.functions import fcall
-from acd.keys import Keys, check_name, valid_name
+from acd.keys import valid_name
 from acd.levels import MAX_LEVEL, MIN_LEVEL, check_levels, qualifies
 from acd.models import Agent, Candidate
 
@@ -33,13 +32,8 @@ def _level(level: object) -> int:
     return level
 
 
-class CenterProficiency:
+class CenterProficiency(CenterPart):
     """A center's agents' levels (see the module)."""
-
-    redis: Redis
-    keys: Keys
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_level(self, agent_id: str, skill: str, level: int) -> Agent:
         """Set the agent's level (1-5) of a skill it has; NotFound if it lacks it. An
@@ -61,10 +55,10 @@ class CenterProficiency:
         mins = {s: m for s, m in (min_levels or {}).items() if m > MIN_LEVEL}
         try:
             check_levels("min_levels", dict(min_levels or {}), needed)
-            for s in needed:
-                check_name("skill", s)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+        for s in needed:
+            valid_name("skill", s)
         if not needed:
             raise InvalidInput("skills: at least one is needed")
         sets = [self.keys.avail_at(mins[s], s) if s in mins else self.keys.avail(s)

@@ -17,12 +17,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pydantic import TypeAdapter, ValidationError
-from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.errors import InvalidInput
-from acd.functions import Functions
-from acd.keys import Keys, check_name
-from acd.models import ContactIn, problem
+from acd.keys import valid_name
+from acd.models import ContactIn, problems
 from acd.steps import MAX_STEPS, StepIn, WaitStep, stored_json
 
 _STEPS = TypeAdapter(list[StepIn])
@@ -38,30 +37,19 @@ def _steps(skills: list[str], steps: Sequence[Any]) -> list[StepIn]:
         parsed = _STEPS.validate_python(list(steps), strict=True)
         return ContactIn(skills=skills, steps=parsed).steps or []
     except ValidationError as exc:
-        raise InvalidInput("; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'steps'}: {problem(e)}"
-            for e in exc.errors())) from None
+        raise InvalidInput(problems(exc, "steps")) from None
 
 
-class CenterRelaxation:
+class CenterRelaxation(CenterPart):
     """A center's default steps per combination, and the steps' timers (see the module)."""
-
-    redis: Redis
-    keys: Keys
-    _fn: Functions
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_default_steps(self, skills: Iterable[str], steps: Sequence[Any]
                                 ) -> list[WaitStep]:
         """The steps a contact needing exactly ``skills`` gets when queued without its own
         (``[]``: none); contacts waiting keep theirs. Returns the previous default."""
         wanted = sorted(skills)
-        try:
-            for skill in wanted:
-                check_name("skill", skill)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        for skill in wanted:
+            valid_name("skill", skill)
         if not wanted:
             raise InvalidInput("skills: at least one (the combination the default is for)")
         if len(steps) > MAX_STEPS:

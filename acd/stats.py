@@ -1,4 +1,6 @@
-"""Why contacts wait: the waiting contacts per skill combination, read from the index.
+"""A center's figures: the queue, the counters and real-time statistics
+(:class:`CenterStatistics`, part of :class:`acd.center.Center`), and why contacts wait:
+the waiting contacts per skill combination, read from the index.
 
 ``await combinations(center, limit=50)`` lists the skill combinations contacts wait with,
 the longest waiting first: how many wait, the oldest wait, whether the index holds the
@@ -35,13 +37,17 @@ way, or a dispatch round is about to find a ready combination's agents taken.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, cast
 
-from acd.center import Center
+from pydantic import BaseModel, Field
+
+from acd.center_part import CenterPart
 from acd.commands import command, time_us
 from acd.errors import InvalidInput
 from acd.levels import DEFAULT_LEVEL, needs
-from acd.models import CombinationState, CombinationStats, WaitingCombinations
+from acd.models import Agent, AgentState, DispatchMode
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -50,7 +56,152 @@ ELIGIBLE_EXAMINED = 5000  # agents read per combination with minimum levels, at 
 LEVELS_CHUNK = 500  # agents per SSCAN / SMISMEMBER / JSON.MGET of that walk
 
 
-async def combinations(center: Center, limit: int = DEFAULT_LIMIT,
+class CenterStats(BaseModel):
+    """Real-time figures of one center plus its cumulative counters."""
+
+    center: str
+    open: bool
+    dispatch_mode: DispatchMode = DispatchMode.AUTOMATIC
+    waiting: int
+    oldest_wait_ms: int
+    agents: dict[AgentState, int]
+    breaks: dict[str, int] = Field(default_factory=dict,
+                                   description="agents unavailable on a break, per reason")
+    offered: int
+    assigned: int
+    completed: int
+    abandoned: int
+    mean_wait_ms: float | None
+    # Steps by waiting time (acd.steps) and abandonment's wait: 0 / None when none.
+    closed: int = 0
+    relaxed: int = 0
+    overflowed: int = 0
+    mean_abandon_wait_ms: float | None = None
+
+
+class CombinationState(StrEnum):
+    """Where the waiting contacts' index (acd/lua/02_queue_index.lua) holds a skill combination."""
+
+    READY = "ready"  # some available agent may serve it: the next dispatch round looks at it
+    PARKED = "parked"  # nobody available could serve it when last looked at: rounds skip it
+
+
+class CombinationStats(BaseModel):
+    """The contacts waiting with one skill combination, and who could serve them."""
+
+    skills: list[str] = Field(description="the skills an agent must all have (sorted)")
+    min_levels: dict[str, int] = Field(default_factory=dict, description="the minimum "
+                                       "levels above 1 these contacts ask for (acd.levels)")
+    waiting: int = Field(description="contacts waiting with exactly these skills")
+    oldest_wait_ms: int = Field(description="how long the oldest of them has waited")
+    state: CombinationState = Field(description="ready: a dispatch round will look at it; "
+                                    "parked: nobody available could serve it")
+    eligible: int = Field(description="agents having every skill of the combination at "
+                          "its minimum level or above, whatever their state")
+    eligible_capped: bool = Field(False, description="true when the center has too many "
+                                  "agents with these skills to read every one's levels: "
+                                  "then eligible is a lower bound (only with min_levels)")
+    available: int = Field(description="of those, how many are available now")
+
+
+class WaitingCombinations(BaseModel):
+    """Waiting contacts per skill combination, oldest wait first."""
+
+    center: str
+    waiting: int = Field(description="contacts in the queue")
+    total: int = Field(description="skill combinations with waiting contacts")
+    complete: bool = Field(description="false when there were more parked combinations "
+                           "than one look reads: older ones may be missing from the list")
+    combinations: list[CombinationStats] = Field(
+        description="at most `limit` combinations, the longest waiting first")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    """The queue and the center's switches, read at one instant of the server's clock."""
+
+    now_ms: int
+    open: bool
+    dispatch_mode: DispatchMode
+    length: int
+    oldest: list[tuple[str, int]] = field(default_factory=list)  # (contact, queued_at)
+
+
+class CenterStatistics(CenterPart):
+    """A center's queue, counters and statistics, read (see the module)."""
+
+    async def list_agents(self) -> list[Agent]:
+        raise NotImplementedError  # acd.center.Center's
+
+    async def queue(self, limit: int = 100) -> list[tuple[str, int]]:
+        """The oldest ``limit`` waiting contacts with the ms they were queued."""
+        rows = await command(self.redis, "ZRANGE", self.keys.queue, 0, limit - 1, "WITHSCORES")
+        return _queued(rows)
+
+    async def queue_view(self, limit: int = 10) -> QueueView:
+        """The queue's length and oldest ``limit`` contacts, the dispatch mode and whether
+        the center is open, with the server's clock, in one round trip."""
+        view, _ = await self._queue_and_counters(limit)
+        return view
+
+    async def counters(self) -> dict[str, int]:
+        """The cumulative counters: offered, assigned, completed, abandoned, wait_ms."""
+        raw = await cast(Any, self.redis.hgetall(self.keys.stats))
+        return {str(k): int(v) for k, v in raw.items()}
+
+    async def _queue_and_counters(self, limit: int) -> tuple[QueueView, dict[str, str]]:
+        # TIME on its own: a cluster pipeline refuses a command without a key.
+        now = await self.redis.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.queue)
+            pipe.zrange(self.keys.queue, 0, limit - 1, withscores=True)
+            pipe.hgetall(self.keys.stats)
+            pipe.hmget(self.keys.meta, ["open", "dispatch"])
+            length, oldest, counters, (is_open, mode) = await pipe.execute()
+        view = QueueView(now_ms=time_us(now) // 1000, open=is_open == "1",
+                         dispatch_mode=DispatchMode(mode or DispatchMode.AUTOMATIC),
+                         length=int(length), oldest=_queued(oldest))
+        return view, counters
+
+    async def stats(self) -> CenterStats:
+        view, counters = await self._queue_and_counters(1)
+        by_state = {s: 0 for s in AgentState}
+        breaks: dict[str, int] = {}
+        for agent in await self.list_agents():
+            by_state[agent.state] += 1
+            if agent.reason is not None:
+                breaks[agent.reason] = breaks.get(agent.reason, 0) + 1
+        assigned = int(counters.get("assigned", 0))
+        return CenterStats(
+            center=self.name,
+            open=view.open,
+            dispatch_mode=view.dispatch_mode,
+            waiting=view.length,
+            oldest_wait_ms=max(0, view.now_ms - view.oldest[0][1]) if view.oldest else 0,
+            agents=by_state,
+            breaks=dict(sorted(breaks.items())),
+            offered=int(counters.get("offered", 0)),
+            assigned=assigned,
+            completed=int(counters.get("completed", 0)),
+            abandoned=int(counters.get("abandoned", 0)),
+            mean_wait_ms=int(counters.get("wait_ms", 0)) / assigned if assigned else None,
+            closed=int(counters.get("closed", 0)), relaxed=int(counters.get("relaxed", 0)),
+            overflowed=int(counters.get("overflowed", 0)),
+            mean_abandon_wait_ms=_mean(counters, "abandon_wait_ms", "abandoned"),
+        )
+
+
+def _mean(counters: dict[str, str], total: str, count: str) -> float | None:
+    n = int(counters.get(count, 0))
+    return int(counters.get(total, 0)) / n if n else None
+
+
+def _queued(rows: Any) -> list[tuple[str, int]]:
+    # Scores carry 0.001 ms tie-breakers (see acd_contact_create): whole ms are the times.
+    return [(str(m), int(float(s))) for m, s in rows]
+
+
+async def combinations(center: CenterStatistics, limit: int = DEFAULT_LIMIT,
                        examine: int = PARKED_EXAMINED) -> WaitingCombinations:
     """The ``limit`` (1-500) longest-waiting skill combinations of ``center`` and how many
     there are; ``examine``: how many parked ones to read at most (``complete`` is False
@@ -88,7 +239,7 @@ async def combinations(center: Center, limit: int = DEFAULT_LIMIT,
                                complete=int(cursor) == 0, combinations=rows)
 
 
-async def _rows(center: Center, now_ms: int,
+async def _rows(center: CenterStatistics, now_ms: int,
                 shown: list[tuple[float, str, CombinationState]]) -> list[CombinationStats]:
     r, k = cast(Any, center.redis), center.keys
     async with r.pipeline(transaction=False) as pipe:
@@ -119,7 +270,7 @@ async def _rows(center: Center, now_ms: int,
     return rows
 
 
-async def eligible_at_levels(center: Center, mins: dict[str, int],
+async def eligible_at_levels(center: CenterStatistics, mins: dict[str, int],
                              examine: int = ELIGIBLE_EXAMINED) -> tuple[int, bool]:
     """How many agents have every skill of ``mins`` at its minimum level or above, whatever
     their state, and whether the count stopped at ``examine`` agents (then it is a lower

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from acd.center_part import CenterPart
 from acd.commands import last_stream_id, server_time_us, xread, xrevrange
-from acd.keys import Keys
 from acd.models import CenterEvent, EventPage
 
 
-class CenterStreams:
+class CenterStreams(CenterPart):
     """The events and wake streams of one center, and the server's clock."""
-
-    redis: Redis
-    keys: Keys
 
     async def events(self, after: str = "$", block_ms: int = 0, count: int = 100,
                      via: Redis | None = None) -> EventPage:

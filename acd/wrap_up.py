@@ -14,11 +14,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
 
-from redis.asyncio import Redis
-
-from acd.errors import InvalidInput
+from acd.center_part import CenterPart
 from acd.functions import fcall
-from acd.keys import Keys, check_name
+from acd.keys import valid_name
 from acd.models import Agent, whole_ms
 
 T = TypeVar("T")
@@ -27,13 +25,8 @@ MAX_WRAP_UP_SECONDS = 3600.0
 """An hour: a longer after-contact work is a break, which is 'unavailable'."""
 
 
-class CenterWrapUp:
+class CenterWrapUp(CenterPart):
     """A center's wrap-up time and its agents' wrap-ups."""
-
-    redis: Redis
-    keys: Keys
-
-    async def register(self) -> None: ...  # acd.center.Center's
 
     async def set_wrap_up(self, seconds: float) -> float:
         """Set how long an agent is in wrap-up after each completed contact (0: none, the
@@ -52,10 +45,7 @@ class CenterWrapUp:
     async def end_wrap_up(self, agent_id: str) -> Agent:
         """End an agent's wrap-up now: it becomes available (or unavailable, if it asked
         for that meanwhile). InvalidState when it is not in wrap-up."""
-        try:
-            check_name("agent id", agent_id)
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from None
+        valid_name("agent id", agent_id)
         raw = await fcall(self.redis, "acd_wrap_up_end", [self.keys.agent(agent_id)],
                           [agent_id])
         return Agent.model_validate_json(raw)

@@ -19,8 +19,7 @@ from acd_invariants import check_invariants
 
 from acd import Center, InvalidInput, NotFound, connect
 from acd.commands import json_get
-from acd.explanation import FEWEST_SPAN
-from acd.models import Decider, Explanation, OrderRule
+from acd.explanation import FEWEST_SPAN, Decider, Explanation, OrderRule
 
 
 async def later(center: Center) -> None:

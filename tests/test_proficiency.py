@@ -227,6 +227,14 @@ async def test_bad_levels_are_refused_naming_them(center: Center, call, message:
     assert await center.list_agents() == [] and await center.queue() == []
 
 
+async def test_qualified_refuses_a_bad_skill_naming_it(center: Center) -> None:
+    await staff(center, [("a", {"en": 3})])
+    with pytest.raises(InvalidInput, match="skill 'bad skill' is not valid"):
+        await center.qualified(["en", "bad skill"])
+    with pytest.raises(InvalidInput, match="skill: U\\+202E"):
+        await center.qualified(["en\u202e"], {"en\u202e": 2})
+
+
 async def test_level_of_a_missing_agent_or_skill(center: Center) -> None:
     with pytest.raises(NotFound, match="agent ghost"):
         await center.set_level("ghost", "en", 2)

@@ -209,6 +209,14 @@ async def test_bad_steps_are_refused_naming_what_is_wrong(
     assert await center.queue() == [] and await center.default_steps() == {}
 
 
+async def test_a_default_for_a_bad_skill_is_refused_naming_it(center: Center) -> None:
+    with pytest.raises(InvalidInput, match="skill 'bad skill' is not valid"):
+        await center.set_default_steps(["a", "bad skill"], [])
+    with pytest.raises(InvalidInput, match="skill must be a string, not int"):
+        await center.set_default_steps([7], [])
+    assert await center.default_steps() == {}
+
+
 async def test_abandonment_is_a_kpi_with_its_wait_per_combination(center: Center) -> None:
     contact = await center.create_contact(["en", "fr"], "c1")
     await past(center, contact.queued_at + 2)

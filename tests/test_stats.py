@@ -8,7 +8,7 @@ import pytest
 
 from acd import Center, InvalidInput, stats
 from acd.invariants import violations
-from acd.models import WaitingCombinations
+from acd.stats import WaitingCombinations
 
 
 def table(view: WaitingCombinations) -> list[tuple[str, int, str, int, int]]:

@@ -149,6 +149,11 @@ async def test_unavailable_asked_while_busy_applies_after_the_wrap_up(center: Ce
     await check_invariants(center)
 
 
+async def test_end_wrap_up_refuses_a_bad_agent_id_naming_it(center: Center) -> None:
+    with pytest.raises(InvalidInput, match="agent id 'no way' is not valid"):
+        await center.end_wrap_up("no way")
+
+
 async def test_end_wrap_up_now(center: Center) -> None:
     cid = await busy(center)
     await center.set_wrap_up(60)

@@ -18,7 +18,7 @@ from typing import Any
 import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import Center, NotFound
-from acd.models import Explanation
+from acd.explanation import Explanation
 from lab.widgets._base import OwnerLoopState, TaskRunner, error_html, esc
 
 LOOK_BACK = 500  # events read back for the contact list

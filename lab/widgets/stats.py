@@ -19,8 +19,7 @@ from typing import Any
 import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import AgentState, Center
-from acd.models import CenterStats, CombinationStats, WaitingCombinations
-from acd.stats import combinations
+from acd.stats import CenterStats, CombinationStats, WaitingCombinations, combinations
 from lab.widgets._base import age, error_html, esc
 from lab.widgets._follow import Event, Following
 

@@ -27,8 +27,8 @@ from acd.api.schemas import (
     QueueEntry,
 )
 from acd.errors import InvalidInput
-from acd.models import MAX_SKILLS, Candidate, CenterStats, Skill, WaitingCombinations
-from acd.stats import DEFAULT_LIMIT, MAX_LIMIT, combinations
+from acd.models import MAX_SKILLS, Candidate, Skill
+from acd.stats import DEFAULT_LIMIT, MAX_LIMIT, CenterStats, WaitingCombinations, combinations
 
 router = APIRouter(tags=["center"])
 

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 from acd.api.deps import CenterDep, ContactId
 from acd.api.schemas import Problem
-from acd.models import Explanation, StrictInput
+from acd.explanation import Explanation
+from acd.models import StrictInput
 
 router = APIRouter(tags=["contacts"])
 
