@@ -4,6 +4,9 @@ one ./start.sh starts, its dispatchers and API running), headless Chromium (Play
 - Notebook 02, step 7: the ExplanationView shows the recorded explanation of the contact it
   was created with; choosing the other contact in its list shows that one's, and it agrees
   with the record in Redis (the winner is the agent the contact went to).
+- Notebook 04, step 7 ("your turn"): the OffersBoard shows the offer of c13 counting down;
+  Reject gives it back (a5 one miss), the dispatchers offer it again after the back-off;
+  Accept assigns it: in Redis c13 is a5's contact and a5 is c13's agent.
 - Notebook 06, step 8: the StatsBoard follows the center live: a contact queued from outside
   the notebook (a POST to the lab's REST API, as a real caller's would be) appears in its
   table without a cell being run; its stop button stops it, its start button follows again.
@@ -38,6 +41,7 @@ from lab.envfile import read_env
 from lab.lessons import RunningLab
 
 NB02 = "02_availability_and_laa.ipynb"
+NB04 = "04_dispatcher.ipynb"
 NB06 = "06_api_and_simulator.ipynb"
 
 
@@ -52,6 +56,8 @@ def test_feature_widgets_in_jupyterlab(running_lab: RunningLab, copies: Path) ->
         with browser_page() as page:
             _check_explanation_view(page, base, token, f"{folder}/{NB02}",
                                     lab_env["REDIS_ADMIN_URL"])
+            _check_offers_board(page, base, token, f"{folder}/{NB04}",
+                                lab_env["REDIS_ADMIN_URL"])
             _check_stats_board(page, base, token, f"{folder}/{NB06}", lab_env)
     finally:
         print("shut down:", shut_down_kernels(running_lab, folder))
@@ -95,6 +101,44 @@ def _check_explanation_view(page: Any, base: str, token: str, path: str,
     record = json.loads(record) if isinstance(record, str) else record
     assert doc["$.agent"] == [shown_agent] == ["gen"], (doc["$.agent"], shown_agent)
     assert json.dumps(record).find('"gen"') >= 0, record
+
+
+def _check_offers_board(page: Any, base: str, token: str, path: str,
+                        admin_url: str) -> None:
+    open_notebook(page, base, token, path)
+    run_through(page, 'contact_id="c13"')
+    panel = _panel(page)
+    offer = panel.locator("[data-offer='a5|c13']")
+    offer.wait_for(timeout=60_000)
+    left = float(offer.locator("[data-left]").get_attribute("data-left") or "nan")
+    assert 0 < left <= 15, left  # the server's deadline, counting down
+    no_widget_errors(page)
+    page.screenshot(path=str(SHOTS / "nb04_offer_shown.png"))
+
+    row = _offer_row(page, "a5", "c13")
+    row.locator("button", has_text="Reject").click()
+    panel.locator("[data-answer='reject']").wait_for(timeout=15_000)
+    panel.locator("[data-misses='a5|1']").first.wait_for(timeout=15_000)
+    # The back-off (5 s) ends, a dispatcher offers c13 to a5 again: a new countdown.
+    panel.locator("[data-offer='a5|c13']").wait_for(timeout=30_000)
+    _offer_row(page, "a5", "c13").locator("button", has_text="Accept").click()
+    panel.locator("[data-answer='accept']").wait_for(timeout=15_000)
+    no_widget_errors(page)
+    page.screenshot(path=str(SHOTS / "nb04_offer_accepted.png"))
+
+    with redis.Redis.from_url(admin_url, decode_responses=True, socket_timeout=5) as admin:
+        contact = json.loads(admin.execute_command(
+            "JSON.GET", "{acd:nb04}:contact:c13", "$.state", "$.agent"))
+        agent = json.loads(admin.execute_command(
+            "JSON.GET", "{acd:nb04}:agent:a5", "$.state", "$.contact"))
+    assert contact == {"$.state": ["assigned"], "$.agent": ["a5"]}, contact
+    assert agent == {"$.state": ["busy"], "$.contact": ["c13"]}, agent
+
+
+def _offer_row(page: Any, agent: str, contact: str) -> Any:
+    """The board's row showing this offer: its innermost box (text, Accept, Reject)."""
+    offer = page.locator(f"[data-offer='{agent}|{contact}']")
+    return _panel(page).locator(".widget-hbox", has=offer).last
 
 
 def _check_stats_board(page: Any, base: str, token: str, path: str,
