@@ -51,7 +51,7 @@ FUNCTION_BODY = (
     "+hget +hmget +hset +hdel +hexists +hincrby +hkeys +hvals +hlen +hgetall "
     "+rpush +lpop +lindex +lset +llen "
     "+sadd +srem +scard +smembers +srandmember +sismember +sscan +sdiff "
-    "+zadd +zrem +zcard +zrange +zscore +zmscore "
+    "+zadd +zrem +zcard +zrange +zscore +zmscore +zintercard "
     "+xadd +xrevrange +xrange "
     "+json.get +json.mget +json.set +json.mset +json.merge +json.del "
     "+json.arrappend +json.arrindex +json.arrpop")

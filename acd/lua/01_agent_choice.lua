@@ -224,10 +224,16 @@ local function longest_available(tag, needs, sizes, seen, skip)
 end
 
 -- Whether some available agent has all these skills (with one skill, anyone in its set).
--- needs: a combination's items, as for longest_available.
+-- needs: a combination's items, as for longest_available. One command, not the walk's
+-- ZCARD per skill, page and ZMSCORE: ZINTERCARD walks the smallest set in C (an empty
+-- one ends it at once) and LIMIT 1 stops at the first agent in all of them.
 local function anyone_available(tag, needs)
   if #needs == 1 then return redis.call('ZCARD', k_need(tag, needs[1])) > 0 end
-  return longest_available(tag, needs, {}) ~= nil
+  local args = {#needs}
+  for i, item in ipairs(needs) do args[i + 1] = k_need(tag, item) end
+  args[#args + 1] = 'LIMIT'
+  args[#args + 1] = 1
+  return redis.call('ZINTERCARD', unpack(args)) > 0
 end
 
 --[[ Agent choice: fewest skills first, then longest available (issue 14).

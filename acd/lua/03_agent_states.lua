@@ -57,9 +57,16 @@ local function leave_for(tag, id, agent, since, extra)
     make_available(tag, id, agent, since)
     at = string.format('%d', since)
   end
-  redis.call('JSON.MERGE', k_agent(tag, id), '.', '{"state":' .. cjson.encode(after)
-    .. ',"reason":' .. (reason and cjson.encode(reason) or 'null') .. ',"available_since":'
-    .. at .. ',"contact":null,"next_state":null,"next_reason":null' .. (extra or '') .. '}')
+  -- A member set to null is deleted by the merge: one the document lacks needs no null
+  -- (the usual agent, who asked for nothing meanwhile, gets the patch it got before breaks).
+  local patch = '{"state":' .. cjson.encode(after) .. ',"available_since":' .. at
+    .. ',"contact":null'
+  if reason or agent.reason ~= nil then
+    patch = patch .. ',"reason":' .. (reason and cjson.encode(reason) or 'null')
+  end
+  if agent.next_state ~= nil then patch = patch .. ',"next_state":null' end
+  if agent.next_reason ~= nil then patch = patch .. ',"next_reason":null' end
+  redis.call('JSON.MERGE', k_agent(tag, id), '.', patch .. (extra or '') .. '}')
   return after, reason
 end
 

@@ -96,7 +96,9 @@ local function contact_end(keys, args)
   local now = now_ms()
   local final = 'completed'
   if contact.steps then redis.call('ZREM', k_steps_due(tag), id) end
-  local sig, wait = contact_sig(contact), 0
+  -- (Its combination: only an abandoned contact needs it, for the index and the KPIs.)
+  local sig = contact.state ~= 'assigned' and contact_sig(contact)
+  local wait = 0
   if contact.state == 'offered' then  -- never answered: abandoned (see "Offers")
     final = 'abandoned'
     withdraw_offer(tag, id, contact, now)

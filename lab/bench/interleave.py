@@ -22,7 +22,9 @@ count (medians over the rounds): per version, the µs of a create, of an assignm
 dispatch round's time over the contacts it assigned) and of a completion, as the median
 call (``_us``), the mean (``_mean_us``: the VM's pauses land in it) and the median of the
 call-by-call ratios to ``here``'s same calls (``_vs_first``: -0.10 is 10% less time than
-here), and the Redis commands an assignment ran.
+here), and the Redis commands an assignment ran (``_commands``; ``_by_command``: per
+command, as INFO commandstats names them; ``_by_command_us``: their µs, the rest of a
+call's time is Lua's).
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class Version:
         self.keys = Keys("unset")
         self.us: list[float] = []  # the server time of each timed call, in order
         self.commands = 0  # the Redis commands the timed calls ran, FCALL excluded
+        self.by_command: dict[str, tuple[int, float]] = {}  # per command: calls, usec
 
     def start(self, label: str) -> None:
         self.keys = Keys(f"il-{self.prefix}{label}")
@@ -115,8 +118,13 @@ class Version:
         stats = commandstats(info)
         last = Version.stats
         self.us.append(stats["fcall"][1] - last.get("fcall", (0, 0.0))[1])
-        self.commands += sum(calls - last.get(name, (0, 0.0))[0]
-                             for name, (calls, _) in stats.items() if name not in IGNORED)
+        for name, (calls, usec) in stats.items():
+            before = last.get(name, (0, 0.0))
+            ran = calls - before[0]
+            if ran and name not in IGNORED:
+                self.commands += ran
+                so_far = self.by_command.get(name, (0, 0.0))
+                self.by_command[name] = (so_far[0] + ran, so_far[1] + usec - before[1])
         Version.stats = stats
         return reply
 
@@ -143,10 +151,10 @@ class Version:
         self.call("contact_end", [k.contact(cid), k.queue, k.waiting_sigs, k.stats],
                   [cid, "complete", 60])
 
-    def timings(self) -> tuple[list[float], int]:
-        """The phase's call times and command count, and a fresh start."""
-        out = self.us, self.commands
-        self.us, self.commands = [], 0
+    def timings(self) -> tuple[list[float], int, dict[str, tuple[int, float]]]:
+        """The phase's call times, command count and counts per command; a fresh start."""
+        out = self.us, self.commands, self.by_command
+        self.us, self.commands, self.by_command = [], 0, {}
         return out
 
 
@@ -175,10 +183,14 @@ def one_round(r: redis.Redis, versions: list[Version], workload: Workload, label
     def report(name: str, units: dict[str, list[int]]) -> None:
         per: dict[str, list[float]] = {}
         for v in versions:
-            us, commands = v.timings()
+            us, commands, by_command = v.timings()
             per[v.prefix] = [t / n for t, n in zip(us, units[v.prefix], strict=True) if n > 0]
-            results[v.prefix][f"{name}_commands"] = round(
-                commands / max(1, sum(units[v.prefix])), 2)
+            done = max(1, sum(units[v.prefix]))
+            results[v.prefix][f"{name}_commands"] = round(commands / done, 2)
+            results[v.prefix][f"{name}_by_command"] = {
+                c: round(n / done, 2) for c, (n, _) in sorted(by_command.items())}
+            results[v.prefix][f"{name}_by_command_us"] = {
+                c: round(us / done, 2) for c, (_, us) in sorted(by_command.items())}
         for v in versions:
             results[v.prefix].update(figures(name, per[v.prefix], per[first]))
 
@@ -211,7 +223,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agents", type=int, nargs="+", default=[1000, 10000])
     p.add_argument("--contacts", type=int, default=600,
                    help="contacts per round (at most 0.6 x agents)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="a multiple of the number of versions, so each goes first as often")
     p.add_argument("--no-realtime", dest="realtime", action="store_false",
                    help="leave Redis's scheduling alone (default: a real-time priority for "
                         "Redis, when root, so that the other work of a busy VM does not "
@@ -226,6 +239,11 @@ def run(url: str, args: argparse.Namespace) -> int:
     print(json.dumps({"redis_realtime": args.realtime and realtime(pid),
                       "load_average": os.getloadavg()}), flush=True)
     revs = ["here", *args.against]
+    if args.rounds % len(revs):
+        # Round n starts with version n: over rounds not a multiple of the versions, some
+        # go first (colder caches) more often; two identical libraries then differ by ~4%.
+        print(f"warning: --rounds {args.rounds} is not a multiple of the {len(revs)} versions: "
+              "the order is not balanced", file=sys.stderr)
     for agents in args.agents:
         workload = Workload.generate(agents, min(args.contacts, int(agents * 0.6)))
         rows: list[dict[str, Any]] = []
@@ -240,11 +258,16 @@ def run(url: str, args: argparse.Namespace) -> int:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         summary: dict[str, Any] = {"agents": agents, "rounds": args.rounds, "versions": {}}
-        keys = [k for k in rows[0] if k.endswith(("_us", "_vs_first", "_commands"))]
+        keys = [k for k in rows[0] if k.endswith(("_us", "_vs_first", "_commands"))
+                and "_by_command" not in k]
         for rev in revs:
             mine = [row for row in rows if row["rev"] == rev]
             summary["versions"][rev] = {
                 key: round(statistics.median(row[key] for row in mine), 3) for key in keys}
+            for key in [k for k in mine[0] if k.endswith(("_by_command", "_by_command_us"))]:
+                summary["versions"][rev][key] = {  # (the counts are the same in every round)
+                    c: round(statistics.median(row[key].get(c, 0.0) for row in mine), 2)
+                    for c in mine[0][key]}
         print(json.dumps(summary), flush=True)
     r.function_flush()
     return 0
