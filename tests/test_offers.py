@@ -120,8 +120,10 @@ async def test_the_exclusion_ends_after_the_backoff(center: Center) -> None:
 
 
 async def test_the_exclusion_ends_for_a_contact_with_a_minimum_level(center: Center) -> None:
-    # Its combination is 'en:3' (acd.levels): the exclusion's end finds it there.
-    await center.set_offers(60, backoff_s=0.005)
+    # Its combination is 'en:3' (acd.levels): the exclusion's end finds it there. The
+    # back-off must outlast the reject-then-round below even on a loaded machine (5 ms did
+    # not: the round found the exclusion over and offered it again).
+    await center.set_offers(60, backoff_s=0.5)
     await center.create_agent("a", "A", "B", ["en"], available=True, levels={"en": 3})
     await center.create_agent("b", "A", "B", ["en"], available=True)  # level 1: not enough
     cid = (await center.create_contact(["en"], min_levels={"en": 3})).id

@@ -108,7 +108,9 @@ def _check_offers_board(page: Any, base: str, token: str, path: str,
     open_notebook(page, base, token, path)
     run_through(page, 'contact_id="c13"')
     panel = _panel(page)
-    offer = panel.locator("[data-offer='a5|c13']")
+    # The board shows twice (Step 7's cell, and again under the "your turn" cell): the
+    # learner uses the last, the one under the cell she ran.
+    offer = panel.locator("[data-offer='a5|c13']").last
     offer.wait_for(timeout=60_000)
     left = float(offer.locator("[data-left]").get_attribute("data-left") or "nan")
     assert 0 < left <= 15, left  # the server's deadline, counting down
@@ -117,12 +119,12 @@ def _check_offers_board(page: Any, base: str, token: str, path: str,
 
     row = _offer_row(page, "a5", "c13")
     row.locator("button", has_text="Reject").click()
-    panel.locator("[data-answer='reject']").wait_for(timeout=15_000)
+    panel.locator("[data-answer='reject']").last.wait_for(timeout=15_000)
     panel.locator("[data-misses='a5|1']").first.wait_for(timeout=15_000)
     # The back-off (5 s) ends, a dispatcher offers c13 to a5 again: a new countdown.
-    panel.locator("[data-offer='a5|c13']").wait_for(timeout=30_000)
+    panel.locator("[data-offer='a5|c13']").last.wait_for(timeout=30_000)
     _offer_row(page, "a5", "c13").locator("button", has_text="Accept").click()
-    panel.locator("[data-answer='accept']").wait_for(timeout=15_000)
+    panel.locator("[data-answer='accept']").last.wait_for(timeout=15_000)
     no_widget_errors(page)
     page.screenshot(path=str(SHOTS / "nb04_offer_accepted.png"))
 
