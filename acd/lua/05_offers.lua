@@ -117,12 +117,8 @@ end
 -- meta 'offer_due', nil when none is pending), the earliest first, at most
 -- OFFER_EXPIRIES. Returns how many and the ms until the next (0: more due; nil: none).
 local function expire_offers(tag, due)
-  if not due then return 0, nil end
-  local now = now_ms()
-  if now < due then return 0, due - now end
-  local key, done = k_offers(tag), 0
-  for _, member in ipairs(redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0,
-                                     OFFER_EXPIRIES)) do
+  local key = k_offers(tag)
+  return release_due(tag, key, 'offer_due', due, OFFER_EXPIRIES, function(member, _, now)
     redis.call('ZREM', key, member)
     local kind, cid, aid = string.match(member, '^(%a)|([^|]+)|?(.*)$')
     if kind == 'o' then
@@ -131,15 +127,8 @@ local function expire_offers(tag, due)
     elseif kind == 'x' then
       end_exclusion(tag, cid, aid)
     end
-    done = done + 1
-  end
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if #first == 0 then
-    redis.call('HDEL', tag .. ':meta', 'offer_due')
-    return done, nil
-  end
-  redis.call('HSET', tag .. ':meta', 'offer_due', first[2])
-  return done, math.max(0, tonumber(first[2]) - now)
+    return true
+  end)
 end
 
 -- The sooner of two timers in ms (nil: none).
