@@ -43,10 +43,11 @@ end
 
 -- The contact goes back to its place: the queue at its queue score, its combination at
 -- its virtual arrival (index_add counts it again and readies or parks its combination).
+-- Its explanation goes: it was the offer's, and would pass for the next assignment's.
 local function requeue_offered(tag, cid, contact)
   local score = string.format('%.3f', contact.queue_score or contact.queued_at)
-  redis.call('JSON.MERGE', k_contact(tag, cid), '.',
-    '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"queued","agent":null,'
+    .. '"offer_until":null,"queue_score":null,"explanation":null}')
   redis.call('ZADD', tag .. ':queue', score, cid)
   local head_start = tonumber(contact.head_start_ms) or 0
   index_add(tag, contact_sig(contact), virtual_score(score, head_start), cid, true)
