@@ -84,7 +84,8 @@ class Explanation(BaseModel):
 
     contact: str
     agent: str
-    assigned_at: int
+    assigned_at: int | None = Field(
+        description="None while it is offered to the agent (acd.offers): not accepted yet")
     skills: list[str]
     rule: str = Field(description="the agent choice that chose (AgentChoice values)")
     decided_by: Decider

@@ -67,7 +67,8 @@ async def violations(center: Center) -> list[str]:
             *_contacts_side(agents, contacts), *await _queue(center, contacts),
             *await _index(center, agents, contacts), *await _fewest(center, agents),
             *await _wrap_ups(center, agents), *await _levels(center, agents),
-            *await _steps_due(center, contacts), *await _offers(center, agents, contacts)]
+            *await _steps_due(center, contacts), *await _offers(center, agents, contacts),
+            *_explanations(contacts)]
 
 
 Docs = dict[str, dict[str, Any]]
@@ -386,3 +387,22 @@ async def _offers(center: Center, agents: Docs, contacts: Docs) -> list[str]:
             found.append(f"offered contact {cid} until {offered.get('offer_until')}, its "
                          f"timer says {timers.get(f'o|{cid}')}")
     return found + await _next_due(center, "offer_due", timers, "offer timer ends")
+
+
+def _explanations(contacts: Docs) -> list[str]:
+    """An assignment's explanation (acd.explanation) names the contact's own agent
+    first, the winner; a contact back in the queue has none (it explained an assignment
+    that is over, and would be read as its next one's)."""
+    found = []
+    for cid, contact in sorted(contacts.items()):
+        record = contact.get("explanation")
+        if isinstance(record, str):
+            record = json.loads(record)
+        if not record:
+            continue
+        agent, state = contact.get("agent"), contact.get("state")
+        first = (record.get("candidates") or [[None]])[0][0]
+        if state == "queued" or (agent is not None and first != agent):
+            found.append(f"contact {cid} is {state} with agent {agent} but its "
+                         f"explanation names {first} first")
+    return found

@@ -27,6 +27,13 @@ Offers (acd.offers) likewise: "off", "long" (10 minutes to answer, an hour of ba
 break after 2 misses in a row: only explicit accept and reject steps end one) or "tiny"
 (1 ms to answer, no back-off, a break after 2 misses: over by the next step, and the next
 round, or the reconciler's step, expires it).
+
+Explanations (acd.explanation): while the center records them, each assignment (or offer)
+a round makes gets an MExplanation, what of the record the model can foresee: the rule,
+the candidates in order with what their scores are made of (available since, on the
+model's clock, and skill count), the set walked, the next contact of the combination and
+the ready combinations after it. An assignment made while off has none, and neither has a
+contact an offer miss puts back in the queue.
 """
 
 from __future__ import annotations
@@ -94,6 +101,27 @@ class MContact:
         return signature(self.skills, self.min_levels)
 
 
+EXPLAIN_CANDIDATES = 5  # the acd library's: most candidates a record lists
+EXPLAIN_HEADS = 3  # most ready combinations after the contact's that it lists
+
+
+@dataclass
+class MExplanation:
+    """The checkable part of an assignment's explanation, as decided at ``tick``."""
+
+    rule: str  # the agent choice that decided (best_proficiency may leave it to LAA)
+    candidates: list[str]  # the qualified agents the walk met, winner first
+    since: dict[str, float]  # theirs on the model's clock (the real score: that ms)
+    skill_count: dict[str, int]  # theirs (fewest_skills scores count * 1e13 + since)
+    qualified: int  # how many the walk met (candidates lists the first few)
+    walked: tuple[str, int]  # the set it walked (its need item) and that set's size
+    next: str | None  # the next contact of its combination
+    after: list[tuple[str, str]]  # the ready combinations after its own, in order, and
+    # their heads (the record lists the first few of them)
+    overtook: set[str]  # of those heads and ``next``: the ones only its head start passed
+    tick: int
+
+
 @dataclass
 class Model:
     agents: dict[str, MAgent] = field(default_factory=dict)
@@ -108,6 +136,8 @@ class Model:
     offers: str = "off"  # see OFFERS
     excluded: set[tuple[str, str]] = field(default_factory=set)  # (contact, agent)
     arrival: dict[str, int] = field(default_factory=dict)  # contact -> its place in line
+    explain: bool = False  # record explanations (acd.explanation)
+    explanations: dict[str, MExplanation] = field(default_factory=dict)  # by contact
     tick: int = 0
 
     # -- reading --------------------------------------------------------------------
@@ -381,6 +411,10 @@ class Model:
                 self.ready.discard(sig)
                 self.parked.add(sig)
                 continue
+            if self.explain:
+                self.explanations[cid] = self._explanation(cid, best)
+            else:
+                self.explanations.pop(cid, None)
             aid = best[0]
             agent = self.agents[aid]
             agent.state, agent.since, agent.contact = "offered" if timeout else "busy", None, cid
@@ -451,6 +485,7 @@ class Model:
         assert cid is not None
         contact = self.contacts[cid]
         contact.state, contact.agent = "queued", None
+        self.explanations.pop(cid, None)  # its next assignment explains itself
         self.queue.append(cid)
         self.queue.sort(key=self.arrival.__getitem__)
         if len(self.waiting(contact.sig)) == 1:  # new to the index
@@ -475,3 +510,60 @@ class Model:
         for _, _, aid in due[:most]:
             self._miss(aid)
         return len(due[:most])
+
+    # -- explanations -------------------------------------------------------------------
+    def set_explain(self, on: bool) -> bool:
+        before, self.explain = self.explain, on
+        return before
+
+    def _weakest(self, aid: str, contact: MContact) -> int:
+        return min(self.agents[aid].level(s) for s in contact.skills)
+
+    def _explanation(self, cid: str, best: list[str]) -> MExplanation:
+        """What a round records for serving ``cid`` with ``best`` (its agents, best first,
+        the contact's exclusions left out), before it claims the first."""
+        contact, sig = self.contacts[cid], self.contacts[cid].sig
+        rule, level, met = self.choice, 0, best
+        if rule == "best_proficiency":
+            # The walks by level (5 down to 2) stop at the contact's own lowest minimum;
+            # below it (or with nobody above level 1) LAA decides, among all of them.
+            level = self._weakest(best[0], contact)
+            floor = min(contact.min_levels.get(s, 1) for s in contact.skills)
+            if level < 2 or level <= floor:
+                rule, level = "longest_available", 0
+            else:  # the walk at that level meets only those at it
+                met = [aid for aid in best if self._weakest(aid, contact) == level]
+        # The walk reads the smallest set of the needs, the first of equal ones.
+        items = [s if rule == "fewest_skills" else _need(s, max(
+            contact.min_levels.get(s, 1), level)) for s in contact.skills]
+        sizes = [sum(a.state == "available" and s in a.skills and a.level(s) >= m
+                     for a in self.agents.values())
+                 for s, m in (_split(item) for item in items)]
+        smallest = sizes.index(min(sizes))
+        ranked = sorted(self.ready, key=lambda s: self.place(self.waiting(s)[0]))
+        same = self.waiting(sig)
+        following = [same[1]] if len(same) > 1 else []
+        heads = following + [self.waiting(s)[0] for s in ranked if s != sig]
+        mine = self.arrival[cid]
+        return MExplanation(
+            rule=rule, candidates=met[:EXPLAIN_CANDIDATES],
+            since={aid: self.agents[aid].since or 0.0 for aid in met},
+            skill_count={aid: len(self.agents[aid].skills) for aid in met},
+            qualified=len(met), walked=(items[smallest], sizes[smallest]),
+            next=same[1] if len(same) > 1 else None,
+            after=[(s, self.waiting(s)[0]) for s in ranked if s != sig],
+            # Overtaken: ranked after it only by its head start (priority 0, it would
+            # have come after them), see acd.explanation.
+            overtook={h for h in heads
+                      if (-self.contacts[h].priority, self.arrival[h]) < (0, mine)},
+            tick=self.tick)
+
+
+def _need(skill: str, level: int) -> str:
+    """A combination's need item: 'en' (any level) or 'en:3'."""
+    return f"{skill}:{level}" if level > 1 else skill
+
+
+def _split(item: str) -> tuple[str, int]:
+    skill, _, level = item.partition(":")
+    return skill, int(level) if level else 1

@@ -122,6 +122,30 @@ async def test_priority_says_whom_the_contact_overtook(center: Center) -> None:
     assert old_other.id and plain.id
 
 
+async def test_an_offer_is_explained_until_it_is_missed(center: Center) -> None:
+    """An offer is the round's decision: explained while it waits for its answer; a miss
+    puts the contact back in the queue without it, so the next offer (even to the same
+    agent, made while explanations are off) is never read with the old one."""
+    await staff(center, {"a": ["en"], "b": ["en"]})
+    await center.set_offers(600)
+    contact = await center.create_contact(["en"])
+    [offer] = await center.dispatch()
+    e = await center.explanation(contact.id)
+    assert (offer.agent, e.agent, e.assigned_at) == ("a", "a", None)
+    assert [c.agent for c in e.candidates] == ["a", "b"]
+    await center.reject_offer("a")
+    await check_invariants(center)  # a queued contact carries no explanation
+    await center.set_explanations(False)
+    await center.set_unavailable("b")
+    [again] = await center.dispatch()
+    assert again.agent == "a"  # no back-off: the same agent
+    with pytest.raises(NotFound, match="records none"):
+        await center.explanation(contact.id)
+    await center.accept_offer("a")
+    with pytest.raises(NotFound, match="records none"):
+        await center.explanation(contact.id)
+
+
 async def test_no_explanation_without_an_assignment(center: Center) -> None:
     contact = await center.create_contact(["nobody-has-it"])
     await center.dispatch()

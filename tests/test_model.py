@@ -13,13 +13,14 @@ tests/cluster/test_sharded.py runs the same machine on a 3-primary Redis Cluster
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from acd_model import OFFERS, WRAP_UP_SECONDS, MAgent, MContact, Model
+from acd_model import EXPLAIN_HEADS, OFFERS, WRAP_UP_SECONDS, MAgent, MContact, Model
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,7 +32,10 @@ from hypothesis.stateful import (
 )
 
 from acd import ACDError, Agent, Center, Contact, InvalidInput, connect
+from acd.agent_choice import FEWEST_SPAN
+from acd.commands import json_get
 from acd.invariants import violations
+from acd.models import OrderRule
 
 AGENT_IDS = ["a1", "a2", "a3", "b1"]
 SKILLS = ["de", "en", "fr", "es"]
@@ -71,6 +75,9 @@ class ModelMachine(RuleBasedStateMachine):
         self.center = Center(self.redis, f"model-{uuid.uuid4().hex[:10]}")
         self.model = Model()
         self.next_contact = 0
+        # The model's clock (ticks, see tests/acd_model.py) -> the server's ms, as seen
+        # so far: what an explanation's scores are in.
+        self.ms_at: dict[float, int] = {}
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.loop.run_until_complete(coro)
@@ -116,14 +123,17 @@ class ModelMachine(RuleBasedStateMachine):
                                    max_size=len(AGENT_IDS)),
                 wrap_up=st.sampled_from(sorted(WRAP_UP_SECONDS)),
                 levels=st.lists(LEVELS, min_size=len(AGENT_IDS), max_size=len(AGENT_IDS)),
-                offers=st.sampled_from(["off", "off", "long", "tiny"]))
+                offers=st.sampled_from(["off", "off", "long", "tiny"]),
+                explain=st.sampled_from([True, True, False]))
     def staff(self, skills: list[list[str]], available: list[bool], wrap_up: str,
-              levels: list[list[int]], offers: str) -> None:
+              levels: list[list[int]], offers: str, explain: bool) -> None:
         """Every sequence starts with all agents there, so most steps have work to do, a
-        wrap-up time (most contacts end before a rule changes it) and offers on or off."""
+        wrap-up time (most contacts end before a rule changes it), offers on or off and
+        explanations recorded or not."""
         self.run(self.center.set_seconds_per_point(HOUR_A_POINT))
         self.set_wrap_up(wrap_up)
         self.set_offers(offers)
+        self.set_explanations(explain)
         for aid, has, ready, lv in zip(AGENT_IDS, skills, available, levels, strict=True):
             self.create_agent(aid, has, ready, lv)
 
@@ -247,6 +257,7 @@ class ModelMachine(RuleBasedStateMachine):
 
         expected, got = self.both(lambda: self.model.dispatch(most, budget, service), real)
         assert got == expected
+        self.run(self.check_explanations(got))
 
     @rule(mode=st.sampled_from(["automatic", "manual"]))
     def set_mode(self, mode: str) -> None:
@@ -275,6 +286,72 @@ class ModelMachine(RuleBasedStateMachine):
             expected, got = self.both(lambda: self.model.end_contact(cid, "complete"),
                                       lambda: self.center.complete_contact(cid))
             same_contact(got, expected)
+
+    # -- explanations (acd.explanation) ---------------------------------------------------
+    @rule(on=st.booleans())
+    def set_explanations(self, on: bool) -> None:
+        expected, got = self.both(lambda: self.model.set_explain(on),
+                                  lambda: self.center.set_explanations(on))
+        assert got == expected
+
+    async def check_explanations(self, pairs: list[tuple[str, str]]) -> None:
+        """A round's assignments (or offers) made while explanations are on carry the one
+        the model foresees (see tests/acd_model.py); made while off, none."""
+        c, m = self.center, self.model
+        docs = dict(zip([cid for cid, _ in pairs], await c.get_contacts(
+            [cid for cid, _ in pairs]), strict=True))
+        for cid, aid in pairs:
+            if not m.explain:
+                raw = await json_get(c.redis, c.keys.contact(cid))
+                assert isinstance(raw, dict) and not raw.get("explanation"), cid
+                continue
+            doc = docs[cid]
+            assert doc is not None
+            # The round's time: its agents freed by an offer's timeout are available
+            # since then (its assignments' assigned_at, its offers' deadline - timeout).
+            decided = (doc.assigned_at if doc.state.value == "assigned" else
+                       int(doc.offer_until or 0) - int(OFFERS[m.offers][0] * 1000))
+            self.seen_at(m.explanations[cid].tick, decided)
+            await self.same_explanation(cid, aid)
+
+    async def same_explanation(self, cid: str, aid: str) -> None:
+        c, m = self.center, self.model
+        raw = await json_get(c.redis, c.keys.contact(cid))
+        record = raw.get("explanation") if isinstance(raw, dict) else None
+        assert record and record["candidates"][0][0] == aid, (
+            f"{cid} went to {aid}; its explanation lists first: {record}")
+        want, e = m.explanations[cid], await c.explanation(cid)
+        assert (e.agent, e.rule, e.qualified) == (aid, want.rule, want.qualified), cid
+        assert [x.agent for x in e.candidates] == want.candidates, (cid, e.candidates, want)
+        for x in e.candidates:
+            since = self.ms_at[want.since[x.agent]]
+            count = want.skill_count[x.agent]
+            assert x.available_since == since, (cid, x)
+            assert x.score == (count * FEWEST_SPAN + since if want.rule == "fewest_skills"
+                               else since), (cid, x)
+            assert x.skills == (count if want.rule == "fewest_skills" else None), (cid, x)
+        assert e.walked == (*want.walked, want.walked[1]), (cid, e.walked, want.walked)
+        assert e.virtual_arrival == e.queued_at - e.head_start_ms, cid
+        heads = list(e.served_before)
+        if want.next is not None:
+            first = heads.pop(0)
+            assert (first.combination, first.contact) == (m.contacts[cid].sig, want.next)
+        assert len(heads) <= EXPLAIN_HEADS
+        assert [h.combination for h in heads] == [s for s, _ in want.after[:len(heads)]], cid
+        ahead = [want.next] * (want.next is not None) + [h for _, h in want.after[:len(heads)]]
+        contacts = await c.get_contacts(ahead)
+        for head, contact, hid in zip(e.served_before, contacts, ahead, strict=True):
+            assert contact is not None
+            assert head.virtual_arrival == contact.queued_at - contact.head_start_ms, hid
+            assert head.overtaken == (hid in want.overtook), (cid, hid)
+        overtook = any(h.overtaken for h in e.served_before)
+        assert e.order is (OrderRule.PRIORITY if overtook else OrderRule.ARRIVAL), cid
+
+    def seen_at(self, tick: float, ms: int | None) -> None:
+        """The model's tick was the server's ms then: one ms per tick."""
+        if ms is None or tick == math.inf:
+            return
+        assert self.ms_at.setdefault(tick, ms) == ms, (tick, ms, self.ms_at[tick])
 
     # -- wrap-up ------------------------------------------------------------------------
     @rule(option=st.sampled_from(sorted(WRAP_UP_SECONDS)))
@@ -384,6 +461,10 @@ class ModelMachine(RuleBasedStateMachine):
         assert sorted(agents) == sorted(m.agents)
         for aid, agent in agents.items():
             same_agent(agent, m.agents[aid])
+            if m.agents[aid].since is not None:
+                self.seen_at(m.agents[aid].since or 0.0, agent.available_since)
+            if m.agents[aid].wrap_up_end is not None:
+                self.seen_at(m.agents[aid].wrap_up_end or 0.0, agent.wrap_up_until)
         assert availability_order(agents) == availability_order(m.agents)
         ids = sorted(m.contacts)
         for cid, contact in zip(ids, await c.get_contacts(ids), strict=True):
@@ -404,6 +485,7 @@ class ModelMachine(RuleBasedStateMachine):
                                                           for n in names}
         assert (await c.dispatch_mode()).value == m.mode
         assert (await c.agent_choice()).value == m.choice
+        assert await c.explanations() == m.explain
         assert await c.wrap_up_seconds() == WRAP_UP_SECONDS[m.wrap_up]
         offers = await c.offer_settings()
         assert (offers.timeout_s, offers.max_misses, offers.backoff_s) == OFFERS[m.offers]

@@ -70,3 +70,33 @@ local function register(name, fn, may_run_when_full)
     redis.register_function(name, call)
   end
 end
+
+--[[ Due timers: wrap-up ends (03), steps by waiting time (04), offer deadlines and
+exclusions (05) each keep a zset of members scored by the ms they are due and a field of
+the center's meta that is never later than the zset's first score ('wrap_up_due',
+'step_due', 'offer_due'), so a round with nothing due pays for reading that field only.
+release_due handles what is due by the server's clock, earliest first (Redis orders equal
+scores by member), and at most 'most' per call: a call stays short however many fell due
+at once (the reply's 0 ms says more are due, and the next call takes them). Then it sets
+the field to the new first score (removing it when the zset is empty), so it is never
+later than that score: one only needs to move it earlier when adding a sooner member.
+due: the meta field as a number (nil: nothing pending). handle(member, score, now) does
+one member's work (and takes it out of the zset, or moves it later) and returns whether it counts.
+Returns how many counted and the ms until the next is due (0: more due now; nil: none). ]]
+local function release_due(tag, key, field, due, most, handle)
+  if not due then return 0, nil end
+  local now = now_ms()
+  if now < due then return 0, due - now end
+  local done = 0
+  local rows = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, most, 'WITHSCORES')
+  for i = 1, #rows, 2 do
+    if handle(rows[i], tonumber(rows[i + 1]), now) then done = done + 1 end
+  end
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('HDEL', tag .. ':meta', field)
+    return done, nil
+  end
+  redis.call('HSET', tag .. ':meta', field, first[2])
+  return done, math.max(0, tonumber(first[2]) - now)
+end

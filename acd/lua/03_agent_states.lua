@@ -118,28 +118,16 @@ end
 -- pending), the earliest first, at most WRAP_UP_RELEASES. Returns how many it ended and
 -- the ms until the next end (0: more are due already; nil: none pending).
 local function release_wrap_ups(tag, due)
-  if not due then return 0, nil end
-  local now = now_ms()
-  if now < due then return 0, due - now end
-  local key, ended = k_wrap_up(tag), 0
-  local rows = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, WRAP_UP_RELEASES,
-    'WITHSCORES')
-  for i = 1, #rows, 2 do
-    local agent = json_get(k_agent(tag, rows[i]), '.')
-    if agent and agent.state == 'wrap_up' then
-      finish_wrap_up(tag, rows[i], agent, tonumber(rows[i + 1]), 'timer')
-      ended = ended + 1
-    else
-      redis.call('ZREM', key, rows[i])  -- deleted or changed around the functions
+  local key = k_wrap_up(tag)
+  return release_due(tag, key, 'wrap_up_due', due, WRAP_UP_RELEASES, function(id, ends)
+    local agent = json_get(k_agent(tag, id), '.')
+    if not agent or agent.state ~= 'wrap_up' then
+      redis.call('ZREM', key, id)  -- deleted or changed around the functions
+      return false
     end
-  end
-  local next_end = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if #next_end == 0 then
-    redis.call('HDEL', tag .. ':meta', 'wrap_up_due')
-    return ended, nil
-  end
-  redis.call('HSET', tag .. ':meta', 'wrap_up_due', next_end[2])
-  return ended, math.max(0, tonumber(next_end[2]) - now)
+    finish_wrap_up(tag, id, agent, ends, 'timer')
+    return true
+  end)
 end
 
 -- A dispatch round's reply {assigned, wake id, pairs...} ends with the ms until the next

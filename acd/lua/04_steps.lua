@@ -143,28 +143,17 @@ end
 -- pending), the earliest first, at most STEP_RELEASES. Returns how many it took and the
 -- ms until the next is due (0: more are due already; nil: none pending).
 local function release_steps(tag, due)
-  if not due then return 0, nil end
-  local now = now_ms()
-  if now < due then return 0, due - now end
-  local key, taken = k_steps_due(tag), 0
-  for _, cid in ipairs(redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0,
-      STEP_RELEASES)) do
+  local key = k_steps_due(tag)
+  return release_due(tag, key, 'step_due', due, STEP_RELEASES, function(cid, _, now)
     local contact = json_get(k_contact(tag, cid), '.')
     local step = contact and next_step(contact)
-    if step and redis.call('ZSCORE', tag .. ':queue', cid) then
-      take_step(tag, cid, contact, step, now)
-      taken = taken + 1
-    else
+    if not step or not redis.call('ZSCORE', tag .. ':queue', cid) then
       redis.call('ZREM', key, cid)  -- assigned, ended or gone: its steps are over
+      return false
     end
-  end
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if #first == 0 then
-    redis.call('HDEL', tag .. ':meta', 'step_due')
-    return taken, nil
-  end
-  redis.call('HSET', tag .. ':meta', 'step_due', first[2])
-  return taken, math.max(0, tonumber(first[2]) - now)
+    take_step(tag, cid, contact, step, now)  -- schedules its next step, if any
+    return true
+  end)
 end
 
 -- A queued contact with a step to take has its entry in the due set at queued_at + that

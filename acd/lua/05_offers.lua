@@ -43,10 +43,11 @@ end
 
 -- The contact goes back to its place: the queue at its queue score, its combination at
 -- its virtual arrival (index_add counts it again and readies or parks its combination).
+-- Its explanation goes: it was the offer's, and would pass for the next assignment's.
 local function requeue_offered(tag, cid, contact)
   local score = string.format('%.3f', contact.queue_score or contact.queued_at)
-  redis.call('JSON.MERGE', k_contact(tag, cid), '.',
-    '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+  redis.call('JSON.MERGE', k_contact(tag, cid), '.', '{"state":"queued","agent":null,'
+    .. '"offer_until":null,"queue_score":null,"explanation":null}')
   redis.call('ZADD', tag .. ':queue', score, cid)
   local head_start = tonumber(contact.head_start_ms) or 0
   index_add(tag, contact_sig(contact), virtual_score(score, head_start), cid, true)
@@ -117,12 +118,8 @@ end
 -- meta 'offer_due', nil when none is pending), the earliest first, at most
 -- OFFER_EXPIRIES. Returns how many and the ms until the next (0: more due; nil: none).
 local function expire_offers(tag, due)
-  if not due then return 0, nil end
-  local now = now_ms()
-  if now < due then return 0, due - now end
-  local key, done = k_offers(tag), 0
-  for _, member in ipairs(redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0,
-                                     OFFER_EXPIRIES)) do
+  local key = k_offers(tag)
+  return release_due(tag, key, 'offer_due', due, OFFER_EXPIRIES, function(member, _, now)
     redis.call('ZREM', key, member)
     local kind, cid, aid = string.match(member, '^(%a)|([^|]+)|?(.*)$')
     if kind == 'o' then
@@ -131,15 +128,8 @@ local function expire_offers(tag, due)
     elseif kind == 'x' then
       end_exclusion(tag, cid, aid)
     end
-    done = done + 1
-  end
-  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if #first == 0 then
-    redis.call('HDEL', tag .. ':meta', 'offer_due')
-    return done, nil
-  end
-  redis.call('HSET', tag .. ':meta', 'offer_due', first[2])
-  return done, math.max(0, tonumber(first[2]) - now)
+    return true
+  end)
 end
 
 -- The sooner of two timers in ms (nil: none).

@@ -103,7 +103,7 @@ local function repair_contact(keys, args)
       return drop_from_index(tag, keys[2], cid, hinted)
     end
     redis.call('JSON.MSET', keys[1], '.state', '"queued"', keys[1], '.agent', 'null',
-      keys[1], '.assigned_at', 'null')
+      keys[1], '.assigned_at', 'null', keys[1], '.explanation', 'null')
     event(tag, 'contact_requeued', 'contact', cid, 'reason', 'agent_lost')
     contact.state = 'queued'
   end
@@ -120,8 +120,8 @@ local function repair_contact(keys, args)
       return changed
     end
     redis.call('ZREM', k_offers(tag), 'o|' .. cid)
-    redis.call('JSON.MERGE', keys[1], '.',
-      '{"state":"queued","agent":null,"offer_until":null,"queue_score":null}')
+    redis.call('JSON.MERGE', keys[1], '.', '{"state":"queued","agent":null,'
+      .. '"offer_until":null,"queue_score":null,"explanation":null}')
     event(tag, 'contact_requeued', 'contact', cid, 'reason', 'agent_lost')
     contact.state = 'queued'
   end
