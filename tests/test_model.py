@@ -34,8 +34,8 @@ from hypothesis.stateful import (
 from acd import ACDError, Agent, Center, Contact, InvalidInput, connect
 from acd.agent_choice import FEWEST_SPAN
 from acd.commands import json_get
+from acd.explanation import OrderRule
 from acd.invariants import violations
-from acd.models import OrderRule
 
 AGENT_IDS = ["a1", "a2", "a3", "b1"]
 SKILLS = ["de", "en", "fr", "es"]
