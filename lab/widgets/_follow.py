@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from acd import Center
 from acd.center_keys import is_learner
 from acd.service import live_dispatchers
-from lab.widgets._base import TaskRunner
+from lab.widgets._base import TaskRunner, error_html, esc
 
 Event = dict[str, str]  # an event's fields, "type" included
 
@@ -289,3 +289,39 @@ def _close_tree(widget: Any) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)
     widget.close()
+
+
+class FollowingPanel(Following):
+    """A Following widget with the controls every live panel shows: start and stop
+    buttons, and a status line saying whether what it shows is live or a snapshot (and
+    why it stopped). Subclasses build ``self.widget`` around them."""
+
+    LIVE_TEXT = "following the center's events"
+    SNAPSHOT_TEXT = "the figures above are a snapshot, not live"
+    widget: Any
+
+    def __init__(self, center: Center, block_s: float = 0.5,
+                 max_seconds: float | None = None) -> None:
+        super().__init__(center, block_s=block_s, max_seconds=max_seconds)
+        import ipywidgets as w  # type: ignore[import-untyped]
+
+        self.status = w.HTML()
+        self.start_button = self.button(self.start, description="start", icon="play")
+        self.stop_button = self.button(self.stop, description="stop", icon="stop",
+                                       button_style="danger")
+        self.start_button.add_class("acd-start")
+        self.stop_button.add_class("acd-stop")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def on_error(self, exc: BaseException) -> None:
+        self.status.value = error_html(exc)
+
+    def _show_following(self, following: bool) -> None:
+        self.start_button.disabled = following
+        self.stop_button.disabled = not following
+        self.status.value = (
+            f"<span class='acd-live' data-live='1'>● {self.LIVE_TEXT}</span>" if following
+            else f"<span class='acd-live' data-live='0'>■ {esc(self.stopped_reason)}: "
+                 f"{self.SNAPSHOT_TEXT}</span>")

@@ -22,8 +22,8 @@ import ipywidgets as w  # type: ignore[import-untyped]
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
 from acd import Center
-from lab.widgets._base import OwnerLoopState, TaskRunner, age, error_html, esc
-from lab.widgets._follow import Event, Following, dispatchers_connected
+from lab.widgets._base import OwnerLoopState, TaskRunner, age, esc
+from lab.widgets._follow import Event, FollowingPanel, dispatchers_connected
 
 LOG = 20  # assignments listed
 WAITING = 10  # waiting contacts listed
@@ -48,8 +48,10 @@ async def recent_assignments(center: Center, before: str = "+", most: int = LOG,
             for f in assigned[-most:]]
 
 
-class LiveView(Following):
+class LiveView(FollowingPanel):
     """``view = LiveView(center); view.start(); view`` - then the stop button, or stop()."""
+
+    LIVE_TEXT = "following"
 
     def __init__(self, center: Center, interval: float = 0.5, history: int = 240,
                  max_seconds: float | None = 600.0) -> None:
@@ -68,12 +70,6 @@ class LiveView(Following):
         self.queue_label = w.HTML()
         self.waiting_html = w.HTML()
         self.log_html = w.HTML()
-        self.status = w.HTML()
-        self.start_button = self.button(self.start, description="start", icon="play")
-        self.stop_button = self.button(self.stop, description="stop", icon="stop",
-                                       button_style="danger")
-        self.start_button.add_class("acd-start")
-        self.stop_button.add_class("acd-stop")
         self.figure = LoopFigure(
             self,
             data=[go.Scatter(x=[], y=[], name="queue length", mode="lines"),
@@ -91,25 +87,9 @@ class LiveView(Following):
             self.figure, self.status])
         self._show_following(False)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def on_error(self, exc: BaseException) -> None:
-        self.status.value = error_html(exc)
-
     @property
     def running(self) -> bool:
         return self.following
-
-    def _show_following(self, following: bool) -> None:
-        self.start_button.disabled = following
-        self.stop_button.disabled = not following
-        if following:
-            self.status.value = "<span class='acd-live' data-live='1'>● following</span>"
-        else:
-            self.status.value = (f"<span class='acd-live' data-live='0'>■ "
-                                 f"{esc(self.stopped_reason)}: the figures above are a "
-                                 "snapshot, not live</span>")
 
     async def _on_start(self, tip: str) -> None:
         if self.t0 is None:  # first start: list the last assignments already made

@@ -31,8 +31,8 @@ from acd import Center
 from acd.errors import ACDError
 from acd.models import Agent, Contact
 from acd.offers import MISSED_OFFERS, OfferSettings
-from lab.widgets._base import error_html, esc
-from lab.widgets._follow import Event, Following
+from lab.widgets._base import esc
+from lab.widgets._follow import Event, FollowingPanel
 
 ROWS = 8  # offers shown at most (row widgets kept, rebound to other offers)
 TIMERS_READ = 200  # first timers of the offers set read per redraw
@@ -103,8 +103,10 @@ class OfferRow:
                            f"<b data-left='{left:.1f}'>{left:.1f} s</b> left</span>")
 
 
-class OffersBoard(Following):
+class OffersBoard(FollowingPanel):
     """``offers = OffersBoard(center); offers.start(); offers`` - answer the center's offers."""
+
+    SNAPSHOT_TEXT = "a snapshot, not live"
 
     def __init__(self, center: Center, interval: float = 0.25,
                  max_seconds: float | None = 600.0) -> None:
@@ -120,11 +122,7 @@ class OffersBoard(Following):
         self.more = w.HTML()
         self.misses_html = w.HTML()
         self.events_html = w.HTML()
-        self.status = w.HTML()
         self.answer_status = w.HTML()
-        self.start_button = self.button(self.start, description="start", icon="play")
-        self.stop_button = self.button(self.stop, description="stop", icon="stop",
-                                       button_style="danger")
         self.widget = w.VBox([
             w.HTML(f"<h4>Offers of center <code>{esc(center.name)}</code></h4>"),
             w.HBox([self.start_button, self.stop_button, self.header]),
@@ -133,20 +131,6 @@ class OffersBoard(Following):
         for row in self.rows:
             row.bind(None, 0)
         self._show_following(False)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def on_error(self, exc: BaseException) -> None:
-        self.status.value = error_html(exc)
-
-    def _show_following(self, following: bool) -> None:
-        self.start_button.disabled = following
-        self.stop_button.disabled = not following
-        self.status.value = (
-            "<span data-live='1'>● following the center's events</span>" if following
-            else f"<span data-live='0'>■ {esc(self.stopped_reason)}: a snapshot, not "
-                 "live</span>")
 
     # -- reading ------------------------------------------------------------------------
     async def read(self) -> tuple[OfferSettings, bool, list[tuple[str, int]], int]:

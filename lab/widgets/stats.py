@@ -20,8 +20,8 @@ import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import AgentState, Center
 from acd.stats import CenterStats, CombinationStats, WaitingCombinations, combinations
-from lab.widgets._base import age, error_html, esc
-from lab.widgets._follow import Event, Following
+from lab.widgets._base import age, esc
+from lab.widgets._follow import Event, FollowingPanel
 
 COMBINATIONS = 10  # rows of the combinations table
 
@@ -41,7 +41,7 @@ def shown_skills(c: CombinationStats) -> str:
     return " + ".join(f"{s} ≥ {c.min_levels[s]}" if s in c.min_levels else s for s in c.skills)
 
 
-class StatsBoard(Following):
+class StatsBoard(FollowingPanel):
     """``board = StatsBoard(center); board.start(); board`` - a wallboard of the center."""
 
     def __init__(self, center: Center, interval: float = 1.0, limit: int = COMBINATIONS,
@@ -52,27 +52,9 @@ class StatsBoard(Following):
         self.summary = w.HTML()
         self.agents_html = w.HTML()
         self.table = w.HTML()
-        self.status = w.HTML()
-        self.start_button = self.button(self.start, description="start", icon="play")
-        self.stop_button = self.button(self.stop, description="stop", icon="stop",
-                                       button_style="danger")
         self.widget = w.VBox([w.HBox([self.start_button, self.stop_button, self.summary]),
                               self.agents_html, self.table, self.status])
         self._show_following(False)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def on_error(self, exc: BaseException) -> None:
-        self.status.value = error_html(exc)
-
-    def _show_following(self, following: bool) -> None:
-        self.start_button.disabled = following
-        self.stop_button.disabled = not following
-        self.status.value = (
-            "<span data-live='1'>● following the center's events</span>" if following
-            else f"<span data-live='0'>■ {esc(self.stopped_reason)}: the figures above are "
-                 "a snapshot, not live</span>")
 
     async def _update(self, events: list[Event], full: bool) -> None:
         stats, combos = await read(self.center, self.limit)
