@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 from pydantic import ValidationError
+from real_acd import run_on_the_acd
 from rich.console import Console
 
-from acd import Center, connect
-from acd.simulator import Scenario, run
+from acd.simulator import Scenario
 from acd.simulator.ideal import missed_offers, offer_excess_waits
 from acd.simulator.kpis import offer_kpis
 from acd.simulator.records import OFFER_ENDS, Record, outcome
@@ -45,12 +45,7 @@ async def test_the_extra_wait_of_offers_agrees_with_the_ideal_model(redis_url: s
                         handle={"mean": 60.0},  # type: ignore[arg-type]
                         duration=2400, time_scale=20, seed=17, drain_timeout=60,
                         offer_timeout_seconds=30, accept_probability=0.5)
-    redis = connect(redis_url)
-    try:
-        report = await run(scenario, via="redis", redis_url=redis_url, dispatchers=1)
-    finally:
-        await Center(redis, str(scenario.center)).wipe()
-        await redis.aclose()
+    report = await run_on_the_acd(scenario, redis_url)
     assert not report.overlaps
     excess, extra = offer_excess_waits(report.samples.outcomes, scenario.agents, scenario)
     assert len(excess) > 150, "too few answered contacts to judge"
@@ -70,12 +65,7 @@ async def test_the_report_counts_the_offers(redis_url: str) -> None:
                         rate_per_hour=900, handle={"mean": 30.0},  # type: ignore[arg-type]
                         duration=300, time_scale=400, seed=3, drain_timeout=20,
                         offer_timeout_seconds=20, accept_probability=0.5)
-    redis = connect(redis_url)
-    try:
-        report = await run(scenario, via="redis", redis_url=redis_url, dispatchers=1)
-    finally:
-        await Center(redis, str(scenario.center)).wipe()
-        await redis.aclose()
+    report = await run_on_the_acd(scenario, redis_url)
     k, offers = report.kpis, report.kpis.offers
     assert offers is not None and k.answered > 30, k.answered
     assert offers.timed_out > 0 and offers.accepted == k.answered

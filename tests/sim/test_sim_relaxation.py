@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 from pydantic import ValidationError
+from real_acd import run_on_the_acd
 
-from acd import Center, connect
-from acd.simulator import Scenario, run
+from acd.simulator import Scenario
 from acd.simulator.kpis import Outcome, summarize
 
 
@@ -55,12 +55,7 @@ async def test_contacts_nobody_could_serve_are_relaxed_and_served(redis_url: str
                         duration=1800, time_scale=300, seed=5, drain_timeout=30,
                         max_wait=600, relaxation={  # type: ignore[arg-type]
                             "billing,spanish": [{"after_s": 30, "skills": ["billing"]}]})
-    redis = connect(redis_url)
-    try:
-        report = await run(scenario, via="redis", redis_url=redis_url, dispatchers=1)
-    finally:
-        await Center(redis, str(scenario.center)).wipe()
-        await redis.aclose()
+    report = await run_on_the_acd(scenario, redis_url)
     assert not report.overlaps
     both = report.per_skill["billing,spanish"]
     assert both.answered > 5 and both.relaxed_rate == 1.0, both
