@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -238,6 +239,12 @@ class LoopCheckbox(OwnerLoopState, w.Checkbox):  # type: ignore[misc]
 
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def data_attrs(text: str, name: str) -> list[str]:
+    """The values of every ``data-<name>='...'`` attribute in a widget's HTML, in order:
+    what a widget shows, read back for comparison with Redis (``displayed``)."""
+    return [html.unescape(v) for v in re.findall(rf"data-{name}='([^']*)'", text)]
 
 
 def age(ms: int | None) -> str:

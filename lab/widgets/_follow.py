@@ -27,6 +27,8 @@ import time
 import weakref
 from typing import Any, ClassVar
 
+import ipywidgets as w  # type: ignore[import-untyped]
+
 from acd import Center
 from acd.center_keys import is_learner
 from acd.service import live_dispatchers
@@ -303,8 +305,6 @@ class FollowingPanel(Following):
     def __init__(self, center: Center, block_s: float = 0.5,
                  max_seconds: float | None = None) -> None:
         super().__init__(center, block_s=block_s, max_seconds=max_seconds)
-        import ipywidgets as w  # type: ignore[import-untyped]
-
         self.status = w.HTML()
         self.start_button = self.button(self.start, description="start", icon="play")
         self.stop_button = self.button(self.stop, description="stop", icon="stop",

@@ -9,8 +9,6 @@ loop (``_base``), like every lab widget's.
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +17,7 @@ import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import Center, NotFound
 from acd.explanation import Explanation
-from lab.widgets._base import OwnerLoopState, TaskRunner, error_html, esc
+from lab.widgets._base import OwnerLoopState, TaskRunner, data_attrs, error_html, esc
 
 LOOK_BACK = 500  # events read back for the contact list
 
@@ -147,8 +145,7 @@ class ExplanationView(TaskRunner):
     # -- comparable views -----------------------------------------------------------
     def displayed(self) -> dict[str, Any]:
         def attrs(name: str) -> list[str]:
-            return [html.unescape(v) for v in re.findall(rf"data-{name}='([^']*)'",
-                                                         self.body.value)]
+            return data_attrs(self.body.value, name)
 
         def first(name: str) -> str | None:
             found = attrs(name)

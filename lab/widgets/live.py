@@ -12,8 +12,6 @@ The plot is a plotly FigureWidget updated in place.
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from collections import deque
 from typing import Any
@@ -22,7 +20,7 @@ import ipywidgets as w  # type: ignore[import-untyped]
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
 from acd import Center
-from lab.widgets._base import OwnerLoopState, TaskRunner, age, esc
+from lab.widgets._base import OwnerLoopState, TaskRunner, age, data_attrs, esc
 from lab.widgets._follow import Event, FollowingPanel, dispatchers_connected
 
 LOG = 20  # assignments listed
@@ -153,20 +151,17 @@ class LiveView(FollowingPanel):
     # -- comparable views -----------------------------------------------------------
     def displayed(self) -> dict[str, Any]:
         """What the live view shows now, read back from its widgets."""
-        def attrs(text: str, name: str) -> list[str]:
-            return [html.unescape(v) for v in re.findall(rf"data-{name}='([^']*)'", text)]
-
-        queue = attrs(self.queue_label.value, "queue")
-        mode = attrs(self.mode_label.value, "mode")
-        dispatchers = attrs(self.mode_label.value, "dispatchers")
+        queue = data_attrs(self.queue_label.value, "queue")
+        mode = data_attrs(self.mode_label.value, "mode")
+        dispatchers = data_attrs(self.mode_label.value, "dispatchers")
         return {
-            "following": attrs(self.status.value, "live") == ["1"],
+            "following": data_attrs(self.status.value, "live") == ["1"],
             "mode": mode[0] if mode else None,
             "dispatchers": dispatchers[0] if dispatchers else None,
             "queue_length": int(queue[0]) if queue else None,
-            "waiting": attrs(self.waiting_html.value, "contact"),
-            "assignments": list(zip(attrs(self.log_html.value, "contact"),
-                                    attrs(self.log_html.value, "agent"), strict=True)),
+            "waiting": data_attrs(self.waiting_html.value, "contact"),
+            "assignments": list(zip(data_attrs(self.log_html.value, "contact"),
+                                    data_attrs(self.log_html.value, "agent"), strict=True)),
         }
 
     async def from_redis(self) -> dict[str, Any]:

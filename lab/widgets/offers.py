@@ -20,8 +20,6 @@ line. It stops by itself after ``max_seconds`` (a forgotten tab does not poll fo
 from __future__ import annotations
 
 import asyncio
-import html
-import re
 from collections import deque
 from typing import Any
 
@@ -31,7 +29,7 @@ from acd import Center
 from acd.errors import ACDError
 from acd.models import Agent, Contact
 from acd.offers import MISSED_OFFERS, OfferSettings
-from lab.widgets._base import esc
+from lab.widgets._base import data_attrs, esc
 from lab.widgets._follow import Event, FollowingPanel
 
 ROWS = 8  # offers shown at most (row widgets kept, rebound to other offers)
@@ -234,16 +232,13 @@ class OffersBoard(FollowingPanel):
     # -- comparable views -----------------------------------------------------------
     def displayed(self) -> dict[str, Any]:
         """What the board shows (the seconds left, which change all the time, left out)."""
-        def attrs(text: str, name: str) -> list[str]:
-            return [html.unescape(v) for v in re.findall(rf"data-{name}='([^']*)'", text)]
-
-        offers_on = attrs(self.header.value, "offers")
+        offers_on = data_attrs(self.header.value, "offers")
         return {
-            "following": attrs(self.status.value, "live") == ["1"],
+            "following": data_attrs(self.status.value, "live") == ["1"],
             "offers": offers_on[0] if offers_on else None,
             "pending": [a for r in self.rows if r.shown is not None
-                        for a in attrs(r.text.value, "offer")],
-            "misses": attrs(self.misses_html.value, "misses"),
+                        for a in data_attrs(r.text.value, "offer")],
+            "misses": data_attrs(self.misses_html.value, "misses"),
         }
 
     async def from_redis(self) -> dict[str, Any]:

@@ -12,15 +12,13 @@ waits, which change every millisecond, are shown but not compared.
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
 import ipywidgets as w  # type: ignore[import-untyped]
 
 from acd import AgentState, Center
 from acd.stats import CenterStats, CombinationStats, WaitingCombinations, combinations
-from lab.widgets._base import age, esc
+from lab.widgets._base import age, data_attrs, esc
 from lab.widgets._follow import Event, FollowingPanel
 
 COMBINATIONS = 10  # rows of the combinations table
@@ -89,17 +87,14 @@ class StatsBoard(FollowingPanel):
     # -- comparable views -----------------------------------------------------------
     def displayed(self) -> dict[str, Any]:
         """What the board shows now (waits left out: they change every millisecond)."""
-        def attrs(text: str, name: str) -> list[str]:
-            return [html.unescape(v) for v in re.findall(rf"data-{name}='([^']*)'", text)]
-
-        waiting = attrs(self.summary.value, "waiting")
+        waiting = data_attrs(self.summary.value, "waiting")
         return {
-            "following": attrs(self.status.value, "live") == ["1"],
+            "following": data_attrs(self.status.value, "live") == ["1"],
             "waiting": int(waiting[0]) if waiting else None,
-            "agents": dict(zip(attrs(self.agents_html.value, "state"),
-                               map(int, attrs(self.agents_html.value, "count")), strict=True)),
-            "combinations": dict(zip(attrs(self.table.value, "combination"),
-                                     attrs(self.table.value, "row"), strict=True)),
+            "agents": dict(zip(data_attrs(self.agents_html.value, "state"),
+                               map(int, data_attrs(self.agents_html.value, "count")), strict=True)),
+            "combinations": dict(zip(data_attrs(self.table.value, "combination"),
+                                     data_attrs(self.table.value, "row"), strict=True)),
         }
 
     async def from_redis(self) -> dict[str, Any]:
