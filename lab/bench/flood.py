@@ -238,10 +238,10 @@ async def run(args: argparse.Namespace, url: str) -> int:
     reader_cpus = await isolate_redis(redis) if args.isolate else None
     redis_realtime = args.redis_realtime and realtime(
         int((await redis.info("server"))["process_id"]))
-    idle_reads = await bystander_reads(url, other, 3, reader_cpus)
+    idle_reads = await bystander_reads(url, other, args.idle_seconds, reader_cpus)
     with tempfile.TemporaryDirectory(prefix="acd-flood-") as logs:
         async with dispatcher_processes(redis, url, flood, args.dispatchers, Path(logs),
-                                        DEFAULT_BATCH, debug=False):
+                                        args.batch, debug=False):
             combos = unservable_combos(args.kind, args.combos, rng)
             loaded = await queue_flood(flood, combos, args.unservable)
             await asyncio.sleep(2)  # let the dispatchers look at every new combination once
@@ -254,7 +254,7 @@ async def run(args: argparse.Namespace, url: str) -> int:
                 busy_reads = await reads
     found = await violations(flood) if args.check else []
     common = {"kind": args.kind, "unservable": args.unservable, "combos": args.combos,
-              "agents": args.agents, "dispatchers": args.dispatchers}
+              "agents": args.agents, "dispatchers": args.dispatchers, "batch": args.batch}
     emit({"measure": "servable", **common, "rate": args.rate, "seconds": args.seconds,
           "assigned": len(waits), "unassigned": unassigned,
           "p50_ms": percentile(waits, 50), "p99_ms": percentile(waits, 99),
@@ -297,6 +297,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=500.0, help="servable contacts per second")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--dispatchers", type=int, default=2)
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help="the dispatchers' most assignments per round (default: "
+                        "%(default)s, theirs): smaller rounds are shorter calls for another "
+                        "center's read to wait behind")
+    p.add_argument("--idle-seconds", type=float, default=10.0,
+                   help="how long the bystander reads on the idle server (its p99 is the "
+                        "ratio's base: 3 s gave 1,200 reads, a p99 of their 12 slowest)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--isolate", action="store_true",
                    help="Redis alone on CPU 0, everything else on the other CPUs, the "

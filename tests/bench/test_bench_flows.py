@@ -30,6 +30,10 @@ def check_longest_call(record: dict[str, Any]) -> None:
     else:  # the histogram's buckets are about 1% wide
         assert abs(longest - p100) <= 0.02 * longest + 2, record
         assert str(record["longest_fcall"]).startswith("FCALL acd_"), record
+    # Calls of 0.5 ms or more, by function: only the ACD's own, none longer than the longest.
+    over_half = record["fcalls_over_half_ms"]
+    assert all(name.startswith("acd_") and n > 0 for name, n in over_half.items()), record
+    assert not over_half or (longest is not None and longest >= 500), record
 
 
 def test_many_centers_short_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,11 +59,13 @@ def test_many_centers_refuses_contacts_closer_than_their_agent_frees() -> None:
 
 def test_flood_short_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert flood.main(["--unservable", "2000", "--combos", "200", "--agents", "48",
-                       "--rate", "200", "--seconds", "2"]) == 0
+                       "--rate", "200", "--seconds", "2", "--idle-seconds", "1",
+                       "--batch", "5"]) == 0
     records = {r["measure"]: r for r in lines(capsys.readouterr().out)}
     with capsys.disabled():
         print("\nlab.bench.flood short:", json.dumps(records))
     served = records["servable"]
+    assert served["batch"] == 5, served
     assert (served["assigned"], served["unassigned"], served["completions_failed"]) == (
         400, 0, 0), served
     assert 0 <= served["p50_ms"] <= served["p99_ms"] <= served["max_ms"], served
