@@ -10,13 +10,15 @@ import tempfile
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
 from lab.binaries import redis_server, rejson_module
 from lab.processes import Service, private_dir
 from lab.redis_users import EMBEDDED_ROLES, role_url, write_acl_file
+
+T = TypeVar("T")
 
 MAXMEMORY_DEFAULT = "1gb"
 _SIZE = re.compile(r"^[0-9]+([kmg]b?)?$", re.IGNORECASE)
@@ -146,12 +148,17 @@ def throwaway_redis(name: str, password: str | None = None) -> Iterator[str]:
             server.stop()
 
 
+def on_redis(url: str | None, name: str, body: Callable[[str], T]) -> T:
+    """``body(url)``, on a throw-away Redis (:func:`throwaway_redis`) when ``url`` is
+    None: what every benchmark's main does with its ``--redis-url``."""
+    if url:
+        return body(url)
+    with throwaway_redis(name) as own:
+        return body(own)
+
+
 def run_on_redis(url: str | None, name: str,
                  body: Callable[[str], Coroutine[Any, Any, int]]) -> int:
-    """``asyncio.run(body(url))``, on a throw-away Redis (:func:`throwaway_redis`) when
-    ``url`` is None: what every benchmark's main does with its ``--redis-url``."""
-    if url:
-        return asyncio.run(body(url))
-    with throwaway_redis(name) as own:
-        return asyncio.run(body(own))
+    """:func:`on_redis` for a coroutine: ``asyncio.run(body(url))``."""
+    return on_redis(url, name, lambda own: asyncio.run(body(own)))
 

@@ -47,7 +47,7 @@ from acd.functions import LIBRARY, join_library
 from acd.keys import Keys
 from lab.bench.flood import realtime
 from lab.bench.workload import Workload
-from lab.embedded import throwaway_redis
+from lab.embedded import on_redis
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH = 25  # acd.center.DEFAULT_BATCH, as the dispatchers call it
@@ -275,10 +275,7 @@ def run(url: str, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.redis_url:
-        return run(args.redis_url, args)
-    with throwaway_redis("interleave") as url:
-        return run(url, args)
+    return on_redis(args.redis_url, "interleave", lambda url: run(url, args))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import redis
 
 from lab.bench.interleave import Version, library
 from lab.bench.workload import Workload
-from lab.embedded import throwaway_redis
+from lab.embedded import on_redis
 
 # Too small to time without the wrapper costing more than they do (key names, errors).
 NOT_WRAPPED = re.compile(r"^(k_|fail$|register$)")
@@ -119,7 +119,7 @@ def run(url: str, rev: str, agents: int, contacts: int, top: int) -> list[dict[s
     for i, skills in enumerate(workload.agent_skill_sets):
         version.create_agent(workload.agent_id(i), skills)
     version.start("profile")  # the same center: its commands are counted from here
-    totals(r, version.prefix)
+    totals(r, version.prefix)  # (and its Lua: the agents' creation is dropped)
     out = []
     for cid, skills in workload.contact_specs:
         version.create_contact(cid, skills)
@@ -156,15 +156,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
-    def profile(url: str) -> None:
-        for record in run(url, args.rev, args.agents, args.contacts, args.top):
-            print(json.dumps(record), flush=True)
-
-    if args.redis_url:
-        profile(args.redis_url)
-    else:
-        with throwaway_redis("lua-profile") as url:
-            profile(url)
+    records = on_redis(args.redis_url, "lua-profile",
+                       lambda url: run(url, args.rev, args.agents, args.contacts, args.top))
+    for record in records:
+        print(json.dumps(record), flush=True)
     return 0
 
 

@@ -35,6 +35,7 @@ from lab.bench.runs import (
     real_throughput,
 )
 from lab.bench.workload import Workload
+from lab.embedded import on_redis
 
 FULL_AGENTS = [1000, 2000, 5000, 10000]
 SHORT_AGENTS = [1000, 10000]
@@ -364,12 +365,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     # SIGTERM unwinds like Ctrl-C, so the embedded Redis below is stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.redis_url:
-        records = asyncio.run(run(args, args.redis_url))
-    else:
-        from lab.embedded import throwaway_redis
-
-        with throwaway_redis("bench-redis") as url:
-            records = asyncio.run(run(args, url))
+    records = on_redis(args.redis_url, "bench-redis", lambda url: asyncio.run(run(args, url)))
     print(f"# {len(records)} records in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return 0 if all(r.get("correct", True) for r in records) else 1
